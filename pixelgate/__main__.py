@@ -1,0 +1,3 @@
+from pixelgate.cli.main import main
+
+main()

@@ -1,0 +1,40 @@
+"""The FastAPI application: routers, error handlers, middleware, and the runtime's life."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from pixelgate import __version__
+from pixelgate.api.errors import install_error_handlers
+from pixelgate.api.middleware import RequestContext
+from pixelgate.api.routes import health, images, jobs, media, models
+from pixelgate.runtime import Runtime
+from pixelgate.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = Runtime(settings)
+        await run_in_threadpool(runtime.start)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.stop)
+
+    app = FastAPI(
+        title="pixelgate",
+        version=__version__,
+        summary="One API for every image model, local or hosted.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
+    for module in (health, images, jobs, media, models):
+        app.include_router(module.router)
+    return app

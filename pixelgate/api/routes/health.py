@@ -1,0 +1,35 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from pixelgate.api.deps import RuntimeDep
+from pixelgate.api.protocol import HealthStatus
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthStatus)
+def healthz() -> HealthStatus:
+    """The process answers."""
+    return HealthStatus(status="ok")
+
+
+@router.get("/readyz", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
+def readyz(runtime: RuntimeDep) -> HealthStatus | JSONResponse:
+    """Every dependency answers: the database and the workers."""
+    checks: dict[str, str] = {}
+    try:
+        with runtime.db.session() as session:
+            session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    checks["worker"] = "ok" if runtime.worker.alive else "stopped"
+    if all(value == "ok" for value in checks.values()):
+        return HealthStatus(status="ok", checks=checks)
+    body = HealthStatus(status="unavailable", checks=checks).model_dump()
+    return JSONResponse(body, status_code=503)

@@ -1,0 +1,83 @@
+"""The model catalog: the built-in `models.toml`, extended by an operator's file."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from pixelgate.catalog.options import OPTION_FAMILIES, ImageOptions
+from pixelgate.catalog.spec import ModelSpec
+from pixelgate.errors import ValidationError
+
+
+class Catalog:
+    def __init__(self, specs: list[ModelSpec]) -> None:
+        self._by_id: dict[str, ModelSpec] = {}
+        for spec in specs:
+            if spec.family not in OPTION_FAMILIES:
+                raise ValueError(f"model {spec.id!r}: unknown option family {spec.family!r}")
+            self._by_id[spec.id] = spec
+        self._by_name: dict[str, ModelSpec] = {}
+        for spec in self._by_id.values():
+            for name in (spec.id, *spec.aliases):
+                self._by_name[name] = spec
+
+    @classmethod
+    def load(cls, operator_file: Path | None = None) -> Catalog:
+        builtin = resources.files("pixelgate.catalog").joinpath("models.toml").read_text()
+        specs = _parse(tomllib.loads(builtin))
+        if operator_file is not None:
+            specs += _parse(tomllib.loads(operator_file.read_text()))
+        return cls(specs)
+
+    def __iter__(self) -> Iterator[ModelSpec]:
+        return iter(self._by_id.values())
+
+    def resolve(self, name: str) -> ModelSpec:
+        """The model for an id or alias; an unknown name is a validation error on `model`."""
+        spec = self._by_name.get(name)
+        if spec is None:
+            raise ValidationError(
+                f"Unsupported image model name: {name!r}. See GET /v1/models for the models "
+                "you may use.",
+                param="model",
+            )
+        return spec
+
+    def validate_options(self, spec: ModelSpec, raw: Mapping[str, Any]) -> ImageOptions:
+        """Check a request's options against the model's family and limits."""
+        family = OPTION_FAMILIES[spec.family]
+        try:
+            return family.model_validate(dict(raw), context={"spec": spec})
+        except pydantic.ValidationError as exc:
+            raise _first_error(exc, spec, family) from None
+
+
+def _parse(document: dict[str, Any]) -> list[ModelSpec]:
+    return [ModelSpec.model_validate(entry) for entry in document.get("models", [])]
+
+
+def _first_error(
+    exc: pydantic.ValidationError, spec: ModelSpec, family: type[ImageOptions]
+) -> ValidationError:
+    error = exc.errors(include_url=False)[0]
+    param = ".".join(str(part) for part in error["loc"]) or None
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = ", ".join(sorted(family.model_fields))
+        message = f"Unknown option {param!r} for model {spec.id!r}; allowed: {allowed}"
+    elif kind == "missing":
+        message = f"Missing required option {param!r}"
+    elif kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        message = f"Invalid {param}: {error['input']!r}; allowed: {expected}"
+    elif kind.startswith(("invalid_", "prompt_", "n_too_large")):
+        message = error["msg"]  # our own rule, already worded for the caller
+    else:
+        message = f"Invalid {param}: {error['msg']}"
+    return ValidationError(message, param=param)

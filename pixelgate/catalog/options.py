@@ -1,0 +1,252 @@
+"""Option families: one pydantic model per family of models, used by every surface.
+
+A family model validates the options of one request against the rules of its model. The model's
+catalog entry arrives in the validation context (`context={"spec": spec}`), so limits and
+defaults stay data while the rules stay here. Messages name the parameter and what is allowed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from pixelgate.catalog.spec import ModelSpec
+
+OutputFormat = Literal["png", "jpeg", "webp"]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+
+
+def spec_of(info: ValidationInfo) -> ModelSpec:
+    context = info.context or {}
+    spec = context.get("spec")
+    if not isinstance(spec, ModelSpec):
+        raise TypeError("option families are validated with context={'spec': ModelSpec}")
+    return spec
+
+
+class ImageOptions(BaseModel):
+    """Options every family shares. Subclasses add their own; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str
+    n: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_catalog_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        """Unset options take the model's catalog defaults, which are then validated too."""
+        if not isinstance(data, dict):
+            return data
+        defaults = {k: v for k, v in spec_of(info).defaults.items() if k in cls.model_fields}
+        return defaults | {k: v for k, v in data.items() if v is not None}
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, prompt: str, info: ValidationInfo) -> str:
+        if not prompt.strip():
+            raise PydanticCustomError("prompt_empty", "Prompt must not be empty")
+        limit = spec_of(info).limits.max_prompt_length
+        if len(prompt) > limit:
+            raise PydanticCustomError(
+                "prompt_too_long",
+                "Prompt is {length} characters; this model accepts at most {limit}",
+                {"length": len(prompt), "limit": limit},
+            )
+        return prompt
+
+    @field_validator("n")
+    @classmethod
+    def _n_fits(cls, n: int, info: ValidationInfo) -> int:
+        limit = spec_of(info).limits.max_n
+        if n > limit:
+            raise PydanticCustomError(
+                "n_too_large",
+                "Invalid n: {n}; this model makes at most {limit} per request",
+                {"n": n, "limit": limit},
+            )
+        return n
+
+    @property
+    def seed_value(self) -> int | None:
+        """The requested seed, for families that take one."""
+        return getattr(self, "seed", None)
+
+    @property
+    def output_format_value(self) -> str:
+        return str(getattr(self, "output_format", None) or "png")
+
+    def with_seed(self, seed: int) -> ImageOptions:
+        return self.model_copy(update={"seed": seed})
+
+
+class DallE2Options(ImageOptions):
+    size: Literal["256x256", "512x512", "1024x1024"] = "1024x1024"
+
+
+class DallE3Options(ImageOptions):
+    n: Literal[1] = 1
+    size: Literal["1024x1024", "1792x1024", "1024x1792"] = "1024x1024"
+    quality: Literal["standard", "hd"] = "standard"
+    style: Literal["vivid", "natural"] = "vivid"
+
+
+class GptImageOptions(ImageOptions):
+    size: Literal["auto", "1024x1024", "1536x1024", "1024x1536"] = "auto"
+    quality: Literal["auto", "low", "medium", "high"] = "auto"
+    background: Literal["auto", "transparent", "opaque"] = "auto"
+    output_format: OutputFormat = "png"
+
+
+class StabilityCoreOptions(ImageOptions):
+    n: Literal[1] = 1
+    aspect_ratio: Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"] = "1:1"
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    seed: Seed | None = None
+    style_preset: (
+        Literal[
+            "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
+            "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound",
+            "neon-punk", "origami", "photographic", "pixel-art", "tile-texture",
+        ]
+        | None
+    ) = None  # fmt: skip
+    output_format: OutputFormat = "png"
+
+
+def _flux_dimension(name: str, value: int) -> int:
+    if not 256 <= value <= 1440 or value % 32 != 0:
+        raise PydanticCustomError(
+            f"invalid_{name}",
+            "Invalid {name}: {value}",
+            {"name": name, "value": value},
+        )
+    return value
+
+
+def _safety_tolerance(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise PydanticCustomError(
+            "invalid_safety_tolerance",
+            "Invalid safety tolerance: {value}; allowed: an integer from 1 to 5",
+            {"value": value},
+        )
+    return value
+
+
+class FluxOptions(ImageOptions):
+    """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440]."""
+
+    n: Literal[1] = 1
+    width: int = 1024
+    height: int = 768
+    prompt_upsampling: bool = False
+    safety_tolerance: int = 2
+    seed: Seed | None = None
+    output_format: Literal["jpeg", "png"] = "jpeg"
+
+    @field_validator("width", "height", mode="after")
+    @classmethod
+    def _dimension_ok(cls, value: int, info: ValidationInfo) -> int:
+        return _flux_dimension(str(info.field_name), value)
+
+    @field_validator("safety_tolerance", mode="before")
+    @classmethod
+    def _tolerance_ok(cls, value: Any) -> int:
+        return _safety_tolerance(value)
+
+
+class FluxKontextOptions(ImageOptions):
+    n: Literal[1] = 1
+    aspect_ratio: str = "1:1"
+    prompt_upsampling: bool = False
+    safety_tolerance: int = 2
+    seed: Seed | None = None
+    output_format: Literal["jpeg", "png"] = "png"
+
+    @field_validator("aspect_ratio")
+    @classmethod
+    def _ratio_ok(cls, value: str) -> str:
+        parts = value.split(":")
+        ok = len(parts) == 2 and all(p.isdigit() and int(p) > 0 for p in parts)
+        if ok:
+            ratio = int(parts[0]) / int(parts[1])
+            ok = 1 / 4 <= ratio <= 4
+        if not ok:
+            raise PydanticCustomError(
+                "invalid_aspect_ratio",
+                "Invalid aspect ratio: {value}; allowed: W:H between 1:4 and 4:1",
+                {"value": value},
+            )
+        return value
+
+    @field_validator("safety_tolerance", mode="before")
+    @classmethod
+    def _tolerance_ok(cls, value: Any) -> int:
+        return _safety_tolerance(value)
+
+
+class DiffusionOptions(ImageOptions):
+    """Local diffusers models: sizes are the model's multiple within its limits."""
+
+    width: int
+    height: int
+    num_steps: int = Field(ge=1)
+    guidance_scale: float = Field(ge=0.0, le=30.0)
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    seed: Seed | None = None
+    output_format: OutputFormat = "png"
+
+    @field_validator("width", "height", mode="after")
+    @classmethod
+    def _dimension_ok(cls, value: int, info: ValidationInfo) -> int:
+        limits = spec_of(info).limits
+        if not limits.min_size <= value <= limits.max_size or value % limits.size_multiple:
+            raise PydanticCustomError(
+                f"invalid_{info.field_name}",
+                "Invalid {name}: {value}; allowed: multiples of {multiple} in [{low}, {high}]",
+                {
+                    "name": info.field_name,
+                    "value": value,
+                    "multiple": limits.size_multiple,
+                    "low": limits.min_size,
+                    "high": limits.max_size,
+                },
+            )
+        return value
+
+    @field_validator("num_steps", mode="after")
+    @classmethod
+    def _steps_ok(cls, value: int, info: ValidationInfo) -> int:
+        limit = spec_of(info).limits.max_steps
+        if value > limit:
+            raise PydanticCustomError(
+                "invalid_num_steps",
+                "Invalid num_steps: {value}; allowed: 1 to {limit}",
+                {"value": value, "limit": limit},
+            )
+        return value
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
+OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
+    "dall-e-2": DallE2Options,
+    "dall-e-3": DallE3Options,
+    "gpt-image": GptImageOptions,
+    "stability-core": StabilityCoreOptions,
+    "flux": FluxOptions,
+    "flux-kontext": FluxKontextOptions,
+    "diffusion": DiffusionOptions,
+}

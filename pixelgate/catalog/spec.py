@@ -1,0 +1,48 @@
+"""What the catalog says about one model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Capability = Literal["generate", "edit", "inpaint", "variations", "remove-background"]
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_prompt_length: int = 1000
+    max_n: int = 4
+    min_size: int = 64
+    max_size: int = 2048
+    size_multiple: int = 8
+    max_steps: int = 100
+
+
+class ModelSpec(BaseModel):
+    """One catalog entry. `family` names the option family that validates its requests."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    provider: str
+    family: str
+    modality: Literal["image"] = "image"
+    capabilities: tuple[Capability, ...] = ("generate",)
+    aliases: tuple[str, ...] = ()
+    source: str | None = None
+    """Where the weights or the upstream model come from: a Hub repo, `builtin:tiny`, or the
+    provider's own model name."""
+    description: str = ""
+    limits: Limits = Field(default_factory=Limits)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    prices: dict[str, Decimal] = Field(default_factory=dict)
+    """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices."""
+
+    def price_per_image(self, *, size: str | None = None, quality: str | None = None) -> Decimal:
+        for key in (f"{quality} {size}", f"{size}", "default"):
+            if key in self.prices:
+                return self.prices[key]
+        return Decimal(0)

@@ -1,0 +1,21 @@
+"""Backends behind the one provider interface: one module per backend."""
+
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    ProgressCallback,
+    Provider,
+)
+from pixelgate.providers.registry import ProviderRegistry
+
+__all__ = [
+    "CancelToken",
+    "GeneratedImage",
+    "ImageInput",
+    "ImageTask",
+    "ProgressCallback",
+    "Provider",
+    "ProviderRegistry",
+]

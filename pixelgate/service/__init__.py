@@ -1,0 +1,1 @@
+"""The one place rules live: jobs, access, files and media links."""

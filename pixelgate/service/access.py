@@ -1,0 +1,147 @@
+"""Who is calling: API keys (stored hashed), tenants, scopes, and the first admin key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from pixelgate.clock import Clock, as_utc
+from pixelgate.db import Database
+from pixelgate.db.tables import ApiKey, Tenant
+from pixelgate.errors import Forbidden, Unauthorized
+
+DEFAULT_TENANT = "default"
+SCOPES = frozenset({"admin", "generate", "read"})
+ADMIN_KEY_FILE = "admin_key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    key_id: str
+    tenant_id: str
+    scopes: frozenset[str]
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes and "admin" not in self.scopes:
+            raise Forbidden(f"This API key lacks the {scope!r} scope")
+
+
+def hash_key(key: str) -> str:
+    # API keys are 256-bit random secrets, so a fast hash cannot be brute-forced
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return "pg_" + secrets.token_urlsafe(32)
+
+
+class AccessService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an `Authorization: Bearer <key>` header."""
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'")
+        digest = hash_key(key.strip())
+        with self._db.session() as session:
+            record = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
+        if record is None or not hmac.compare_digest(record.key_hash, digest):
+            raise Unauthorized("Invalid API key")
+        if record.revoked_at is not None:
+            raise Unauthorized("This API key has been revoked")
+        if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
+            raise Unauthorized("This API key has expired")
+        return Principal(record.id, record.tenant_id, frozenset(record.scopes))
+
+    def create_key(
+        self,
+        *,
+        tenant_id: str,
+        name: str,
+        scopes: frozenset[str],
+        expires_at: datetime | None = None,
+        origin: str = "api",
+        plaintext: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """A new key; the plaintext is returned here once and never stored."""
+        unknown = scopes - SCOPES
+        if unknown:
+            raise ValueError(f"unknown scopes: {sorted(unknown)}")
+        key = plaintext or new_key()
+        record = ApiKey(
+            id="key_" + secrets.token_hex(8),
+            tenant_id=tenant_id,
+            name=name,
+            key_hash=hash_key(key),
+            prefix=key[:7],
+            scopes=sorted(scopes),
+            origin=origin,
+            created_at=self._clock.now(),
+            expires_at=expires_at,
+            revoked_at=None,
+        )
+        with self._db.session() as session:
+            session.add(record)
+        return record, key
+
+    def ensure_default_tenant(self) -> None:
+        with self._db.session() as session:
+            if session.get(Tenant, DEFAULT_TENANT) is None:
+                session.add(Tenant(id=DEFAULT_TENANT, name="Default", created_at=self._clock.now()))
+
+    def bootstrap_admin(self, configured_key: str | None, data_dir: Path) -> str | None:
+        """Make sure an admin key exists. Returns a newly created key, to be shown once.
+
+        With PIXELGATE_ADMIN_KEY set, that key is the admin key (an earlier one from the
+        environment is revoked). Otherwise the first start creates one and writes it to
+        `<data_dir>/admin_key`, readable only by its owner.
+        """
+        self.ensure_default_tenant()
+        if configured_key:
+            self._adopt_configured_key(configured_key)
+            return None
+        with self._db.session() as session:
+            existing = session.scalar(
+                select(ApiKey.id).where(ApiKey.origin == "bootstrap", ApiKey.revoked_at.is_(None))
+            )
+        if existing is not None:
+            return None
+        _, key = self.create_key(
+            tenant_id=DEFAULT_TENANT, name="admin", scopes=frozenset({"admin"}), origin="bootstrap"
+        )
+        path = data_dir / ADMIN_KEY_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+    def _adopt_configured_key(self, key: str) -> None:
+        digest = hash_key(key)
+        with self._db.session() as session:
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.origin == "env", ApiKey.key_hash != digest)
+                .where(ApiKey.revoked_at.is_(None))
+                .values(revoked_at=self._clock.now())
+            )
+            known = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest))
+        if known is None:
+            self.create_key(
+                tenant_id=DEFAULT_TENANT,
+                name="admin (PIXELGATE_ADMIN_KEY)",
+                scopes=frozenset({"admin"}),
+                origin="env",
+                plaintext=key,
+            )

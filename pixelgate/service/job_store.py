@@ -1,0 +1,116 @@
+"""A job's record and its state changes. Each change is a conditional update plus an event in
+one transaction, published after commit; so a job moves only along the allowed edges:
+
+    queued ──► running ──► succeeded | failed | canceled
+      │           │
+      │           └──► queued        (recovered after a crash)
+      └──► canceled | failed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+
+from pixelgate.clock import Clock
+from pixelgate.db import Database
+from pixelgate.db.tables import Job, JobEvent
+from pixelgate.engine import EventBus, JobEventMessage
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class JobStore:
+    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+        self._db = db
+        self._bus = bus
+        self._clock = clock
+
+    def create(self, job: Job) -> None:
+        with self._db.session() as session:
+            session.add(job)
+            event = JobEvent(
+                job_id=job.id, type=JobStatus.QUEUED, data={}, created_at=self._clock.now()
+            )
+            session.add(event)
+            session.flush()
+            message = JobEventMessage(job.id, event.type, {}, event.id)
+        self._bus.publish(message)
+
+    def load(self, job_id: str) -> Job | None:
+        with self._db.session() as session:
+            return session.get(Job, job_id)
+
+    def transition(
+        self,
+        job_id: str,
+        *,
+        to: JobStatus,
+        allowed_from: Collection[JobStatus],
+        event_data: dict[str, Any] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Move the job to `to` if it is in one of `allowed_from`; False if it was not."""
+        data = event_data or {}
+        if to.is_terminal:
+            values.setdefault("finished_at", self._clock.now())
+        with self._db.session() as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_([str(s) for s in allowed_from]))
+                .values(status=str(to), **values)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            event = JobEvent(job_id=job_id, type=str(to), data=data, created_at=self._clock.now())
+            session.add(event)
+            session.flush()
+            message = JobEventMessage(job_id, event.type, data, event.id)
+        self._bus.publish(message)
+        return True
+
+    def request_cancel(self, job_id: str) -> bool:
+        with self._db.session() as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                .values(cancel_requested=True)
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
+
+    def publish_progress(self, job_id: str, step: int, total: int) -> None:
+        self._bus.publish(JobEventMessage(job_id, "progress", {"step": step, "total": total}))
+
+    def events_after(self, job_id: str, after_id: int | None) -> list[JobEventMessage]:
+        query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
+        if after_id is not None:
+            query = query.where(JobEvent.id > after_id)
+        with self._db.session() as session:
+            return [
+                JobEventMessage(event.job_id, event.type, dict(event.data), event.id)
+                for event in session.scalars(query)
+            ]
+
+    def unfinished(self) -> list[Job]:
+        """Jobs left queued or running, oldest first."""
+        with self._db.session() as session:
+            return list(
+                session.scalars(
+                    select(Job)
+                    .where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+                    .order_by(Job.created_at)
+                )
+            )

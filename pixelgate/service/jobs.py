@@ -1,0 +1,269 @@
+"""Jobs as the caller sees them: submit, look up, wait, follow, cancel; and recovery after a
+crash. Every request becomes a durable job before anything runs."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from anyio import to_thread
+
+from pixelgate.catalog import Catalog
+from pixelgate.clock import Clock
+from pixelgate.db.tables import Job
+from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
+from pixelgate.errors import (
+    Canceled,
+    Conflict,
+    NotFound,
+    Timeout,
+    ValidationError,
+    error_from_code,
+)
+from pixelgate.providers import ProviderRegistry
+from pixelgate.service.access import Principal
+from pixelgate.service.files import FileService
+from pixelgate.service.job_store import JobStatus, JobStore
+
+ResponseFormat = Literal["url", "b64_json"]
+
+
+@dataclass(frozen=True)
+class GenerateCommand:
+    """A text-to-image request, as every surface hands it to the service."""
+
+    model: str
+    options: dict[str, Any]
+    response_format: ResponseFormat = "url"
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ImageOutput:
+    file_id: str
+    seed: int | None
+    revised_prompt: str | None
+    media_path: str | None
+    expires_at: datetime | None
+    b64_json: str | None
+
+
+class JobService:
+    def __init__(
+        self,
+        store: JobStore,
+        catalog: Catalog,
+        providers: ProviderRegistry,
+        files: FileService,
+        queue: JobQueue,
+        bus: EventBus,
+        cancels: CancelRegistry,
+        clock: Clock,
+        *,
+        max_attempts: int,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._providers = providers
+        self._files = files
+        self._queue = queue
+        self._bus = bus
+        self._cancels = cancels
+        self._clock = clock
+        self._max_attempts = max_attempts
+
+    # -- submitting -----------------------------------------------------------------------
+
+    def submit_generate(self, principal: Principal, command: GenerateCommand) -> Job:
+        """Validate, record and queue a text-to-image job. Nothing runs before this returns."""
+        principal.require("generate")
+        spec = self._catalog.resolve(command.model)
+        if "generate" not in spec.capabilities:
+            raise ValidationError(
+                f"Model {spec.id!r} does not support text-to-image", param="model"
+            )
+        options = self._catalog.validate_options(spec, command.options)
+        self._providers.for_model(spec)
+        if "seed" in type(options).model_fields and options.seed_value is None:
+            # fixed now, so a resumed job draws the same images and the caller can reproduce them
+            options = options.with_seed(secrets.randbelow(2**32))
+        job = Job(
+            id="job_" + secrets.token_hex(12),
+            tenant_id=principal.tenant_id,
+            api_key_id=principal.key_id,
+            task="generate",
+            model=spec.id,
+            status=JobStatus.QUEUED,
+            options=options.model_dump(mode="json"),
+            response_format=command.response_format,
+            metadata_=command.metadata,
+            result=None,
+            attempts=0,
+            cancel_requested=False,
+            created_at=self._clock.now(),
+        )
+        self._store.create(job)
+        self._queue.enqueue(job.id, job.model)
+        return job
+
+    # -- looking up -----------------------------------------------------------------------
+
+    def get(self, principal: Principal, job_id: str) -> Job:
+        """A job of the caller's tenant; anyone else's is not found."""
+        job = self._store.load(job_id)
+        if job is None or job.tenant_id != principal.tenant_id:
+            raise NotFound(f"No job {job_id!r}", param="job_id")
+        return job
+
+    def outputs(self, job: Job) -> list[ImageOutput]:
+        """The images of a succeeded job, with fresh links or inline bytes as requested."""
+        items = (job.result or {}).get("images", [])
+        records = self._files.get_many(job.tenant_id, [item["file_id"] for item in items])
+        outputs = []
+        for item in items:
+            record = records.get(item["file_id"])
+            path = expires = b64 = None
+            if record is not None and job.response_format == "b64_json":
+                b64 = base64.b64encode(self._files.read(record)).decode()
+            elif record is not None:
+                token, expires = self._files.links.sign(record.id)
+                path = f"/v1/media/{token}"
+            outputs.append(
+                ImageOutput(
+                    item["file_id"], item["seed"], item["revised_prompt"], path, expires, b64
+                )
+            )
+        return outputs
+
+    # -- waiting and following ------------------------------------------------------------
+
+    async def wait(
+        self,
+        principal: Principal,
+        job_id: str,
+        *,
+        timeout: float,
+        disconnected: Callable[[], Awaitable[bool]],
+    ) -> Job:
+        """Wait for the job to end and return it if it succeeded; raise its error otherwise.
+        A caller who hangs up cancels the job: nobody is left to take the result."""
+        subscription = self._bus.subscribe(job_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                job = await to_thread.run_sync(self.get, principal, job_id)
+                if JobStatus(job.status).is_terminal:
+                    return _raise_unless_succeeded(job)
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise Timeout(
+                        f"Job {job_id} is still {job.status} after {timeout:g}s; "
+                        f"follow it at GET /v1/jobs/{job_id}",
+                    )
+                if await disconnected():
+                    await to_thread.run_sync(self.cancel, principal, job_id)
+                    raise Canceled("The client disconnected; the job was canceled")
+                try:
+                    while not (await subscription.next(min(remaining, 1.0))).is_terminal:
+                        pass
+                except TimeoutError:
+                    pass
+        finally:
+            subscription.close()
+
+    async def follow(
+        self,
+        principal: Principal,
+        job_id: str,
+        *,
+        after_id: int | None = None,
+        heartbeat: float = 15.0,
+    ) -> AsyncIterator[JobEventMessage | None]:
+        """The job's events: the recorded ones first, then live ones, until it ends.
+        Yields None when `heartbeat` seconds pass quietly."""
+        await to_thread.run_sync(self.get, principal, job_id)
+        subscription = self._bus.subscribe(job_id)
+        try:
+            last_id = after_id
+            while True:
+                for event in await to_thread.run_sync(self._store.events_after, job_id, last_id):
+                    yield event
+                    last_id = event.id
+                    if event.is_terminal:
+                        return
+                try:
+                    event = await subscription.next(heartbeat)
+                except TimeoutError:
+                    yield None
+                    continue
+                if event.id is None:
+                    yield event  # progress: live only
+                # a recorded event is read back from the database on the next pass, in order
+        finally:
+            subscription.close()
+
+    # -- canceling ------------------------------------------------------------------------
+
+    def cancel(self, principal: Principal, job_id: str) -> Job:
+        """Cancel a queued job at once, or a running one at its next step."""
+        job = self.get(principal, job_id)
+        if job.status == JobStatus.QUEUED and self._store.transition(
+            job_id,
+            to=JobStatus.CANCELED,
+            allowed_from=(JobStatus.QUEUED,),
+            event_data={"reason": "canceled by request"},
+        ):
+            return self.get(principal, job_id)
+        if self._store.request_cancel(job_id):
+            self._cancels.cancel(job_id)
+            return self.get(principal, job_id)
+        job = self.get(principal, job_id)
+        if job.status != JobStatus.CANCELED:
+            raise Conflict(f"Job {job_id} has already {job.status}", param="job_id")
+        return job
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Embedded mode, at start: nothing runs yet, so jobs left running were cut off by a
+        crash. Queue them again (or fail them after too many tries) and queue every queued
+        job. Returns how many were queued."""
+        queued = 0
+        for job in self._store.unfinished():
+            if job.status == JobStatus.RUNNING:
+                if job.attempts >= self._max_attempts:
+                    self._store.transition(
+                        job.id,
+                        to=JobStatus.FAILED,
+                        allowed_from=(JobStatus.RUNNING,),
+                        error_code="INTERNAL_ERROR",
+                        error_message=f"The job was interrupted {job.attempts} times; giving up",
+                    )
+                    continue
+                self._store.transition(
+                    job.id,
+                    to=JobStatus.QUEUED,
+                    allowed_from=(JobStatus.RUNNING,),
+                    event_data={"reason": "resumed after a restart"},
+                )
+            self._queue.enqueue(job.id, job.model)
+            queued += 1
+        return queued
+
+
+def _raise_unless_succeeded(job: Job) -> Job:
+    if job.status == JobStatus.SUCCEEDED:
+        return job
+    if job.status == JobStatus.CANCELED:
+        raise Canceled(f"Job {job.id} was canceled")
+    raise error_from_code(
+        job.error_code or "INTERNAL_ERROR",
+        job.error_message or "The job failed",
+        param=job.error_param,
+    )
