@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -9,3 +11,48 @@ import click
 @click.version_option(package_name="pixelgate")
 def main() -> None:
     """pixelgate: one API for every image model, local or hosted."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [default: 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: 8000].")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML settings file (same keys as the PIXELGATE_* variables, without the prefix).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the database, results and models live [default: PIXELGATE_DATA_DIR].",
+)
+def serve(
+    host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
+) -> None:
+    """Run the HTTP API, with its in-process worker."""
+    import uvicorn
+
+    from pixelgate.api.app import create_app
+    from pixelgate.logs import configure_logging
+    from pixelgate.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = load_settings(config_file, **overrides)
+    configure_logging(settings.log_level)
+    click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
