@@ -104,6 +104,13 @@ class JobStore:
                 for event in session.scalars(query)
             ]
 
+    def recent(self, tenant_id: str, *, status: JobStatus | None, limit: int) -> list[Job]:
+        query = select(Job).where(Job.tenant_id == tenant_id)
+        if status is not None:
+            query = query.where(Job.status == str(status))
+        with self._db.session() as session:
+            return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
+
     def unfinished(self) -> list[Job]:
         """Jobs left queued or running, oldest first."""
         with self._db.session() as session:

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -17,8 +17,23 @@ from pixelgate.engine import JobEventMessage
 from pixelgate.errors import ValidationError
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
+from pixelgate.service.job_store import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.get("", response_model=Envelope[list[JobPublic]])
+def list_jobs(
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    base_url: BaseUrl,
+    status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Envelope[list[JobPublic]]:
+    """The caller's most recent jobs, newest first."""
+    principal.require("read")
+    jobs = runtime.jobs.recent(principal, status=status, limit=limit)
+    return Envelope(data=[views.job_public(runtime, job, base_url) for job in jobs])
 
 
 @router.get("/{job_id}", response_model=Envelope[JobPublic])

@@ -1,0 +1,40 @@
+"""Same seed and options, same bytes; another seed, another image."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+
+from tests.conftest import Server
+from tests.helpers import generate
+
+
+def _image(api: httpx.Client, **options: object) -> bytes:
+    response = generate(api, response_format="b64_json", **options)
+    assert response.status_code == 200, response.text
+    return base64.b64decode(response.json()["data"]["data"][0]["b64_json"])
+
+
+def test_same_seed_same_bytes_other_seed_other_image(api: httpx.Client) -> None:
+    first = _image(api, seed=1234, prompt="a blue square")
+    second = _image(api, seed=1234, prompt="a blue square")
+    other_seed = _image(api, seed=1235, prompt="a blue square")
+    other_prompt = _image(api, seed=1234, prompt="a green triangle")
+
+    assert first == second
+    assert other_seed != first
+    assert other_prompt != first
+
+
+def test_the_nth_image_of_a_batch_is_the_image_of_its_own_seed(api: httpx.Client) -> None:
+    batch = generate(api, response_format="b64_json", seed=500, n=2).json()["data"]["data"]
+    alone = _image(api, seed=501)
+    assert base64.b64decode(batch[1]["b64_json"]) == alone
+
+
+def test_same_seed_same_bytes_across_servers(make_server) -> None:  # type: ignore[no-untyped-def]
+    one: Server = make_server().start()
+    two: Server = make_server().start()
+    with one.client() as a, two.client() as b:
+        assert _image(a, seed=77, width=32) == _image(b, seed=77, width=32)

@@ -1,0 +1,66 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import httpx
+from PIL import Image
+
+GENERATE = "/v1/inference/images/generate"
+SLOW = {"model": "local/tiny", "num_steps": 200, "width": 128, "height": 128}
+"""A local/tiny request that runs for several seconds on 2 CPU cores."""
+
+
+def generate(client: httpx.Client, **body: Any) -> httpx.Response:
+    return client.post(GENERATE, json={"model": "local/tiny", "prompt": "a red circle", **body})
+
+
+def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
+    response = generate(client, **{"async": True, **body})
+    assert response.status_code == 202, response.text
+    job: dict[str, Any] = response.json()["data"]
+    return job
+
+
+def wait_for(
+    client: httpx.Client, job_id: str, *states: str, timeout: float = 60
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()["data"]
+        if job["status"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} never reached {states}")
+
+
+def read_events(
+    client: httpx.Client, job_id: str, **headers: str
+) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The whole SSE stream of a job, as (event, data, id) tuples."""
+    events: list[tuple[str, dict[str, Any], str | None]] = []
+    with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        fields: dict[str, str] = {}
+        for line in response.iter_lines():
+            if line.startswith(":"):
+                continue
+            if not line:
+                if "event" in fields:
+                    events.append((fields["event"], json.loads(fields["data"]), fields.get("id")))
+                fields = {}
+                continue
+            name, _, value = line.partition(": ")
+            fields[name] = value
+    return events
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG"
+    return image.size
