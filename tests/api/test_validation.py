@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (a table of exact messages reads best one case per line)
 """Every option rule refuses bad input before any model runs, naming the parameter."""
 
 from __future__ import annotations
