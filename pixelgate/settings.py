@@ -7,6 +7,7 @@ the field names below without the prefix, e.g. `port = 9000`.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +18,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+_config_file: ContextVar[Path | None] = ContextVar("pixelgate_config_file", default=None)
 
 
 def default_data_dir() -> Path:
@@ -59,6 +62,27 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---
+    # Keys come from here only (environment or file), never from requests; base URLs are the
+    # providers' roots, without `/v1`.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com"
+    stability_api_key: SecretStr | None = None
+    stability_base_url: str = "https://api.stability.ai"
+    bfl_api_key: SecretStr | None = None
+    bfl_base_url: str = "https://api.bfl.ai"
+    provider_timeout_seconds: float = Field(default=120.0, gt=0)
+    """How long one upstream call may wait for an answer."""
+    provider_max_retries: int = Field(default=2, ge=0)
+    """Retries after the first attempt, on 429, 5xx and connection failures."""
+    provider_retry_backoff_seconds: float = Field(default=0.5, ge=0)
+    provider_retry_max_delay_seconds: float = Field(default=20.0, ge=0)
+    """Cap on one wait between attempts, a provider's `Retry-After` included."""
+    bfl_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    bfl_poll_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Give up on a Black Forest Labs task that is not ready after this long."""
+    # --- end of hosted providers ---
+
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
@@ -77,7 +101,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get("PIXELGATE_CONFIG_FILE")
+        config_file = _config_file.get() or os.environ.get("PIXELGATE_CONFIG_FILE")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
@@ -85,6 +109,8 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: Path | None = None, **overrides: object) -> Settings:
     """Read settings once at start-up; `config_file` wins over `PIXELGATE_CONFIG_FILE`."""
-    if config_file is not None:
-        os.environ["PIXELGATE_CONFIG_FILE"] = str(config_file)
-    return Settings(**overrides)  # type: ignore[arg-type]
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    finally:
+        _config_file.reset(token)

@@ -1,0 +1,106 @@
+"""Service-layer fixtures over a real SQLite database in a temporary folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.clock import ManualClock
+from pixelgate.db import Database, upgrade
+from pixelgate.engine import CancelRegistry, EventBus
+from pixelgate.providers import (
+    CancelToken,
+    GeneratedImage,
+    ImageTask,
+    ProgressCallback,
+    ProviderRegistry,
+)
+from pixelgate.service.access import AccessService
+from pixelgate.service.execution import JobExecutor
+from pixelgate.service.files import FileService
+from pixelgate.service.job_store import JobStore
+from pixelgate.service.jobs import JobService
+from pixelgate.service.media import MediaLinks
+from pixelgate.storage import LocalBlobStore
+
+FIXTURE_MODEL = ModelSpec(
+    id="test/fixture",
+    provider="fixture",
+    family="diffusion",
+    defaults={"width": 64, "height": 64, "num_steps": 2, "guidance_scale": 1.0},
+)
+
+
+class FixtureProvider:
+    """A provider whose behaviour each test chooses: one tiny fixture per failure mode."""
+
+    name = "fixture"
+
+    def __init__(self) -> None:
+        self.behaviour: Callable[[ImageTask, ProgressCallback, CancelToken], list[GeneratedImage]]
+        self.behaviour = lambda task, progress, cancel: [
+            GeneratedImage(b"\x89PNG fixture", "image/png", 8, 8, seed=task.options.seed_value)
+        ]
+        self.runs = 0
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        return None
+
+    def run(
+        self, spec: ModelSpec, task: ImageTask, *, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        self.runs += 1
+        return self.behaviour(task, progress, cancel)
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.job_ids: list[str] = []
+
+    def enqueue(self, job_id: str, model: str) -> None:
+        self.job_ids.append(job_id)
+
+
+@dataclass
+class Services:
+    db: Database
+    clock: ManualClock
+    access: AccessService
+    files: FileService
+    store: JobStore
+    jobs: JobService
+    executor: JobExecutor
+    provider: FixtureProvider
+    queue: RecordingQueue
+    cancels: CancelRegistry
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Services:
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(db)
+    clock = ManualClock()
+    access = AccessService(db, clock)
+    access.ensure_default_tenant()
+    bus = EventBus()
+    cancels = CancelRegistry()
+    catalog = Catalog([*Catalog.load(), FIXTURE_MODEL])
+    provider = FixtureProvider()
+    providers = ProviderRegistry([provider])
+    files = FileService(
+        db,
+        LocalBlobStore(tmp_path / "blobs"),
+        MediaLinks(b"k" * 32, clock, ttl_seconds=60),
+        clock,
+        retention=timedelta(days=1),
+    )
+    store = JobStore(db, bus, clock)
+    queue = RecordingQueue()
+    jobs = JobService(store, catalog, providers, files, queue, bus, cancels, clock, max_attempts=2)
+    executor = JobExecutor(store, catalog, providers, files, cancels, clock)
+    return Services(db, clock, access, files, store, jobs, executor, provider, queue, cancels)

@@ -1,0 +1,135 @@
+"""How a job ends, for each way its provider can behave."""
+
+from __future__ import annotations
+
+from pixelgate.errors import BackendError, Canceled
+from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.service.access import Principal
+from pixelgate.service.job_store import JobStatus
+from pixelgate.service.jobs import GenerateCommand
+from tests.service.conftest import Services
+
+RUNNING, QUEUED = JobStatus.RUNNING, JobStatus.QUEUED
+CALLER = Principal("key_test", "default", frozenset({"admin"}))
+
+
+def submit(services: Services) -> str:
+    job = services.jobs.submit_generate(
+        CALLER, GenerateCommand(model="test/fixture", options={"prompt": "x", "seed": 3})
+    )
+    return job.id
+
+
+def events(services: Services, job_id: str) -> list[str]:
+    return [event.type for event in services.store.events_after(job_id, None)]
+
+
+def test_a_job_that_succeeds_stores_its_images(services: Services) -> None:
+    job_id = submit(services)
+    services.executor.run(job_id)
+
+    job = services.jobs.get(CALLER, job_id)
+    assert job.status == "succeeded"
+    [image] = job.result["images"]  # type: ignore[index]
+    assert image["seed"] == 3
+    stored = services.files.get("default", image["file_id"])
+    assert services.files.read(stored) == b"\x89PNG fixture"
+    assert events(services, job_id) == ["queued", "running", "succeeded"]
+
+
+def test_a_job_handed_out_twice_runs_once(services: Services) -> None:
+    job_id = submit(services)
+    services.executor.run(job_id)
+    services.executor.run(job_id)
+    assert services.provider.runs == 1
+    assert events(services, job_id) == ["queued", "running", "succeeded"]
+
+
+def test_a_provider_error_fails_the_job_with_its_code(services: Services) -> None:
+    def refuse(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        raise BackendError("upstream said no", param="prompt")
+
+    services.provider.behaviour = refuse
+    job_id = submit(services)
+    services.executor.run(job_id)
+
+    job = services.jobs.get(CALLER, job_id)
+    assert (job.status, job.error_code, job.error_message, job.error_param) == (
+        "failed", "BACKEND_ERROR", "upstream said no", "prompt",
+    )  # fmt: skip
+
+
+def test_an_unexpected_crash_fails_the_job_without_leaking_details(services: Services) -> None:
+    def crash(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        raise RuntimeError("/secret/path/weights.bin is corrupt")
+
+    services.provider.behaviour = crash
+    job_id = submit(services)
+    services.executor.run(job_id)
+
+    job = services.jobs.get(CALLER, job_id)
+    assert job.status == "failed"
+    assert job.error_code == "INTERNAL_ERROR"
+    assert "secret" not in (job.error_message or "")
+
+
+def test_a_cancel_during_the_run_ends_canceled_with_no_files(services: Services) -> None:
+    job_id = submit(services)
+
+    def cancel_midway(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        services.jobs.cancel(CALLER, job_id)
+        assert cancel.canceled
+        raise Canceled("Job canceled")
+
+    services.provider.behaviour = cancel_midway
+    services.executor.run(job_id)
+
+    job = services.jobs.get(CALLER, job_id)
+    assert job.status == "canceled"
+    assert job.result is None
+    assert events(services, job_id)[-1] == "canceled"
+
+
+def test_a_job_canceled_while_queued_never_runs(services: Services) -> None:
+    job_id = submit(services)
+    services.jobs.cancel(CALLER, job_id)
+    services.executor.run(job_id)
+    assert services.provider.runs == 0
+    assert services.jobs.get(CALLER, job_id).status == "canceled"
+
+
+def test_recovery_requeues_interrupted_jobs_and_gives_up_after_max_attempts(
+    services: Services,
+) -> None:
+    job_id = submit(services)
+    services.store.transition(job_id, to=RUNNING, allowed_from=(QUEUED,), attempts=1)
+    services.queue.job_ids.clear()
+
+    assert services.jobs.recover() == 1
+    assert services.queue.job_ids == [job_id]
+    assert services.jobs.get(CALLER, job_id).status == "queued"
+
+    services.store.transition(job_id, to=RUNNING, allowed_from=(QUEUED,), attempts=2)
+    assert services.jobs.recover() == 0
+    job = services.jobs.get(CALLER, job_id)
+    assert job.status == "failed"
+    assert job.error_message == "The job was interrupted 2 times; giving up"
+
+
+def test_another_tenant_cannot_see_or_cancel_a_job(services: Services) -> None:
+    from pixelgate.errors import NotFound
+
+    job_id = submit(services)
+    stranger = Principal("key_other", "other-tenant", frozenset({"admin"}))
+    for action in (services.jobs.get, services.jobs.cancel):
+        try:
+            action(stranger, job_id)
+        except NotFound:
+            continue
+        raise AssertionError(f"{action.__name__} let another tenant see the job")
