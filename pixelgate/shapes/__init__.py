@@ -1,0 +1,80 @@
+"""The shapes world: seeded scenes of flat shapes with plain-English captions, a renderer, and
+a checker that reads images back and judges them against captions, with no learned model."""
+
+from pixelgate.shapes.captions import (
+    CaptionError,
+    Claim,
+    Phrase,
+    Prompt,
+    describe,
+    parse_caption,
+    vocabulary,
+)
+from pixelgate.shapes.checker import (
+    Reading,
+    Seen,
+    Verdict,
+    full_prompt,
+    judge,
+    read_image,
+    score,
+)
+from pixelgate.shapes.dataset import (
+    EvaluationPrompt,
+    evaluation_keys,
+    evaluation_prompts,
+    training_example,
+)
+from pixelgate.shapes.render import render
+from pixelgate.shapes.world import (
+    COLOURS,
+    HELD_OUT_PAIRS,
+    PALETTE,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    Relation,
+    Scene,
+    Shape,
+    Size,
+    Thing,
+    relation,
+    sample_scene,
+    scene_key,
+)
+
+__all__ = [
+    "COLOURS",
+    "HELD_OUT_PAIRS",
+    "PALETTE",
+    "RELATIONS",
+    "SHAPES",
+    "SIZES",
+    "CaptionError",
+    "Claim",
+    "EvaluationPrompt",
+    "Phrase",
+    "Prompt",
+    "Reading",
+    "Relation",
+    "Scene",
+    "Seen",
+    "Shape",
+    "Size",
+    "Thing",
+    "Verdict",
+    "describe",
+    "evaluation_keys",
+    "evaluation_prompts",
+    "full_prompt",
+    "judge",
+    "parse_caption",
+    "read_image",
+    "relation",
+    "render",
+    "sample_scene",
+    "scene_key",
+    "score",
+    "training_example",
+    "vocabulary",
+]
