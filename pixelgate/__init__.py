@@ -1,3 +1,70 @@
-"""pixelgate: one API for every image model, local or hosted."""
+"""pixelgate: one API for every image model, local or hosted.
+
+import pixelgate
+
+with pixelgate.Client() as client:
+    client.images.generate(model="local/tiny", prompt="a red circle").data[0].save("a.png")
+"""
+
+from pixelgate.errors import (
+    APIConnectionError,
+    BackendError,
+    BudgetExceeded,
+    Canceled,
+    Conflict,
+    Error,
+    Forbidden,
+    InternalError,
+    ModelAccessDenied,
+    ModelUnavailable,
+    MustProvideFile,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Timeout,
+    Unauthorized,
+    ValidationError,
+)
+from pixelgate.sdk import (
+    AsyncClient,
+    Client,
+    File,
+    Image,
+    ImagesResponse,
+    Job,
+    JobError,
+    JobEvent,
+    Model,
+)
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "APIConnectionError",
+    "AsyncClient",
+    "BackendError",
+    "BudgetExceeded",
+    "Canceled",
+    "Client",
+    "Conflict",
+    "Error",
+    "File",
+    "Forbidden",
+    "Image",
+    "ImagesResponse",
+    "InternalError",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "Model",
+    "ModelAccessDenied",
+    "ModelUnavailable",
+    "MustProvideFile",
+    "NotFound",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Timeout",
+    "Unauthorized",
+    "ValidationError",
+    "__version__",
+]

@@ -165,3 +165,13 @@ def error_from_code(code: str, message: str, *, param: str | None = None) -> Err
     """Rebuild the exception for a wire `code`; an unknown code becomes a plain `Error`."""
     cls = _BY_CODE.get(code, Error)
     return cls(message, param=param)
+
+
+class APIConnectionError(Error):
+    """The SDK could not reach the server, or the connection broke before an answer came."""
+
+    code = "CONNECTION_ERROR"
+    status = 503
+
+
+_BY_CODE[APIConnectionError.code] = APIConnectionError

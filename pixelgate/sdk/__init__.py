@@ -1,0 +1,16 @@
+"""pixelgate's Python SDK: `Client` and `AsyncClient` for the native HTTP API."""
+
+from pixelgate.sdk.client import AsyncClient, Client
+from pixelgate.sdk.types import File, Image, ImagesResponse, Job, JobError, JobEvent, Model
+
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "File",
+    "Image",
+    "ImagesResponse",
+    "Job",
+    "JobError",
+    "JobEvent",
+    "Model",
+]

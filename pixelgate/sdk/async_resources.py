@@ -1,0 +1,169 @@
+"""The async client's resources: the same surface as `resources`, awaited."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import anyio
+
+from pixelgate.errors import APIConnectionError, Timeout
+from pixelgate.sdk.requests import ResponseFormat, file_path, generate_body, job_path, model_path
+from pixelgate.sdk.resources import GENERATE_PATH
+from pixelgate.sdk.transport import AsyncTransport, data_list, data_object
+from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
+
+
+class AsyncImages:
+    """Text-to-image.
+
+    result = await client.images.generate(model="local/tiny", prompt="a red circle")
+    await result.data[0].asave("circle.png")
+    """
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._transport = transport
+
+    async def generate(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> ImagesResponse:
+        """Generate and wait for the images; `options` are the model's own."""
+        body = generate_body(
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=False,
+        )
+        response = await self._transport.request("POST", GENERATE_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    async def submit(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue a generation and return its job at once."""
+        body = generate_body(
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=True,
+        )
+        response = await self._transport.request("POST", GENERATE_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
+
+class AsyncJobs:
+    """Jobs: status, events, cancel, wait.
+
+    job = await client.images.submit(model="local/tiny", prompt="a boat")
+    async for event in client.jobs.events(job.id):
+        print(event.type, event.data)
+    job = await client.jobs.wait(job.id, timeout=60)
+    """
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._transport = transport
+
+    async def get(self, job_id: str) -> Job:
+        response = await self._transport.request("GET", job_path(job_id))
+        return Job.from_dict(data_object(response), self._transport)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job now, or a running one at its next step."""
+        response = await self._transport.request("POST", job_path(job_id, "cancel"))
+        return Job.from_dict(data_object(response), self._transport)
+
+    async def events(
+        self, job_id: str, *, last_event_id: str | None = None
+    ) -> AsyncGenerator[JobEvent, None]:
+        """The job's events until it ends; a dropped connection is resumed from the last event
+        id. Leaving the loop early: wrap it in `contextlib.aclosing` to close the stream now."""
+        drops = 0
+        while True:
+            opened = False
+            try:
+                async with self._transport.stream_events(
+                    job_path(job_id, "events"), last_event_id=last_event_id
+                ) as stream:
+                    opened = True
+                    async for sse in stream:
+                        if sse is None:
+                            continue
+                        event = JobEvent.from_sse(sse, self._transport)
+                        last_event_id = sse.id or last_event_id
+                        drops = 0
+                        yield event
+                        if event.is_terminal:
+                            return
+            except APIConnectionError:
+                if not opened or drops >= self._transport.retry.max_retries:
+                    raise
+            else:
+                if drops >= self._transport.retry.max_retries:
+                    raise APIConnectionError(f"The event stream of job {job_id} ended early")
+            drops += 1
+            await anyio.sleep(self._transport.retry.backoff(drops))
+
+    async def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Follow the job's events and return it once it has ended. Raises
+        `pixelgate.errors.Timeout` after `timeout` seconds."""
+        try:
+            with anyio.fail_after(timeout):
+                async with aclosing(self.events(job_id)) as stream:
+                    async for event in stream:
+                        if event.is_terminal and event.job is not None:
+                            return event.job
+                return await self.get(job_id)
+        except TimeoutError as exc:
+            raise Timeout(
+                f"Job {job_id} did not finish within {timeout} s", param="timeout"
+            ) from exc
+
+
+class AsyncModels:
+    """The catalog the caller may use: `await client.models.list()`."""
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._transport = transport
+
+    async def list(self, modality: str | None = "image") -> builtins.list[Model]:
+        """The models, of one modality (`None`: all)."""
+        params = {"modality": modality} if modality else None
+        response = await self._transport.request("GET", "/v1/models", params=params)
+        return [Model.from_dict(item) for item in data_list(response)]
+
+    async def get(self, model_id: str) -> Model:
+        response = await self._transport.request("GET", model_path(model_id))
+        return Model.from_dict(data_object(response))
+
+
+class AsyncFiles:
+    """Stored results: `await client.files.get(file_id)`."""
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._transport = transport
+
+    async def get(self, file_id: str) -> File:
+        """The file's record, with a freshly signed link."""
+        response = await self._transport.request("GET", file_path(file_id))
+        return File.from_dict(data_object(response))
+
+    async def content(self, file_id: str) -> bytes:
+        return (await self._transport.request("GET", file_path(file_id, "content"))).content

@@ -1,0 +1,47 @@
+"""Request bodies and paths shared by the sync and async resources."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pixelgate.sdk.types import MetadataValue
+
+ResponseFormat = Literal["url", "b64_json"]
+
+
+def generate_body(
+    *,
+    model: str,
+    prompt: str,
+    response_format: ResponseFormat,
+    metadata: dict[str, MetadataValue] | None,
+    options: dict[str, Any],
+    run_async: bool,
+) -> dict[str, Any]:
+    """The JSON of `POST /v1/inference/images/generate`: model options sit at the top level."""
+    body: dict[str, Any] = {**options, "model": model, "prompt": prompt}
+    body["response_format"] = response_format
+    if metadata is not None:
+        body["metadata"] = metadata
+    body["async"] = run_async
+    return body
+
+
+def job_path(job_id: str, action: str = "") -> str:
+    path = f"/v1/jobs/{quote(job_id, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def model_path(model_id: str) -> str:
+    return f"/v1/models/{quote(model_id, safe='/')}"
+
+
+def file_path(file_id: str, action: str = "") -> str:
+    path = f"/v1/files/{quote(file_id, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def expired(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline

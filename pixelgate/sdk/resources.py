@@ -1,0 +1,201 @@
+"""The blocking client's resources: `images`, `jobs`, `models`, `files`."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from typing import Any
+
+from pixelgate.errors import APIConnectionError, Timeout
+from pixelgate.sdk.requests import (
+    ResponseFormat,
+    expired,
+    file_path,
+    generate_body,
+    job_path,
+    model_path,
+)
+from pixelgate.sdk.transport import SyncTransport, data_list, data_object
+from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
+
+GENERATE_PATH = "/v1/inference/images/generate"
+
+
+class Images:
+    """Text-to-image.
+
+    result = client.images.generate(model="local/tiny", prompt="a red circle", seed=7)
+    result.data[0].save("circle.png")
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._transport = transport
+
+    def generate(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> ImagesResponse:
+        """Generate and wait for the images. `options` are the model's own (`width`, `height`,
+        `num_steps`, `guidance_scale`, `negative_prompt`, `seed`, `n`, `output_format`,
+        `size`, `quality`, `style`, ...)."""
+        body = generate_body(
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=False,
+        )
+        response = self._transport.request("POST", GENERATE_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    def submit(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue a generation and return its job at once; follow it with `client.jobs`."""
+        body = generate_body(
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=True,
+        )
+        response = self._transport.request("POST", GENERATE_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
+
+class Jobs:
+    """Jobs: status, events, cancel, wait.
+
+    job = client.images.submit(model="local/tiny", prompt="a boat", num_steps=20)
+    for event in client.jobs.events(job.id):
+        if event.type == "progress":
+            print(f"{event.step}/{event.total}")
+    job = client.jobs.wait(job.id, timeout=60)
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._transport = transport
+
+    def get(self, job_id: str) -> Job:
+        response = self._transport.request("GET", job_path(job_id))
+        return Job.from_dict(data_object(response), self._transport)
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel a queued job now, or a running one at its next step."""
+        response = self._transport.request("POST", job_path(job_id, "cancel"))
+        return Job.from_dict(data_object(response), self._transport)
+
+    def events(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[JobEvent]:
+        """The job's events until it ends (recorded ones first, then live ones). A dropped
+        connection is resumed from the last event id, up to `max_retries` times in a row."""
+        with closing(self._follow(job_id, last_event_id=last_event_id)) as stream:
+            for event in stream:
+                if event is not None:
+                    yield event
+
+    def wait(self, job_id: str, *, timeout: float | None = None) -> Job:
+        """Follow the job's events and return it once it has ended (succeeded, failed or
+        canceled). Raises `pixelgate.errors.Timeout` after about `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            with closing(self._follow(job_id, deadline=deadline)) as stream:
+                for event in stream:
+                    if event is not None and event.is_terminal and event.job is not None:
+                        return event.job
+                    if expired(deadline):
+                        break
+                else:
+                    return self.get(job_id)
+        except Timeout:
+            if not expired(deadline):
+                raise
+        raise Timeout(f"Job {job_id} did not finish within {timeout} s", param="timeout")
+
+    def _follow(
+        self, job_id: str, *, last_event_id: str | None = None, deadline: float | None = None
+    ) -> Generator[JobEvent | None, None, None]:
+        """Events, and None for each keep-alive, so a waiting caller can look at the clock."""
+        drops = 0
+        while True:
+            opened = False
+            read_timeout = None if deadline is None else max(0.1, deadline - time.monotonic())
+            try:
+                with self._transport.stream_events(
+                    job_path(job_id, "events"),
+                    last_event_id=last_event_id,
+                    read_timeout=read_timeout,
+                ) as stream:
+                    opened = True
+                    for sse in stream:
+                        if sse is None:
+                            yield None
+                            continue
+                        event = JobEvent.from_sse(sse, self._transport)
+                        last_event_id = sse.id or last_event_id
+                        drops = 0
+                        yield event
+                        if event.is_terminal:
+                            return
+            except APIConnectionError:
+                if not opened or drops >= self._transport.retry.max_retries:
+                    raise
+            else:
+                if drops >= self._transport.retry.max_retries:
+                    raise APIConnectionError(f"The event stream of job {job_id} ended early")
+            drops += 1
+            time.sleep(self._transport.retry.backoff(drops))
+
+
+class Models:
+    """The catalog the caller may use.
+
+    for model in client.models.list():
+        print(model.id, model.available)
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._transport = transport
+
+    def list(self, modality: str | None = "image") -> builtins.list[Model]:
+        """The models, of one modality (`None`: all)."""
+        params = {"modality": modality} if modality else None
+        response = self._transport.request("GET", "/v1/models", params=params)
+        return [Model.from_dict(item) for item in data_list(response)]
+
+    def get(self, model_id: str) -> Model:
+        response = self._transport.request("GET", model_path(model_id))
+        return Model.from_dict(data_object(response))
+
+
+class Files:
+    """Stored results.
+
+    file = client.files.get(image.file_id)
+    print(file.url, file.width, file.height)
+    """
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._transport = transport
+
+    def get(self, file_id: str) -> File:
+        """The file's record, with a freshly signed link."""
+        response = self._transport.request("GET", file_path(file_id))
+        return File.from_dict(data_object(response))
+
+    def content(self, file_id: str) -> bytes:
+        return self._transport.request("GET", file_path(file_id, "content")).content

@@ -1,0 +1,24 @@
+"""SDK clients bound to the shared test server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+import pixelgate
+from tests.conftest import ADMIN_KEY, Server
+
+FAST = {"width": 64, "height": 64, "num_steps": 4}
+"""local/tiny options that run in a fraction of a second."""
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[pixelgate.Client]:
+    with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as instance:
+        yield instance
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

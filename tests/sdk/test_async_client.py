@@ -1,0 +1,82 @@
+"""The async client against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image as PILImage
+
+import pixelgate
+from pixelgate.errors import NotFound, Unauthorized, ValidationError
+from tests.conftest import ADMIN_KEY, Server
+from tests.sdk.conftest import FAST
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_generate_url_and_b64_json(server: Server, tmp_path: Path) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        linked = await client.images.generate(model="local/tiny", prompt="a", seed=9, **FAST)
+        inline = await client.images.generate(
+            model="local/tiny", prompt="a", seed=9, response_format="b64_json", **FAST
+        )
+
+        path = await linked.data[0].asave(tmp_path / "linked.png")
+        assert linked.data[0].seed == 9
+        with PILImage.open(path) as picture:
+            assert (picture.format, picture.size) == ("PNG", (64, 64))
+        assert inline.data[0].b64_json is not None
+        assert await inline.data[0].acontent() == await linked.data[0].acontent()
+
+
+async def test_submit_events_and_wait(server: Server) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        job = await client.images.submit(
+            model="local/tiny", prompt="b", **{**FAST, "num_steps": 12}
+        )
+
+        types = [event.type async for event in client.jobs.events(job.id)]
+        done = await client.jobs.wait(job.id, timeout=30)
+
+    assert types[:2] == ["queued", "running"]
+    assert types[-1] == "succeeded"
+    assert "progress" in types
+    assert done.status == "succeeded"
+    assert done.result is not None and done.result.data[0].file_id
+
+
+async def test_cancel_a_running_job(server: Server) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        job = await client.images.submit(
+            model="local/tiny", prompt="slow", width=128, height=128, num_steps=150
+        )
+        async for event in client.jobs.events(job.id):
+            if event.type == "progress":
+                break
+        await client.jobs.cancel(job.id)
+        done = await client.jobs.wait(job.id, timeout=30)
+
+    assert done.status == "canceled"
+
+
+async def test_models_and_files(server: Server) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        ids = [model.id for model in await client.models.list()]
+        image = (await client.images.generate(model="local/tiny", prompt="c", **FAST)).data[0]
+        stored = await client.files.get(image.file_id)
+
+    assert "local/tiny" in ids
+    assert (stored.width, stored.height) == (64, 64)
+
+
+async def test_errors(server: Server) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key="pg_wrong") as client:
+        with pytest.raises(Unauthorized):
+            await client.models.list()
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        with pytest.raises(ValidationError) as caught:
+            await client.images.generate(model="local/tiny", prompt="x", width=1000)
+        assert caught.value.param == "width"
+        with pytest.raises(NotFound):
+            await client.jobs.get("job_does_not_exist")
