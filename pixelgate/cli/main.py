@@ -6,8 +6,13 @@ from pathlib import Path
 
 import click
 
+from pixelgate.cli.catalog import models
+from pixelgate.cli.common import ErrorReportingGroup
+from pixelgate.cli.generate import generate
+from pixelgate.cli.jobs import jobs
 
-@click.group()
+
+@click.group(cls=ErrorReportingGroup)
 @click.version_option(package_name="pixelgate")
 def main() -> None:
     """pixelgate: one API for every image model, local or hosted."""
@@ -56,3 +61,8 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=5,
     )
+
+
+main.add_command(generate)
+main.add_command(models)
+main.add_command(jobs)

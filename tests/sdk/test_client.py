@@ -155,9 +155,11 @@ def test_files_get_gives_a_fresh_link(client: pixelgate.Client) -> None:
 
 
 def test_a_bad_key_is_unauthorized(server: Server) -> None:
-    with pixelgate.Client(base_url=server.url, api_key="pg_wrong") as client:
-        with pytest.raises(Unauthorized) as caught:
-            client.models.list()
+    with (
+        pixelgate.Client(base_url=server.url, api_key="pg_wrong") as client,
+        pytest.raises(Unauthorized) as caught,
+    ):
+        client.models.list()
     assert caught.value.code == "UNAUTHORIZED"
 
 

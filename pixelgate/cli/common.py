@@ -1,0 +1,97 @@
+"""What every client command shares: connection options, exit codes, error output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from pixelgate.errors import (
+    BackendError,
+    Canceled,
+    Error,
+    Forbidden,
+    ModelAccessDenied,
+    ModelUnavailable,
+    NotFound,
+    Timeout,
+    Unauthorized,
+    ValidationError,
+)
+from pixelgate.sdk import Client
+from pixelgate.sdk.types import to_jsonable
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK = 0
+EXIT_OTHER = 1
+EXIT_CODES: tuple[tuple[type[Error], int], ...] = (
+    (ValidationError, 2),
+    (Unauthorized, 3),
+    (Forbidden, 3),
+    (ModelAccessDenied, 3),
+    (NotFound, 4),
+    (BackendError, 5),
+    (ModelUnavailable, 5),
+    (Timeout, 6),
+    (Canceled, 7),
+)
+"""Exit status per failure kind; 2 is also click's own for usage errors."""
+
+
+def exit_code(error: Error) -> int:
+    for kind, code in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return EXIT_OTHER
+
+
+def describe(error: Error) -> str:
+    """`error [CODE] message (param: p)`, as printed on stderr."""
+    text = f"error [{error.code}] {error.message}"
+    return f"{text} (param: {error.param})" if error.param else text
+
+
+def connection_options(func: F) -> F:
+    """`--url` and `--api-key`, with the SDK's fallbacks when neither flag nor variable is set."""
+    func = click.option(
+        "--api-key",
+        envvar="PIXELGATE_API_KEY",
+        default=None,
+        help="API key [default: PIXELGATE_API_KEY, else a local server's admin key file].",
+    )(func)
+    func = click.option(
+        "--url",
+        envvar="PIXELGATE_URL",
+        default=None,
+        help="Server URL [default: PIXELGATE_URL, else http://127.0.0.1:8000].",
+    )(func)
+    return func
+
+
+def open_client(url: str | None, api_key: str | None) -> Client:
+    return Client(base_url=url, api_key=api_key)
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    """SDK objects (or plain data) as indented JSON on stdout."""
+    click.echo(json.dumps(to_jsonable(value), indent=2))
+
+
+class ErrorReportingGroup(click.Group):
+    """A command group that turns `pixelgate.errors` exceptions into a line on stderr and
+    the exit status of their kind."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Error as error:
+            click.echo(describe(error), err=True)
+            ctx.exit(exit_code(error))

@@ -1,0 +1,69 @@
+"""`pixelgate jobs get|cancel`."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from pixelgate.cli.common import connection_options, open_client, print_json
+from pixelgate.sdk import Job
+
+
+def job_table(job: Job) -> Table:
+    table = Table(show_header=False, box=None)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    rows: list[tuple[str, str | None]] = [
+        ("id", job.id),
+        ("model", job.model),
+        ("status", job.status),
+        ("created", job.created_at.isoformat()),
+        ("started", job.started_at.isoformat() if job.started_at else None),
+        ("finished", job.finished_at.isoformat() if job.finished_at else None),
+        ("cancel requested", "yes" if job.cancel_requested else None),
+        ("error", f"[{job.error.code}] {job.error.message}" if job.error else None),
+    ]
+    for index, image in enumerate(job.result.data if job.result else [], start=1):
+        rows.append((f"image {index}", image.url or image.file_id))
+    for name, value in rows:
+        if value is not None:
+            table.add_row(name, value)
+    return table
+
+
+@click.group()
+def jobs() -> None:
+    """Look at and cancel jobs."""
+
+
+@jobs.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@connection_options
+def get(job_id: str, as_json: bool, url: str | None, api_key: str | None) -> None:
+    """Show a job: status, times, error, images."""
+    with open_client(url, api_key) as client:
+        job = client.jobs.get(job_id)
+    if as_json:
+        print_json(job)
+    else:
+        Console(highlight=False).print(job_table(job))
+
+
+@jobs.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as JSON.")
+@connection_options
+def cancel(job_id: str, as_json: bool, url: str | None, api_key: str | None) -> None:
+    """Cancel a job: a queued one at once, a running one at its next step."""
+    with open_client(url, api_key) as client:
+        job = client.jobs.cancel(job_id)
+    if as_json:
+        print_json(job)
+    elif job.status == "canceled":
+        click.echo(f"{job.id}: canceled")
+    elif job.is_terminal:
+        click.echo(f"{job.id}: already {job.status}")
+    else:
+        click.echo(f"{job.id}: cancel requested ({job.status})")

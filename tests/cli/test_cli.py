@@ -1,0 +1,173 @@
+"""The `pixelgate` client commands, run with click's runner against a real server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from PIL import Image as PILImage
+
+import pixelgate
+from pixelgate.cli.main import main
+from tests.conftest import ADMIN_KEY, Server
+
+FAST = ["--width", "64", "--height", "64", "--steps", "4"]
+
+
+def run(server: Server, *args: str, key: str = ADMIN_KEY) -> Result:
+    """The command with the server's URL and a key from the environment, as a user sets them."""
+    env = {"PIXELGATE_URL": server.url, "PIXELGATE_API_KEY": key}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_generate_writes_a_png_and_prints_its_url(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+
+    result = run(server, "generate", "a red circle", "--model", "local/tiny", "-o", str(out), *FAST)
+
+    assert result.exit_code == 0, result.output
+    with PILImage.open(out) as picture:
+        assert (picture.format, picture.size) == ("PNG", (64, 64))
+    path, url = result.stdout.split()
+    assert path == str(out)
+    assert url.startswith(f"{server.url}/v1/media/")
+
+
+def test_generate_several_images_numbers_the_files(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "dots.png"
+
+    result = run(server, "generate", "dots", "-m", "tiny", "-o", str(out), "--n", "2", *FAST)
+
+    assert result.exit_code == 0, result.output
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == ["dots-1.png", "dots-2.png"]
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_generate_json_prints_the_result(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "seeded.webp"
+    result = run(
+        server,
+        "generate",
+        "a seeded square",
+        "--model",
+        "local/tiny",
+        "-o",
+        str(out),
+        "--format",
+        "webp",
+        "--option",
+        "seed=42",
+        "--option",
+        "guidance_scale=3.5",
+        "--json",
+        *FAST,
+    )
+
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert body["model"] == "local/tiny"
+    assert body["job_id"].startswith("job")
+    assert [image["seed"] for image in body["data"]] == [42]
+    with PILImage.open(out) as picture:
+        assert picture.format == "WEBP"
+
+
+def test_models_lists_the_tiny_model(server: Server) -> None:
+    table = run(server, "models")
+    as_json = run(server, "models", "--json")
+
+    assert table.exit_code == 0, table.output
+    assert "local/tiny" in table.stdout
+    assert as_json.exit_code == 0, as_json.output
+    tiny = next(model for model in json.loads(as_json.stdout) if model["id"] == "local/tiny")
+    assert tiny["available"] is True
+
+
+def test_jobs_get_shows_a_finished_job(server: Server) -> None:
+    with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as client:
+        job_id = client.images.generate(
+            model="local/tiny", prompt="x", width=64, height=64, num_steps=4
+        ).job_id
+
+    shown = run(server, "jobs", "get", job_id)
+    as_json = run(server, "jobs", "get", job_id, "--json")
+
+    assert shown.exit_code == 0, shown.output
+    assert job_id in shown.stdout and "succeeded" in shown.stdout
+    body = json.loads(as_json.stdout)
+    assert (body["id"], body["status"]) == (job_id, "succeeded")
+    assert body["result"]["data"][0]["file_id"]
+
+
+def test_jobs_cancel_cancels_a_queued_or_running_job(server: Server) -> None:
+    with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as client:
+        job = client.images.submit(
+            model="local/tiny", prompt="slow", width=128, height=128, num_steps=150
+        )
+        result = run(server, "jobs", "cancel", job.id)
+        done = client.jobs.wait(job.id, timeout=30)
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{job.id}: ")
+    assert done.status == "canceled"
+
+
+def test_an_unknown_job_exits_4(server: Server) -> None:
+    result = run(server, "jobs", "get", "job_missing")
+
+    assert result.exit_code == 4
+    assert result.stderr.startswith("error [NOT_FOUND] ")
+
+
+def test_a_bad_key_exits_3(server: Server) -> None:
+    result = run(server, "models", key="pg_wrong")
+
+    assert result.exit_code == 3
+    assert result.stderr.startswith("error [UNAUTHORIZED] ")
+
+
+def test_the_url_and_key_flags_win_over_the_environment(server: Server) -> None:
+    result = run(server, "models", "--api-key", "pg_wrong")
+    assert result.exit_code == 3
+
+    flags = ["--url", server.url, "--api-key", ADMIN_KEY]
+    env = {"PIXELGATE_URL": "http://127.0.0.1:9", "PIXELGATE_API_KEY": "pg_wrong"}
+    result = CliRunner().invoke(main, ["models", *flags], env=env)
+    assert result.exit_code == 0, result.output
+
+
+def test_an_invalid_width_exits_2(server: Server, tmp_path: Path) -> None:
+    result = run(
+        server,
+        "generate",
+        "x",
+        "-m",
+        "local/tiny",
+        "-o",
+        str(tmp_path / "x.png"),
+        "--width",
+        "1000",
+    )
+
+    assert result.exit_code == 2
+    assert "Invalid width" in result.stderr
+    assert "(param: width)" in result.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("bad", ["novalue", "=3"])
+def test_a_malformed_option_is_a_usage_error(server: Server, bad: str) -> None:
+    result = run(server, "generate", "x", "-m", "local/tiny", "--option", bad)
+
+    assert result.exit_code == 2
+    assert "key=value" in result.stderr
+
+
+def test_no_server_exits_1() -> None:
+    result = CliRunner().invoke(main, ["models", "--url", "http://127.0.0.1:9", "--api-key", "k"])
+
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error [CONNECTION_ERROR] ")
