@@ -17,10 +17,14 @@ from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, ThreadWorker
 from pixelgate.providers import ProviderRegistry
+from pixelgate.providers.bfl import BlackForestLabsProvider
 from pixelgate.providers.local_diffusion import LocalDiffusionProvider
+from pixelgate.providers.openai import OpenAIProvider
+from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
+from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService
 from pixelgate.service.media import MediaLinks
@@ -45,7 +49,10 @@ class Runtime:
                     settings.resolved_models_dir,
                     device=settings.device,
                     torch_threads=settings.torch_threads,
-                )
+                ),
+                OpenAIProvider.from_settings(settings),
+                StabilityProvider.from_settings(settings),
+                BlackForestLabsProvider.from_settings(settings),
             ]
         )
         self.bus = EventBus()
@@ -53,17 +60,30 @@ class Runtime:
         links = MediaLinks(
             _secret_key(settings), self.clock, ttl_seconds=settings.media_link_ttl_seconds
         )
+        blobs = LocalBlobStore(settings.data_dir / "blobs")
         self.files = FileService(
             self.db,
-            LocalBlobStore(settings.data_dir / "blobs"),
+            blobs,
             links,
             self.clock,
             retention=timedelta(days=settings.retention_days),
         )
+        self.inputs = InputImages(
+            blobs,
+            self.files,
+            max_bytes=settings.max_input_bytes,
+            max_pixels=settings.max_input_pixels,
+        )
         self.access = AccessService(self.db, self.clock)
         store = JobStore(self.db, self.bus, self.clock)
         self.executor = JobExecutor(
-            store, self.catalog, self.providers, self.files, self.cancels, self.clock
+            store,
+            self.catalog,
+            self.providers,
+            self.files,
+            self.inputs,
+            self.cancels,
+            self.clock,
         )
         self.worker = ThreadWorker(self.executor.run, threads=settings.worker_threads)
         self.jobs = JobService(
@@ -71,6 +91,7 @@ class Runtime:
             self.catalog,
             self.providers,
             self.files,
+            self.inputs,
             self.worker,
             self.bus,
             self.cancels,

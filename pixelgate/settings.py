@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0)
     sync_timeout_seconds: float = Field(default=300.0, gt=0)
     max_request_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_input_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    """Largest input image (to edit, vary or cut out), in bytes."""
+    max_input_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    """Largest input image in pixels; checked from the header, before decoding."""
 
     worker_threads: int = Field(default=1, ge=1)
     """Jobs run at once by the in-process worker."""

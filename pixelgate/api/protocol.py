@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pixelgate.service.jobs import GenerateCommand
+from pixelgate.service.jobs import ImageCommand
 
 T = TypeVar("T")
 
@@ -42,11 +42,12 @@ class GenerateRequest(BaseModel):
         description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
     )
 
-    def to_command(self) -> GenerateCommand:
+    def to_command(self) -> ImageCommand:
         options: dict[str, Any] = dict(self.model_extra or {})
         if self.prompt is not None:
             options["prompt"] = self.prompt
-        return GenerateCommand(
+        return ImageCommand(
+            task="generate",
             model=self.model,
             options=options,
             response_format=self.response_format,

@@ -49,6 +49,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))
     options: Mapped[dict[str, Any]]
     """The validated options, seed included, so a resumed job makes the same images."""
+    inputs: Mapped[dict[str, Any] | None]
+    """Input images by role (`image`, `mask`): blob key, content type, size."""
     response_format: Mapped[str] = mapped_column(String(16))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
     result: Mapped[dict[str, Any] | None]

@@ -15,6 +15,7 @@ from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.service.files import FileService
+from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class JobExecutor:
         catalog: Catalog,
         providers: ProviderRegistry,
         files: FileService,
+        inputs: InputImages,
         cancels: CancelRegistry,
         clock: Clock,
     ) -> None:
@@ -36,6 +38,7 @@ class JobExecutor:
         self._catalog = catalog
         self._providers = providers
         self._files = files
+        self._inputs = inputs
         self._cancels = cancels
         self._clock = clock
 
@@ -74,9 +77,16 @@ class JobExecutor:
             if token.canceled:
                 raise Canceled("Job canceled")
             # 3. the work, with progress and cancel at every step
+            inputs = job.inputs or {}
+            task = ImageTask(
+                kind=job.task,  # type: ignore[arg-type]
+                options=options,
+                image=self._inputs.load(inputs["image"]) if "image" in inputs else None,
+                mask=self._inputs.load(inputs["mask"]) if "mask" in inputs else None,
+            )
             images = provider.run(
                 spec,
-                ImageTask(kind="generate", options=options),
+                task,
                 progress=lambda step, total: self._store.publish_progress(job_id, step, total),
                 cancel=token,
             )

@@ -13,34 +13,48 @@ from typing import Any, Literal
 
 from anyio import to_thread
 
-from pixelgate.catalog import Catalog
+from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import Clock
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
     Canceled,
     Conflict,
+    MustProvideFile,
     NotFound,
     Timeout,
     ValidationError,
     error_from_code,
 )
 from pixelgate.providers import ProviderRegistry
+from pixelgate.providers.base import TaskKind
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService
+from pixelgate.service.inputs import ImageUpload, InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
 
 ResponseFormat = Literal["url", "b64_json"]
 
+TASK_NAMES = {
+    "generate": "text-to-image",
+    "edit": "image editing",
+    "variation": "image variations",
+    "remove-background": "background removal",
+}
+
 
 @dataclass(frozen=True)
-class GenerateCommand:
-    """A text-to-image request, as every surface hands it to the service."""
+class ImageCommand:
+    """A request for images, as every surface (native, OpenAI-compatible, web, MCP) hands it
+    to the service."""
 
+    task: TaskKind
     model: str
     options: dict[str, Any]
     response_format: ResponseFormat = "url"
     metadata: dict[str, Any] | None = None
+    image: ImageUpload | None = None
+    mask: ImageUpload | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,7 @@ class JobService:
         catalog: Catalog,
         providers: ProviderRegistry,
         files: FileService,
+        inputs: InputImages,
         queue: JobQueue,
         bus: EventBus,
         cancels: CancelRegistry,
@@ -71,6 +86,7 @@ class JobService:
         self._catalog = catalog
         self._providers = providers
         self._files = files
+        self._inputs = inputs
         self._queue = queue
         self._bus = bus
         self._cancels = cancels
@@ -79,16 +95,18 @@ class JobService:
 
     # -- submitting -----------------------------------------------------------------------
 
-    def submit_generate(self, principal: Principal, command: GenerateCommand) -> Job:
-        """Validate, record and queue a text-to-image job. Nothing runs before this returns."""
+    def submit(self, principal: Principal, command: ImageCommand) -> Job:
+        """Validate, record and queue a job. Nothing runs before this returns."""
         principal.require("generate")
         spec = self._catalog.resolve(command.model)
-        if "generate" not in spec.capabilities:
-            raise ValidationError(
-                f"Model {spec.id!r} does not support text-to-image", param="model"
-            )
+        _check_capability(spec, command)
         options = self._catalog.validate_options(spec, command.options)
         self._providers.for_model(spec)
+        inputs = {
+            upload.field: self._inputs.accept(principal, upload)
+            for upload in (command.image, command.mask)
+            if upload is not None
+        }
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
@@ -96,10 +114,11 @@ class JobService:
             id="job_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,
-            task="generate",
+            task=command.task,
             model=spec.id,
             status=JobStatus.QUEUED,
             options=options.model_dump(mode="json"),
+            inputs=inputs or None,
             response_format=command.response_format,
             metadata_=command.metadata,
             result=None,
@@ -273,3 +292,29 @@ def _raise_unless_succeeded(job: Job) -> Job:
         job.error_message or "The job failed",
         param=job.error_param,
     )
+
+
+def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
+    """The model can do the task, and the inputs fit the task."""
+    capabilities = set(spec.capabilities)
+    if command.task == "edit" and command.mask is not None:
+        able = bool(capabilities & {"edit", "inpaint"})
+    else:
+        able = {
+            "generate": "generate",
+            "edit": "edit",
+            "variation": "variations",
+            "remove-background": "remove-background",
+        }[command.task] in capabilities
+    if not able:
+        raise ValidationError(
+            f"Model {spec.id!r} does not support {TASK_NAMES[command.task]}", param="model"
+        )
+    if command.task != "generate" and command.image is None:
+        raise MustProvideFile(
+            f"{TASK_NAMES[command.task].capitalize()} needs an input image", param="image"
+        )
+    if command.task == "generate" and command.image is not None:
+        raise ValidationError("Text-to-image takes no input image", param="image")
+    if command.mask is not None and command.task != "edit":
+        raise ValidationError(f"{TASK_NAMES[command.task]} takes no mask", param="mask")

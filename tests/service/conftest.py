@@ -23,6 +23,7 @@ from pixelgate.providers import (
 from pixelgate.service.access import AccessService
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
+from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService
 from pixelgate.service.media import MediaLinks
@@ -32,6 +33,7 @@ FIXTURE_MODEL = ModelSpec(
     id="test/fixture",
     provider="fixture",
     family="diffusion",
+    capabilities=("generate", "edit", "inpaint"),
     defaults={"width": 64, "height": 64, "num_steps": 2, "guidance_scale": 1.0},
 )
 
@@ -47,6 +49,7 @@ class FixtureProvider:
             GeneratedImage(b"\x89PNG fixture", "image/png", 8, 8, seed=task.options.seed_value)
         ]
         self.runs = 0
+        self.tasks: list[ImageTask] = []
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return None
@@ -55,6 +58,7 @@ class FixtureProvider:
         self, spec: ModelSpec, task: ImageTask, *, progress: ProgressCallback, cancel: CancelToken
     ) -> list[GeneratedImage]:
         self.runs += 1
+        self.tasks.append(task)
         return self.behaviour(task, progress, cancel)
 
 
@@ -72,6 +76,7 @@ class Services:
     clock: ManualClock
     access: AccessService
     files: FileService
+    inputs: InputImages
     store: JobStore
     jobs: JobService
     executor: JobExecutor
@@ -92,15 +97,21 @@ def services(tmp_path: Path) -> Services:
     catalog = Catalog([*Catalog.load(), FIXTURE_MODEL])
     provider = FixtureProvider()
     providers = ProviderRegistry([provider])
+    blobs = LocalBlobStore(tmp_path / "blobs")
     files = FileService(
         db,
-        LocalBlobStore(tmp_path / "blobs"),
+        blobs,
         MediaLinks(b"k" * 32, clock, ttl_seconds=60),
         clock,
         retention=timedelta(days=1),
     )
+    inputs = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
     store = JobStore(db, bus, clock)
     queue = RecordingQueue()
-    jobs = JobService(store, catalog, providers, files, queue, bus, cancels, clock, max_attempts=2)
-    executor = JobExecutor(store, catalog, providers, files, cancels, clock)
-    return Services(db, clock, access, files, store, jobs, executor, provider, queue, cancels)
+    jobs = JobService(
+        store, catalog, providers, files, inputs, queue, bus, cancels, clock, max_attempts=2
+    )
+    executor = JobExecutor(store, catalog, providers, files, inputs, cancels, clock)
+    return Services(
+        db, clock, access, files, inputs, store, jobs, executor, provider, queue, cancels
+    )

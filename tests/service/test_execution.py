@@ -6,7 +6,7 @@ from pixelgate.errors import BackendError, Canceled
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
 from pixelgate.service.job_store import JobStatus
-from pixelgate.service.jobs import GenerateCommand
+from pixelgate.service.jobs import ImageCommand
 from tests.service.conftest import Services
 
 RUNNING, QUEUED = JobStatus.RUNNING, JobStatus.QUEUED
@@ -14,8 +14,9 @@ CALLER = Principal("key_test", "default", frozenset({"admin"}))
 
 
 def submit(services: Services) -> str:
-    job = services.jobs.submit_generate(
-        CALLER, GenerateCommand(model="test/fixture", options={"prompt": "x", "seed": 3})
+    job = services.jobs.submit(
+        CALLER,
+        ImageCommand(task="generate", model="test/fixture", options={"prompt": "x", "seed": 3}),
     )
     return job.id
 

@@ -44,7 +44,7 @@ async def generate(
     prefer: Annotated[str | None, Header()] = None,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Text-to-image. Waits for the images, or answers 202 with the job when asked to."""
-    job = await run_in_threadpool(runtime.jobs.submit_generate, principal, body.to_command())
+    job = await run_in_threadpool(runtime.jobs.submit, principal, body.to_command())
     if wants_async(body.async_, prefer):
         public = await run_in_threadpool(views.job_public, runtime, job, base_url)
         return JSONResponse(

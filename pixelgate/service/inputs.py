@@ -1,0 +1,105 @@
+"""Images callers send (to edit, vary or cut out): checked once, stored as blobs.
+
+An input is bytes (base64 in JSON or a multipart upload) or the id of a result already stored
+(editing by reference). Its format is read from its header and its size is checked before
+any pixel is decoded, so a decompression bomb is refused cheaply.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from pixelgate.errors import PayloadTooLarge, ValidationError
+from pixelgate.providers import ImageInput
+from pixelgate.service.access import Principal
+from pixelgate.service.files import FileService
+from pixelgate.storage import BlobStore
+
+FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    """One input image as a surface received it. `field` names it in errors."""
+
+    field: str
+    data: bytes | None = None
+    file_id: str | None = None
+
+
+class InputImages:
+    def __init__(
+        self, blobs: BlobStore, files: FileService, *, max_bytes: int, max_pixels: int
+    ) -> None:
+        self._blobs = blobs
+        self._files = files
+        self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
+
+    def accept(self, principal: Principal, upload: ImageUpload) -> dict[str, Any]:
+        """Check and store one input; returns the record kept with the job."""
+        if upload.file_id is not None:
+            record = self._files.get(principal.tenant_id, upload.file_id)
+            data = self._files.read(record)
+        elif upload.data is not None:
+            data = upload.data
+        else:
+            raise ValidationError(
+                f"Provide {upload.field} as bytes or a file id", param=upload.field
+            )
+        image = self.inspect(data, upload.field)
+        return {
+            "blob_key": self._blobs.put(data),
+            "content_type": image.content_type,
+            "width": image.width,
+            "height": image.height,
+        }
+
+    def inspect(self, data: bytes, field: str) -> ImageInput:
+        """The format and size of an image, refusing what is too big, corrupt or not an image."""
+        if len(data) > self.max_bytes:
+            raise PayloadTooLarge(
+                f"{field} is {len(data)} bytes; the limit is {self.max_bytes}", param=field
+            )
+        if not data:
+            raise ValidationError(f"{field} is empty", param=field)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))  # reads the header only
+                if image.format not in FORMATS:
+                    raise ValidationError(
+                        f"{field} must be a PNG, JPEG or WebP image, not {image.format}",
+                        param=field,
+                    )
+                width, height = image.size
+                if width * height > self.max_pixels:
+                    raise PayloadTooLarge(
+                        f"{field} is {width}x{height} pixels; the limit is {self.max_pixels} "
+                        "pixels",
+                        param=field,
+                    )
+                image.load()  # now decode, to catch truncated or corrupt data
+        except (ValidationError, PayloadTooLarge):
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise PayloadTooLarge(f"{field} decodes to too many pixels", param=field) from None
+        except Exception:
+            raise ValidationError(
+                f"{field} is not a readable image (PNG, JPEG or WebP)", param=field
+            ) from None
+        return ImageInput(data=data, content_type=FORMATS[image.format], width=width, height=height)
+
+    def load(self, stored: dict[str, Any]) -> ImageInput:
+        """The input as a provider gets it, from the record kept with the job."""
+        return ImageInput(
+            data=self._blobs.get(stored["blob_key"]),
+            content_type=stored["content_type"],
+            width=stored["width"],
+            height=stored["height"],
+        )
