@@ -1,0 +1,260 @@
+"""Black Forest Labs' FLUX API (flux-pro-1.1, flux-kontext-pro) behind the one provider
+interface: submit a task, then poll it until it is ready.
+
+The protocol as this module speaks it (docs.bfl.ai), with the assumptions written down:
+
+- Submit: `POST {base}/v1/{source}` with header `x-key: <key>` and a JSON body. flux-pro-1.1:
+  `prompt`, `width`, `height`, `prompt_upsampling`, `safety_tolerance`, `seed` (left out when
+  unset), `output_format`. flux-kontext-pro: `prompt`, `aspect_ratio`, `prompt_upsampling`,
+  `safety_tolerance`, `seed`, `output_format`, and for an edit `input_image`, the input image's
+  bytes in base64. The answer is `{"id", "polling_url"}`; without a `polling_url` the task is
+  polled at `{base}/v1/get_result?id=<id>`.
+- Poll: `GET <polling_url>` with `x-key`; the answer is `{"id", "status", "result",
+  "details"}`. `Ready`: `result.sample` is a signed URL to fetch (without the key) and
+  `result.seed` the seed used. `Error` and `Failed` are failures, `Request Moderated` and
+  `Content Moderated` moderation (reasons in `details`), `Task not found` a lost task; any other
+  status (`Pending`, ...) means "not yet".
+- The key travels with every poll, so a `polling_url` must point at the configured base URL's
+  host (same scheme and port) or at an https host under the provider's own domains (regional
+  hosts such as `api.eu1.bfl.ai`); any other is refused before it is called (SSRF).
+- Errors: 422 `{"detail": [{"loc", "msg", "type"}]}` is the caller's input; 402 (no credits)
+  and others are backend failures; 429 (too many active tasks) is retried by the HTTP policy.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog.options import FluxKontextOptions, FluxOptions
+from pixelgate.errors import (
+    BackendError,
+    Error,
+    ModelUnavailable,
+    MustProvideFile,
+    Timeout,
+    ValidationError,
+)
+from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.http import (
+    UpstreamClient,
+    UpstreamResponse,
+    key_refused,
+    malformed,
+    read_image,
+    require_capability,
+    wait,
+)
+from pixelgate.settings import Settings
+
+PROVIDER = "bfl"
+PROVIDER_DOMAINS = ("bfl.ai", "bfl.ml")
+READY = "Ready"
+FAILED = frozenset({"Error", "Failed"})
+MODERATED = frozenset({"Request Moderated", "Content Moderated"})
+NOT_FOUND = "Task not found"
+
+
+class BlackForestLabsProvider:
+    name = PROVIDER
+
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr | None,
+        base_url: str,
+        http: UpstreamClient,
+        poll_interval_seconds: float,
+        poll_timeout_seconds: float,
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._http = http
+        self._poll_interval = poll_interval_seconds
+        self._poll_timeout = poll_timeout_seconds
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BlackForestLabsProvider:
+        return cls(
+            api_key=settings.bfl_api_key,
+            base_url=settings.bfl_base_url,
+            http=UpstreamClient.from_settings(PROVIDER, settings),
+            poll_interval_seconds=settings.bfl_poll_interval_seconds,
+            poll_timeout_seconds=settings.bfl_poll_timeout_seconds,
+        )
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        if self._api_key is None:
+            return f"provider {self.name!r} has no API key (set PIXELGATE_BFL_API_KEY)"
+        return None
+
+    def run(
+        self,
+        spec: ModelSpec,
+        task: ImageTask,
+        *,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> list[GeneratedImage]:
+        # 1. checks that need no upstream call
+        require_capability(spec, task)
+        body = request_body(task)
+        if self._api_key is None:
+            raise ModelUnavailable(
+                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
+                param="model",
+            )
+        headers = {"x-key": self._api_key.get_secret_value(), "accept": "application/json"}
+        progress(0, 1)
+        # 2. submit
+        source = spec.source or spec.id.rsplit("/", 1)[-1]
+        submitted = self._http.send(
+            "POST", f"{self._base_url}/v1/{source}", cancel=cancel, headers=headers, json_body=body
+        )
+        polling_url = self._polling_url(_answer(submitted))
+        # 3. poll until the task is finished, canceled, or the window closes
+        result = self._poll(polling_url, headers, cancel)
+        # 4. the image, fetched without the key
+        sample = result.get("sample")
+        if not isinstance(sample, str):
+            raise malformed(PROVIDER, "a ready task without `result.sample`")
+        data = self._http.fetch_result(sample, cancel=cancel)
+        seed = result.get("seed")
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            seed = task.options.seed_value
+        image = read_image(data, provider=PROVIDER, seed=seed)
+        progress(1, 1)
+        return [image]
+
+    def _polling_url(self, answer: dict[str, Any]) -> str:
+        polling_url, task_id = answer.get("polling_url"), answer.get("id")
+        if isinstance(polling_url, str):
+            if not polling_url_allowed(polling_url, self._base_url):
+                raise BackendError(
+                    "The bfl provider returned a polling URL outside its own hosts; refused"
+                )
+            return polling_url
+        if isinstance(task_id, str):
+            return str(httpx.URL(f"{self._base_url}/v1/get_result", params={"id": task_id}))
+        raise malformed(PROVIDER, "no `polling_url` or `id` in the submit answer")
+
+    def _poll(self, url: str, headers: dict[str, str], cancel: CancelToken) -> dict[str, Any]:
+        """The `result` of the task once it is `Ready`."""
+        deadline = time.monotonic() + self._poll_timeout
+        while True:
+            answer = _answer(self._http.send("GET", url, cancel=cancel, headers=headers))
+            status = answer.get("status")
+            if not isinstance(status, str):
+                raise malformed(PROVIDER, "a poll answer without `status`")
+            if status == READY:
+                result = answer.get("result")
+                if not isinstance(result, dict):
+                    raise malformed(PROVIDER, "a ready task without `result`")
+                return result
+            details = _details(answer.get("details"))
+            if status in MODERATED:
+                raise BackendError(f"Black Forest Labs moderated the request: {status}{details}")
+            if status in FAILED:
+                raise BackendError(f"Black Forest Labs failed the task: {status}{details}")
+            if status == NOT_FOUND:
+                raise BackendError("Black Forest Labs lost the task: Task not found")
+            # anything else (Pending, ...) is not finished yet: wait, unless the window closed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout("Image generation timed out")
+            wait(min(self._poll_interval, left), cancel)
+
+
+def request_body(task: ImageTask) -> dict[str, Any]:
+    """The submit body for the task's option family, named as Black Forest Labs names them."""
+    options: ImageOptions = task.options
+    if isinstance(options, FluxOptions):
+        if task.kind != "generate":
+            raise ValidationError(f"flux-pro-1.1 does not support {task.kind}", param="model")
+        body: dict[str, Any] = {
+            "prompt": options.prompt,
+            "width": options.width,
+            "height": options.height,
+        }
+    elif isinstance(options, FluxKontextOptions):
+        body = {"prompt": options.prompt, "aspect_ratio": options.aspect_ratio}
+        if task.kind == "edit":
+            if task.image is None:
+                raise MustProvideFile("edit needs an input image", param="image")
+            body["input_image"] = base64.b64encode(task.image.data).decode()
+    else:
+        raise TypeError(f"the bfl provider cannot send {type(options).__name__}")
+    body |= {
+        "prompt_upsampling": options.prompt_upsampling,
+        "safety_tolerance": options.safety_tolerance,
+        "output_format": options.output_format,
+    }
+    if options.seed is not None:
+        body["seed"] = options.seed
+    return body
+
+
+def polling_url_allowed(url: str, base_url: str) -> bool:
+    """Whether the key may be sent to `url`: the base URL's own host, scheme and port, or https
+    on a host under the provider's domains."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return False
+    if target.userinfo:
+        return False
+    host = target.host.lower()
+    if (target.scheme, host, target.port) == (base.scheme, base.host.lower(), base.port):
+        return True
+    under_domain = any(host == d or host.endswith(f".{d}") for d in PROVIDER_DOMAINS)
+    return target.scheme == "https" and target.port is None and under_domain
+
+
+def _answer(response: UpstreamResponse) -> dict[str, Any]:
+    """A success answer's JSON object; an error answer raised as a pixelgate error."""
+    body = response.json_body()
+    if not response.ok:
+        raise error_from_response(response.status, body)
+    if not isinstance(body, dict):
+        raise malformed(PROVIDER, "the answer is not a JSON object")
+    return body
+
+
+def _details(details: Any) -> str:
+    if isinstance(details, dict):
+        parts = [
+            f"{key}: {', '.join(map(str, value)) if isinstance(value, list) else value}"
+            for key, value in details.items()
+        ]
+        return f" ({'; '.join(parts)})" if parts else ""
+    if isinstance(details, str) and details:
+        return f" ({details})"
+    return ""
+
+
+def error_from_response(status: int, body: Any) -> Error:
+    """A pixelgate error for a Black Forest Labs error answer, read from its documented fields."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    message: str | None = None
+    param: str | None = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        message = first.get("msg") if isinstance(first.get("msg"), str) else None
+        loc = first.get("loc")
+        if isinstance(loc, list) and loc and isinstance(loc[-1], str) and loc[-1] != "body":
+            param = loc[-1]
+    elif isinstance(detail, str):
+        message = detail
+    if status in (401, 403):
+        return key_refused(PROVIDER, status)
+    if status in (400, 422):
+        return ValidationError(
+            message or f"The bfl provider refused the request (HTTP {status})", param=param
+        )
+    reason = message or httpx.codes.get_reason_phrase(status) or "no message"
+    return BackendError(f"The bfl provider answered HTTP {status}: {reason}")

@@ -1,0 +1,354 @@
+"""The upstream HTTP policy every hosted provider shares.
+
+One `UpstreamClient` per provider: httpx with timeouts, at most `max_retries + 1` attempts, and
+retries with exponential backoff and full jitter on 429, 5xx and connection failures. A
+`Retry-After` header (seconds or an HTTP date) replaces the backoff, capped so that a provider
+cannot park a worker for long. The client returns the last response, good or bad, as an
+`UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
+
+`fetch_result` downloads a result URL a provider handed back, without the provider's key, so
+the caller can store the bytes (a provider's URL is never handed on). `read_image` turns result
+bytes into a `GeneratedImage`. Keys never reach a log line: headers are logged redacted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from PIL import Image, UnidentifiedImageError
+
+from pixelgate.catalog import ModelSpec
+from pixelgate.errors import BackendError, Canceled, Timeout, ValidationError
+from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-key", "x-api-key", "api-key", "cookie"}
+)
+MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+"""Larger answers are refused: ten high-quality base64 images fit well within this."""
+CANCEL_CHECK_SECONDS = 0.05
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+FileField = tuple[str | None, bytes, str | None]
+"""A multipart file part: (file name, bytes, content type)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often and how patiently a failed upstream call is tried again."""
+
+    max_retries: int = 2
+    backoff_seconds: float = 0.5
+    """The first retry waits up to this long; each later one up to twice the one before."""
+    max_delay_seconds: float = 30.0
+    """Cap on any single wait, `Retry-After` included."""
+
+    def delay(self, retry: int, retry_after: str | None, rng: random.Random) -> float:
+        """Seconds to wait before retry number `retry` (0 for the first)."""
+        asked = retry_after_seconds(retry_after, now=datetime.now(UTC))
+        if asked is not None:
+            return min(asked, self.max_delay_seconds)
+        # full jitter: spreads the retries of many workers over the whole window
+        ceiling = min(self.max_delay_seconds, self.backoff_seconds * 2**retry)
+        return rng.uniform(0.0, ceiling)
+
+
+def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
+    """A `Retry-After` header in seconds: delay-seconds or an HTTP date; None when absent or
+    unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers fit for a log line: credentials replaced by `***`."""
+    return {
+        name: "***" if name.lower() in SENSITIVE_HEADERS else value
+        for name, value in headers.items()
+    }
+
+
+def loggable_url(url: str) -> str:
+    """A URL fit for a log line: without its query, where signed result URLs keep their
+    signature."""
+    try:
+        return str(httpx.URL(url).copy_with(query=None, fragment=None))
+    except httpx.InvalidURL:
+        return "<invalid URL>"
+
+
+def wait(seconds: float, cancel: CancelToken | None) -> None:
+    """Sleep, waking early to raise `Canceled` when the job is canceled."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if cancel is not None and cancel.canceled:
+            raise Canceled("Job canceled")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, CANCEL_CHECK_SECONDS))
+
+
+@dataclass(frozen=True)
+class UpstreamResponse:
+    status: int
+    headers: httpx.Headers
+    content: bytes
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        value: str = self.headers.get("content-type", "")
+        return value.split(";")[0].strip().lower()
+
+    def json_body(self) -> Any:
+        """The body as JSON, or None when it is not JSON."""
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            return None
+
+
+class UpstreamClient:
+    """Calls one provider's HTTP API under the shared timeout and retry policy."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        timeout_seconds: float,
+        retry: RetryPolicy,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.provider = provider
+        self.timeout_seconds = timeout_seconds
+        self.retry = retry
+        self._rng = rng or random.Random()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, provider: str, settings: Settings) -> UpstreamClient:
+        return cls(
+            provider,
+            timeout_seconds=settings.provider_timeout_seconds,
+            retry=RetryPolicy(
+                max_retries=settings.provider_max_retries,
+                backoff_seconds=settings.provider_retry_backoff_seconds,
+                max_delay_seconds=settings.provider_retry_max_delay_seconds,
+            ),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        cancel: CancelToken,
+        headers: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        multipart: Mapping[str, str | FileField] | None = None,
+        follow_redirects: bool = False,
+    ) -> UpstreamResponse:
+        """One upstream call, retried on 429, 5xx and connection failures. Returns the last
+        response whatever its status; raises `Timeout` when the provider does not answer in
+        time, `BackendError` when it cannot be reached, `Canceled` when the job is canceled
+        before an attempt or during a wait.
+
+        `multipart` is sent as multipart/form-data even when it holds no file: plain fields
+        become parts without a file name (Stability refuses url-encoded forms)."""
+        sent_headers = dict(headers or {})
+        parts: list[tuple[str, tuple[str | None, bytes, str | None]]] | None = None
+        if multipart is not None:
+            parts = [
+                (name, (None, value.encode(), None) if isinstance(value, str) else value)
+                for name, value in multipart.items()
+            ]
+        retries = 0
+        while True:
+            if cancel.canceled:
+                raise Canceled("Job canceled")
+            log.debug(
+                "upstream %s %s %s headers=%s",
+                self.provider,
+                method,
+                loggable_url(url),
+                redact_headers(sent_headers),
+            )
+            request = self._client.build_request(
+                method, url, headers=sent_headers, json=json_body, files=parts
+            )
+            try:
+                response = self._attempt(request, follow_redirects=follow_redirects)
+            except (httpx.ConnectTimeout, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                # no answer came back. Like the providers' own SDKs we try again, knowing that a
+                # request cut off mid-answer may reach the provider twice
+                if retries >= self.retry.max_retries:
+                    raise self._unreachable(exc) from exc
+                delay = self.retry.delay(retries, None, self._rng)
+                log.warning(
+                    "%s: %s %s failed (%s); retry %d in %.2fs",
+                    self.provider,
+                    method,
+                    loggable_url(url),
+                    type(exc).__name__,
+                    retries + 1,
+                    delay,
+                )
+            except httpx.TimeoutException as exc:
+                # no retry: the provider may still be working on (and billing) this request
+                raise Timeout(
+                    f"The {self.provider} provider did not answer within "
+                    f"{self.timeout_seconds:g} seconds"
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise BackendError(
+                    f"Calling the {self.provider} provider failed: {type(exc).__name__}"
+                ) from exc
+            else:
+                if not _retryable(response.status) or retries >= self.retry.max_retries:
+                    return response
+                delay = self.retry.delay(retries, response.headers.get("retry-after"), self._rng)
+                log.warning(
+                    "%s: %s %s answered %d; retry %d in %.2fs",
+                    self.provider,
+                    method,
+                    loggable_url(url),
+                    response.status,
+                    retries + 1,
+                    delay,
+                )
+            wait(delay, cancel)
+            retries += 1
+
+    def fetch_result(self, url: str, *, cancel: CancelToken) -> bytes:
+        """The bytes behind a result URL the provider returned. Sent without credentials."""
+        try:
+            scheme = httpx.URL(url).scheme
+        except httpx.InvalidURL:
+            scheme = ""
+        if scheme not in ("http", "https"):
+            raise BackendError(
+                f"The {self.provider} provider returned a result URL that is not http(s)"
+            )
+        response = self.send("GET", url, cancel=cancel, follow_redirects=True)
+        if not response.ok:
+            raise BackendError(
+                f"Fetching the result from the {self.provider} provider failed with HTTP "
+                f"{response.status}"
+            )
+        return response.content
+
+    def _attempt(self, request: httpx.Request, *, follow_redirects: bool) -> UpstreamResponse:
+        response = self._client.send(request, stream=True, follow_redirects=follow_redirects)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+                raise self._too_large()
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body.extend(chunk)
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise self._too_large()
+        finally:
+            response.close()
+        return UpstreamResponse(response.status_code, response.headers, bytes(body))
+
+    def _too_large(self) -> BackendError:
+        return BackendError(
+            f"The {self.provider} provider sent more than {MAX_RESPONSE_BYTES} bytes; refused"
+        )
+
+    def _unreachable(self, exc: httpx.HTTPError) -> BackendError | Timeout:
+        if isinstance(exc, httpx.TimeoutException):
+            return Timeout(f"Could not connect to the {self.provider} provider in time")
+        return BackendError(f"Could not reach the {self.provider} provider: {type(exc).__name__}")
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def read_image(
+    data: bytes, *, provider: str, seed: int | None = None, revised_prompt: str | None = None
+) -> GeneratedImage:
+    """A result image from its bytes: its format and size are read from the bytes themselves,
+    so a body that is not an image is refused here rather than stored."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = (image.format or "").lower()
+            width, height = image.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
+        raise BackendError(f"The {provider} provider returned data that is not an image") from exc
+    content_type = Image.MIME.get(fmt.upper(), f"image/{fmt}")
+    return GeneratedImage(
+        data=data,
+        content_type=content_type,
+        width=width,
+        height=height,
+        seed=seed,
+        revised_prompt=revised_prompt,
+    )
+
+
+def image_part(name: str, image: ImageInput) -> FileField:
+    """A multipart file part for an input image, with a file name that matches its type."""
+    extension = IMAGE_EXTENSIONS.get(image.content_type, "png")
+    return (f"{name}.{extension}", image.data, image.content_type)
+
+
+def malformed(provider: str, what: str) -> BackendError:
+    return BackendError(f"The {provider} provider sent a malformed response: {what}")
+
+
+def key_refused(provider: str, status: int) -> BackendError:
+    """401/403 from a provider: our configured key was refused; the caller's key is fine."""
+    return BackendError(
+        f"The {provider} provider refused pixelgate's API key for it (HTTP {status}); "
+        "the operator should check the configured key"
+    )
+
+
+CAPABILITY_OF_KIND: dict[str, tuple[str, ...]] = {
+    "generate": ("generate",),
+    "edit": ("edit", "inpaint"),
+    "variation": ("variations",),
+    "remove-background": ("remove-background",),
+}
+
+
+def require_capability(spec: ModelSpec, task: ImageTask) -> None:
+    """Refuse a task kind the catalog does not list for the model, before any upstream call."""
+    if not set(CAPABILITY_OF_KIND[task.kind]) & set(spec.capabilities):
+        raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")

@@ -1,0 +1,191 @@
+"""OpenAI's Images API (dall-e-2, dall-e-3, gpt-image-*) behind the one provider interface.
+
+The protocol as this module speaks it (platform.openai.com/docs/api-reference/images):
+
+- `POST {base}/v1/images/generations`, JSON: `model`, `prompt`, `n`, `size`; dall-e-3 adds
+  `quality` and `style`; gpt-image adds `quality`, `background`, `output_format`.
+- `POST {base}/v1/images/edits`, multipart: files `image` and `mask`, fields `prompt`,
+  `model`, `n`, `size` and the family's other options.
+- `POST {base}/v1/images/variations`, multipart: file `image`, fields `model`, `n`, `size`.
+- dall-e models are asked for `response_format=b64_json`; gpt-image models always answer in
+  base64 and refuse the field. An answer that still carries a `url` is fetched here, so no
+  provider URL ever reaches the caller.
+- `Authorization: Bearer <key>`. Success: `{"created", "data": [{"b64_json" | "url",
+  "revised_prompt"?}]}`. Errors: `{"error": {"message", "type", "param", "code"}}`; the codes
+  `content_policy_violation` (dall-e) and `moderation_blocked` (gpt-image) are its safety system.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog.options import DallE2Options, DallE3Options, GptImageOptions
+from pixelgate.errors import BackendError, Error, ModelUnavailable, MustProvideFile, ValidationError
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageTask,
+    ProgressCallback,
+)
+from pixelgate.providers.http import (
+    FileField,
+    UpstreamClient,
+    UpstreamResponse,
+    image_part,
+    key_refused,
+    malformed,
+    read_image,
+    require_capability,
+)
+from pixelgate.settings import Settings
+
+PROVIDER = "openai"
+PATHS = {
+    "generate": "/v1/images/generations",
+    "edit": "/v1/images/edits",
+    "variation": "/v1/images/variations",
+}
+MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+
+
+class OpenAIProvider:
+    name = PROVIDER
+
+    def __init__(self, *, api_key: SecretStr | None, base_url: str, http: UpstreamClient) -> None:
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._http = http
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIProvider:
+        return cls(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            http=UpstreamClient.from_settings(cls.name, settings),
+        )
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        if self._api_key is None:
+            return f"provider {self.name!r} has no API key (set PIXELGATE_OPENAI_API_KEY)"
+        return None
+
+    def run(
+        self,
+        spec: ModelSpec,
+        task: ImageTask,
+        *,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> list[GeneratedImage]:
+        # 1. checks that need no upstream call
+        require_capability(spec, task)
+        path = PATHS.get(task.kind)
+        if path is None:
+            raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
+        if task.kind != "generate" and task.image is None:
+            raise MustProvideFile(f"{task.kind} needs an input image", param="image")
+        if self._api_key is None:
+            raise ModelUnavailable(
+                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
+                param="model",
+            )
+        fields = request_fields(
+            spec.source or spec.id, task.options, with_prompt=task.kind != "variation"
+        )
+        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        progress(0, 1)
+        # 2. the upstream call: JSON for generations, multipart for edits and variations
+        url = self._base_url + path
+        if task.image is None:
+            response = self._http.send(
+                "POST", url, cancel=cancel, headers=headers, json_body=fields
+            )
+        else:
+            parts: dict[str, str | FileField] = {
+                name: form_value(value) for name, value in fields.items()
+            }
+            parts["image"] = image_part("image", task.image)
+            if task.mask is not None:
+                parts["mask"] = image_part("mask", task.mask)
+            response = self._http.send("POST", url, cancel=cancel, headers=headers, multipart=parts)
+        # 3. the images, as bytes
+        images = self._images(response, cancel)
+        progress(1, 1)
+        return images
+
+    def _images(self, response: UpstreamResponse, cancel: CancelToken) -> list[GeneratedImage]:
+        body = response.json_body()
+        if not response.ok:
+            raise error_from_response(response.status, body)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list) or not data:
+            raise malformed(PROVIDER, "no `data` list")
+        images: list[GeneratedImage] = []
+        for item in data:
+            if not isinstance(item, dict):
+                raise malformed(PROVIDER, "an item of `data` is not an object")
+            revised = item.get("revised_prompt")
+            revised_prompt = revised if isinstance(revised, str) else None
+            encoded, url = item.get("b64_json"), item.get("url")
+            if isinstance(encoded, str):
+                try:
+                    raw = base64.b64decode(encoded, validate=True)
+                except (binascii.Error, ValueError):
+                    raise malformed(PROVIDER, "`b64_json` is not base64") from None
+            elif isinstance(url, str):
+                raw = self._http.fetch_result(url, cancel=cancel)
+            else:
+                raise malformed(PROVIDER, "an image has neither `b64_json` nor `url`")
+            images.append(read_image(raw, provider=self.name, revised_prompt=revised_prompt))
+        return images
+
+
+def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> dict[str, Any]:
+    """The request fields of one option family, named as OpenAI names them."""
+    fields: dict[str, Any] = {"model": model, "n": options.n}
+    if with_prompt:
+        fields["prompt"] = options.prompt
+    if isinstance(options, DallE3Options):
+        fields |= {"size": options.size, "quality": options.quality, "style": options.style}
+        fields["response_format"] = "b64_json"
+    elif isinstance(options, DallE2Options):
+        fields |= {"size": options.size, "response_format": "b64_json"}
+    elif isinstance(options, GptImageOptions):
+        fields |= {
+            "size": options.size,
+            "quality": options.quality,
+            "background": options.background,
+            "output_format": options.output_format,
+        }
+    else:
+        raise TypeError(f"the openai provider cannot send {type(options).__name__}")
+    return fields
+
+
+def form_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def error_from_response(status: int, body: Any) -> Error:
+    """A pixelgate error for an OpenAI error answer, read from its documented fields."""
+    error = body.get("error") if isinstance(body, dict) else None
+    fields = error if isinstance(error, dict) else {}
+    message = fields.get("message") if isinstance(fields.get("message"), str) else None
+    code = fields.get("code") if isinstance(fields.get("code"), str) else None
+    param = fields.get("param") if isinstance(fields.get("param"), str) else None
+    if code in MODERATION_CODES:
+        return BackendError(f"OpenAI's safety system refused the request: {message or code}")
+    if status in (401, 403):
+        return key_refused(PROVIDER, status)
+    if status in (400, 422):
+        return ValidationError(
+            message or f"The openai provider refused the request (HTTP {status})", param=param
+        )
+    reason = message or httpx.codes.get_reason_phrase(status) or "no message"
+    return BackendError(f"The openai provider answered HTTP {status}: {reason}")

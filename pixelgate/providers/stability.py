@@ -1,0 +1,225 @@
+"""Stability AI's v2beta Stable Image API behind the one provider interface.
+
+The protocol as this module speaks it (platform.stability.ai/docs/api-reference), with the
+assumptions written down:
+
+- Every call is `POST` multipart/form-data with `Authorization: Bearer <key>`, even when no
+  file is sent (the API refuses url-encoded forms).
+- `generate`: `/v2beta/stable-image/generate/{source}` (`core` in the catalog), fields
+  `prompt`, `aspect_ratio`, `negative_prompt`, `seed`, `style_preset`, `output_format`; unset
+  options are left out (a seed of 0 would mean "random" there).
+- `edit` with a mask: `/v2beta/stable-image/edit/inpaint`, files `image` and `mask`, fields
+  `prompt`, `negative_prompt`, `seed`, `style_preset`, `output_format`. The mask is required
+  here, although the API could read one from the image's alpha channel: pixelgate's masks are
+  always explicit (white repaints, black keeps).
+- `remove-background`: `/v2beta/stable-image/edit/remove-background`, file `image`, field
+  `output_format` (`png` or `webp` only; anything else asks for `png`).
+- `accept: image/*` answers the raw image with headers `seed` and `finish-reason`;
+  `accept: application/json` answers `{"image": <base64>, "seed", "finish_reason"}`. The answer
+  is read by its own content type, so either works. A finish reason of `CONTENT_FILTERED` is
+  the safety filter (the image is blurred) and is refused.
+- Errors are `{"id", "name", "errors": [<message>, ...]}`: 400 `bad_request` and 422 are the
+  caller's input, 403 with name `content_moderation` is moderation, 413 is an input too large,
+  other 401/403 a refused key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from pixelgate.catalog import ModelSpec
+from pixelgate.catalog.options import StabilityCoreOptions
+from pixelgate.errors import (
+    BackendError,
+    Error,
+    ModelUnavailable,
+    MustProvideFile,
+    PayloadTooLarge,
+    ValidationError,
+)
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    ProgressCallback,
+)
+from pixelgate.providers.http import (
+    FileField,
+    UpstreamClient,
+    UpstreamResponse,
+    image_part,
+    key_refused,
+    malformed,
+    read_image,
+    require_capability,
+)
+from pixelgate.settings import Settings
+
+PROVIDER = "stability"
+GENERATE_PATH = "/v2beta/stable-image/generate/{source}"
+INPAINT_PATH = "/v2beta/stable-image/edit/inpaint"
+REMOVE_BACKGROUND_PATH = "/v2beta/stable-image/edit/remove-background"
+CONTENT_FILTERED = "CONTENT_FILTERED"
+MODERATION_NAME = "content_moderation"
+
+Accept = Literal["image/*", "application/json"]
+
+
+class StabilityProvider:
+    name = PROVIDER
+
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr | None,
+        base_url: str,
+        http: UpstreamClient,
+        accept: Accept = "image/*",
+    ) -> None:
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._http = http
+        self._accept = accept
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StabilityProvider:
+        return cls(
+            api_key=settings.stability_api_key,
+            base_url=settings.stability_base_url,
+            http=UpstreamClient.from_settings(cls.name, settings),
+        )
+
+    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        if self._api_key is None:
+            return f"provider {self.name!r} has no API key (set PIXELGATE_STABILITY_API_KEY)"
+        return None
+
+    def run(
+        self,
+        spec: ModelSpec,
+        task: ImageTask,
+        *,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> list[GeneratedImage]:
+        # 1. the endpoint and its parts, checked before any upstream call
+        require_capability(spec, task)
+        path, parts = self._request(spec, task)
+        if self._api_key is None:
+            raise ModelUnavailable(
+                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
+                param="model",
+            )
+        headers = {
+            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "accept": self._accept,
+        }
+        progress(0, 1)
+        # 2. the upstream call
+        response = self._http.send(
+            "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+        )
+        # 3. the image
+        image = read_result(response)
+        progress(1, 1)
+        return [image]
+
+    def _request(self, spec: ModelSpec, task: ImageTask) -> tuple[str, dict[str, str | FileField]]:
+        options = task.options
+        if task.kind == "remove-background":
+            image = _required_image(task)
+            fmt = options.output_format_value
+            return REMOVE_BACKGROUND_PATH, {
+                "image": image_part("image", image),
+                "output_format": fmt if fmt in ("png", "webp") else "png",
+            }
+        if not isinstance(options, StabilityCoreOptions):
+            raise TypeError(f"the stability provider cannot send {type(options).__name__}")
+        fields = {
+            "prompt": options.prompt,
+            "negative_prompt": options.negative_prompt,
+            "seed": None if options.seed is None else str(options.seed),
+            "style_preset": options.style_preset,
+            "output_format": options.output_format,
+        }
+        parts: dict[str, str | FileField] = {k: v for k, v in fields.items() if v is not None}
+        if task.kind == "generate":
+            parts["aspect_ratio"] = options.aspect_ratio
+            return GENERATE_PATH.format(source=spec.source or "core"), parts
+        if task.kind == "edit":
+            image = _required_image(task)
+            if task.mask is None:
+                raise MustProvideFile("Inpainting needs a mask (white repaints)", param="mask")
+            parts["image"] = image_part("image", image)
+            parts["mask"] = image_part("mask", task.mask)
+            return INPAINT_PATH, parts
+        raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
+
+
+def read_result(response: UpstreamResponse) -> GeneratedImage:
+    """The image of a success answer, raw (`image/*`) or JSON; an error answer raised."""
+    if not response.ok:
+        raise error_from_response(response.status, response.json_body())
+    if response.content_type == "application/json":
+        body = response.json_body()
+        if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+            raise malformed(PROVIDER, "no `image` in the JSON answer")
+        try:
+            data = base64.b64decode(body["image"], validate=True)
+        except (binascii.Error, ValueError):
+            raise malformed(PROVIDER, "`image` is not base64") from None
+        finish_reason, seed = body.get("finish_reason"), body.get("seed")
+    elif response.content_type.startswith("image/"):
+        data = response.content
+        finish_reason = response.headers.get("finish-reason")
+        seed = response.headers.get("seed")
+    else:
+        raise malformed(PROVIDER, f"unexpected content type {response.content_type or 'none'!r}")
+    if finish_reason == CONTENT_FILTERED:
+        raise BackendError(
+            "Stability AI's safety filter refused the result (finish_reason CONTENT_FILTERED)"
+        )
+    return read_image(data, provider=PROVIDER, seed=_seed(seed))
+
+
+def _seed(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _required_image(task: ImageTask) -> ImageInput:
+    if task.image is None:
+        raise MustProvideFile(f"{task.kind} needs an input image", param="image")
+    return task.image
+
+
+def error_from_response(status: int, body: Any) -> Error:
+    """A pixelgate error for a Stability error answer, read from its documented fields."""
+    fields = body if isinstance(body, dict) else {}
+    name = fields.get("name")
+    errors = fields.get("errors")
+    messages = [e for e in errors if isinstance(e, str)] if isinstance(errors, list) else []
+    message = "; ".join(messages) or None
+    if name == MODERATION_NAME:
+        return BackendError(
+            f"Stability AI's content moderation refused the request: {message or name}"
+        )
+    if status in (401, 403):
+        return key_refused(PROVIDER, status)
+    if status in (400, 422):
+        return ValidationError(
+            message or f"The stability provider refused the request (HTTP {status})"
+        )
+    if status == 413:
+        return PayloadTooLarge(message or "The input is too large for the stability provider")
+    reason = message or httpx.codes.get_reason_phrase(status) or "no message"
+    return BackendError(f"The stability provider answered HTTP {status}: {reason}")

@@ -1,0 +1,149 @@
+"""The shared upstream HTTP policy: Retry-After, backoff with full jitter, redaction,
+cancel during a wait, unreachable hosts, result fetching."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+
+from pixelgate.errors import BackendError, Canceled
+from pixelgate.providers import CancelToken
+from pixelgate.providers.http import (
+    RetryPolicy,
+    UpstreamClient,
+    loggable_url,
+    redact_headers,
+    retry_after_seconds,
+)
+from tests.providers.upstreams.server import FakeUpstream, Reply
+
+NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as fake:
+        yield fake
+
+
+def client(**policy: float) -> UpstreamClient:
+    retry = RetryPolicy(
+        max_retries=int(policy.pop("max_retries", 2)),
+        backoff_seconds=policy.pop("backoff_seconds", 0.001),
+        max_delay_seconds=policy.pop("max_delay_seconds", 0.2),
+    )
+    return UpstreamClient("example", timeout_seconds=2.0, retry=retry)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120.0),
+        (" 3 ", 3.0),
+        (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
+        (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_reads_seconds_and_http_dates(value: str | None, seconds: float) -> None:
+    assert retry_after_seconds(value, now=NOW) == seconds
+
+
+def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
+    policy = RetryPolicy(max_retries=5, backoff_seconds=0.5, max_delay_seconds=3.0)
+    rng = random.Random(1)
+
+    for retry, ceiling in enumerate([0.5, 1.0, 2.0, 3.0, 3.0]):
+        delays = [policy.delay(retry, None, rng) for _ in range(200)]
+        assert all(0.0 <= delay <= ceiling for delay in delays)
+        assert max(delays) > ceiling * 0.8  # spread over the whole window, not bunched
+        assert min(delays) < ceiling * 0.2
+
+
+def test_retry_after_replaces_the_backoff_up_to_the_cap() -> None:
+    policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, max_delay_seconds=20.0)
+    rng = random.Random(1)
+
+    assert policy.delay(0, "7", rng) == 7.0
+    assert policy.delay(0, "3600", rng) == 20.0
+
+
+def test_credentials_are_redacted() -> None:
+    headers = {"Authorization": "Bearer sk-1", "x-key": "k", "accept": "image/*"}
+
+    assert redact_headers(headers) == {
+        "Authorization": "***",
+        "x-key": "***",
+        "accept": "image/*",
+    }
+
+
+def test_the_last_retryable_answer_is_returned_after_all_attempts(
+    upstream: FakeUpstream,
+) -> None:
+    upstream.script("/busy", Reply(503), Reply(502), Reply(429))
+
+    response = client(max_retries=2).send("POST", f"{upstream.url}/busy", cancel=CancelToken())
+
+    assert response.status == 429
+    assert len(upstream.requests_to("/busy")) == 3
+
+
+def test_a_4xx_answer_is_not_retried(upstream: FakeUpstream) -> None:
+    upstream.script("/bad", Reply(400))
+
+    response = client().send("POST", f"{upstream.url}/bad", cancel=CancelToken())
+
+    assert response.status == 400
+    assert len(upstream.requests_to("/bad")) == 1
+
+
+def test_cancel_during_a_retry_wait_stops_at_once(upstream: FakeUpstream) -> None:
+    upstream.script("/busy", Reply(503, headers={"retry-after": "5"}))
+    cancel = CancelToken()
+    threading.Timer(0.1, cancel.cancel).start()
+
+    started = time.monotonic()
+    with pytest.raises(Canceled):
+        client(max_delay_seconds=5.0).send("GET", f"{upstream.url}/busy", cancel=cancel)
+
+    assert time.monotonic() - started < 1.0
+    assert len(upstream.requests_to("/busy")) == 1
+
+
+def test_an_unreachable_host_is_a_backend_error_after_the_retries() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # nothing listens on `port` now: every attempt is refused
+
+    with pytest.raises(BackendError, match="Could not reach the example provider: ConnectError"):
+        client().send("GET", f"http://127.0.0.1:{port}/", cancel=CancelToken())
+
+
+def test_results_are_fetched_over_http_only(upstream: FakeUpstream) -> None:
+    url = upstream.host_file("/r.bin", b"\x89PNG...", "image/png")
+
+    assert client().fetch_result(url, cancel=CancelToken()) == b"\x89PNG..."
+    with pytest.raises(BackendError, match="not http"):
+        client().fetch_result("file:///etc/passwd", cancel=CancelToken())
+
+
+def test_a_missing_result_is_a_backend_error(upstream: FakeUpstream) -> None:
+    with pytest.raises(BackendError, match="HTTP 404"):
+        client().fetch_result(f"{upstream.url}/expired.png", cancel=CancelToken())
+
+
+def test_logged_urls_lose_their_query_where_signatures_live() -> None:
+    url = "https://blob.example/images/img-1.png?se=2025-06-01&sig=c2VjcmV0"
+
+    assert loggable_url(url) == "https://blob.example/images/img-1.png"

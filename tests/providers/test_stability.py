@@ -1,0 +1,358 @@
+"""The Stability AI adapter against a fake Stability v2beta API on loopback."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.errors import (
+    BackendError,
+    ModelUnavailable,
+    MustProvideFile,
+    PayloadTooLarge,
+    Timeout,
+    ValidationError,
+)
+from pixelgate.providers import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers.http import UpstreamClient
+from pixelgate.providers.stability import StabilityProvider
+from tests.providers.conftest import STABILITY_KEY, Progress, options_for
+from tests.providers.upstreams.images import image_bytes
+from tests.providers.upstreams.server import Reply
+from tests.providers.upstreams.stability import (
+    CORE,
+    INPAINT,
+    REMOVE_BACKGROUND,
+    FakeStability,
+    stability_error,
+)
+
+# pixelgate's catalog lists Stability's core model; inpainting and background removal are
+# separate Stability endpoints, served here by entries an operator would add
+INPAINT_SPEC = ModelSpec(
+    id="stability/inpaint",
+    provider="stability",
+    family="stability-core",
+    source="inpaint",
+    capabilities=("edit",),
+)
+REMOVE_BACKGROUND_SPEC = ModelSpec(
+    id="stability/remove-background",
+    provider="stability",
+    family="stability-core",
+    source="remove-background",
+    capabilities=("remove-background",),
+)
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeStability]:
+    with FakeStability(STABILITY_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def provider(upstream: FakeStability, make_settings: Any) -> StabilityProvider:
+    return StabilityProvider.from_settings(
+        make_settings(stability_api_key=STABILITY_KEY, stability_base_url=upstream.url)
+    )
+
+
+def run(
+    provider: StabilityProvider,
+    catalog: Catalog,
+    *,
+    spec: ModelSpec | None = None,
+    kind: Any = "generate",
+    image: ImageInput | None = None,
+    mask: ImageInput | None = None,
+    progress: Progress | None = None,
+    **options: Any,
+) -> list[GeneratedImage]:
+    spec = spec or catalog.resolve("stable-image-core")
+    task = ImageTask(
+        kind=kind, options=options_for(catalog, spec, **options), image=image, mask=mask
+    )
+    return provider.run(spec, task, progress=progress or Progress(), cancel=CancelToken())
+
+
+def photo(width: int = 96, height: int = 64) -> ImageInput:
+    return ImageInput(image_bytes(width, height, "jpeg"), "image/jpeg", width, height)
+
+
+def test_core_generation_returns_the_raw_bytes_and_the_seed(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, progress: Progress
+) -> None:
+    [image] = run(
+        provider,
+        catalog,
+        progress=progress,
+        aspect_ratio="16:9",
+        negative_prompt="blurry",
+        seed=42,
+        style_preset="photographic",
+        output_format="webp",
+    )
+
+    assert image.data == upstream.made[0]
+    assert (image.seed, image.content_type) == (42, "image/webp")
+    assert (image.width, image.height) == (1344, 768)
+    assert progress.calls == [(0, 1), (1, 1)]
+    [request] = upstream.received
+    assert request.path == CORE
+    assert request.content_type == "multipart/form-data"
+    assert request.headers["authorization"] == f"Bearer {STABILITY_KEY}"
+    assert request.headers["accept"] == "image/*"
+    assert {name: part.text for name, part in request.parts.items()} == {
+        "prompt": "a red fox in the snow",
+        "aspect_ratio": "16:9",
+        "negative_prompt": "blurry",
+        "seed": "42",
+        "style_preset": "photographic",
+        "output_format": "webp",
+    }
+    assert all(part.filename is None for part in request.parts.values())
+
+
+def test_unset_options_are_left_out_and_the_upstream_seed_is_kept(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [image] = run(provider, catalog)
+
+    assert image.seed == 1000  # the fake's first random seed, read from the `seed` header
+    sent = set(upstream.received[0].parts)
+    assert sent == {"prompt", "aspect_ratio", "output_format"}
+
+
+def test_json_answers_are_read_too(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog
+) -> None:
+    settings = make_settings(stability_base_url=upstream.url)
+    provider = StabilityProvider(
+        api_key=SecretStr(STABILITY_KEY),
+        base_url=upstream.url,
+        http=UpstreamClient.from_settings("stability", settings),
+        accept="application/json",
+    )
+
+    [image] = run(provider, catalog, seed=7)
+
+    assert (image.data, image.seed) == (upstream.made[0], 7)
+    assert upstream.received[0].headers["accept"] == "application/json"
+
+
+def test_inpaint_sends_image_and_mask(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    image, mask = photo(), ImageInput(image_bytes(96, 64), "image/png", 96, 64)
+
+    [result] = run(provider, catalog, spec=INPAINT_SPEC, kind="edit", image=image, mask=mask)
+
+    assert result.data == upstream.made[0]
+    assert (result.width, result.height) == (96, 64)
+    [request] = upstream.received
+    assert request.path == INPAINT
+    assert (request.parts["image"].filename, request.parts["image"].data) == (
+        "image.jpg",
+        image.data,
+    )
+    assert request.parts["image"].content_type == "image/jpeg"
+    assert (request.parts["mask"].filename, request.parts["mask"].data) == ("mask.png", mask.data)
+    assert request.parts["prompt"].text == "a red fox in the snow"
+
+
+def test_inpaint_without_a_mask_is_refused_before_any_call(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    with pytest.raises(MustProvideFile) as caught:
+        run(provider, catalog, spec=INPAINT_SPEC, kind="edit", image=photo())
+
+    assert caught.value.param == "mask"
+    assert upstream.received == []
+
+
+def test_remove_background_returns_a_transparent_png(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [result] = run(
+        provider, catalog, spec=REMOVE_BACKGROUND_SPEC, kind="remove-background", image=photo()
+    )
+
+    assert result.data == upstream.made[0]
+    assert (result.content_type, result.width, result.height) == ("image/png", 96, 64)
+    [request] = upstream.received
+    assert request.path == REMOVE_BACKGROUND
+    assert set(request.parts) == {"image", "output_format"}
+    assert request.parts["output_format"].text == "png"
+
+
+def test_remove_background_without_an_image_is_must_provide_file(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    with pytest.raises(MustProvideFile):
+        run(provider, catalog, spec=REMOVE_BACKGROUND_SPEC, kind="remove-background")
+
+    assert upstream.received == []
+
+
+def test_429_is_retried_after_the_retry_after_delay(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(
+        CORE,
+        stability_error(
+            429, "rate_limit_exceeded", "You have exceeded the rate limit", retry_after="1"
+        ),
+    )
+
+    started = time.monotonic()
+    [image] = run(provider, catalog)
+
+    assert time.monotonic() - started >= 0.18
+    assert image.data == upstream.made[0]
+    assert len(upstream.requests_to(CORE)) == 2
+
+
+def test_500_is_a_backend_error_after_the_retries(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    failing = stability_error(500, "internal_error", "An unexpected server error occurred")
+    upstream.script(CORE, failing, failing, failing)
+
+    with pytest.raises(BackendError) as caught:
+        run(provider, catalog)
+
+    assert caught.value.message == (
+        "The stability provider answered HTTP 500: An unexpected server error occurred"
+    )
+    assert len(upstream.requests_to(CORE)) == 3
+
+
+def test_content_moderation_is_a_backend_error_with_the_reason(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(
+        CORE,
+        stability_error(
+            403,
+            "content_moderation",
+            "Your request was flagged by our content moderation system, as a result your "
+            "request was denied and you were not charged.",
+        ),
+    )
+
+    with pytest.raises(BackendError) as caught:
+        run(provider, catalog)
+
+    assert caught.value.message.startswith(
+        "Stability AI's content moderation refused the request: Your request was flagged"
+    )
+    assert len(upstream.received) == 1
+
+
+@pytest.mark.parametrize("accept", ["image/*", "application/json"])
+def test_a_filtered_result_is_a_backend_error(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog, accept: Any
+) -> None:
+    upstream.finish_reason = "CONTENT_FILTERED"
+    provider = StabilityProvider(
+        api_key=SecretStr(STABILITY_KEY),
+        base_url=upstream.url,
+        http=UpstreamClient.from_settings("stability", make_settings()),
+        accept=accept,
+    )
+
+    with pytest.raises(BackendError, match="finish_reason CONTENT_FILTERED"):
+        run(provider, catalog)
+
+
+def test_upstream_validation_is_a_validation_error(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(
+        CORE, stability_error(400, "bad_request", "aspect_ratio: must be one of 16:9, 1:1")
+    )
+
+    with pytest.raises(ValidationError) as caught:
+        run(provider, catalog)
+
+    assert caught.value.message == "aspect_ratio: must be one of 16:9, 1:1"
+
+
+def test_a_too_large_input_is_payload_too_large(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(
+        REMOVE_BACKGROUND,
+        stability_error(413, "payload_too_large", "body: payloads cannot be larger than 10MiB"),
+    )
+
+    with pytest.raises(PayloadTooLarge, match="10MiB"):
+        run(provider, catalog, spec=REMOVE_BACKGROUND_SPEC, kind="remove-background", image=photo())
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(200, b"not an image", {"content-type": "image/png", "finish-reason": "SUCCESS"}),
+        Reply.json({"finish_reason": "SUCCESS", "seed": 1}),
+        Reply(200, b"{}", {"content-type": "text/plain"}),
+    ],
+    ids=["bad-bytes", "json-without-image", "wrong-type"],
+)
+def test_a_malformed_answer_is_a_backend_error(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, reply: Reply
+) -> None:
+    upstream.script(CORE, reply)
+
+    with pytest.raises(BackendError, match="stability provider"):
+        run(provider, catalog)
+
+
+def test_a_slow_upstream_trips_the_timeout(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog
+) -> None:
+    provider = StabilityProvider.from_settings(
+        make_settings(
+            stability_api_key=STABILITY_KEY,
+            stability_base_url=upstream.url,
+            provider_timeout_seconds=0.3,
+        )
+    )
+    upstream.script(CORE, Reply(delay=1.5))
+
+    with pytest.raises(Timeout):
+        run(provider, catalog)
+
+    assert len(upstream.requests_to(CORE)) == 1
+
+
+def test_a_refused_key_is_a_backend_error(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog
+) -> None:
+    provider = StabilityProvider.from_settings(
+        make_settings(stability_api_key="sk-not-this-one", stability_base_url=upstream.url)
+    )
+
+    with pytest.raises(BackendError, match=r"refused pixelgate's API key .*HTTP 401") as caught:
+        run(provider, catalog)
+
+    assert "sk-not-this-one" not in caught.value.message
+
+
+def test_without_a_key_the_model_is_unavailable(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog
+) -> None:
+    provider = StabilityProvider.from_settings(make_settings(stability_base_url=upstream.url))
+
+    assert provider.unavailable_reason(catalog.resolve("stable-image-core")) == (
+        "provider 'stability' has no API key (set PIXELGATE_STABILITY_API_KEY)"
+    )
+    with pytest.raises(ModelUnavailable):
+        run(provider, catalog)
+    assert upstream.received == []
