@@ -8,7 +8,7 @@ import pytest
 from PIL import Image as PILImage
 
 import pixelgate
-from pixelgate.errors import NotFound, Unauthorized, ValidationError
+from pixelgate.errors import NotFound, Timeout, Unauthorized, ValidationError
 from tests.conftest import ADMIN_KEY, Server
 from tests.sdk.conftest import FAST
 
@@ -58,6 +58,19 @@ async def test_cancel_a_running_job(server: Server) -> None:
         done = await client.jobs.wait(job.id, timeout=30)
 
     assert done.status == "canceled"
+
+
+async def test_wait_gives_up_after_its_timeout(server: Server) -> None:
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        job = await client.images.submit(
+            model="local/tiny", prompt="slow", width=128, height=128, num_steps=150
+        )
+        try:
+            with pytest.raises(Timeout):
+                await client.jobs.wait(job.id, timeout=0.5)
+        finally:
+            await client.jobs.cancel(job.id)
+        assert (await client.jobs.wait(job.id, timeout=30)).status == "canceled"
 
 
 async def test_models_and_files(server: Server) -> None:

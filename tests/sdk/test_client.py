@@ -9,7 +9,7 @@ import pytest
 from PIL import Image as PILImage
 
 import pixelgate
-from pixelgate.errors import Canceled, NotFound, Unauthorized, ValidationError
+from pixelgate.errors import Canceled, NotFound, Timeout, Unauthorized, ValidationError
 from tests.conftest import Server
 from tests.sdk.conftest import FAST
 
@@ -131,6 +131,21 @@ def test_cancel_a_running_job(client: pixelgate.Client) -> None:
     assert done.result is None
     with pytest.raises(Canceled):
         done.raise_for_status()
+
+
+def test_wait_gives_up_after_its_timeout(client: pixelgate.Client) -> None:
+    job = client.images.submit(
+        model="local/tiny", prompt="slow", width=128, height=128, num_steps=150
+    )
+    started = time.monotonic()
+    try:
+        with pytest.raises(Timeout) as caught:
+            client.jobs.wait(job.id, timeout=0.5)
+        assert time.monotonic() - started < 3
+        assert caught.value.param == "timeout"
+    finally:
+        client.jobs.cancel(job.id)
+    assert client.jobs.wait(job.id, timeout=30).status == "canceled"
 
 
 def test_models_list_has_the_tiny_model(client: pixelgate.Client) -> None:

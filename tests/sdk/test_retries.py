@@ -33,11 +33,13 @@ MODEL = {
 
 
 class Script:
-    """Answers each request with the next scripted (status, headers, body)."""
+    """Answers each request with the next scripted (status, headers, body): a JSON body, or
+    raw bytes sent as they are (a `Content-Length` header among the headers wins)."""
 
     def __init__(self) -> None:
-        self.answers: list[tuple[int, dict[str, str], dict[str, Any]]] = []
+        self.answers: list[tuple[int, dict[str, str], dict[str, Any] | bytes]] = []
         self.requests: list[tuple[str, str, float]] = []
+        self.last_event_ids: list[str | None] = []
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -53,12 +55,17 @@ def flaky() -> Iterator[tuple[str, Script]]:
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             script.requests.append((self.command, self.path, time.monotonic()))
+            script.last_event_ids.append(self.headers.get("Last-Event-ID"))
             status, headers, body = script.answers.pop(0)
-            payload = json.dumps(body).encode()
+            payload = body if isinstance(body, bytes) else json.dumps(body).encode()
+            headers = {
+                "Content-Type": "application/json",
+                "Content-Length": str(len(payload)),
+                **headers,
+            }
             self.send_response(status)
-            for name, value in {**headers, "Content-Type": "application/json"}.items():
+            for name, value in headers.items():
                 self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
 
@@ -91,17 +98,20 @@ def test_429_is_retried_after_the_time_the_server_asks(flaky: tuple[str, Script]
     assert script.requests[1][2] - script.requests[0][2] >= 1.0
 
 
+JOB = {
+    "id": "job_1",
+    "task": "generate",
+    "model": "local/tiny",
+    "status": "queued",
+    "created_at": "2025-01-01T00:00:00+00:00",
+    "attempts": 0,
+    "cancel_requested": False,
+}
+
+
 def test_429_on_generate_is_retried_too(flaky: tuple[str, Script]) -> None:
     url, script = flaky
-    job = {
-        "id": "job_1",
-        "task": "generate",
-        "model": "local/tiny",
-        "status": "queued",
-        "created_at": "2025-01-01T00:00:00+00:00",
-        "attempts": 0,
-        "cancel_requested": False,
-    }
+    job = JOB
     script.answers = [
         (429, {"Retry-After": "0"}, error_body("RATE_LIMITED", "slow down")),
         (202, {}, {"status": "ok", "data": job}),
@@ -166,6 +176,33 @@ def test_an_answer_without_the_envelope_maps_by_status(flaky: tuple[str, Script]
         pytest.raises(pixelgate.NotFound),
     ):
         client.jobs.get("job_1")
+
+
+def test_a_dropped_event_stream_resumes_from_the_last_event_id(
+    flaky: tuple[str, Script],
+) -> None:
+    url, script = flaky
+    canceled = {**JOB, "status": "canceled", "cancel_requested": True}
+    first = b'id: 1\nevent: queued\ndata: {}\n\nevent: progress\ndata: {"step": 1, "total": 4}\n\n'
+    rest = f"id: 3\nevent: canceled\ndata: {json.dumps({'job': canceled})}\n\n".encode()
+    stream = {"Content-Type": "text/event-stream"}
+    script.answers = [
+        # the connection drops in the middle of the body
+        (200, {**stream, "Content-Length": str(len(first) + 100)}, first),
+        (200, stream, rest),
+    ]
+
+    with pixelgate.Client(base_url=url, api_key="k") as client:
+        events = list(client.jobs.events("job_1"))
+
+    assert [(event.type, event.step) for event in events] == [
+        ("queued", None),
+        ("progress", 1),
+        ("canceled", None),
+    ]
+    assert script.last_event_ids == [None, "1"]
+    final = events[-1].job
+    assert final is not None and final.status == "canceled"
 
 
 def test_no_server_is_a_connection_error() -> None:
