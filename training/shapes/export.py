@@ -1,0 +1,59 @@
+"""Write the trained shapes model as a standard diffusers pipeline folder (safetensors).
+
+    python -m training.shapes.export [--checkpoint training/shapes/checkpoints/diffusion-latest.pt]
+        [--out build/pixelgate--shapes]
+
+The UNet and the text encoder take their EMA weights; the autoencoder is the one the
+diffusion stage trained on, with its latent scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from training.shapes import model
+from training.shapes.train import CHECKPOINT_DIR
+
+MAX_FOLDER_BYTES = 20 * 10**6
+
+
+def pipeline_from_checkpoint(state: dict[str, Any], *, use_ema: bool = True) -> Any:
+    vae, unet, text_encoder = model.build_vae(), model.build_unet(), model.build_text_encoder()
+    vae.load_state_dict(state["vae"])
+    vae.register_to_config(scaling_factor=float(state["vae_scale"]))
+    weights = state["ema"] if use_ema else state["models"]
+    unet.load_state_dict(weights["unet"])
+    text_encoder.load_state_dict(weights["text_encoder"])
+    return model.build_pipeline(vae, unet, text_encoder)
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def export(checkpoint: Path, out: Path) -> int:
+    """Write the folder; returns its size in bytes (refusing one over 20 MB)."""
+    import torch
+
+    state = torch.load(checkpoint, map_location="cpu")
+    pipeline = pipeline_from_checkpoint(state)
+    model.save_pipeline(pipeline, out)
+    size = folder_bytes(out)
+    if size > MAX_FOLDER_BYTES:
+        raise SystemExit(f"{out} holds {size / 1e6:.1f} MB, over the 20 MB budget")
+    return size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT_DIR / "diffusion-latest.pt")
+    parser.add_argument("--out", type=Path, default=Path("build/pixelgate--shapes"))
+    args = parser.parse_args()
+    size = export(args.checkpoint, args.out)
+    print(f"wrote {args.out} ({size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

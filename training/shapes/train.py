@@ -1,0 +1,312 @@
+"""Train the shapes model: deterministic, resumable from its checkpoints, on a CPU or a GPU.
+
+    # stage 1: the autoencoder, on rendered training scenes
+    python -m training.shapes.train --stage vae --steps 3000 --batch-size 32
+    # stage 2: the UNet and the text encoder, on latents of the frozen stage-1 autoencoder
+    python -m training.shapes.train --stage diffusion --steps 50000 --batch-size 64
+    # either, continued from its latest checkpoint
+    python -m training.shapes.train --stage diffusion --steps 80000 --resume
+
+Batch k holds the training examples of seeds `seed * 10**9 + k * batch + i` and noise drawn
+from a generator seeded by (seed, k), so a run resumed from step k's checkpoint continues
+exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pixelgate.shapes import render, training_example
+from training.shapes import model
+
+CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
+EXAMPLES_PER_SEED = 10**9
+UNCONDITIONAL_CHANCE = 0.1  # captions dropped to "" so that guidance has something to push from
+KL_WEIGHT = 1e-6
+SNR_GAMMA = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    stage: str
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    checkpoint_every: int
+    checkpoint_dir: str
+    seed: int
+    ema_decay: float
+    device: str
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stage", choices=("vae", "diffusion"), required=True)
+    parser.add_argument("--steps", type=int, required=True, help="train until this step")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=None, help="vae 1e-3, diffusion 5e-4")
+    parser.add_argument("--warmup", type=int, default=200, help="steps of linear lr warm-up")
+    parser.add_argument("--checkpoint-every", type=int, default=500)
+    parser.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ema-decay", type=float, default=0.999)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--resume", action="store_true", help="continue the latest checkpoint")
+    parser.add_argument("--log-every", type=int, default=50)
+    args = parser.parse_args(argv)
+    lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 5e-4)
+    config = Config(
+        stage=args.stage,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=lr,
+        warmup=args.warmup,
+        checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=args.checkpoint_dir,
+        seed=args.seed,
+        ema_decay=args.ema_decay,
+        device=args.device,
+    )
+    return config, args
+
+
+def batch_examples(config: Config, step: int) -> tuple[Any, list[str]]:
+    """Images in [-1, 1], (batch, 3, 64, 64), and captions of the batch at `step`."""
+    import torch
+
+    first = config.seed * EXAMPLES_PER_SEED + step * config.batch_size
+    images, captions = [], []
+    for seed in range(first, first + config.batch_size):
+        scene, caption = training_example(seed)
+        images.append(np.asarray(render(scene, model.IMAGE_SIZE), dtype=np.float32))
+        captions.append(caption)
+    pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
+    return pixels, captions
+
+
+def step_generator(config: Config, step: int) -> Any:
+    import torch
+
+    return torch.Generator("cpu").manual_seed(config.seed * 1_000_003 + step)
+
+
+def learning_rate(config: Config, step: int) -> float:
+    return config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+
+
+class Trainer:
+    """The models, optimizer and EMA of one stage, and one step of training."""
+
+    def __init__(self, config: Config) -> None:
+        import torch
+
+        self.config = config
+        self.device = torch.device(config.device)
+        torch.manual_seed(config.seed)
+        self.step = 0
+        self.vae = model.build_vae().to(self.device)
+        self.vae_scale = 1.0
+        if config.stage == "vae":
+            self.trained: dict[str, Any] = {"vae": self.vae}
+        else:
+            vae_state = torch.load(
+                Path(config.checkpoint_dir) / "vae-latest.pt", map_location="cpu"
+            )
+            self.vae.load_state_dict(vae_state["models"]["vae"])
+            self.vae_scale = float(vae_state["vae_scale"])
+            self.vae.requires_grad_(False).eval()
+            self.tokenizer = model.build_tokenizer()
+            self.trained = {
+                "unet": model.build_unet().to(self.device),
+                "text_encoder": model.build_text_encoder().to(self.device),
+            }
+            self.noise_schedule = model.build_training_scheduler()
+            alphas = self.noise_schedule.alphas_cumprod.to(self.device)
+            self.snr = alphas / (1 - alphas)
+            self.sqrt_alpha = alphas.sqrt()
+            self.sqrt_sigma = (1 - alphas).sqrt()
+        params = [p for module in self.trained.values() for p in module.parameters()]
+        self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+        self.ema = {
+            name: {k: v.detach().clone() for k, v in module.state_dict().items()}
+            for name, module in self.trained.items()
+        }
+
+    def train_step(self) -> float:
+        import torch
+
+        config = self.config
+        pixels, captions = batch_examples(config, self.step)
+        generator = step_generator(config, self.step)
+        pixels = pixels.to(self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.step)
+        if config.stage == "vae":
+            loss = self._vae_loss(pixels, generator)
+        else:
+            loss = self._diffusion_loss(pixels, captions, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        self.optimizer.step()
+        self.step += 1
+        self._update_ema()
+        return float(loss.item())
+
+    def _vae_loss(self, pixels: Any, generator: Any) -> Any:
+        import torch
+
+        posterior = self.vae.encode(pixels).latent_dist
+        noise = torch.randn(posterior.mean.shape, generator=generator).to(self.device)
+        latents = posterior.mean + posterior.std * noise
+        decoded = self.vae.decode(latents).sample
+        reconstruction = torch.nn.functional.mse_loss(decoded, pixels)
+        kl = posterior.kl().mean() / pixels[0].numel()
+        return reconstruction + KL_WEIGHT * kl
+
+    def _diffusion_loss(self, pixels: Any, captions: list[str], generator: Any) -> Any:
+        import torch
+
+        batch = pixels.shape[0]
+        with torch.no_grad():
+            posterior = self.vae.encode(pixels).latent_dist
+            shape = posterior.mean.shape
+            latent_noise = torch.randn(shape, generator=generator).to(self.device)
+            latents = (posterior.mean + posterior.std * latent_noise) * self.vae_scale
+        drop = torch.rand(batch, generator=generator) < UNCONDITIONAL_CHANCE
+        captions = [
+            "" if dropped else c for c, dropped in zip(captions, drop.tolist(), strict=True)
+        ]
+        ids = self.tokenizer(
+            captions, padding="max_length", max_length=model.MAX_TOKENS, return_tensors="pt"
+        ).input_ids.to(self.device)
+        timesteps = torch.randint(0, model.TRAIN_TIMESTEPS, (batch,), generator=generator)
+        noise = torch.randn(latents.shape, generator=generator).to(self.device)
+        timesteps = timesteps.to(self.device)
+        a = self.sqrt_alpha[timesteps].view(-1, 1, 1, 1)
+        s = self.sqrt_sigma[timesteps].view(-1, 1, 1, 1)
+        noisy = a * latents + s * noise
+        target = a * noise - s * latents  # v
+        states = self.trained["text_encoder"](ids).last_hidden_state
+        predicted = self.trained["unet"](noisy, timesteps, states).sample
+        # min-SNR-5 weighting with a floor of 1, written for v: weight clamp(snr, 1, 5) on the
+        # x0 error is clamp(snr, 1, 5) / (snr + 1) on the v error; the floor keeps the pure-noise
+        # step (snr 0), which sets the background colour, in the loss
+        snr = self.snr[timesteps]
+        weight = snr.clamp(1.0, SNR_GAMMA) / (snr + 1)
+        errors = (predicted.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
+        return (weight * errors).mean()
+
+    def _update_ema(self) -> None:
+        import torch
+
+        decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for name, module in self.trained.items():
+                shadow = self.ema[name]
+                for key, value in module.state_dict().items():
+                    if value.dtype.is_floating_point:
+                        shadow[key].mul_(decay).add_(value.detach(), alpha=1 - decay)
+                    else:
+                        shadow[key].copy_(value)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.config),
+            "step": self.step,
+            "models": {name: module.state_dict() for name, module in self.trained.items()},
+            "ema": self.ema,
+            "optimizer": self.optimizer.state_dict(),
+            "vae_scale": self.vae_scale,
+            "vae": self.vae.state_dict(),
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.step = int(state["step"])
+        for name, module in self.trained.items():
+            module.load_state_dict(state["models"][name])
+        for name, shadow in state["ema"].items():
+            for key, value in shadow.items():
+                self.ema[name][key].copy_(value)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.vae_scale = float(state["vae_scale"])
+
+    def measure_vae_scale(self) -> float:
+        """1 / std of the latents of a fixed batch: latents the UNet sees have unit spread."""
+        import torch
+
+        probe = Config(**{**asdict(self.config), "batch_size": 64})
+        pixels, _ = batch_examples(probe, 10**6)
+        with torch.no_grad():
+            latents = self.vae.encode(pixels.to(self.device)).latent_dist.mean
+        return float(1 / latents.std())
+
+
+def checkpoint_path(config: Config) -> Path:
+    return Path(config.checkpoint_dir) / f"{config.stage}-latest.pt"
+
+
+def save_checkpoint(trainer: Trainer) -> Path:
+    """Written aside, then renamed: a run killed mid-write leaves the last checkpoint whole."""
+    import torch
+
+    config = trainer.config
+    folder = Path(config.checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    if config.stage == "vae":
+        trainer.vae_scale = trainer.measure_vae_scale()
+    staging = folder / f".{config.stage}-latest.pt.tmp"
+    torch.save(trainer.state(), staging)
+    staging.replace(checkpoint_path(config))
+    return checkpoint_path(config)
+
+
+def train(config: Config, *, resume: bool, threads: int, log_every: int) -> Trainer:
+    import torch
+
+    torch.set_num_threads(threads)
+    trainer = Trainer(config)
+    latest = checkpoint_path(config)
+    if resume and latest.exists():
+        trainer.load(torch.load(latest, map_location="cpu"))
+        print(f"resumed {latest} at step {trainer.step}", flush=True)
+    log_path = Path(config.checkpoint_dir) / f"{config.stage}-log.jsonl"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started, losses = time.monotonic(), []
+    while trainer.step < config.steps:
+        losses.append(trainer.train_step())
+        step = trainer.step
+        if step % log_every == 0 or step == config.steps:
+            elapsed = time.monotonic() - started
+            record = {
+                "step": step,
+                "loss": sum(losses) / len(losses),
+                "lr": learning_rate(config, step - 1),
+                "seconds_per_step": elapsed / len(losses),
+            }
+            with log_path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            print(json.dumps(record), flush=True)
+            started, losses = time.monotonic(), []
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(trainer)
+    return trainer
+
+
+def main(argv: list[str] | None = None) -> None:
+    config, args = parse_args(argv)
+    train(config, resume=args.resume, threads=args.threads, log_every=args.log_every)
+
+
+if __name__ == "__main__":
+    main()
