@@ -130,7 +130,15 @@ def generate(
 
     with open_client(url, api_key) as client:
         job = client.images.submit(model=model, prompt=prompt, **options)
-        job = follow(client, job, show_progress=not as_json).raise_for_status()
+        click.echo(f"job {job.id}", err=True)
+        try:
+            job = follow(client, job, show_progress=not as_json)
+        except KeyboardInterrupt:
+            # the job runs on the server; stopping the command should stop it too
+            client.jobs.cancel(job.id)
+            click.echo(f"interrupted: canceled job {job.id}", err=True)
+            raise SystemExit(130) from None
+        job.raise_for_status()
         result = job.result
         if result is None:
             raise click.ClickException(f"Job {job.id} succeeded without a result")

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 
 from pixelgate.errors import APIConnectionError, Timeout
-from pixelgate.sdk.requests import ResponseFormat, file_path, generate_body, job_path, model_path
+from pixelgate.sdk.endpoints import ResponseFormat, file_path, generate_body, job_path, model_path
 from pixelgate.sdk.resources import GENERATE_PATH
 from pixelgate.sdk.transport import AsyncTransport, data_list, data_object
 from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model

@@ -1,4 +1,4 @@
-"""Request bodies and paths shared by the sync and async resources."""
+"""Endpoint paths and request bodies, shared by the sync and async resources."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from contextlib import closing
 from typing import Any
 
 from pixelgate.errors import APIConnectionError, Timeout
-from pixelgate.sdk.requests import (
+from pixelgate.sdk.endpoints import (
     ResponseFormat,
     expired,
     file_path,

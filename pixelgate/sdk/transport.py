@@ -70,7 +70,7 @@ def error_from_transport(exc: httpx.TransportError, url: str) -> Error:
         exc, httpx.ConnectTimeout | httpx.PoolTimeout
     ):
         return Timeout(f"No answer from {url} in time ({type(exc).__name__})")
-    return APIConnectionError(f"Could not talk to {url}: {exc or type(exc).__name__}")
+    return APIConnectionError(f"Could not talk to {url}: {str(exc) or type(exc).__name__}")
 
 
 def envelope_data(response: httpx.Response) -> Any:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +175,29 @@ def test_no_server_exits_1() -> None:
 
     assert result.exit_code == 1
     assert result.stderr.startswith("error [CONNECTION_ERROR] ")
+
+
+def test_interrupting_generate_cancels_the_job(server: Server, tmp_path: Path) -> None:
+    env = {**os.environ, "PIXELGATE_URL": server.url, "PIXELGATE_API_KEY": ADMIN_KEY}
+    command = [sys.executable, "-m", "pixelgate", "generate", "slow", "-m", "local/tiny"]
+    options = ["--width", "128", "--height", "128", "--steps", "150", "-o", str(tmp_path / "x")]
+    process = subprocess.Popen(
+        [*command, *options], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    assert process.stderr is not None
+    try:
+        job_id = process.stderr.readline().split()[-1]
+        with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as client:
+            for event in client.jobs.events(job_id):
+                if event.type == "progress":
+                    break
+            process.send_signal(signal.SIGINT)
+            assert process.wait(10) == 130
+            assert "canceled job" in process.stderr.read()
+            assert client.jobs.wait(job_id, timeout=30).status == "canceled"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stderr.close()
+    assert not (tmp_path / "x").exists()
