@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -15,7 +15,7 @@ class ClientConfig:
     """What a client needs to talk to one server; built once by `ClientConfig.resolve`."""
 
     base_url: str
-    api_key: str | None
+    api_key: str | None = field(repr=False)
     timeout: float
     max_retries: int
 

@@ -18,6 +18,7 @@ def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     with pixelgate.Client() as client:
         assert client.base_url == "http://example.test:9000"
         assert client.config.api_key == "pg_from_env"
+        assert "pg_from_env" not in repr(client.config)
 
 
 def test_the_admin_key_file_is_the_last_fallback(
