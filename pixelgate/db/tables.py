@@ -19,6 +19,17 @@ class Tenant(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
+    allow_models: Mapped[list[Any] | None] = mapped_column(JSON)
+    """Model ids or glob patterns this tenant may use; None allows every model."""
+    deny_models: Mapped[list[Any] | None] = mapped_column(JSON)
+    prices: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Price overrides: {model id: {price key: decimal string}}."""
+    budget_total: Mapped[int | None] = mapped_column(BigInteger)
+    """In micro-units of the currency (1 = 0.000001); None is no limit."""
+    budget_monthly: Mapped[int | None] = mapped_column(BigInteger)
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """requests_per_minute, images_per_day, concurrent_jobs; unset ones use the defaults."""
+    cache_policy: Mapped[str] = mapped_column(String(16), default="free")
 
 
 class ApiKey(Base):
@@ -30,6 +41,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     scopes: Mapped[list[Any]]
+    limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     origin: Mapped[str] = mapped_column(String(16), default="api")
     """`api` (created through the API or CLI), `bootstrap` or `env` (PIXELGATE_ADMIN_KEY)."""
     created_at: Mapped[datetime]
@@ -59,6 +71,9 @@ class Job(Base):
     error_param: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)
+    """This job's result was served from the cache."""
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -91,3 +106,43 @@ class StoredFile(Base):
     height: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class BudgetAccount(Base):
+    """What a tenant has spent and holds reserved, in one period: `total` or `YYYY-MM`."""
+
+    __tablename__ = "budget_accounts"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(String(16), primary_key=True)
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class LedgerEntry(Base):
+    """Every movement of money: a job reserves its maximum, then settles what it made and
+    refunds the rest."""
+
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    images: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(200))
+    period: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]

@@ -14,7 +14,7 @@ def test_models_lists_every_catalog_model_with_availability(api: httpx.Client) -
 
     assert models["local/tiny"]["available"] is True
     assert models["openai/dall-e-3"]["available"] is False
-    assert "not configured" in models["openai/dall-e-3"]["unavailable_reason"]
+    assert "PIXELGATE_OPENAI_API_KEY" in models["openai/dall-e-3"]["unavailable_reason"]
     assert models["openai/dall-e-3"]["aliases"] == ["dall-e-3"]
     assert models["openai/dall-e-3"]["prices"]["hd 1792x1024"] == "0.120"
     schema = models["local/tiny"]["options_schema"]

@@ -26,3 +26,49 @@ def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_upgrading_a_populated_database_keeps_every_row(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    upgrade(database, "0001")
+    now = "2026-01-01 00:00:00"
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'T', :now)"),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO jobs (id, tenant_id, task, model, status, options, response_format,"
+                " attempts, cancel_requested, created_at) VALUES ('job_1', 't1', 'generate',"
+                " 'local/tiny', 'succeeded', '{}', 'url', 1, 0, :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO job_events (job_id, type, data, created_at)"
+                " VALUES ('job_1', 'queued', '{}', :now)"
+            ),
+            {"now": now},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO files (id, tenant_id, job_id, blob_key, content_type, size_bytes,"
+                " width, height, created_at) VALUES ('file_1', 't1', 'job_1', 'k', 'image/png',"
+                " 1, 1, 1, :now)"
+            ),
+            {"now": now},
+        )
+
+    upgrade(database)
+
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT cached, cache_key FROM jobs")).one() == (0, None)
+        assert connection.execute(text("SELECT cache_policy FROM tenants")).scalar() == "free"
+        assert connection.execute(text("SELECT count(*) FROM job_events")).scalar() == 1
+        assert connection.execute(text("SELECT count(*) FROM files")).scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
