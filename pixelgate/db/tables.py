@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,6 +41,8 @@ class Tenant(Base):
     limits: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """requests_per_minute, images_per_day, concurrent_jobs; unset ones use the defaults."""
     cache_policy: Mapped[str] = mapped_column(String(16), default="free")
+    safety_threshold: Mapped[float | None] = mapped_column(Float)
+    """NSFW score above which this tenant's images are withheld; None uses the global one."""
 
 
 class ApiKey(Base):

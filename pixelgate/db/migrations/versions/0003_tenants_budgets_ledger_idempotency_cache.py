@@ -90,10 +90,12 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("cache_policy", sa.String(length=16), nullable=False, server_default="free")
         )
+        batch_op.add_column(sa.Column("safety_threshold", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("tenants", schema=None) as batch_op:
+        batch_op.drop_column("safety_threshold")
         batch_op.drop_column("cache_policy")
         batch_op.drop_column("limits")
         batch_op.drop_column("budget_monthly")
