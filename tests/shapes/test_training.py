@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
+from pixelgate.shapes import training_example
+from pixelgate.shapes.captions import tokens
+from training.shapes import model
+from training.shapes.evaluate import evaluate
+from training.shapes.export import export, folder_bytes
+from training.shapes.train import main, parse_args, train
 
-from training.shapes import model  # noqa: E402
-from training.shapes.export import export, folder_bytes  # noqa: E402
-from training.shapes.train import main, parse_args, train  # noqa: E402
+LONGEST_CAPTION = (
+    "a picture of a small orange triangle to the right of a small purple square, and a small"
+    " yellow triangle to the left of the purple square against an orange background"
+)
 
 
 def _run(folder: Path, stage: str, steps: int, *extra: str) -> Any:
@@ -68,6 +75,34 @@ def test_a_resumed_run_reaches_the_same_state(trained: Path, tmp_path: Path, sta
     assert any("/models/" in key for key in moved) and any("/ema/" in key for key in moved)
 
 
+def test_every_caption_fits_the_text_encoder_untruncated() -> None:
+    tokenizer = model.build_tokenizer()
+    longest = max((training_example(seed)[1] for seed in range(3000)), key=lambda c: len(tokens(c)))
+    for caption in (longest, LONGEST_CAPTION):
+        ids = tokenizer(caption).input_ids
+        assert len(ids) == len(tokens(caption)) + 2 <= model.MAX_TOKENS
+        assert model.token_ids()[model.UNKNOWN] not in ids
+
+
+def test_a_compact_checkpoint_is_small_and_resumes(trained: Path, tmp_path: Path) -> None:
+    for name in ("vae-latest.pt", "diffusion-latest.pt"):
+        (tmp_path / name).write_bytes((trained / name).read_bytes())
+    config, _ = parse_args(
+        ["--stage", "diffusion", "--steps", "2", "--checkpoint-dir", str(tmp_path)]
+    )
+    train(config, resume=True, threads=1, log_every=1, compact=True)
+    compact = tmp_path / "diffusion-compact.pt"
+    assert compact.stat().st_size < 20 * 10**6
+    # a new sitting with only the compact checkpoints goes on from their step and weights
+    (tmp_path / "vae-latest.pt").unlink()
+    (tmp_path / "diffusion-latest.pt").unlink()
+    resumed = _run(tmp_path, "diffusion", 2, "--resume")
+    assert resumed.step == 2
+    saved = torch.load(compact, map_location="cpu")
+    weights = resumed.trained["unet"].state_dict()
+    assert all(torch.equal(weights[k], v.float()) for k, v in saved["models"]["unet"].items())
+
+
 def test_the_exported_folder_loads_with_diffusers_and_draws(trained: Path, tmp_path: Path) -> None:
     from diffusers import DiffusionPipeline
 
@@ -93,6 +128,8 @@ def test_the_exported_folder_loads_with_diffusers_and_draws(trained: Path, tmp_p
         generator=torch.Generator().manual_seed(0),
     ).images
     assert images[0].tobytes() == again[0].tobytes()
+    results, seconds = evaluate(pipeline, steps=2, guidance=5.0, seed=0, limit=3)
+    assert sum(total for _, total in results.values()) == 3 and seconds > 0
 
 
 def test_the_command_line_trains_and_checkpoints(tmp_path: Path) -> None:

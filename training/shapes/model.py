@@ -18,7 +18,7 @@ from pixelgate.shapes import vocabulary
 IMAGE_SIZE = 64
 LATENT_SIZE = 16
 LATENT_CHANNELS = 4
-MAX_TOKENS = 32  # the longest caption of the grammar is 29 tokens with its start and end
+MAX_TOKENS = 40  # the longest caption of the grammar is 34 tokens with its start and end
 TEXT_WIDTH = 64
 TRAIN_TIMESTEPS = 1000
 START, END, UNKNOWN = "<|startoftext|>", "<|endoftext|>", "<|unk|>"

@@ -6,10 +6,14 @@
     python -m training.shapes.train --stage diffusion --steps 50000 --batch-size 64
     # either, continued from its latest checkpoint
     python -m training.shapes.train --stage diffusion --steps 80000 --resume
+    # at the end of a sitting: a compact checkpoint (< 20 MB) to commit for the next one
+    python -m training.shapes.train --stage diffusion --steps 0 --resume --compact
 
 Batch k holds the training examples of seeds `seed * 10**9 + k * batch + i` and noise drawn
 from a generator seeded by (seed, k), so a run resumed from step k's checkpoint continues
-exactly as the uninterrupted run would have.
+exactly as the uninterrupted run would have. A compact checkpoint keeps only the weights (in
+half precision): resuming from one restarts the optimizer moments and the EMA from them, which
+is close to, but not bit for bit, the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -61,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--resume", action="store_true", help="continue the latest checkpoint")
+    parser.add_argument(
+        "--compact", action="store_true", help="also write a compact checkpoint at the end"
+    )
     parser.add_argument("--log-every", type=int, default=50)
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 5e-4)
@@ -118,11 +125,7 @@ class Trainer:
         if config.stage == "vae":
             self.trained: dict[str, Any] = {"vae": self.vae}
         else:
-            vae_state = torch.load(
-                Path(config.checkpoint_dir) / "vae-latest.pt", map_location="cpu"
-            )
-            self.vae.load_state_dict(vae_state["models"]["vae"])
-            self.vae_scale = float(vae_state["vae_scale"])
+            self._load_vae(_stage_one_result(Path(config.checkpoint_dir)))
             self.vae.requires_grad_(False).eval()
             self.tokenizer = model.build_tokenizer()
             self.trained = {
@@ -231,15 +234,20 @@ class Trainer:
             "vae": self.vae.state_dict(),
         }
 
+    def _load_vae(self, state: dict[str, Any]) -> None:
+        """The autoencoder and latent scale a checkpoint holds (or trained with)."""
+        self.vae.load_state_dict({k: v.float() for k, v in state["vae"].items()})
+        self.vae_scale = float(state["vae_scale"])
+
     def load(self, state: dict[str, Any]) -> None:
         self.step = int(state["step"])
+        self._load_vae(state)
         for name, module in self.trained.items():
             module.load_state_dict(state["models"][name])
         for name, shadow in state["ema"].items():
             for key, value in shadow.items():
                 self.ema[name][key].copy_(value)
         self.optimizer.load_state_dict(state["optimizer"])
-        self.vae_scale = float(state["vae_scale"])
 
     def measure_vae_scale(self) -> float:
         """1 / std of the latents of a fixed batch: latents the UNet sees have unit spread."""
@@ -252,8 +260,52 @@ class Trainer:
         return float(1 / latents.std())
 
 
+def _stage_one_result(folder: Path) -> dict[str, Any]:
+    """The trained autoencoder: from its own checkpoint, full or compact, or else from a
+    diffusion checkpoint (each carries the autoencoder it trained on)."""
+    import torch
+
+    for name in ("vae-latest.pt", "vae-compact.pt", "diffusion-latest.pt", "diffusion-compact.pt"):
+        if (folder / name).exists():
+            state: dict[str, Any] = torch.load(folder / name, map_location="cpu")
+            return state
+    raise SystemExit(f"no trained autoencoder in {folder}: run --stage vae first")
+
+
 def checkpoint_path(config: Config) -> Path:
     return Path(config.checkpoint_dir) / f"{config.stage}-latest.pt"
+
+
+def compact_path(config: Config) -> Path:
+    return Path(config.checkpoint_dir) / f"{config.stage}-compact.pt"
+
+
+def _halved(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.half() if v.dtype.is_floating_point else v for k, v in state.items()}
+
+
+def save_compact(trainer: Trainer) -> Path:
+    """The weights alone, in half precision: small enough to commit between sittings."""
+    import torch
+
+    path = compact_path(trainer.config)
+    state = {
+        "config": asdict(trainer.config),
+        "step": trainer.step,
+        "models": {name: _halved(module.state_dict()) for name, module in trainer.trained.items()},
+        "vae_scale": trainer.vae_scale,
+        "vae": _halved(trainer.vae.state_dict()),
+    }
+    torch.save(state, path)
+    return path
+
+
+def load_compact(trainer: Trainer, state: dict[str, Any]) -> None:
+    trainer.step = int(state["step"])
+    trainer._load_vae(state)
+    for name, module in trainer.trained.items():
+        module.load_state_dict({k: v.float() for k, v in state["models"][name].items()})
+        trainer.ema[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(trainer: Trainer) -> Path:
@@ -271,15 +323,20 @@ def save_checkpoint(trainer: Trainer) -> Path:
     return checkpoint_path(config)
 
 
-def train(config: Config, *, resume: bool, threads: int, log_every: int) -> Trainer:
+def train(
+    config: Config, *, resume: bool, threads: int, log_every: int, compact: bool = False
+) -> Trainer:
     import torch
 
     torch.set_num_threads(threads)
     trainer = Trainer(config)
-    latest = checkpoint_path(config)
+    latest, small = checkpoint_path(config), compact_path(config)
     if resume and latest.exists():
         trainer.load(torch.load(latest, map_location="cpu"))
         print(f"resumed {latest} at step {trainer.step}", flush=True)
+    elif resume and small.exists():
+        load_compact(trainer, torch.load(small, map_location="cpu"))
+        print(f"resumed {small} at step {trainer.step} (fresh optimizer and EMA)", flush=True)
     log_path = Path(config.checkpoint_dir) / f"{config.stage}-log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started, losses = time.monotonic(), []
@@ -300,12 +357,20 @@ def train(config: Config, *, resume: bool, threads: int, log_every: int) -> Trai
             started, losses = time.monotonic(), []
         if step % config.checkpoint_every == 0 or step == config.steps:
             save_checkpoint(trainer)
+    if compact:
+        print(f"wrote {save_compact(trainer)}", flush=True)
     return trainer
 
 
 def main(argv: list[str] | None = None) -> None:
     config, args = parse_args(argv)
-    train(config, resume=args.resume, threads=args.threads, log_every=args.log_every)
+    train(
+        config,
+        resume=args.resume,
+        threads=args.threads,
+        log_every=args.log_every,
+        compact=args.compact,
+    )
 
 
 if __name__ == "__main__":
