@@ -22,12 +22,17 @@ from pixelgate.providers.local_diffusion import LocalDiffusionProvider
 from pixelgate.providers.openai import OpenAIProvider
 from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
+from pixelgate.service.billing import Billing
+from pixelgate.service.cache import ResultCache
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
+from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
-from pixelgate.service.jobs import JobService
+from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.media import MediaLinks
+from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
 from pixelgate.storage import LocalBlobStore
 
@@ -75,7 +80,9 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
-        store = JobStore(self.db, self.bus, self.clock)
+        self.tenants = TenantService(self.db, self.clock)
+        self.billing = Billing(self.db, self.clock)
+        store = JobStore(self.db, self.bus, self.clock, on_finish=self.billing.on_job_finished)
         self.executor = JobExecutor(
             store,
             self.catalog,
@@ -96,6 +103,18 @@ class Runtime:
             self.bus,
             self.cancels,
             self.clock,
+            policies=Policies(
+                tenants=self.tenants,
+                billing=self.billing,
+                limits=RateLimits(settings.rate_limit_storage_uri),
+                default_limits=LimitValues(
+                    requests_per_minute=settings.default_requests_per_minute,
+                    images_per_day=settings.default_images_per_day,
+                    concurrent_jobs=settings.default_concurrent_jobs,
+                ),
+                cache=ResultCache(self.db, self.files, shared=settings.cache_shared),
+                idempotency=IdempotencyKeys(self.db, self.clock),
+            ),
             max_attempts=settings.max_attempts,
         )
         self._stopping = threading.Event()

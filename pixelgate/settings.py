@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=3, ge=1)
     """Times a job interrupted by a crash is started before it is failed."""
 
+    # -- tenants, limits and the cache --
+    rate_limit_storage_uri: str = "memory://"
+    """Where rate-limit windows live: `memory://` here, `redis://...` in a cluster."""
+    default_requests_per_minute: int | None = Field(default=None, ge=0)
+    default_images_per_day: int | None = Field(default=None, ge=0)
+    default_concurrent_jobs: int | None = Field(default=None, ge=0)
+    """Per tenant, unless the tenant sets its own; unset is unlimited."""
+    cache_shared: bool = False
+    """Serve cache hits across tenants (same model, prompt, options, seed and inputs)."""
+
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     torch_threads: int | None = Field(default=None, ge=1)
 

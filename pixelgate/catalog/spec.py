@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -42,7 +43,14 @@ class ModelSpec(BaseModel):
     """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices."""
 
     def price_per_image(self, *, size: str | None = None, quality: str | None = None) -> Decimal:
-        for key in (f"{quality} {size}", f"{size}", "default"):
-            if key in self.prices:
-                return self.prices[key]
-        return Decimal(0)
+        return lookup_price(self.prices, size=size, quality=quality)
+
+
+def lookup_price(
+    prices: Mapping[str, Decimal], *, size: str | None, quality: str | None
+) -> Decimal:
+    """The most specific price: `<quality> <size>`, then `<size>`, then `default`, else 0."""
+    for key in (f"{quality} {size}", f"{size}", "default"):
+        if key in prices:
+            return prices[key]
+    return Decimal(0)

@@ -9,6 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -29,6 +30,8 @@ class Principal:
     key_id: str
     tenant_id: str
     scopes: frozenset[str]
+    limits: dict[str, Any] | None = None
+    """The key's own rate and concurrency limits."""
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes and "admin" not in self.scopes:
@@ -63,7 +66,7 @@ class AccessService:
             raise Unauthorized("This API key has been revoked")
         if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
             raise Unauthorized("This API key has expired")
-        return Principal(record.id, record.tenant_id, frozenset(record.scopes))
+        return Principal(record.id, record.tenant_id, frozenset(record.scopes), record.limits)
 
     def create_key(
         self,

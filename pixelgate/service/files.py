@@ -54,6 +54,22 @@ class FileService:
             session.add(record)
         return record
 
+    def duplicate(self, record: StoredFile, *, tenant_id: str, job_id: str) -> StoredFile:
+        """A new, unsaved file record over the same stored bytes (a cache hit's own copy)."""
+        now = self._clock.now()
+        return StoredFile(
+            id="file_" + secrets.token_hex(12),
+            tenant_id=tenant_id,
+            job_id=job_id,
+            blob_key=record.blob_key,
+            content_type=record.content_type,
+            size_bytes=record.size_bytes,
+            width=record.width,
+            height=record.height,
+            created_at=now,
+            expires_at=now + self._retention,
+        )
+
     def get(self, tenant_id: str, file_id: str) -> StoredFile:
         """A tenant's live file; another tenant's, or an expired one, is not found."""
         with self._db.session() as session:

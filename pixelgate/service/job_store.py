@@ -9,11 +9,12 @@ one transaction, published after commit; so a job moves only along the allowed e
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
@@ -33,21 +34,43 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
+FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
+"""Called inside the transaction that ends a job: (session, job id, final status, values)."""
+
+
+ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
 class JobStore:
-    def __init__(self, db: Database, bus: EventBus, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, bus: EventBus, clock: Clock, *, on_finish: FinishHook | None = None
+    ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
+        self._on_finish = on_finish
 
-    def create(self, job: Job) -> None:
+    def create(
+        self,
+        job: Job,
+        *,
+        event_data: dict[str, Any] | None = None,
+        within: Callable[[Session], None] | None = None,
+    ) -> None:
+        """Record a new job and its first event; `within` runs in the same transaction, so
+        what it does (a reservation, an idempotency record) stands or falls with the job."""
+        data = event_data or {}
         with self._db.session() as session:
             session.add(job)
+            session.flush()
+            if within is not None:
+                within(session)
             event = JobEvent(
-                job_id=job.id, type=JobStatus.QUEUED, data={}, created_at=self._clock.now()
+                job_id=job.id, type=job.status, data=data, created_at=self._clock.now()
             )
             session.add(event)
             session.flush()
-            message = JobEventMessage(job.id, event.type, {}, event.id)
+            message = JobEventMessage(job.id, event.type, data, event.id)
         self._bus.publish(message)
 
     def load(self, job_id: str) -> Job | None:
@@ -75,6 +98,8 @@ class JobStore:
             )
             if changed.rowcount != 1:  # type: ignore[attr-defined]
                 return False
+            if to.is_terminal and self._on_finish is not None:
+                self._on_finish(session, job_id, to, values)
             event = JobEvent(job_id=job_id, type=str(to), data=data, created_at=self._clock.now())
             session.add(event)
             session.flush()
@@ -110,6 +135,16 @@ class JobStore:
             query = query.where(Job.status == str(status))
         with self._db.session() as session:
             return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
+
+    def count_active(self, *, tenant_id: str | None = None, api_key_id: str | None = None) -> int:
+        """Jobs queued or running, for a tenant or an API key."""
+        query = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))
+        if tenant_id is not None:
+            query = query.where(Job.tenant_id == tenant_id)
+        if api_key_id is not None:
+            query = query.where(Job.api_key_id == api_key_id)
+        with self._db.session() as session:
+            return int(session.scalar(query) or 0)
 
     def unfinished(self) -> list[Job]:
         """Jobs left queued or running, oldest first."""

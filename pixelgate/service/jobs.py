@@ -12,10 +12,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import Clock
-from pixelgate.db.tables import Job
+from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
     Canceled,
@@ -29,9 +31,15 @@ from pixelgate.errors import (
 from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import TaskKind
 from pixelgate.service.access import Principal
+from pixelgate.service.billing import Billing
+from pixelgate.service.cache import ResultCache, cache_key
+from pixelgate.service.edit_sizes import plan_edit
 from pixelgate.service.files import FileService
+from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
+from pixelgate.service.tenants import TenantService
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -55,6 +63,21 @@ class ImageCommand:
     metadata: dict[str, Any] | None = None
     image: ImageUpload | None = None
     mask: ImageUpload | None = None
+    use_cache: bool = True
+    """False bypasses the result cache (`"cache": false`, `Cache-Control: no-cache`)."""
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Policies:
+    """The rules a job passes before it is accepted."""
+
+    tenants: TenantService
+    billing: Billing
+    limits: RateLimits
+    default_limits: LimitValues
+    cache: ResultCache
+    idempotency: IdempotencyKeys
 
 
 @dataclass(frozen=True)
@@ -80,6 +103,7 @@ class JobService:
         cancels: CancelRegistry,
         clock: Clock,
         *,
+        policies: Policies,
         max_attempts: int,
     ) -> None:
         self._store = store
@@ -91,44 +115,195 @@ class JobService:
         self._bus = bus
         self._cancels = cancels
         self._clock = clock
+        self._policies = policies
         self._max_attempts = max_attempts
 
     # -- submitting -----------------------------------------------------------------------
 
     def submit(self, principal: Principal, command: ImageCommand) -> Job:
-        """Validate, record and queue a job. Nothing runs before this returns."""
+        """Check, record and queue a job; nothing runs before this returns. The same
+        Idempotency-Key and request return the earlier job; a cache hit returns a finished
+        job at once."""
+        rules = self._policies
         principal.require("generate")
+        # 1. who may use what
         spec = self._catalog.resolve(command.model)
+        tenant = rules.tenants.get(principal.tenant_id)
+        rules.tenants.check_model(tenant, spec)
+        # 2. the request itself, before anything is spent
         _check_capability(spec, command)
         options = self._catalog.validate_options(spec, command.options)
         self._providers.for_model(spec)
+        fingerprint = request_fingerprint(command)
+        if command.idempotency_key is not None:
+            earlier = rules.idempotency.replay(tenant.id, command.idempotency_key, fingerprint)
+            if earlier is not None:
+                return self._load(earlier)
+        # 3. how fast
+        subjects = self._limit_subjects(principal, tenant)
+        rules.limits.check_request(subjects, images=options.n)
         inputs = {
             upload.field: self._inputs.accept(principal, upload)
             for upload in (command.image, command.mask)
             if upload is not None
         }
+        if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
+            # local models edit at a size they accept; the resize is recorded with the inputs
+            sized, inputs = plan_edit(spec, command.options, inputs)
+            options = self._catalog.validate_options(spec, sized)
+        # 4. a fixed seed makes the result cacheable
+        key = None
+        if options.seed_value is not None:
+            dump = options.model_dump(mode="json")
+            key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
+            hit = rules.cache.lookup(tenant.id, key) if command.use_cache else None
+            if hit is not None:
+                return self._serve_cached(principal, tenant, command, hit, key, fingerprint)
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
-        job = Job(
+        job = self._new_job(principal, command, spec.id, options.model_dump(mode="json"))
+        job.inputs = inputs or None
+        job.cache_key = key
+        # 5. money, reserved in the job's own transaction
+        cost = rules.billing.image_price(tenant, spec, options) * options.n
+
+        def within(session: Session) -> None:
+            if cost > 0:
+                rules.billing.reserve(
+                    session, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
+                    images=options.n,
+                )  # fmt: skip
+            self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
+
+        with rules.limits.concurrency_slot(subjects, self._count_active):
+            try:
+                self._store.create(job, within=within)
+            except IntegrityError:
+                winner = self._idempotency_winner(tenant.id, command, fingerprint)
+                if winner is None:
+                    raise
+                return winner
+        self._queue.enqueue(job.id, job.model)
+        return job
+
+    def _serve_cached(
+        self,
+        principal: Principal,
+        tenant: Tenant,
+        command: ImageCommand,
+        hit: Job,
+        key: str,
+        fingerprint: str,
+    ) -> Job:
+        """A finished job of the caller's own, over the stored images of an earlier one."""
+        rules = self._policies
+        job = self._new_job(principal, command, hit.model, hit.options)
+        items = (hit.result or {}).get("images", [])
+        records = self._files.get_many(hit.tenant_id, [item["file_id"] for item in items])
+        copies = [
+            self._files.duplicate(records[item["file_id"]], tenant_id=tenant.id, job_id=job.id)
+            for item in items
+        ]
+        now = self._clock.now()
+        job.status = JobStatus.SUCCEEDED
+        job.cached = True
+        job.cache_key = key
+        job.inputs = hit.inputs
+        job.started_at = job.finished_at = now
+        job.result = {
+            "created": int(now.timestamp()),
+            "images": [
+                {**item, "file_id": copy.id} for item, copy in zip(items, copies, strict=True)
+            ],
+        }
+        spec = self._catalog.resolve(hit.model)
+        options = self._catalog.validate_options(spec, hit.options)
+        cost = rules.billing.image_price(tenant, spec, options) * len(copies)
+
+        def within(session: Session) -> None:
+            session.add_all(copies)
+            if tenant.cache_policy == "charge" and cost > 0:
+                rules.billing.reserve(
+                    session, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
+                    images=len(copies),
+                )  # fmt: skip
+                rules.billing.finish(session, job.id, produced=len(copies))
+            self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
+
+        try:
+            self._store.create(job, event_data={"cached": True}, within=within)
+        except IntegrityError:
+            winner = self._idempotency_winner(tenant.id, command, fingerprint)
+            if winner is None:
+                raise
+            return winner
+        return job
+
+    def _new_job(
+        self, principal: Principal, command: ImageCommand, model: str, options: dict[str, Any]
+    ) -> Job:
+        return Job(
             id="job_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,
             task=command.task,
-            model=spec.id,
+            model=model,
             status=JobStatus.QUEUED,
-            options=options.model_dump(mode="json"),
-            inputs=inputs or None,
+            options=options,
             response_format=command.response_format,
             metadata_=command.metadata,
             result=None,
             attempts=0,
             cancel_requested=False,
+            cached=False,
             created_at=self._clock.now(),
         )
-        self._store.create(job)
-        self._queue.enqueue(job.id, job.model)
+
+    def _record_idempotency(
+        self,
+        session: Session,
+        tenant_id: str,
+        command: ImageCommand,
+        fingerprint: str,
+        job_id: str,
+    ) -> None:
+        if command.idempotency_key is not None:
+            self._policies.idempotency.record(
+                session,
+                tenant_id=tenant_id,
+                key=command.idempotency_key,
+                fingerprint=fingerprint,
+                job_id=job_id,
+            )
+
+    def _idempotency_winner(
+        self, tenant_id: str, command: ImageCommand, fingerprint: str
+    ) -> Job | None:
+        """After a failed insert: the job of a concurrent request with the same
+        Idempotency-Key that was recorded first, if that is what happened."""
+        if command.idempotency_key is None:
+            return None
+        earlier = self._policies.idempotency.replay(tenant_id, command.idempotency_key, fingerprint)
+        return None if earlier is None else self._load(earlier)
+
+    def _load(self, job_id: str) -> Job:
+        job = self._store.load(job_id)
+        if job is None:
+            raise NotFound(f"No job {job_id!r}", param="job_id")
         return job
+
+    def _limit_subjects(self, principal: Principal, tenant: Tenant) -> list[Subject]:
+        defaults = self._policies.default_limits
+        return [
+            Subject("tenant", tenant.id, defaults.over(tenant.limits)),
+            Subject("API key", principal.key_id, LimitValues().over(principal.limits)),
+        ]
+
+    def _count_active(self, subject: Subject) -> int:
+        if subject.kind == "tenant":
+            return self._store.count_active(tenant_id=subject.id)
+        return self._store.count_active(api_key_id=subject.id)
 
     # -- looking up -----------------------------------------------------------------------
 
@@ -318,3 +493,8 @@ def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
         raise ValidationError("Text-to-image takes no input image", param="image")
     if command.mask is not None and command.task != "edit":
         raise ValidationError(f"{TASK_NAMES[command.task]} takes no mask", param="mask")
+    if command.task != "edit" and command.options.get("strength") is not None:
+        raise ValidationError(
+            f"strength applies to image editing only; {TASK_NAMES[command.task]} takes none",
+            param="strength",
+        )

@@ -25,7 +25,12 @@ from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
-from pixelgate.service.jobs import JobService
+from pixelgate.service.billing import Billing
+from pixelgate.service.cache import ResultCache
+from pixelgate.service.idempotency import IdempotencyKeys
+from pixelgate.service.jobs import JobService, Policies
+from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.tenants import TenantService
 from pixelgate.service.media import MediaLinks
 from pixelgate.storage import LocalBlobStore
 
@@ -47,6 +52,7 @@ class FixtureProvider:
         self.behaviour: Callable[[ImageTask, ProgressCallback, CancelToken], list[GeneratedImage]]
         self.behaviour = lambda task, progress, cancel: [
             GeneratedImage(b"\x89PNG fixture", "image/png", 8, 8, seed=task.options.seed_value)
+            for _ in range(task.options.n)
         ]
         self.runs = 0
         self.tasks: list[ImageTask] = []
@@ -83,6 +89,8 @@ class Services:
     provider: FixtureProvider
     queue: RecordingQueue
     cancels: CancelRegistry
+    tenants: TenantService
+    billing: Billing
 
 
 @pytest.fixture
@@ -106,12 +114,44 @@ def services(tmp_path: Path) -> Services:
         retention=timedelta(days=1),
     )
     inputs = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
-    store = JobStore(db, bus, clock)
     queue = RecordingQueue()
+    tenants = TenantService(db, clock)
+    billing = Billing(db, clock)
+    store = JobStore(db, bus, clock, on_finish=billing.on_job_finished)
+    policies = Policies(
+        tenants=tenants,
+        billing=billing,
+        limits=RateLimits(),
+        default_limits=LimitValues(),
+        cache=ResultCache(db, files, shared=False),
+        idempotency=IdempotencyKeys(db, clock),
+    )
     jobs = JobService(
-        store, catalog, providers, files, inputs, queue, bus, cancels, clock, max_attempts=2
+        store,
+        catalog,
+        providers,
+        files,
+        inputs,
+        queue,
+        bus,
+        cancels,
+        clock,
+        policies=policies,
+        max_attempts=2,
     )
     executor = JobExecutor(store, catalog, providers, files, inputs, cancels, clock)
     return Services(
-        db, clock, access, files, inputs, store, jobs, executor, provider, queue, cancels
+        db,
+        clock,
+        access,
+        files,
+        inputs,
+        store,
+        jobs,
+        executor,
+        provider,
+        queue,
+        cancels,
+        tenants,
+        billing,
     )

@@ -1,0 +1,226 @@
+"""Money: prices, budgets and the ledger.
+
+Amounts are integers in micro-units of the currency (1 = 0.000001), so arithmetic is exact.
+A job **reserves** its maximum cost when it is accepted; when it ends it **settles** what it
+made and **refunds** the rest, once. A reservation is a conditional update
+(`spent + reserved + cost <= budget`), so concurrent requests can never overspend.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog.spec import lookup_price
+from pixelgate.clock import Clock, as_utc
+from pixelgate.db import Database
+from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant
+from pixelgate.errors import BudgetExceeded, ValidationError
+from pixelgate.service.job_store import JobStatus
+
+MICRO = Decimal("0.000001")
+TOTAL = "total"
+
+
+def to_micros(amount: Decimal | str, *, param: str = "amount") -> int:
+    try:
+        value = Decimal(amount)
+    except InvalidOperation:
+        raise ValidationError(f"Invalid {param}: {amount!r} is not a number", param=param) from None
+    if not value.is_finite() or value < 0:
+        raise ValidationError(f"Invalid {param}: must be zero or more", param=param)
+    return int((value / MICRO).to_integral_value(ROUND_HALF_UP))
+
+
+def format_money(micros: int) -> str:
+    """`80000` → `"0.08"`; at least two decimals, no trailing zeros past them."""
+    text = f"{Decimal(micros) * MICRO:.6f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+def month_of(moment: datetime) -> str:
+    return moment.strftime("%Y-%m")
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    period: str
+    limit: int | None
+    spent: int
+    reserved: int
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.spent - self.reserved)
+
+
+@dataclass
+class UsageReport:
+    tenant_id: str
+    since: datetime
+    spent: int = 0
+    images: int = 0
+    by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_day: dict[str, dict[str, int]] = field(default_factory=dict)
+    budgets: list[BudgetStatus] = field(default_factory=list)
+
+
+class Billing:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def image_price(self, tenant: Tenant, spec: ModelSpec, options: ImageOptions) -> int:
+        """The price of one image of this request for this tenant, in micros."""
+        overrides = (tenant.prices or {}).get(spec.id, {})
+        prices = {**spec.prices, **{key: Decimal(value) for key, value in overrides.items()}}
+        width, height = getattr(options, "width", None), getattr(options, "height", None)
+        size = getattr(options, "size", None) or (width and height and f"{width}x{height}")
+        price = lookup_price(prices, size=size or None, quality=getattr(options, "quality", None))
+        return to_micros(price)
+
+    # -- inside a job's own transaction ---------------------------------------------------
+
+    def reserve(
+        self, session: Session, *, tenant: Tenant, job_id: str, model: str, amount: int, images: int
+    ) -> None:
+        """Hold `amount` against every budget of the tenant, or refuse the whole request."""
+        month = month_of(self._clock.now())
+        for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
+            _ensure_account(session, tenant.id, period)
+            statement = (
+                update(BudgetAccount)
+                .where(BudgetAccount.tenant_id == tenant.id, BudgetAccount.period == period)
+                .values(reserved=BudgetAccount.reserved + amount)
+            )
+            if limit is not None:
+                statement = statement.where(
+                    BudgetAccount.spent + BudgetAccount.reserved + amount <= limit
+                )
+            if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                account = session.get(BudgetAccount, (tenant.id, period))
+                assert account is not None and limit is not None
+                remaining = max(0, limit - account.spent - account.reserved)
+                which = "total" if period == TOTAL else f"monthly ({period})"
+                raise BudgetExceeded(
+                    f"Budget exceeded: this request costs {format_money(amount)} and "
+                    f"{format_money(remaining)} remains of the {which} budget"
+                )
+        session.add(self._entry(tenant.id, job_id, "reserve", amount, images, model, month))
+
+    def finish(self, session: Session, job_id: str, *, produced: int) -> None:
+        """Settle what a job made and refund the rest of its reservation; once per job."""
+        entries = session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)).all()
+        reservation = next((entry for entry in entries if entry.kind == "reserve"), None)
+        if reservation is None or any(entry.kind in ("settle", "refund") for entry in entries):
+            return
+        produced = min(produced, reservation.images)
+        spent = reservation.amount * produced // max(reservation.images, 1)
+        for period in (TOTAL, reservation.period):
+            session.execute(
+                update(BudgetAccount)
+                .where(
+                    BudgetAccount.tenant_id == reservation.tenant_id,
+                    BudgetAccount.period == period,
+                )
+                .values(
+                    reserved=BudgetAccount.reserved - reservation.amount,
+                    spent=BudgetAccount.spent + spent,
+                )
+            )
+        args = (reservation.tenant_id, job_id)
+        tail = (reservation.model, reservation.period)
+        session.add(self._entry(*args, "settle", spent, produced, *tail))
+        if spent < reservation.amount:
+            refund = reservation.amount - spent
+            session.add(self._entry(*args, "refund", refund, reservation.images - produced, *tail))
+
+    def on_job_finished(
+        self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
+    ) -> None:
+        """The job store's finish hook: a success pays for what it made, anything else for
+        nothing."""
+        result = values.get("result") or {}
+        produced = len(result.get("images", [])) if status == JobStatus.SUCCEEDED else 0
+        self.finish(session, job_id, produced=produced)
+
+    # -- reports --------------------------------------------------------------------------
+
+    def budgets(self, tenant: Tenant) -> list[BudgetStatus]:
+        month = month_of(self._clock.now())
+        with self._db.session() as session:
+            statuses = []
+            for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
+                account = session.get(BudgetAccount, (tenant.id, period))
+                spent, reserved = (account.spent, account.reserved) if account else (0, 0)
+                statuses.append(BudgetStatus(period, limit, spent, reserved))
+        return statuses
+
+    def usage(self, tenant: Tenant, *, days: int) -> UsageReport:
+        """What the tenant spent and made, by model and by day, over the last `days` days."""
+        since = self._clock.now() - timedelta(days=days)
+        report = UsageReport(tenant_id=tenant.id, since=since, budgets=self.budgets(tenant))
+        by_model: dict[str, dict[str, int]] = defaultdict(lambda: {"spent": 0, "images": 0})
+        by_day: dict[str, dict[str, int]] = defaultdict(lambda: {"spent": 0, "images": 0})
+        with self._db.session() as session:
+            settled = session.scalars(
+                select(LedgerEntry).where(
+                    LedgerEntry.tenant_id == tenant.id,
+                    LedgerEntry.kind == "settle",
+                    LedgerEntry.created_at >= since,
+                )
+            ).all()
+        for entry in settled:
+            day = as_utc(entry.created_at).date().isoformat()
+            for bucket in (by_model[entry.model], by_day[day]):
+                bucket["spent"] += entry.amount
+                bucket["images"] += entry.images
+            report.spent += entry.amount
+            report.images += entry.images
+        report.by_model = dict(by_model)
+        report.by_day = dict(sorted(by_day.items()))
+        return report
+
+    def _entry(
+        self,
+        tenant_id: str,
+        job_id: str,
+        kind: str,
+        amount: int,
+        images: int,
+        model: str,
+        period: str,
+    ) -> LedgerEntry:
+        return LedgerEntry(
+            tenant_id=tenant_id,
+            job_id=job_id,
+            kind=kind,
+            amount=amount,
+            images=images,
+            model=model,
+            period=period,
+            created_at=self._clock.now(),
+        )
+
+
+def _ensure_account(session: Session, tenant_id: str, period: str) -> None:
+    if session.get(BudgetAccount, (tenant_id, period)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(BudgetAccount).values(
+                    tenant_id=tenant_id, period=period, spent=0, reserved=0
+                )
+            )
+    except IntegrityError:
+        pass  # a concurrent request made it first

@@ -1,0 +1,170 @@
+"""Tenants: who they are and which models they may use."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import secrets
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from pixelgate.catalog import ModelSpec
+from pixelgate.clock import Clock
+from pixelgate.db import Database
+from pixelgate.db.tables import Tenant
+from pixelgate.errors import Conflict, ModelAccessDenied, NotFound, ValidationError
+from pixelgate.service.billing import to_micros
+
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+LIMIT_NAMES = ("requests_per_minute", "images_per_day", "concurrent_jobs")
+UNSET: Any = object()
+
+
+@dataclass(frozen=True)
+class TenantChanges:
+    """What an admin may set on a tenant; UNSET leaves a field as it is."""
+
+    name: Any = UNSET
+    allow_models: Any = UNSET
+    deny_models: Any = UNSET
+    prices: Any = UNSET
+    budget_total: Any = UNSET
+    budget_monthly: Any = UNSET
+    limits: Any = UNSET
+    cache_policy: Any = UNSET
+    safety_threshold: Any = UNSET
+
+
+class TenantService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    def get(self, tenant_id: str) -> Tenant:
+        with self._db.session() as session:
+            tenant = session.get(Tenant, tenant_id)
+        if tenant is None:
+            raise NotFound(f"No tenant {tenant_id!r}", param="tenant_id")
+        return tenant
+
+    def list_tenants(self) -> list[Tenant]:
+        with self._db.session() as session:
+            return list(session.scalars(select(Tenant).order_by(Tenant.created_at)))
+
+    def create(self, *, tenant_id: str | None, name: str, changes: TenantChanges) -> Tenant:
+        tenant_id = tenant_id or "tn_" + secrets.token_hex(6)
+        if not _TENANT_ID.fullmatch(tenant_id):
+            raise ValidationError(
+                f"Invalid tenant id {tenant_id!r}: lowercase letters, digits, '-' and '_'",
+                param="id",
+            )
+        tenant = Tenant(id=tenant_id, name=name, created_at=self._clock.now(), cache_policy="free")
+        _apply(tenant, changes)
+        with self._db.session() as session:
+            if session.get(Tenant, tenant_id) is not None:
+                raise Conflict(f"Tenant {tenant_id!r} already exists", param="id")
+            session.add(tenant)
+        return tenant
+
+    def update(self, tenant_id: str, changes: TenantChanges) -> Tenant:
+        with self._db.session() as session:
+            tenant = session.get(Tenant, tenant_id)
+            if tenant is None:
+                raise NotFound(f"No tenant {tenant_id!r}", param="tenant_id")
+            _apply(tenant, changes)
+        return tenant
+
+    # -- model access ---------------------------------------------------------------------
+
+    @staticmethod
+    def may_use(tenant: Tenant, spec: ModelSpec) -> bool:
+        names = (spec.id, *spec.aliases)
+
+        def matches(patterns: list[Any] | None) -> bool:
+            return any(fnmatch.fnmatchcase(n, str(p)) for p in patterns or () for n in names)
+
+        if matches(tenant.deny_models):
+            return False
+        return tenant.allow_models is None or matches(tenant.allow_models)
+
+    def check_model(self, tenant: Tenant, spec: ModelSpec) -> None:
+        if not self.may_use(tenant, spec):
+            raise ModelAccessDenied(
+                f"Model {spec.id!r} is not allowed for this API key's tenant", param="model"
+            )
+
+
+def _apply(tenant: Tenant, changes: TenantChanges) -> None:
+    """Check and copy the given changes; money arrives as decimal strings."""
+    if changes.name is not UNSET:
+        tenant.name = str(changes.name)
+    for name in ("allow_models", "deny_models"):
+        value = getattr(changes, name)
+        if value is not UNSET:
+            if value is not None and not all(isinstance(p, str) and p for p in value):
+                raise ValidationError(
+                    f"Invalid {name}: a list of model ids or patterns", param=name
+                )
+            setattr(tenant, name, None if value is None else list(value))
+    if changes.prices is not UNSET:
+        tenant.prices = _prices(changes.prices)
+    for name in ("budget_total", "budget_monthly"):
+        value = getattr(changes, name)
+        if value is not UNSET:
+            setattr(tenant, name, None if value is None else to_micros(str(value), param=name))
+    if changes.limits is not UNSET:
+        tenant.limits = check_limits(changes.limits, param="limits")
+    if changes.cache_policy is not UNSET:
+        tenant.cache_policy = _cache_policy(changes.cache_policy)
+    if changes.safety_threshold is not UNSET:
+        value = changes.safety_threshold
+        if value is not None and not 0.0 <= float(value) <= 1.0:
+            raise ValidationError(
+                "Invalid safety_threshold: a number from 0 to 1", param="safety_threshold"
+            )
+        tenant.safety_threshold = None if value is None else float(value)
+
+
+def _prices(value: Any) -> dict[str, dict[str, str]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError("Invalid prices: {model id: {price key: amount}}", param="prices")
+    checked: dict[str, dict[str, str]] = {}
+    for model, table in value.items():
+        if not isinstance(table, dict):
+            raise ValidationError(f"Invalid prices for {model!r}", param=f"prices.{model}")
+        checked[model] = {}
+        for key, amount in table.items():
+            to_micros(str(amount), param=f"prices.{model}.{key}")
+            checked[model][str(key)] = str(Decimal(str(amount)))
+    return checked
+
+
+def check_limits(value: Any, *, param: str) -> dict[str, int] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"Invalid {param}: an object of limits", param=param)
+    checked = {}
+    for name, amount in value.items():
+        if name not in LIMIT_NAMES:
+            allowed = ", ".join(LIMIT_NAMES)
+            raise ValidationError(f"Unknown limit {name!r}; allowed: {allowed}", param=param)
+        if amount is None:
+            continue
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
+            raise ValidationError(
+                f"Invalid {name}: a whole number, zero or more", param=f"{param}.{name}"
+            )
+        checked[name] = amount
+    return checked
+
+
+def _cache_policy(value: Any) -> Literal["free", "charge"]:
+    if value not in ("free", "charge"):
+        raise ValidationError("Invalid cache_policy: 'free' or 'charge'", param="cache_policy")
+    return value  # type: ignore[no-any-return]
