@@ -21,17 +21,17 @@ from pixelgate.providers import (
     ProviderRegistry,
 )
 from pixelgate.service.access import AccessService
-from pixelgate.service.execution import JobExecutor
-from pixelgate.service.files import FileService
-from pixelgate.service.inputs import InputImages
-from pixelgate.service.job_store import JobStore
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
+from pixelgate.service.execution import JobExecutor
+from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys
+from pixelgate.service.inputs import InputImages
+from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
+from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.tenants import TenantService
-from pixelgate.service.media import MediaLinks
 from pixelgate.storage import LocalBlobStore
 
 FIXTURE_MODEL = ModelSpec(
