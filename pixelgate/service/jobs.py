@@ -143,8 +143,8 @@ class JobService:
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
         inputs = {
-            upload.field: self._inputs.accept(principal, upload)
-            for upload in (command.image, command.mask)
+            role: self._inputs.accept(principal, upload)  # keyed by role; `field` names errors
+            for role, upload in (("image", command.image), ("mask", command.mask))
             if upload is not None
         }
         if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
