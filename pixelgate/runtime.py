@@ -48,13 +48,10 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(settings.resolved_database_url)
         self.catalog = Catalog.load(settings.catalog_file)
+        self.local_models = LocalDiffusionProvider.from_settings(settings)
         self.providers = ProviderRegistry(
             [
-                LocalDiffusionProvider(
-                    settings.resolved_models_dir,
-                    device=settings.device,
-                    torch_threads=settings.torch_threads,
-                ),
+                self.local_models,
                 OpenAIProvider.from_settings(settings),
                 StabilityProvider.from_settings(settings),
                 BlackForestLabsProvider.from_settings(settings),
@@ -92,7 +89,9 @@ class Runtime:
             self.cancels,
             self.clock,
         )
-        self.worker = ThreadWorker(self.executor.run, threads=settings.worker_threads)
+        self.worker = ThreadWorker(
+            self.executor.run, threads=settings.worker_threads, group_size=settings.max_batch_size
+        )
         self.jobs = JobService(
             store,
             self.catalog,
@@ -137,6 +136,8 @@ class Runtime:
             log.info("resuming %d unfinished jobs", resumed)
         self.worker.start()
         self._sweeper.start()
+        preload = [self.catalog.resolve(name) for name in self.settings.preload_models]
+        self.local_models.start_preload(preload)
 
     def stop(self) -> None:
         self._stopping.set()

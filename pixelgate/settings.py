@@ -56,8 +56,10 @@ class Settings(BaseSettings):
     max_input_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
     """Largest input image in pixels; checked from the header, before decoding."""
 
-    worker_threads: int = Field(default=1, ge=1)
-    """Jobs run at once by the in-process worker."""
+    worker_threads: int = Field(default=8, ge=1)
+    """Jobs run at once by the in-process worker. Several, so that the jobs waiting for one
+    local model can be handed to it together and batched (up to `max_batch_size`), and hosted
+    calls overlap; the worker still dispatches one model's jobs a group at a time."""
     max_attempts: int = Field(default=3, ge=1)
     """Times a job interrupted by a crash is started before it is failed."""
 
@@ -75,6 +77,22 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1)
 
     log_level: str = "INFO"
+
+    # --- local engine (issue 7): model residency, batching, device ---
+    preload_models: list[str] = Field(default_factory=list)
+    """Local model ids to load at start; others load on first use."""
+    model_memory_budget_mb: int | None = Field(default=None, ge=1)
+    """CPU RAM that resident local models may take; least recently used idle ones are
+    evicted past it. None: no limit."""
+    model_vram_budget_mb: int | None = Field(default=None, ge=1)
+    """The same, for the memory of each CUDA device."""
+    max_batch_size: int = Field(default=4, ge=1)
+    """Images per pipeline call when compatible jobs are batched."""
+    batch_window_ms: float = Field(default=10.0, ge=0)
+    """How long a batch waits for companions after the last one arrived."""
+    torch_compile: bool = False
+    """`torch.compile` the denoiser of each local model (slow first call, faster later)."""
+    # --- end of local engine ---
 
     # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---
     # Keys come from here only (environment or file), never from requests; base URLs are the

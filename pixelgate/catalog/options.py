@@ -205,6 +205,9 @@ class DiffusionOptions(ImageOptions):
     negative_prompt: str | None = Field(default=None, max_length=2000)
     seed: Seed | None = None
     output_format: OutputFormat = "png"
+    strength: float | None = Field(default=None, gt=0.0, le=1.0)
+    """Edits only: how far to move from the input image (1 repaints fully). Unset: 0.8 for
+    image-to-image, 1.0 for inpainting."""
 
     @field_validator("width", "height", mode="after")
     @classmethod

@@ -2,19 +2,22 @@
 
 It knows nothing of what a job is; it calls the handler it was given with each job id. Model
 code therefore never runs on the event loop.
+
+Jobs are handed out per model, a group at a time: when a model has no jobs running, all its
+waiting jobs (up to `group_size`) start together, so a local model can batch them into one
+pipeline call; jobs that arrive meanwhile stay queued (and cancelable as queued) until the
+group is done. Different models run side by side.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
-
-_STOP = object()
 
 
 class JobQueue(Protocol):
@@ -24,20 +27,34 @@ class JobQueue(Protocol):
 
 
 class ThreadWorker:
-    def __init__(self, handler: Callable[[str], None], *, threads: int = 1) -> None:
+    def __init__(
+        self, handler: Callable[[str], None], *, threads: int = 1, group_size: int | None = None
+    ) -> None:
         self._handler = handler
-        self._queue: queue.Queue[object] = queue.Queue()
+        self._group_size = max(1, group_size or threads)
+        self._cond = threading.Condition()
+        self._waiting: dict[str, deque[str]] = {}
+        """Queued job ids per model, oldest first."""
+        self._running: dict[str, int] = {}
+        """Jobs of each model handed out and not yet finished."""
+        self._ready: deque[tuple[str, str]] = deque()
+        """(job id, model) handed out to the next free thread."""
+        self._stopping = False
         self._threads = [
             threading.Thread(target=self._loop, name=f"pixelgate-worker-{index}", daemon=True)
             for index in range(threads)
         ]
 
     def enqueue(self, job_id: str, model: str) -> None:
-        self._queue.put(job_id)
+        with self._cond:
+            self._waiting.setdefault(model, deque()).append(job_id)
+            self._dispatch()
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Jobs not yet taken by a thread."""
+        with self._cond:
+            return sum(len(ids) for ids in self._waiting.values()) + len(self._ready)
 
     @property
     def alive(self) -> bool:
@@ -48,18 +65,37 @@ class ThreadWorker:
             thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        for _ in self._threads:
-            self._queue.put(_STOP)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout)
 
+    def _dispatch(self) -> None:
+        """Holding the lock: start the next group of every model that has none running."""
+        for model, ids in self._waiting.items():
+            if self._running.get(model) or not ids:
+                continue
+            for _ in range(min(self._group_size, len(ids))):
+                self._ready.append((ids.popleft(), model))
+                self._running[model] = self._running.get(model, 0) + 1
+        self._cond.notify_all()
+
     def _loop(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
+            with self._cond:
+                while not self._ready and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                job_id, model = self._ready.popleft()
             try:
-                self._handler(str(item))
+                self._handler(job_id)
             except Exception:  # the handler records failures; this keeps the thread alive
-                log.exception("worker handler crashed on job %s", item)
+                log.exception("worker handler crashed on job %s", job_id)
+            finally:
+                with self._cond:
+                    self._running[model] -= 1
+                    if not self._running[model]:
+                        self._dispatch()

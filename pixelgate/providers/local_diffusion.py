@@ -1,22 +1,51 @@
 """Local models run in-process with Hugging Face diffusers.
 
-Each pipeline is loaded once and kept; one pipeline call at a time per model. Progress comes
-from the diffusers step callback, which is also where a cancel takes effect.
+Families: Stable Diffusion 1.x/2.x (SD-Turbo), SDXL (SDXL-Turbo), FLUX.1 (schnell, dev) and
+FLUX.1 Fill. Tasks: text-to-image, image-to-image (`strength`) and inpainting (white repaints,
+black keeps). A model is loaded once by the `ModelManager` and its three pipelines share those
+weights. Concurrent compatible jobs are merged into one pipeline call by its `Batcher`; each job
+keeps its own prompt, negative prompt and seeds, so its images are the ones it would get alone.
+Progress comes from the diffusers step callback, which is also where a cancel takes effect.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import threading
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pixelgate.catalog import DiffusionOptions, ImageOptions, ModelSpec
+from PIL import Image
+
+from pixelgate.catalog import DiffusionOptions, ModelSpec
 from pixelgate.errors import Canceled, ModelUnavailable, ValidationError
 from pixelgate.imaging import CONTENT_TYPES, encode_image
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    ProgressCallback,
+)
+from pixelgate.providers.batching import Batcher, BatchStats, Withdrawn
+from pixelgate.providers.devices import fit_memory, pick_device, pipeline_bytes
+from pixelgate.providers.diffusion_families import PipelineTask, family_of, pipeline_for
+from pixelgate.providers.model_manager import LoadedModel, ModelManager
 from pixelgate.providers.tiny_model import build_tiny_pipeline
 
+if TYPE_CHECKING:
+    from pixelgate.settings import Settings
+
+__all__ = ["LocalDiffusionProvider", "local_folder_name", "pick_device"]
+
+log = logging.getLogger(__name__)
+
 BUILTIN_BUILDERS = {"builtin:tiny": build_tiny_pipeline}
+DEFAULT_STRENGTH = {"text-to-image": 1.0, "image-to-image": 0.8, "inpaint": 1.0}
+MB = 2**20
 
 
 def local_folder_name(source: str) -> str:
@@ -24,37 +53,75 @@ def local_folder_name(source: str) -> str:
     return source.replace("/", "--").replace(":", "--")
 
 
-def pick_device(setting: str) -> tuple[str, Any]:
-    """The device and dtype to run on: bf16/fp16 on CUDA, fp32 elsewhere."""
-    import torch
+@dataclass(frozen=True)
+class Request:
+    """One job's share of a pipeline call."""
 
-    device = setting
-    if setting == "auto":
-        if torch.cuda.is_available():
-            device = "cuda"
-        elif torch.backends.mps.is_available():
-            device = "mps"
-        else:
-            device = "cpu"
-    if device == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device == "mps":
-        return device, torch.float16
-    return device, torch.float32
+    options: DiffusionOptions
+    seeds: list[int]
+    image: Image.Image | None
+    mask: Image.Image | None
+    """Binary, `L` mode, the image's size: 255 repaints, 0 keeps."""
+    progress: ProgressCallback
+    cancel: CancelToken
+
+
+@dataclass(frozen=True)
+class BatchKey:
+    """What jobs must share to run in one pipeline call."""
+
+    task: PipelineTask
+    width: int
+    height: int
+    num_steps: int
+    guidance_scale: float
+    strength: float
+    negative_prompt: bool
 
 
 class LocalDiffusionProvider:
     name = "diffusers"
 
     def __init__(
-        self, models_dir: Path, *, device: str = "auto", torch_threads: int | None = None
+        self,
+        models_dir: Path,
+        *,
+        device: str = "auto",
+        torch_threads: int | None = None,
+        memory_budget_bytes: int | None = None,
+        vram_budget_bytes: int | None = None,
+        max_batch_size: int = 4,
+        batch_window_seconds: float = 0.01,
+        torch_compile: bool = False,
     ) -> None:
         self.models_dir = models_dir
         self._device_setting = device
         self._torch_threads = torch_threads
-        self._pipelines: dict[str, Any] = {}
-        self._load_lock = threading.Lock()
-        self._run_locks: dict[str, threading.Lock] = {}
+        self._torch_compile = torch_compile
+        self.max_batch_size = max_batch_size
+        self.batch_window_seconds = batch_window_seconds
+        self.models = ModelManager(
+            self._load_by_id,
+            self._estimate,
+            budgets={"cpu": memory_budget_bytes, "cuda": vram_budget_bytes},
+        )
+        self._specs: dict[str, ModelSpec] = {}
+        self._batchers: dict[str, Batcher[Request, list[GeneratedImage]]] = {}
+        self._lock = threading.Lock()
+        self._threads_set = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalDiffusionProvider:
+        return cls(
+            settings.resolved_models_dir,
+            device=settings.device,
+            torch_threads=settings.torch_threads,
+            memory_budget_bytes=_megabytes(settings.model_memory_budget_mb),
+            vram_budget_bytes=_megabytes(settings.model_vram_budget_mb),
+            max_batch_size=settings.max_batch_size,
+            batch_window_seconds=settings.batch_window_ms / 1000,
+            torch_compile=settings.torch_compile,
+        )
 
     def model_path(self, spec: ModelSpec) -> Path:
         return self.models_dir / local_folder_name(spec.source or spec.id)
@@ -68,6 +135,8 @@ class LocalDiffusionProvider:
             "where the Hugging Face Hub can be reached"
         )
 
+    # -- running --------------------------------------------------------------------------
+
     def run(
         self,
         spec: ModelSpec,
@@ -76,77 +145,178 @@ class LocalDiffusionProvider:
         progress: ProgressCallback,
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
-        if task.kind != "generate":
-            raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
-        return self._text_to_image(spec, task.options, progress=progress, cancel=cancel)
-
-    def _text_to_image(
-        self,
-        spec: ModelSpec,
-        options: ImageOptions,
-        *,
-        progress: ProgressCallback,
-        cancel: CancelToken,
-    ) -> list[GeneratedImage]:
-        import torch
-
+        options = task.options
         if not isinstance(options, DiffusionOptions) or options.seed is None:
             raise TypeError("local diffusion needs DiffusionOptions with a seed")
-        # 1. the pipeline, loaded once
-        pipeline = self._pipeline(spec)
-        if cancel.canceled:
-            raise Canceled("Job canceled")
-        # 2. one generator per image, so each image is reproducible from its own seed
+        # 1. the pipeline task, and the inputs it needs
+        pipeline_task = _pipeline_task(spec, task)
+        size = (options.width, options.height)
+        image = _decode(task.image, size, "RGB") if task.image is not None else None
+        mask = _binary(_decode(task.mask, size, "L")) if task.mask is not None else None
+        if pipeline_task != "text-to-image" and image is None:
+            raise ValidationError("Image editing needs an input image", param="image")
+        # 2. one seed per image, so each image is reproducible from its own seed
         seeds = [(options.seed + index) % 2**32 for index in range(options.n)]
-        generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
-
-        def on_step_end(pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
-            progress(step + 1, options.num_steps)
-            if cancel.canceled:
-                pipe._interrupt = True
-            return kwargs
-
-        # 3. the pipeline call, one at a time per model
-        with self._run_locks[spec.id], torch.inference_mode():
-            output = pipeline(
-                prompt=options.prompt,
-                negative_prompt=options.negative_prompt,
-                num_images_per_prompt=options.n,
-                width=options.width,
-                height=options.height,
-                num_inference_steps=options.num_steps,
-                guidance_scale=options.guidance_scale,
-                generator=generators,
-                callback_on_step_end=on_step_end,
-            )
-        # 4. an interrupted run still decodes a half-made image: never hand that back
+        request = Request(options, seeds, image, mask, progress, cancel)
+        key = BatchKey(
+            task=pipeline_task,
+            width=options.width,
+            height=options.height,
+            num_steps=options.num_steps,
+            guidance_scale=options.guidance_scale,
+            strength=options.strength or DEFAULT_STRENGTH[pipeline_task],
+            negative_prompt=options.negative_prompt is not None,
+        )
         if cancel.canceled:
             raise Canceled("Job canceled")
-        fmt = options.output_format
-        return [
-            GeneratedImage(
-                data=encode_image(image, fmt),
-                content_type=CONTENT_TYPES[fmt],
-                width=image.width,
-                height=image.height,
-                seed=seed,
-            )
-            for image, seed in zip(output.images, seeds, strict=True)
+        # 3. the pipeline call, shared with compatible jobs that wait for the same model
+        try:
+            return self._batcher(spec).submit(key, request)
+        except Withdrawn:
+            raise Canceled("Job canceled") from None
+
+    def preload(self, specs: Sequence[ModelSpec]) -> None:
+        """Load these models now, in order (under the memory budget like any other)."""
+        for spec in specs:
+            with self._lock:
+                self._specs[spec.id] = spec
+            self.models.preload([spec.id])
+
+    def start_preload(self, specs: Sequence[ModelSpec]) -> None:
+        """Preload in the background, so the server is up while the weights load."""
+        local = [spec for spec in specs if spec.provider == self.name]
+        if local:
+            threading.Thread(
+                target=self._preload_logged, args=(local,), name="pixelgate-preload", daemon=True
+            ).start()
+
+    def _preload_logged(self, specs: Sequence[ModelSpec]) -> None:
+        try:
+            self.preload(specs)
+        except Exception:
+            log.exception("preloading %s failed", ", ".join(spec.id for spec in specs))
+
+    def batch_stats(self, model_id: str) -> BatchStats:
+        with self._lock:
+            batcher = self._batchers.get(model_id)
+        return batcher.stats if batcher is not None else BatchStats(0, 0, 0)
+
+    def _batcher(self, spec: ModelSpec) -> Batcher[Request, list[GeneratedImage]]:
+        with self._lock:
+            self._specs[spec.id] = spec
+            batcher = self._batchers.get(spec.id)
+            if batcher is None:
+
+                def run(key: Hashable, requests: Sequence[Request]) -> list[Any]:
+                    assert isinstance(key, BatchKey)
+                    return self._run_batch(spec, key, requests)
+
+                batcher = Batcher(
+                    run,
+                    max_size=self.max_batch_size,
+                    window_seconds=self.batch_window_seconds,
+                    size=lambda request: len(request.seeds),
+                    canceled=lambda request: request.cancel.canceled,
+                )
+                self._batchers[spec.id] = batcher
+            return batcher
+
+    def _run_batch(
+        self, spec: ModelSpec, key: BatchKey, requests: Sequence[Request]
+    ) -> list[list[GeneratedImage] | BaseException]:
+        """One pipeline call for every live request; each gets its own images or error."""
+        import torch
+
+        outcomes: list[list[GeneratedImage] | BaseException] = [
+            Canceled("Job canceled") for _ in requests
         ]
+        live = [index for index, request in enumerate(requests) if not request.cancel.canceled]
+        if not live:
+            return outcomes
+        with self.models.use(spec.id) as model, model.run_lock:
+            # 1. the task's pipeline, made from the model's one set of weights
+            family = family_of(next(iter(model.pipelines.values())))  # the base comes first
+            if key.task not in family.tasks:
+                error = ValidationError(
+                    f"Model {spec.id!r} ({family.name}) does not support {key.task}",
+                    param="model",
+                )
+                return [error for _ in requests]
+            pipeline = pipeline_for(model.pipelines, family, key.task)
+            # 2. one row per image: its request's prompt, negative prompt, seed and inputs
+            rows = [(index, seed) for index in live for seed in requests[index].seeds]
+            arguments: dict[str, Any] = {
+                "prompt": [requests[index].options.prompt for index, _ in rows],
+                "num_images_per_prompt": 1,
+                "num_inference_steps": key.num_steps,
+                "guidance_scale": key.guidance_scale,
+                "generator": [torch.Generator("cpu").manual_seed(seed) for _, seed in rows],
+            }
+            if family.negative_prompt and key.negative_prompt:
+                arguments["negative_prompt"] = [
+                    requests[index].options.negative_prompt or "" for index, _ in rows
+                ]
+            if key.task != "image-to-image" or family.name.startswith("flux"):
+                arguments["width"], arguments["height"] = key.width, key.height
+            if key.task != "text-to-image":
+                arguments["image"] = [requests[index].image for index, _ in rows]
+                arguments["strength"] = key.strength
+            if key.task == "inpaint":
+                arguments["mask_image"] = [requests[index].mask for index, _ in rows]
 
-    def _pipeline(self, spec: ModelSpec) -> Any:
-        with self._load_lock:
-            if spec.id not in self._pipelines:
-                self._pipelines[spec.id] = self._load(spec)
-                self._run_locks[spec.id] = threading.Lock()
-            return self._pipelines[spec.id]
+            # 3. progress to every job; stop early only when every job was canceled
+            def on_step_end(pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
+                total = getattr(pipe, "num_timesteps", None) or key.num_steps
+                for index in live:
+                    if not requests[index].cancel.canceled:
+                        requests[index].progress(step + 1, int(total))
+                if all(requests[index].cancel.canceled for index in live):
+                    pipe._interrupt = True
+                return kwargs
 
-    def _load(self, spec: ModelSpec) -> Any:
+            # 4. the pipeline call
+            fit_memory(pipeline, model.device, pixels=key.width * key.height, images=len(rows))
+            if len(live) > 1:
+                log.info("batch of %d jobs (%d images) on %s", len(live), len(rows), spec.id)
+            with torch.inference_mode():
+                images = pipeline(**arguments, callback_on_step_end=on_step_end).images
+        # 5. each job's images; a canceled job never gets the half-made ones
+        position = 0
+        for index in live:
+            request = requests[index]
+            mine = images[position : position + len(request.seeds)]
+            position += len(request.seeds)
+            if request.cancel.canceled:
+                continue
+            outcomes[index] = [
+                _result(image, seed, request, key.task)
+                for image, seed in zip(mine, request.seeds, strict=True)
+            ]
+        return outcomes
+
+    # -- loading --------------------------------------------------------------------------
+
+    def _estimate(self, model_id: str) -> tuple[str, int]:
+        """The device a model goes to and the bytes of its weight files."""
+        device, _dtype = pick_device(self._device_setting)
+        path = self.model_path(self._specs[model_id])
+        on_disk = sum(
+            file.stat().st_size
+            for pattern in ("*.safetensors", "*.bin")
+            for file in path.rglob(pattern)
+        )
+        return device, on_disk
+
+    def _load_by_id(self, model_id: str) -> LoadedModel:
+        return self._load(self._specs[model_id])
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
         import torch
         from diffusers import DiffusionPipeline
 
-        if self._torch_threads:
+        if self._torch_threads and not self._threads_set:
             torch.set_num_threads(self._torch_threads)
+            self._threads_set = True
         path = self.model_path(spec)
         builder = BUILTIN_BUILDERS.get(spec.source or "")
         if builder is not None and not (path / "model_index.json").exists():
@@ -160,4 +330,55 @@ class LocalDiffusionProvider:
         pipeline = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
         pipeline = pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
-        return pipeline
+        if self._torch_compile:
+            denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
+            if denoiser is not None:
+                denoiser.compile()  # in place, so the pipelines made by from_pipe share it
+        family = family_of(pipeline)
+        return LoadedModel(
+            pipelines={family.base_task: pipeline},
+            device=device,
+            nbytes=pipeline_bytes(pipeline),
+            family=family.name,
+        )
+
+
+def _pipeline_task(spec: ModelSpec, task: ImageTask) -> PipelineTask:
+    if task.kind == "generate":
+        return "text-to-image"
+    if task.kind == "edit":
+        return "inpaint" if task.mask is not None else "image-to-image"
+    raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
+
+
+def _decode(data: ImageInput, size: tuple[int, int], mode: str) -> Image.Image:
+    """An input image in `mode` at the size the job runs at (the service chose it)."""
+    with Image.open(io.BytesIO(data.data)) as opened:
+        image = opened.convert(mode)
+    if image.size != size:
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image
+
+
+def _binary(mask: Image.Image) -> Image.Image:
+    """White (≥ 128) repaints, the rest keeps: the same threshold diffusers binarizes at."""
+    return mask.point(lambda value: 255 if value >= 128 else 0)
+
+
+def _result(image: Image.Image, seed: int, request: Request, task: PipelineTask) -> GeneratedImage:
+    if task == "inpaint" and request.image is not None and request.mask is not None:
+        # diffusers repaints in latent space, so kept pixels drift through the VAE; put the
+        # caller's own pixels back wherever the mask says keep
+        image = Image.composite(image.convert("RGB"), request.image, request.mask)
+    fmt = request.options.output_format
+    return GeneratedImage(
+        data=encode_image(image, fmt),
+        content_type=CONTENT_TYPES[fmt],
+        width=image.width,
+        height=image.height,
+        seed=seed,
+    )
+
+
+def _megabytes(value: int | None) -> int | None:
+    return None if value is None else value * MB

@@ -8,12 +8,32 @@ import shutil
 import string
 import tempfile
 from pathlib import Path
+from typing import Any
 
 BUILD_SEED = 0
 
 
-def build_tiny_pipeline(target: Path) -> None:
-    """Create the pipeline folder at `target` (atomically: built aside, then renamed)."""
+def tiny_tokenizer() -> Any:
+    """A CLIP tokenizer over single characters: no vocabulary file to download."""
+    from transformers import CLIPTokenizer
+
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for char in string.ascii_lowercase + string.digits + string.punctuation:
+        vocab[char] = len(vocab)
+        vocab[char + "</w>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def build_tiny_pipeline(
+    target: Path,
+    *,
+    unet_channels: tuple[int, ...] = (32, 64),
+    layers_per_block: int = 1,
+    text_width: int = 32,
+) -> None:
+    """Create the pipeline folder at `target` (atomically: built aside, then renamed).
+    Wider `unet_channels` (e.g. SD's (320, 640, 1280, 1280)) make a pipeline whose UNet does a
+    real model's work per step, for benchmarks."""
     import torch
     from diffusers import (
         AutoencoderKL,
@@ -21,19 +41,20 @@ def build_tiny_pipeline(target: Path) -> None:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(BUILD_SEED)
+    depth = len(unet_channels)
     unet = UNet2DConditionModel(
         sample_size=8,
         in_channels=4,
         out_channels=4,
-        block_out_channels=(32, 64),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32,
-        attention_head_dim=4,
+        block_out_channels=unet_channels,
+        layers_per_block=layers_per_block,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (depth - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (depth - 1) + ("UpBlock2D",),
+        cross_attention_dim=text_width,
+        attention_head_dim=4 if unet_channels[0] < 128 else 64,
         norm_num_groups=32,
     )
     vae = AutoencoderKL(
@@ -46,15 +67,11 @@ def build_tiny_pipeline(target: Path) -> None:
         norm_num_groups=32,
         sample_size=64,
     )
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for char in string.ascii_lowercase + string.digits + string.punctuation:
-        vocab[char] = len(vocab)
-        vocab[char + "</w>"] = len(vocab)
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+    tokenizer = tiny_tokenizer()
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
-            vocab_size=len(vocab),
-            hidden_size=32,
+            vocab_size=len(tokenizer),
+            hidden_size=text_width,
             intermediate_size=37,
             num_attention_heads=4,
             num_hidden_layers=2,
@@ -77,6 +94,11 @@ def build_tiny_pipeline(target: Path) -> None:
         feature_extractor=None,
         requires_safety_checker=False,
     )
+    save_atomically(pipeline, target)
+
+
+def save_atomically(pipeline: Any, target: Path) -> None:
+    """`save_pretrained` into a folder beside `target`, then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
     try:
