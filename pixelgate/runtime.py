@@ -16,10 +16,12 @@ from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, ThreadWorker
+from pixelgate.metrics import Metrics
 from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
 from pixelgate.providers.local_diffusion import LocalDiffusionProvider
 from pixelgate.providers.openai import OpenAIProvider
+from pixelgate.providers.rembg import RembgProvider
 from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.billing import Billing
@@ -32,6 +34,7 @@ from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
 from pixelgate.storage import LocalBlobStore
@@ -54,6 +57,7 @@ class Runtime:
                 self.local_models,
                 OpenAIProvider.from_settings(settings),
                 StabilityProvider.from_settings(settings),
+                RembgProvider(settings.resolved_rembg_home, threads=settings.torch_threads),
                 BlackForestLabsProvider.from_settings(settings),
             ]
         )
@@ -77,9 +81,21 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
+        self.safety = Safety(
+            self.db,
+            NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
+            threshold=settings.safety_threshold,
+            blocked_terms=settings.safety_blocked_terms,
+        )
         self.tenants = TenantService(self.db, self.clock)
         self.billing = Billing(self.db, self.clock)
-        store = JobStore(self.db, self.bus, self.clock, on_finish=self.billing.on_job_finished)
+        self.metrics = Metrics()
+        store = JobStore(
+            self.db,
+            self.bus,
+            self.clock,
+            on_finish=[self.billing.on_job_finished, self.metrics.on_job_finished],
+        )
         self.executor = JobExecutor(
             store,
             self.catalog,
@@ -88,6 +104,7 @@ class Runtime:
             self.inputs,
             self.cancels,
             self.clock,
+            safety=self.safety,
         )
         self.worker = ThreadWorker(
             self.executor.run, threads=settings.worker_threads, group_size=settings.max_batch_size
@@ -115,6 +132,11 @@ class Runtime:
                 idempotency=IdempotencyKeys(self.db, self.clock),
             ),
             max_attempts=settings.max_attempts,
+        )
+        self.metrics.watch(
+            jobs_by_state=store.counts_by_state,
+            queue_depth=lambda: self.worker.depth,
+            spend_by_tenant=self.billing.spend_by_tenant,
         )
         self._stopping = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="pixelgate-retention")

@@ -115,9 +115,30 @@ class Settings(BaseSettings):
     """Give up on a Black Forest Labs task that is not ready after this long."""
     # --- end of hosted providers ---
 
+    # --- safety and background removal (issue 5) ---
+    rembg_home: Path | None = None
+    """rembg's model folder (its `U2NET_HOME`): `<name>.onnx` per model; `<models_dir>/rembg`
+    when unset. rembg never downloads: a model whose file is missing is unavailable."""
+    safety_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """NSFW score (0 to 1) above which an output image is withheld and its job fails; a tenant's
+    own `safety_threshold` wins. Unset (the default): no output check, unless a tenant sets one."""
+    safety_model_file: Path | None = None
+    """The open_nsfw classifier (ONNX); `<models_dir>/safety/open-nsfw.onnx` when unset."""
+    safety_blocked_terms: list[str] = Field(default_factory=list)
+    """Words or phrases refused in prompts (case-insensitive, whole words); empty: no check."""
+    # --- end of safety and background removal ---
+
     @property
     def resolved_models_dir(self) -> Path:
         return self.models_dir or self.data_dir / "models"
+
+    @property
+    def resolved_rembg_home(self) -> Path:
+        return self.rembg_home or self.resolved_models_dir / "rembg"
+
+    @property
+    def resolved_safety_model_file(self) -> Path:
+        return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
 
     @property
     def resolved_database_url(self) -> str:

@@ -11,7 +11,17 @@ from starlette.concurrency import run_in_threadpool
 from pixelgate import __version__
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.middleware import RequestContext
-from pixelgate.api.routes import health, images, jobs, media, models
+from pixelgate.api.routes import (
+    admin,
+    background,
+    health,
+    images,
+    jobs,
+    media,
+    models,
+    usage,
+    web,
+)
 from pixelgate.runtime import Runtime
 from pixelgate.settings import Settings
 
@@ -35,6 +45,6 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
-    for module in (health, images, jobs, media, models):
+    for module in (health, images, jobs, media, models, usage, admin, background, web):
         app.include_router(module.router)
     return app

@@ -27,6 +27,15 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def admin_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must hold the admin scope; checked before the body is read."""
+    principal.require("admin")
+    return principal
+
+
+AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+
+
 def get_base_url(request: Request, runtime: RuntimeDep) -> str:
     """Where links point: the configured public URL, else the URL this request came to."""
     return (runtime.settings.public_url or str(request.base_url)).rstrip("/")

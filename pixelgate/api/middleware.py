@@ -49,16 +49,28 @@ class RequestContext:
                 return
             await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
         finally:
+            seconds = time.perf_counter() - started
             log.info(
                 "request",
                 extra={
                     "method": scope["method"],
                     "path": scope["path"],
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    "duration_ms": round(seconds * 1000, 1),
                 },
             )
+            _observe(scope, status, seconds)
             request_id.reset(token)
+
+
+def _observe(scope: Scope, status: int, seconds: float) -> None:
+    """Count the request under its route template (`/v1/jobs/{job_id}`), never its raw path,
+    so metrics stay bounded."""
+    runtime = getattr(scope["app"].state, "runtime", None)
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "unmatched"
+    if runtime is not None:
+        runtime.metrics.observe_request(scope["method"], template, status, seconds)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

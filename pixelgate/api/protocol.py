@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pixelgate.errors import ValidationError
+from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
 
 T = TypeVar("T")
@@ -41,6 +44,10 @@ class GenerateRequest(BaseModel):
         alias="async",
         description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
     )
+    cache: bool = Field(
+        default=True,
+        description="False skips the result cache; same as the header Cache-Control: no-cache.",
+    )
 
     def to_command(self) -> ImageCommand:
         options: dict[str, Any] = dict(self.model_extra or {})
@@ -52,7 +59,94 @@ class GenerateRequest(BaseModel):
             options=options,
             response_format=self.response_format,
             metadata=self.metadata,
+            use_cache=self.cache,
         )
+
+
+class EditRequest(BaseModel):
+    """Image-to-image or inpainting. The input image and the optional mask (white repaints,
+    black keeps) come as base64 (`input_image`, `mask_image`) or as ids of stored results
+    (`input_image_file_id`, `mask_image_file_id`). Send the model's own options at the top
+    level (`strength`, `num_steps`, `guidance_scale`, `seed`, ...). The same fields, with the
+    images as files `image` and `mask`, are accepted as multipart/form-data."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "local/tiny",
+                    "prompt": "a red circle",
+                    "input_image": "<base64 PNG>",
+                    "strength": 0.6,
+                    "seed": 7,
+                }
+            ]
+        },
+    )
+
+    model: str = Field(description="A catalog model id or alias.")
+    prompt: str | None = Field(default=None, description="What to draw.")
+    input_image: str | None = Field(default=None, description="The image to edit, base64.")
+    input_image_file_id: str | None = Field(
+        default=None, description="Or the id of a stored result to edit."
+    )
+    mask_image: str | None = Field(
+        default=None, description="Inpainting mask, base64: white repaints, black keeps."
+    )
+    mask_image_file_id: str | None = Field(default=None, description="Or a stored mask's id.")
+    response_format: Literal["url", "b64_json"] = "url"
+    metadata: dict[str, MetadataValue] | None = Field(
+        default=None, max_length=32, description="Stored with the job and echoed back."
+    )
+    async_: bool = Field(
+        default=False,
+        alias="async",
+        description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
+    )
+
+    def to_command(
+        self, *, image_file: bytes | None = None, mask_file: bytes | None = None
+    ) -> ImageCommand:
+        """The service command; `image_file` / `mask_file` are multipart uploads."""
+        options: dict[str, Any] = dict(self.model_extra or {})
+        if self.prompt is not None:
+            options["prompt"] = self.prompt
+        return ImageCommand(
+            task="edit",
+            model=self.model,
+            options=options,
+            response_format=self.response_format,
+            metadata=self.metadata,
+            image=_upload("image", image_file, self.input_image, self.input_image_file_id),
+            mask=_upload("mask", mask_file, self.mask_image, self.mask_image_file_id),
+        )
+
+
+def _upload(
+    field: str, file: bytes | None, b64: str | None, file_id: str | None
+) -> ImageUpload | None:
+    """One input from whichever of its three forms was sent; base64 is decoded here."""
+    json_name = "input_image" if field == "image" else "mask_image"
+    sent = [
+        name
+        for name, value in ((field, file), (json_name, b64), (json_name + "_file_id", file_id))
+        if value is not None
+    ]
+    if len(sent) > 1:
+        raise ValidationError(f"Send {field} once; got {' and '.join(sent)}", param=sent[1])
+    if file is not None:
+        return ImageUpload(field, data=file)
+    if file_id is not None:
+        return ImageUpload(json_name + "_file_id", file_id=file_id)
+    if b64 is None:
+        return None
+    _, _, payload = b64.rpartition(",")  # a data: URL's header is allowed
+    try:
+        return ImageUpload(json_name, data=base64.b64decode(payload, validate=True))
+    except ValueError:
+        raise ValidationError(f"{json_name} is not valid base64", param=json_name) from None
 
 
 class Envelope(BaseModel, Generic[T]):
@@ -80,12 +174,29 @@ class ImageData(BaseModel):
     expires_at: datetime | None = Field(default=None, description="When `url` stops working.")
 
 
+class Adjustment(BaseModel):
+    """An input pixelgate resized so the model could take it."""
+
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    param: str = Field(description="The input: `image` or `mask`.")
+    from_: str = Field(alias="from", description="Its size as sent, `WxH`.")
+    to: str = Field(description="The size the model got, `WxH`.")
+    reason: str
+
+
 class GenerateResult(BaseModel):
     created: int
     data: list[ImageData]
     job_id: str
     model: str
     metadata: dict[str, MetadataValue] | None = None
+    cached: bool = Field(default=False, description="Served from the result cache.")
+    adjustments: list[Adjustment] | None = Field(
+        default=None, description="Inputs resized to fit the model (edits), when any were."
+    )
 
 
 class JobPublic(BaseModel):
@@ -99,6 +210,7 @@ class JobPublic(BaseModel):
     finished_at: datetime | None = None
     attempts: int
     cancel_requested: bool
+    cached: bool = False
     metadata: dict[str, MetadataValue] | None = None
     result: GenerateResult | None = None
     error: ErrorBody | None = None

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+from pixelgate.api.admin_protocol import (
+    BudgetPublic,
+    KeyPublic,
+    Limits,
+    TenantPublic,
+    UsageBucket,
+    UsagePublic,
+)
 from pixelgate.api.protocol import (
+    Adjustment,
     ErrorBody,
     FilePublic,
     GenerateResult,
@@ -12,8 +21,10 @@ from pixelgate.api.protocol import (
 )
 from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
 from pixelgate.clock import as_utc
-from pixelgate.db.tables import Job, StoredFile
+from pixelgate.db.tables import ApiKey, Job, StoredFile, Tenant
 from pixelgate.runtime import Runtime
+from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
+from pixelgate.service.edit_sizes import adjustments_of
 
 
 def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult:
@@ -29,8 +40,15 @@ def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult
         for output in runtime.jobs.outputs(job)
     ]
     created = int((job.result or {}).get("created", 0))
+    adjustments = [Adjustment.model_validate(item) for item in adjustments_of(job.inputs)]
     return GenerateResult(
-        created=created, data=images, job_id=job.id, model=job.model, metadata=job.metadata_
+        created=created,
+        data=images,
+        job_id=job.id,
+        model=job.model,
+        metadata=job.metadata_,
+        adjustments=adjustments or None,
+        cached=job.cached,
     )
 
 
@@ -50,6 +68,7 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         finished_at=as_utc(job.finished_at) if job.finished_at else None,
         attempts=job.attempts,
         cancel_requested=job.cancel_requested,
+        cached=job.cached,
         metadata=job.metadata_,
         result=generate_result(runtime, job, base_url) if job.status == "succeeded" else None,
         error=error,
@@ -89,3 +108,66 @@ def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
         prices={key: str(value) for key, value in spec.prices.items()},
         options_schema=OPTION_FAMILIES[spec.family].model_json_schema(),
     )
+
+
+def budget_public(status: BudgetStatus) -> BudgetPublic:
+    return BudgetPublic(
+        period=status.period,
+        limit=_money(status.limit),
+        spent=format_money(status.spent),
+        reserved=format_money(status.reserved),
+        remaining=_money(status.remaining),
+    )
+
+
+def tenant_public(runtime: Runtime, tenant: Tenant) -> TenantPublic:
+    return TenantPublic(
+        id=tenant.id,
+        name=tenant.name,
+        created_at=as_utc(tenant.created_at),
+        allow_models=tenant.allow_models,
+        deny_models=tenant.deny_models,
+        prices=tenant.prices,
+        budget_total=_money(tenant.budget_total),
+        budget_monthly=_money(tenant.budget_monthly),
+        limits=Limits(**tenant.limits) if tenant.limits else None,
+        cache_policy=tenant.cache_policy,
+        safety_threshold=tenant.safety_threshold,
+        budgets=[budget_public(status) for status in runtime.billing.budgets(tenant)],
+    )
+
+
+def key_public(record: ApiKey) -> KeyPublic:
+    return KeyPublic(
+        id=record.id,
+        tenant_id=record.tenant_id,
+        name=record.name,
+        prefix=record.prefix,
+        scopes=list(record.scopes),
+        created_at=as_utc(record.created_at),
+        expires_at=as_utc(record.expires_at) if record.expires_at else None,
+        revoked_at=as_utc(record.revoked_at) if record.revoked_at else None,
+        limits=Limits(**record.limits) if record.limits else None,
+    )
+
+
+def usage_public(report: UsageReport) -> UsagePublic:
+    def buckets(table: dict[str, dict[str, int]]) -> dict[str, UsageBucket]:
+        return {
+            name: UsageBucket(spent=format_money(b["spent"]), images=b["images"])
+            for name, b in table.items()
+        }
+
+    return UsagePublic(
+        tenant_id=report.tenant_id,
+        since=report.since,
+        spent=format_money(report.spent),
+        images=report.images,
+        by_model=buckets(report.by_model),
+        by_day=buckets(report.by_day),
+        budgets=[budget_public(status) for status in report.budgets],
+    )
+
+
+def _money(micros: int | None) -> str | None:
+    return None if micros is None else format_money(micros)

@@ -7,7 +7,7 @@ defaults stay data while the rules stay here. Messages name the parameter and wh
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -34,12 +34,17 @@ def spec_of(info: ValidationInfo) -> ModelSpec:
 
 
 class ImageOptions(BaseModel):
-    """Options every family shares. Subclasses add their own; unknown keys are refused."""
+    """Options every family shares, with or without a prompt. Subclasses add their own; unknown
+    keys are refused.
+
+    `n` is declared by each family rather than here: a field declared in a base comes first, and
+    the families that take a prompt keep `prompt` ahead of `n` (the order of their schemas and of
+    the first error reported)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: str
-    n: int = Field(default=1, ge=1)
+    if TYPE_CHECKING:
+        n: int
 
     @model_validator(mode="before")
     @classmethod
@@ -50,21 +55,7 @@ class ImageOptions(BaseModel):
         defaults = {k: v for k, v in spec_of(info).defaults.items() if k in cls.model_fields}
         return defaults | {k: v for k, v in data.items() if v is not None}
 
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_fits(cls, prompt: str, info: ValidationInfo) -> str:
-        if not prompt.strip():
-            raise PydanticCustomError("prompt_empty", "Prompt must not be empty")
-        limit = spec_of(info).limits.max_prompt_length
-        if len(prompt) > limit:
-            raise PydanticCustomError(
-                "prompt_too_long",
-                "Prompt is {length} characters; this model accepts at most {limit}",
-                {"length": len(prompt), "limit": limit},
-            )
-        return prompt
-
-    @field_validator("n")
+    @field_validator("n", check_fields=False)
     @classmethod
     def _n_fits(cls, n: int, info: ValidationInfo) -> int:
         limit = spec_of(info).limits.max_n
@@ -89,25 +80,55 @@ class ImageOptions(BaseModel):
         return self.model_copy(update={"seed": seed})
 
 
-class DallE2Options(ImageOptions):
+class PromptOptions(ImageOptions):
+    """Options of the families that draw from a prompt (every family but background removal)."""
+
+    prompt: str
+    n: int = Field(default=1, ge=1)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, prompt: str, info: ValidationInfo) -> str:
+        if not prompt.strip():
+            raise PydanticCustomError("prompt_empty", "Prompt must not be empty")
+        limit = spec_of(info).limits.max_prompt_length
+        if len(prompt) > limit:
+            raise PydanticCustomError(
+                "prompt_too_long",
+                "Prompt is {length} characters; this model accepts at most {limit}",
+                {"length": len(prompt), "limit": limit},
+            )
+        return prompt
+
+
+class BackgroundRemovalOptions(ImageOptions):
+    """Background removal (rembg locally, Stability AI hosted): one transparent image per input,
+    no prompt."""
+
+    n: Literal[1] = 1
+    output_format: Literal["png", "webp"] = "png"
+    """Formats with an alpha channel only."""
+
+
+class DallE2Options(PromptOptions):
     size: Literal["256x256", "512x512", "1024x1024"] = "1024x1024"
 
 
-class DallE3Options(ImageOptions):
+class DallE3Options(PromptOptions):
     n: Literal[1] = 1
     size: Literal["1024x1024", "1792x1024", "1024x1792"] = "1024x1024"
     quality: Literal["standard", "hd"] = "standard"
     style: Literal["vivid", "natural"] = "vivid"
 
 
-class GptImageOptions(ImageOptions):
+class GptImageOptions(PromptOptions):
     size: Literal["auto", "1024x1024", "1536x1024", "1024x1536"] = "auto"
     quality: Literal["auto", "low", "medium", "high"] = "auto"
     background: Literal["auto", "transparent", "opaque"] = "auto"
     output_format: OutputFormat = "png"
 
 
-class StabilityCoreOptions(ImageOptions):
+class StabilityCoreOptions(PromptOptions):
     n: Literal[1] = 1
     aspect_ratio: Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"] = "1:1"
     negative_prompt: str | None = Field(default=None, max_length=10000)
@@ -143,7 +164,7 @@ def _safety_tolerance(value: Any) -> int:
     return value
 
 
-class FluxOptions(ImageOptions):
+class FluxOptions(PromptOptions):
     """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440]."""
 
     n: Literal[1] = 1
@@ -165,7 +186,7 @@ class FluxOptions(ImageOptions):
         return _safety_tolerance(value)
 
 
-class FluxKontextOptions(ImageOptions):
+class FluxKontextOptions(PromptOptions):
     n: Literal[1] = 1
     aspect_ratio: str = "1:1"
     prompt_upsampling: bool = False
@@ -195,7 +216,7 @@ class FluxKontextOptions(ImageOptions):
         return _safety_tolerance(value)
 
 
-class DiffusionOptions(ImageOptions):
+class DiffusionOptions(PromptOptions):
     """Local diffusers models: sizes are the model's multiple within its limits."""
 
     width: int
@@ -252,4 +273,5 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "flux": FluxOptions,
     "flux-kontext": FluxKontextOptions,
     "diffusion": DiffusionOptions,
+    "background-removal": BackgroundRemovalOptions,
 }

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog import ImageOptions, ModelSpec, PromptOptions
 from pixelgate.catalog.options import DallE2Options, DallE3Options, GptImageOptions
 from pixelgate.errors import BackendError, Error, ModelUnavailable, MustProvideFile, ValidationError
 from pixelgate.providers.base import (
@@ -149,7 +149,7 @@ class OpenAIProvider:
 def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> dict[str, Any]:
     """The request fields of one option family, named as OpenAI names them."""
     fields: dict[str, Any] = {"model": model, "n": options.n}
-    if with_prompt:
+    if with_prompt and isinstance(options, PromptOptions):
         fields["prompt"] = options.prompt
     if isinstance(options, DallE3Options):
         fields |= {"size": options.size, "quality": options.quality, "style": options.style}

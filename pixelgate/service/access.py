@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.tables import ApiKey, Tenant
-from pixelgate.errors import Forbidden, Unauthorized
+from pixelgate.errors import Forbidden, NotFound, Unauthorized
 
 DEFAULT_TENANT = "default"
 SCOPES = frozenset({"admin", "generate", "read"})
@@ -75,6 +75,7 @@ class AccessService:
         name: str,
         scopes: frozenset[str],
         expires_at: datetime | None = None,
+        limits: dict[str, Any] | None = None,
         origin: str = "api",
         plaintext: str | None = None,
     ) -> tuple[ApiKey, str]:
@@ -94,10 +95,27 @@ class AccessService:
             created_at=self._clock.now(),
             expires_at=expires_at,
             revoked_at=None,
+            limits=limits,
         )
         with self._db.session() as session:
             session.add(record)
         return record, key
+
+    def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        query = select(ApiKey).order_by(ApiKey.created_at)
+        if tenant_id is not None:
+            query = query.where(ApiKey.tenant_id == tenant_id)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def revoke(self, key_id: str) -> ApiKey:
+        with self._db.session() as session:
+            record = session.get(ApiKey, key_id)
+            if record is None:
+                raise NotFound(f"No API key {key_id!r}", param="key_id")
+            if record.revoked_at is None:
+                record.revoked_at = self._clock.now()
+        return record
 
     def ensure_default_tenant(self) -> None:
         with self._db.session() as session:

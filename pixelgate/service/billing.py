@@ -165,6 +165,16 @@ class Billing:
                 statuses.append(BudgetStatus(period, limit, spent, reserved))
         return statuses
 
+    def spend_by_tenant(self) -> list[tuple[str, float]]:
+        """Each tenant's total spend in the currency unit (for metrics, where floats are fine)."""
+        query = select(BudgetAccount.tenant_id, BudgetAccount.spent).where(
+            BudgetAccount.period == TOTAL
+        )
+        with self._db.session() as session:
+            return [
+                (tenant, float(Decimal(spent) * MICRO)) for tenant, spent in session.execute(query)
+            ]
+
     def usage(self, tenant: Tenant, *, days: int) -> UsageReport:
         """What the tenant spent and made, by model and by day, over the last `days` days."""
         since = self._clock.now() - timedelta(days=days)

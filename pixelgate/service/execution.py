@@ -17,6 +17,7 @@ from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ class JobExecutor:
         inputs: InputImages,
         cancels: CancelRegistry,
         clock: Clock,
+        *,
+        safety: Safety | None = None,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -41,6 +44,7 @@ class JobExecutor:
         self._inputs = inputs
         self._cancels = cancels
         self._clock = clock
+        self._safety = safety
 
     def run(self, job_id: str) -> None:
         token = self._cancels.open(job_id)
@@ -90,7 +94,10 @@ class JobExecutor:
                 progress=lambda step, total: self._store.publish_progress(job_id, step, total),
                 cancel=token,
             )
-            # 4. the results, stored before the job says it succeeded
+            # 4. the safety check, when on: a flagged image is never stored
+            if self._safety is not None:
+                self._safety.check_images(job.tenant_id, images)
+            # 5. the results, stored before the job says it succeeded
             stored = [
                 self._files.store(tenant_id=job.tenant_id, job_id=job_id, image=image)
                 for image in images

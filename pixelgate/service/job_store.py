@@ -43,12 +43,17 @@ ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 class JobStore:
     def __init__(
-        self, db: Database, bus: EventBus, clock: Clock, *, on_finish: FinishHook | None = None
+        self,
+        db: Database,
+        bus: EventBus,
+        clock: Clock,
+        *,
+        on_finish: Collection[FinishHook] = (),
     ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
-        self._on_finish = on_finish
+        self._on_finish = tuple(on_finish)
 
     def create(
         self,
@@ -98,8 +103,9 @@ class JobStore:
             )
             if changed.rowcount != 1:  # type: ignore[attr-defined]
                 return False
-            if to.is_terminal and self._on_finish is not None:
-                self._on_finish(session, job_id, to, values)
+            if to.is_terminal:
+                for hook in self._on_finish:
+                    hook(session, job_id, to, values)
             event = JobEvent(job_id=job_id, type=str(to), data=data, created_at=self._clock.now())
             session.add(event)
             session.flush()
@@ -145,6 +151,12 @@ class JobStore:
             query = query.where(Job.api_key_id == api_key_id)
         with self._db.session() as session:
             return int(session.scalar(query) or 0)
+
+    def counts_by_state(self) -> list[tuple[str, str, int]]:
+        """(model, state, count) of every job on record."""
+        query = select(Job.model, Job.status, func.count()).group_by(Job.model, Job.status)
+        with self._db.session() as session:
+            return [(model, state, int(count)) for model, state, count in session.execute(query)]
 
     def unfinished(self) -> list[Job]:
         """Jobs left queued or running, oldest first."""

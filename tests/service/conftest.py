@@ -117,7 +117,7 @@ def services(tmp_path: Path) -> Services:
     queue = RecordingQueue()
     tenants = TenantService(db, clock)
     billing = Billing(db, clock)
-    store = JobStore(db, bus, clock, on_finish=billing.on_job_finished)
+    store = JobStore(db, bus, clock, on_finish=[billing.on_job_finished])
     policies = Policies(
         tenants=tenants,
         billing=billing,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from pixelgate.api.deps import RuntimeDep
@@ -33,3 +34,9 @@ def readyz(runtime: RuntimeDep) -> HealthStatus | JSONResponse:
         return HealthStatus(status="ok", checks=checks)
     body = HealthStatus(status="unavailable", checks=checks).model_dump()
     return JSONResponse(body, status_code=503)
+
+
+@router.get("/metrics", response_class=Response)
+def metrics(runtime: RuntimeDep) -> Response:
+    """Prometheus metrics: requests, latencies, jobs, queue depth, spend, memory."""
+    return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)

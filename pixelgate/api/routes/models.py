@@ -13,12 +13,17 @@ from pixelgate.api.protocol import Envelope, ModelPublic
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=Envelope[list[ModelPublic]])
+@router.get("", response_model=Envelope[list[ModelPublic]])  # only what the caller may use
 def list_models(
     principal: CurrentPrincipal, runtime: RuntimeDep, modality: Literal["image"] | None = None
 ) -> Envelope[list[ModelPublic]]:
     principal.require("read")
-    specs = [spec for spec in runtime.catalog if modality in (None, spec.modality)]
+    tenant = runtime.tenants.get(principal.tenant_id)
+    specs = [
+        spec
+        for spec in runtime.catalog
+        if modality in (None, spec.modality) and runtime.tenants.may_use(tenant, spec)
+    ]
     return Envelope(data=[views.model_public(runtime, spec) for spec in specs])
 
 
@@ -27,4 +32,6 @@ def get_model(
     model_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
 ) -> Envelope[ModelPublic]:
     principal.require("read")
-    return Envelope(data=views.model_public(runtime, runtime.catalog.resolve(model_id)))
+    spec = runtime.catalog.resolve(model_id)
+    runtime.tenants.check_model(runtime.tenants.get(principal.tenant_id), spec)
+    return Envelope(data=views.model_public(runtime, spec))

@@ -1,0 +1,115 @@
+"""Bodies of the admin and usage routes (pydantic only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Money = str
+"""A decimal amount as a string, e.g. "12.50"; exact, never a float."""
+
+Scope = Literal["admin", "generate", "read"]
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=0)
+    images_per_day: int | None = Field(default=None, ge=0)
+    concurrent_jobs: int | None = Field(default=None, ge=0)
+
+
+class TenantFields(BaseModel):
+    """Fields an admin sets on a tenant. In an update, only the fields sent change; `null`
+    clears one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    allow_models: list[str] | None = Field(
+        default=None, description="Model ids, aliases or glob patterns; null allows all."
+    )
+    deny_models: list[str] | None = None
+    prices: dict[str, dict[str, Money]] | None = Field(
+        default=None,
+        description='Per model: {"default" | "<size>" | "<quality> <size>": amount}.',
+    )
+    budget_total: Money | None = None
+    budget_monthly: Money | None = None
+    limits: Limits | None = None
+    cache_policy: Literal["free", "charge"] | None = None
+    safety_threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class TenantCreate(TenantFields):
+    id: str | None = Field(default=None, description="Made up when not given.")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class BudgetPublic(BaseModel):
+    period: str
+    limit: Money | None
+    spent: Money
+    reserved: Money
+    remaining: Money | None
+
+
+class TenantPublic(BaseModel):
+    id: str
+    object: Literal["tenant"] = "tenant"
+    name: str
+    created_at: datetime
+    allow_models: list[str] | None
+    deny_models: list[str] | None
+    prices: dict[str, dict[str, Money]] | None
+    budget_total: Money | None
+    budget_monthly: Money | None
+    limits: Limits | None
+    cache_policy: str
+    safety_threshold: float | None
+    budgets: list[BudgetPublic]
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = "default"
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(default=["generate", "read"], min_length=1)
+    expires_at: datetime | None = None
+    limits: Limits | None = None
+
+
+class KeyPublic(BaseModel):
+    id: str
+    object: Literal["api_key"] = "api_key"
+    tenant_id: str
+    name: str
+    prefix: str = Field(description="The first characters of the key, to recognise it.")
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    limits: Limits | None
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The key itself. Shown this once; only its hash is kept.")
+
+
+class UsageBucket(BaseModel):
+    spent: Money
+    images: int
+
+
+class UsagePublic(BaseModel):
+    object: Literal["usage"] = "usage"
+    tenant_id: str
+    since: datetime
+    spent: Money
+    images: int
+    by_model: dict[str, UsageBucket]
+    by_day: dict[str, UsageBucket]
+    budgets: list[BudgetPublic]

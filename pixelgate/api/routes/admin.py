@@ -1,0 +1,92 @@
+"""Admin routes: tenants, keys, prices, budgets, limits and everyone's usage. Admin scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from pixelgate.api.admin_protocol import (
+    KeyCreate,
+    KeyCreated,
+    KeyPublic,
+    TenantCreate,
+    TenantFields,
+    TenantPublic,
+    UsagePublic,
+)
+from pixelgate.api.deps import RuntimeDep, admin_principal
+from pixelgate.api.protocol import Envelope
+from pixelgate.api.views import key_public, tenant_public, usage_public
+from pixelgate.service.tenants import TenantChanges
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_principal)])
+
+
+def _changes(body: TenantFields) -> TenantChanges:
+    """Only the fields the caller sent; `null` clears."""
+    sent = body.model_dump(include=body.model_fields_set - {"id"})
+    return TenantChanges(**sent)
+
+
+@router.post("/tenants", response_model=Envelope[TenantPublic], status_code=201)
+def create_tenant(body: TenantCreate, runtime: RuntimeDep) -> Envelope[TenantPublic]:
+    fields = body.model_copy()
+    fields.model_fields_set.discard("name")
+    tenant = runtime.tenants.create(tenant_id=body.id, name=body.name, changes=_changes(fields))
+    return Envelope(data=tenant_public(runtime, tenant))
+
+
+@router.get("/tenants", response_model=Envelope[list[TenantPublic]])
+def list_tenants(runtime: RuntimeDep) -> Envelope[list[TenantPublic]]:
+    return Envelope(data=[tenant_public(runtime, t) for t in runtime.tenants.list_tenants()])
+
+
+@router.get("/tenants/{tenant_id}", response_model=Envelope[TenantPublic])
+def get_tenant(tenant_id: str, runtime: RuntimeDep) -> Envelope[TenantPublic]:
+    return Envelope(data=tenant_public(runtime, runtime.tenants.get(tenant_id)))
+
+
+@router.patch("/tenants/{tenant_id}", response_model=Envelope[TenantPublic])
+def update_tenant(
+    tenant_id: str, body: TenantFields, runtime: RuntimeDep
+) -> Envelope[TenantPublic]:
+    """Change a tenant's model lists, prices, budgets, limits or cache policy."""
+    tenant = runtime.tenants.update(tenant_id, _changes(body))
+    return Envelope(data=tenant_public(runtime, tenant))
+
+
+@router.post("/keys", response_model=Envelope[KeyCreated], status_code=201)
+def create_key(body: KeyCreate, runtime: RuntimeDep) -> Envelope[KeyCreated]:
+    """A new API key for a tenant. The key is in this answer and nowhere else, ever."""
+    runtime.tenants.get(body.tenant_id)
+    record, key = runtime.access.create_key(
+        tenant_id=body.tenant_id,
+        name=body.name,
+        scopes=frozenset(body.scopes),
+        expires_at=body.expires_at,
+        limits=body.limits.model_dump(exclude_none=True) if body.limits else None,
+    )
+    public = key_public(record)
+    return Envelope(data=KeyCreated(**public.model_dump(), key=key))
+
+
+@router.get("/keys", response_model=Envelope[list[KeyPublic]])
+def list_keys(runtime: RuntimeDep, tenant_id: str | None = None) -> Envelope[list[KeyPublic]]:
+    return Envelope(data=[key_public(record) for record in runtime.access.list_keys(tenant_id)])
+
+
+@router.post("/keys/{key_id}/revoke", response_model=Envelope[KeyPublic])
+def revoke_key(key_id: str, runtime: RuntimeDep) -> Envelope[KeyPublic]:
+    return Envelope(data=key_public(runtime.access.revoke(key_id)))
+
+
+@router.get("/usage", response_model=Envelope[list[UsagePublic]])
+def all_usage(
+    runtime: RuntimeDep,
+    tenant_id: str | None = None,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> Envelope[list[UsagePublic]]:
+    """Spend and images per tenant, by model and by day."""
+    tenants = [runtime.tenants.get(tenant_id)] if tenant_id else runtime.tenants.list_tenants()
+    return Envelope(data=[usage_public(runtime.billing.usage(t, days=days)) for t in tenants])
