@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from pixelgate.cli.admin import keys, tenants, usage
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.generate import generate
@@ -66,3 +67,6 @@ def serve(
 main.add_command(generate)
 main.add_command(models)
 main.add_command(jobs)
+main.add_command(tenants)
+main.add_command(keys)
+main.add_command(usage)

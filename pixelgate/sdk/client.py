@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from pixelgate.sdk.admin import Admin, AsyncAdmin
 from pixelgate.sdk.async_resources import AsyncFiles, AsyncImages, AsyncJobs, AsyncModels
 from pixelgate.sdk.config import ClientConfig
 from pixelgate.sdk.resources import Files, Images, Jobs, Models
@@ -39,6 +40,7 @@ class Client:
         self.jobs = Jobs(self._transport)
         self.models = Models(self._transport)
         self.files = Files(self._transport)
+        self.admin = Admin(self._transport)
 
     @property
     def base_url(self) -> str:
@@ -87,6 +89,7 @@ class AsyncClient:
         self.jobs = AsyncJobs(self._transport)
         self.models = AsyncModels(self._transport)
         self.files = AsyncFiles(self._transport)
+        self.admin = AsyncAdmin(self._transport)
 
     @property
     def base_url(self) -> str:

@@ -1,0 +1,67 @@
+"""`pixelgate tenants`, `keys`, `usage` against a running server."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from pixelgate.cli.main import main
+from tests.conftest import Server
+
+
+def run(server: Server, *args: str, key: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        main, [*args, "--url", server.url, "--api-key", key or server.admin_key]
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_tenants_keys_and_usage_from_the_command_line(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: Server = make_server().start()
+
+    code, out, _ = run(
+        server, "tenants", "create", "cli-t", "--allow", "local/*", "--budget-total", "1.00",
+        "--rpm", "30", "--price", "local/tiny:default=0.05", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    tenant = json.loads(out)
+    assert tenant["allow_models"] == ["local/*"]
+    assert tenant["limits"] == {
+        "requests_per_minute": 30,
+        "images_per_day": None,
+        "concurrent_jobs": None,
+    }
+    assert tenant["prices"] == {"local/tiny": {"default": "0.05"}}
+
+    code, out, err = run(server, "keys", "create", "--tenant", "cli-t", "--name", "app")
+    assert code == 0
+    key = out.strip()
+    assert key.startswith("pg_") and "shown once" in err
+
+    code, out, _ = run(
+        server, "generate", "a dot", "--model", "local/tiny", "-o", "/dev/null", "--json", key=key
+    )
+    assert code == 0, out
+    code, out, _ = run(server, "usage", "--json", key=key)
+    assert json.loads(out)["spent"] == "0.05"
+    code, out, _ = run(server, "usage", "--tenant", "cli-t")
+    assert "0.05 spent on 1 images" in out
+
+    code, out, _ = run(server, "keys", "list", "--tenant", "cli-t", "--json")
+    [listed] = json.loads(out)
+    assert key not in out
+    code, out, _ = run(server, "keys", "revoke", listed["id"])
+    assert code == 0 and "revoked" in out
+    code, _, err = run(server, "models", key=key)
+    assert code == 3 and "UNAUTHORIZED" in err
+
+    code, _, err = run(server, "tenants", "list", key=key)
+    assert code == 3
+
+
+def test_a_bad_price_is_a_usage_error(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: Server = make_server().start()
+    code, _, err = run(server, "tenants", "create", "x", "--price", "nonsense")
+    assert code == 2
+    assert "MODEL:KEY=AMOUNT" in err
