@@ -19,6 +19,7 @@ from pixelgate.errors import ValidationError
 
 router = APIRouter(prefix="/v1/inference/images", tags=["images"])
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 TEXT_FIELDS = {"model", "image", "input_image", "image_file_id", "input_image_file_id"}
 """Multipart fields kept as text; the others are read as JSON when they are JSON."""
 
@@ -47,11 +48,12 @@ OPENAPI_BODY: dict[str, Any] = {
 
 
 async def read_request(request: Request) -> tuple[RemoveBackgroundRequest, bytes | None]:
-    """The body from JSON or multipart/form-data (the file `image`); an empty body is `{}`, so
-    a request without a picture is answered MUST_PROVIDE_FILE."""
+    """The body from JSON or a form (multipart with the file `image`, or url-encoded with base64
+    or a file id); an empty body is `{}`, so a request without a picture is answered
+    MUST_PROVIDE_FILE."""
     content_type = request.headers.get("content-type", "")
     try:
-        if content_type.startswith("multipart/form-data"):
+        if content_type.startswith(FORM_TYPES):
             fields: dict[str, Any] = {}
             image_file = None
             async with request.form() as form:
@@ -73,7 +75,7 @@ async def read_request(request: Request) -> tuple[RemoveBackgroundRequest, bytes
             document = json.loads(raw)
         except ValueError:
             raise ValidationError(
-                "The request body is not valid JSON (or send multipart/form-data)"
+                "The request body is not valid JSON (or send a multipart/form-data form)"
             ) from None
         return RemoveBackgroundRequest.model_validate(document), None
     except pydantic.ValidationError as exc:
