@@ -8,6 +8,7 @@ from rich.table import Table
 
 from pixelgate.cli.common import connection_options, open_client, print_json
 from pixelgate.sdk import Job
+from pixelgate.sdk.endpoints import JobStatusFilter
 
 
 def job_table(job: Job) -> Table:
@@ -67,3 +68,41 @@ def cancel(job_id: str, as_json: bool, url: str | None, api_key: str | None) -> 
         click.echo(f"{job.id}: already {job.status}")
     else:
         click.echo(f"{job.id}: cancel requested ({job.status})")
+
+
+@jobs.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "canceled"]),
+    default=None,
+    help="Only jobs in this state.",
+)
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
+@connection_options
+def list_jobs(
+    status: JobStatusFilter | None,
+    limit: int,
+    as_json: bool,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Your most recent jobs, newest first."""
+    with open_client(url, api_key) as client:
+        found = client.jobs.list(status=status, limit=limit)
+    if as_json:
+        print_json(found)
+        return
+    table = Table(box=None)
+    for name in ("id", "task", "model", "status"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("created", overflow="fold")
+    table.add_column("images / error", overflow="fold")
+    for job in found:
+        if job.error:
+            outcome = f"[{job.error.code}] {job.error.message}"
+        else:
+            outcome = str(len(job.result.data)) if job.result else ""
+        created = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(job.id, job.task, job.model, job.status, created, outcome)
+    Console(highlight=False).print(table)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pixelgate.cli.admin import keys, tenants, usage
+from pixelgate.cli.background import remove_bg
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.generate import generate
@@ -70,3 +71,4 @@ main.add_command(jobs)
 main.add_command(tenants)
 main.add_command(keys)
 main.add_command(usage)
+main.add_command(remove_bg)

@@ -5,12 +5,23 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import anyio
 
 from pixelgate.errors import APIConnectionError, Timeout
-from pixelgate.sdk.endpoints import ResponseFormat, file_path, generate_body, job_path, model_path
+from pixelgate.sdk.endpoints import (
+    REMOVE_BACKGROUND_PATH,
+    JobStatusFilter,
+    ResponseFormat,
+    file_path,
+    generate_body,
+    job_path,
+    jobs_params,
+    model_path,
+    remove_background_body,
+)
 from pixelgate.sdk.resources import GENERATE_PATH
 from pixelgate.sdk.transport import AsyncTransport, data_list, data_object
 from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
@@ -68,6 +79,53 @@ class AsyncImages:
         response = await self._transport.request("POST", GENERATE_PATH, json=body)
         return Job.from_dict(data_object(response), self._transport)
 
+    async def remove_background(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str | None = None,
+        output_format: Literal["png", "webp"] | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> ImagesResponse:
+        """Cut the subject out of a picture (a path or its bytes) and wait for the transparent
+        PNG (or WebP). `model` defaults to the server's, `rembg/u2netp`.
+
+            result = await client.images.remove_background("photo.jpg")
+            await result.data[0].asave("cutout.png")
+        """
+        body = remove_background_body(
+            image=image,
+            model=model,
+            output_format=output_format,
+            response_format=response_format,
+            metadata=metadata,
+            run_async=False,
+        )
+        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    async def submit_remove_background(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str | None = None,
+        output_format: Literal["png", "webp"] | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> Job:
+        """Queue a background removal and return its job at once."""
+        body = remove_background_body(
+            image=image,
+            model=model,
+            output_format=output_format,
+            response_format=response_format,
+            metadata=metadata,
+            run_async=True,
+        )
+        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
 
 class AsyncJobs:
     """Jobs: status, events, cancel, wait.
@@ -80,6 +138,16 @@ class AsyncJobs:
 
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
+
+    async def list(
+        self, *, status: JobStatusFilter | None = None, limit: int = 20
+    ) -> builtins.list[Job]:
+        """The caller's most recent jobs, newest first (at most `limit`, up to 100), of one
+        `status` or all."""
+        response = await self._transport.request(
+            "GET", "/v1/jobs", params=jobs_params(status, limit)
+        )
+        return [Job.from_dict(item, self._transport) for item in data_list(response)]
 
     async def get(self, job_id: str) -> Job:
         response = await self._transport.request("GET", job_path(job_id))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import time
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -27,6 +29,46 @@ def generate_body(
         body["metadata"] = metadata
     body["async"] = run_async
     return body
+
+
+REMOVE_BACKGROUND_PATH = "/v1/inference/images/remove-background"
+JobStatusFilter = Literal["queued", "running", "succeeded", "failed", "canceled"]
+
+
+def image_bytes(image: str | Path | bytes) -> bytes:
+    """An image given as a path or as its bytes."""
+    return image if isinstance(image, bytes) else Path(image).read_bytes()
+
+
+def remove_background_body(
+    *,
+    image: str | Path | bytes,
+    model: str | None,
+    output_format: Literal["png", "webp"] | None,
+    response_format: ResponseFormat,
+    metadata: dict[str, MetadataValue] | None,
+    run_async: bool,
+) -> dict[str, Any]:
+    """The JSON of `POST /v1/inference/images/remove-background`, the picture in base64."""
+    body: dict[str, Any] = {
+        "image": base64.b64encode(image_bytes(image)).decode(),
+        "response_format": response_format,
+        "async": run_async,
+    }
+    if model is not None:
+        body["model"] = model
+    if output_format is not None:
+        body["output_format"] = output_format
+    if metadata is not None:
+        body["metadata"] = metadata
+    return body
+
+
+def jobs_params(status: JobStatusFilter | None, limit: int) -> dict[str, str]:
+    params = {"limit": str(limit)}
+    if status is not None:
+        params["status"] = status
+    return params
 
 
 def job_path(job_id: str, action: str = "") -> str:

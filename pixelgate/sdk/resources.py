@@ -6,16 +6,21 @@ import builtins
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
+    REMOVE_BACKGROUND_PATH,
+    JobStatusFilter,
     ResponseFormat,
     expired,
     file_path,
     generate_body,
     job_path,
+    jobs_params,
     model_path,
+    remove_background_body,
 )
 from pixelgate.sdk.transport import SyncTransport, data_list, data_object
 from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
@@ -77,6 +82,53 @@ class Images:
         response = self._transport.request("POST", GENERATE_PATH, json=body)
         return Job.from_dict(data_object(response), self._transport)
 
+    def remove_background(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str | None = None,
+        output_format: Literal["png", "webp"] | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> ImagesResponse:
+        """Cut the subject out of a picture (a path or its bytes) and wait for the transparent
+        PNG (or WebP). `model` defaults to the server's, `rembg/u2netp`.
+
+            result = client.images.remove_background("photo.jpg")
+            result.data[0].save("cutout.png")
+        """
+        body = remove_background_body(
+            image=image,
+            model=model,
+            output_format=output_format,
+            response_format=response_format,
+            metadata=metadata,
+            run_async=False,
+        )
+        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    def submit_remove_background(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str | None = None,
+        output_format: Literal["png", "webp"] | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> Job:
+        """Queue a background removal and return its job at once."""
+        body = remove_background_body(
+            image=image,
+            model=model,
+            output_format=output_format,
+            response_format=response_format,
+            metadata=metadata,
+            run_async=True,
+        )
+        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
 
 class Jobs:
     """Jobs: status, events, cancel, wait.
@@ -90,6 +142,12 @@ class Jobs:
 
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
+
+    def list(self, *, status: JobStatusFilter | None = None, limit: int = 20) -> builtins.list[Job]:
+        """The caller's most recent jobs, newest first (at most `limit`, up to 100), of one
+        `status` or all."""
+        response = self._transport.request("GET", "/v1/jobs", params=jobs_params(status, limit))
+        return [Job.from_dict(item, self._transport) for item in data_list(response)]
 
     def get(self, job_id: str) -> Job:
         response = self._transport.request("GET", job_path(job_id))
