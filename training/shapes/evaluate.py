@@ -29,7 +29,9 @@ def load(folder: Path, threads: int) -> Any:
     from diffusers import DiffusionPipeline
 
     torch.set_num_threads(threads)
-    pipeline = DiffusionPipeline.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    pipeline = DiffusionPipeline.from_pretrained(
+        str(folder), dtype=torch.float32, local_files_only=True
+    )
     pipeline.set_progress_bar_config(disable=True)
     return pipeline
 

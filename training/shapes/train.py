@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     parser.add_argument("--stage", choices=("vae", "diffusion"), required=True)
     parser.add_argument("--steps", type=int, required=True, help="train until this step")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=None, help="vae 1e-3, diffusion 5e-4")
+    parser.add_argument("--lr", type=float, default=None, help="vae 1e-3, diffusion 3e-4")
     parser.add_argument("--warmup", type=int, default=200, help="steps of linear lr warm-up")
     parser.add_argument("--checkpoint-every", type=int, default=500)
     parser.add_argument("--checkpoint-dir", default=str(CHECKPOINT_DIR))
@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
     )
     parser.add_argument("--log-every", type=int, default=50)
     args = parser.parse_args(argv)
-    lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 5e-4)
+    lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 3e-4)
     config = Config(
         stage=args.stage,
         steps=args.steps,
