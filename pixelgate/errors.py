@@ -14,6 +14,8 @@
     ├── RateLimited            RATE_LIMITED         429
     ├── InternalError          INTERNAL_ERROR       500
     ├── BackendError           BACKEND_ERROR        502
+    ├── ServiceUnavailable     SERVICE_UNAVAILABLE  503
+    ├── APIConnectionError     CONNECTION_ERROR     503  (SDK: the server could not be reached)
     ├── ModelUnavailable       MODEL_UNAVAILABLE    503
     └── Timeout                TIMEOUT              504
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "APIConnectionError",
     "BackendError",
     "BudgetExceeded",
     "Canceled",
@@ -39,6 +42,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
+    "ServiceUnavailable",
     "Timeout",
     "Unauthorized",
     "ValidationError",
@@ -51,6 +55,8 @@ class Error(Exception):
 
     code: ClassVar[str] = "INTERNAL_ERROR"
     status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    """Whether a job that failed with this may succeed if run again (a worker retries it)."""
 
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
@@ -137,6 +143,21 @@ class BackendError(Error):
     status = 502
 
 
+class ServiceUnavailable(Error):
+    """A dependency (the database, Redis, storage) is down; try again shortly."""
+
+    code = "SERVICE_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+class APIConnectionError(Error):
+    """The SDK could not reach the server, or the connection broke before an answer came."""
+
+    code = "CONNECTION_ERROR"
+    status = 503
+
+
 class ModelUnavailable(Error):
     """The model exists in the catalog but cannot run here (provider not configured, weights
     missing)."""
@@ -148,6 +169,7 @@ class ModelUnavailable(Error):
 class Timeout(Error):
     code = "TIMEOUT"
     status = 504
+    retryable = True
 
 
 def _all_subclasses(cls: type[Error]) -> list[type[Error]]:
@@ -165,13 +187,3 @@ def error_from_code(code: str, message: str, *, param: str | None = None) -> Err
     """Rebuild the exception for a wire `code`; an unknown code becomes a plain `Error`."""
     cls = _BY_CODE.get(code, Error)
     return cls(message, param=param)
-
-
-class APIConnectionError(Error):
-    """The SDK could not reach the server, or the connection broke before an answer came."""
-
-    code = "CONNECTION_ERROR"
-    status = 503
-
-
-_BY_CODE[APIConnectionError.code] = APIConnectionError

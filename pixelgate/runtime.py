@@ -1,6 +1,10 @@
 """The composition root: builds every part from the settings, starts and stops them.
 
-Embedded mode: SQLite, local disk, in-process worker threads.
+The deployment shape is chosen by configuration, with the same code:
+- embedded (default): SQLite, local disk, in-process events, and worker threads in `serve`;
+- cluster: any database URL (PostgreSQL), S3 storage (`storage_url`), Redis events and rate
+  limits (`redis_url`), and jobs handed through Celery (`broker_url`) to `pixelgate worker`
+  processes, which build this same runtime in the "worker" role.
 """
 
 from __future__ import annotations
@@ -9,13 +13,18 @@ import logging
 import os
 import secrets
 import threading
+import time
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
-from pixelgate.engine import CancelRegistry, EventBus, ThreadWorker
+from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
+from pixelgate.engine.celery_queue import CeleryQueue, create_celery
+from pixelgate.engine.redis_events import RedisEventBus
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
@@ -32,22 +41,35 @@ from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
+from pixelgate.service.maintenance import Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
-from pixelgate.storage import LocalBlobStore
+from pixelgate.storage import BlobStore, LocalBlobStore
+from pixelgate.storage.s3 import S3BlobStore
 
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 600.0
 
 
+Role = Literal["api", "worker"]
+
+
 class Runtime:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        role: Role = "api",
+        models: Sequence[str] = (),
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.role = role
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(settings.resolved_database_url)
         self.catalog = Catalog.load(settings.catalog_file)
@@ -61,12 +83,22 @@ class Runtime:
                 BlackForestLabsProvider.from_settings(settings),
             ]
         )
-        self.bus = EventBus()
+        self.models = [self.catalog.resolve(name).id for name in models]
+        self.bus: EventBus = RedisEventBus(settings.redis_url) if settings.redis_url else EventBus()
         self.cancels = CancelRegistry()
         links = MediaLinks(
             _secret_key(settings), self.clock, ttl_seconds=settings.media_link_ttl_seconds
         )
-        blobs = LocalBlobStore(settings.data_dir / "blobs")
+        self.blobs: BlobStore = (
+            S3BlobStore.from_url(
+                settings.storage_url,
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+            )
+            if settings.storage_url
+            else LocalBlobStore(settings.data_dir / "blobs")
+        )
+        blobs = self.blobs
         self.files = FileService(
             self.db,
             blobs,
@@ -96,6 +128,8 @@ class Runtime:
             self.clock,
             on_finish=[self.billing.on_job_finished, self.metrics.on_job_finished],
         )
+        self.workers = WorkerRegistry(self.db, self.clock)
+        self.worker_id = WorkerRegistry.new_id()
         self.executor = JobExecutor(
             store,
             self.catalog,
@@ -104,10 +138,33 @@ class Runtime:
             self.inputs,
             self.cancels,
             self.clock,
+            worker_id=self.worker_id,
+            lease_seconds=settings.lease_seconds,
+            max_attempts=settings.max_attempts,
+            requeue=self.enqueue,
             safety=self.safety,
         )
-        self.worker = ThreadWorker(
-            self.executor.run, threads=settings.worker_threads, group_size=settings.max_batch_size
+        self.celery = create_celery(settings.broker_url) if settings.broker_url else None
+        self.local_worker = (
+            None
+            if settings.clustered
+            else ThreadWorker(
+                self.executor.run,
+                threads=settings.worker_threads,
+                group_size=settings.max_batch_size,
+            )
+        )
+        self.queue: JobQueue = (
+            CeleryQueue(self.celery, [spec.id for spec in self.catalog])
+            if self.celery is not None
+            else self._local_worker()
+        )
+        self.maintenance = Maintenance(
+            store,
+            self.enqueue,
+            self.clock,
+            max_attempts=settings.max_attempts,
+            requeue_after=timedelta(seconds=settings.requeue_after_seconds),
         )
         self.jobs = JobService(
             store,
@@ -115,14 +172,16 @@ class Runtime:
             self.providers,
             self.files,
             self.inputs,
-            self.worker,
+            self.queue,
             self.bus,
             self.cancels,
             self.clock,
             policies=Policies(
                 tenants=self.tenants,
                 billing=self.billing,
-                limits=RateLimits(settings.rate_limit_storage_uri),
+                limits=RateLimits(
+                    settings.resolved_rate_limit_storage_uri, redis_url=settings.redis_url
+                ),
                 default_limits=LimitValues(
                     requests_per_minute=settings.default_requests_per_minute,
                     images_per_day=settings.default_images_per_day,
@@ -135,47 +194,123 @@ class Runtime:
         )
         self.metrics.watch(
             jobs_by_state=store.counts_by_state,
-            queue_depth=lambda: self.worker.depth,
+            queue_depth=lambda: self.queue.depth,
             spend_by_tenant=self.billing.spend_by_tenant,
         )
         self._stopping = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep_loop, name="pixelgate-retention")
+        self._housekeeper = threading.Thread(
+            target=self._housekeeping, name="pixelgate-housekeeping", daemon=True
+        )
+
+    def _local_worker(self) -> ThreadWorker:
+        assert self.local_worker is not None
+        return self.local_worker
+
+    def enqueue(self, job_id: str, model: str) -> None:
+        self.queue.enqueue(job_id, model)
 
     def start(self) -> None:
         upgrade(self.db)
-        configured = self.settings.admin_key
-        new_key = self.access.bootstrap_admin(
-            configured.get_secret_value() if configured else None, self.settings.data_dir
-        )
-        if new_key is not None:
-            print(
-                f"pixelgate: created the admin API key (shown once; also saved to "
-                f"{self.settings.data_dir / ADMIN_KEY_FILE}):\n  {new_key}",
-                flush=True,
+        if self.role == "api":
+            configured = self.settings.admin_key
+            new_key = self.access.bootstrap_admin(
+                configured.get_secret_value() if configured else None, self.settings.data_dir
             )
-        resumed = self.jobs.recover()
-        if resumed:
-            log.info("resuming %d unfinished jobs", resumed)
-        self.worker.start()
-        self._sweeper.start()
-        preload = [self.catalog.resolve(name) for name in self.settings.preload_models]
-        self.local_models.start_preload(preload)
+            if new_key is not None:
+                print(
+                    f"pixelgate: created the admin API key (shown once; also saved to "
+                    f"{self.settings.data_dir / ADMIN_KEY_FILE}):\n  {new_key}",
+                    flush=True,
+                )
+        if isinstance(self.bus, RedisEventBus):
+            self.bus.start()
+        if self.local_worker is not None:
+            # embedded: nothing else runs jobs, so jobs left running were cut off by a crash
+            resumed = self.jobs.recover()
+            if resumed:
+                log.info("resuming %d unfinished jobs", resumed)
+            self.local_worker.start()
+        self._housekeeper.start()
+        runs_models = self.role == "worker" or self.local_worker is not None
+        if runs_models:
+            names = [*self.settings.preload_models, *self.models]
+            self.local_models.start_preload([self.catalog.resolve(name) for name in names])
 
     def stop(self) -> None:
         self._stopping.set()
-        self.worker.stop()
-        if self._sweeper.is_alive():
-            self._sweeper.join(5)
+        if self.local_worker is not None:
+            self.local_worker.stop()
+        if self._housekeeper.is_alive():
+            self._housekeeper.join(5)
+        if self.role == "worker":
+            self.workers.leave(self.worker_id)
+        if isinstance(self.bus, RedisEventBus):
+            self.bus.stop()
         self.db.dispose()
 
-    def _sweep_loop(self) -> None:
-        while True:
+    def check_dependencies(self) -> dict[str, str]:
+        """Each dependency's state for /readyz: "ok", or why not."""
+        checks: dict[str, Callable[[], object]] = {
+            "database": lambda: self.db.ping(),
+            "storage": self._check_storage,
+        }
+        if isinstance(self.bus, RedisEventBus):
+            checks["redis"] = self.bus.ping
+        if self.celery is not None:
+            checks["broker"] = lambda: self.celery.connection_for_read().ensure_connection(  # type: ignore[union-attr]
+                max_retries=1, timeout=2
+            )
+        if self.local_worker is not None:
+            checks["worker"] = self._check_local_worker
+        results = {}
+        for name, check in checks.items():
             try:
-                self.files.sweep_expired()
-            except Exception:
-                log.exception("retention sweep failed")
-            if self._stopping.wait(SWEEP_INTERVAL_SECONDS):
-                return
+                check()
+                results[name] = "ok"
+            except Exception as exc:
+                results[name] = f"unavailable: {type(exc).__name__}"
+        return results
+
+    def _check_storage(self) -> None:
+        if isinstance(self.blobs, S3BlobStore):
+            self.blobs.check()
+        elif not os.access(self.settings.data_dir, os.W_OK):
+            raise PermissionError(str(self.settings.data_dir))
+
+    def _check_local_worker(self) -> None:
+        if self.local_worker is None or not self.local_worker.alive:
+            raise RuntimeError("the worker threads stopped")
+
+    def _housekeeping(self) -> None:
+        """Leases, lost messages, heartbeats and retention, on their own clocks."""
+        settings = self.settings
+        every = {
+            "leases": settings.lease_seconds / 3,
+            "resend": settings.requeue_after_seconds / 2,
+            "heartbeat": settings.worker_heartbeat_seconds,
+            "retention": SWEEP_INTERVAL_SECONDS,
+        }
+        due = dict.fromkeys(every, 0.0)
+        tasks: dict[str, Callable[[], object]] = {
+            "leases": self.maintenance.take_back_expired,
+            "retention": self.files.sweep_expired,
+        }
+        if self.settings.clustered:
+            tasks["resend"] = self.maintenance.resend_waiting
+        if self.role == "worker":
+            tasks["heartbeat"] = lambda: self.workers.beat(
+                self.worker_id, models=self.models, running=self.executor.running
+            )
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            for name, task in tasks.items():
+                if now >= due[name]:
+                    due[name] = now + every[name]
+                    try:
+                        task()
+                    except Exception as exc:
+                        log.warning("housekeeping %s failed: %s", name, exc)
+            self._stopping.wait(min(1.0, *every.values()))
 
 
 def _secret_key(settings: Settings) -> bytes:

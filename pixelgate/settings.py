@@ -61,11 +61,33 @@ class Settings(BaseSettings):
     local model can be handed to it together and batched (up to `max_batch_size`), and hosted
     calls overlap; the worker still dispatches one model's jobs a group at a time."""
     max_attempts: int = Field(default=3, ge=1)
-    """Times a job interrupted by a crash is started before it is failed."""
+    """Times a job is started (after a crash, a lost lease or a transient failure) before it
+    is failed."""
+
+    # -- cluster: the same pixelgate on PostgreSQL, Redis, S3 and Celery workers --
+    broker_url: str | None = None
+    """Celery broker (e.g. `redis://host:6379/0`). When set, jobs go to `pixelgate worker`
+    processes through per-model queues, and `serve` runs no models itself."""
+    redis_url: str | None = None
+    """Redis for job events across replicas, rate-limit windows and concurrency locks."""
+    storage_url: str | None = None
+    """`s3://bucket/prefix` for results in S3-compatible storage; local disk when unset."""
+    s3_endpoint_url: str | None = None
+    """An S3-compatible endpoint other than AWS (MinIO, Ceph, ...). Credentials come from the
+    usual AWS_* variables."""
+    s3_region: str | None = None
+    lease_seconds: float = Field(default=30.0, gt=0)
+    """A running job's lease; its worker renews it every third of this. A job whose lease
+    ran out (its worker died) is queued again."""
+    requeue_after_seconds: float = Field(default=60.0, gt=0)
+    """A queued job no worker took for this long is handed to the queue again (the broker
+    may have lost its message); a duplicate message is harmless."""
+    worker_heartbeat_seconds: float = Field(default=5.0, gt=0)
 
     # -- tenants, limits and the cache --
-    rate_limit_storage_uri: str = "memory://"
-    """Where rate-limit windows live: `memory://` here, `redis://...` in a cluster."""
+    rate_limit_storage_uri: str | None = None
+    """Where rate-limit windows live (the `limits` library's URI); `redis_url` when that is
+    set, else `memory://`."""
     default_requests_per_minute: int | None = Field(default=None, ge=0)
     default_images_per_day: int | None = Field(default=None, ge=0)
     default_concurrent_jobs: int | None = Field(default=None, ge=0)
@@ -139,6 +161,15 @@ class Settings(BaseSettings):
     @property
     def resolved_safety_model_file(self) -> Path:
         return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
+
+    @property
+    def clustered(self) -> bool:
+        """Jobs run in `pixelgate worker` processes rather than in `serve`."""
+        return self.broker_url is not None
+
+    @property
+    def resolved_rate_limit_storage_uri(self) -> str:
+        return self.rate_limit_storage_uri or self.redis_url or "memory://"
 
     @property
     def resolved_database_url(self) -> str:

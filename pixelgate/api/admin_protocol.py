@@ -113,3 +113,14 @@ class UsagePublic(BaseModel):
     by_model: dict[str, UsageBucket]
     by_day: dict[str, UsageBucket]
     budgets: list[BudgetPublic]
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    object: Literal["worker"] = "worker"
+    hostname: str
+    pid: int
+    models: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+    running: list[str]

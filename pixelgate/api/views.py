@@ -9,6 +9,7 @@ from pixelgate.api.admin_protocol import (
     TenantPublic,
     UsageBucket,
     UsagePublic,
+    WorkerPublic,
 )
 from pixelgate.api.protocol import (
     Adjustment,
@@ -21,7 +22,7 @@ from pixelgate.api.protocol import (
 )
 from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
 from pixelgate.clock import as_utc
-from pixelgate.db.tables import ApiKey, Job, StoredFile, Tenant
+from pixelgate.db.tables import ApiKey, Job, StoredFile, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
 from pixelgate.service.edit_sizes import adjustments_of
@@ -95,6 +96,8 @@ def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
     reason = runtime.providers.unavailable_reason(spec)
     return ModelPublic(
         id=spec.id,
+        created=int(runtime.clock.now().timestamp()),
+        owned_by=spec.provider,
         provider=spec.provider,
         family=spec.family,
         modality=spec.modality,
@@ -171,3 +174,15 @@ def usage_public(report: UsageReport) -> UsagePublic:
 
 def _money(micros: int | None) -> str | None:
     return None if micros is None else format_money(micros)
+
+
+def worker_public(record: WorkerRecord) -> WorkerPublic:
+    return WorkerPublic(
+        id=record.id,
+        hostname=record.hostname,
+        pid=record.pid,
+        models=list(record.models),
+        started_at=as_utc(record.started_at),
+        last_seen_at=as_utc(record.last_seen_at),
+        running=list(record.running),
+    )

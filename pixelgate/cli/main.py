@@ -12,6 +12,7 @@ from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
+from pixelgate.cli.worker import worker
 
 
 @click.group(cls=ErrorReportingGroup)
@@ -71,4 +72,5 @@ main.add_command(jobs)
 main.add_command(tenants)
 main.add_command(keys)
 main.add_command(usage)
+main.add_command(worker)
 main.add_command(remove_bg)

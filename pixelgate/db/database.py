@@ -22,13 +22,21 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
+    def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 def _create_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        # short connect timeout: a database that is down answers 503 quickly, not after minutes
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=_connect_args(url)
+        )
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -41,3 +49,9 @@ def _create_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    if url.startswith(("postgresql", "postgres")):
+        return {"connect_timeout": 3}
+    return {}

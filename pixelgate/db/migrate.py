@@ -28,6 +28,9 @@ def upgrade(database: Database, revision: str = "head") -> None:
             connection.commit()  # the pragma only takes effect outside a transaction
         try:
             with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # replicas starting together migrate one at a time
+                    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7274283)")
                 config.attributes["connection"] = connection
                 command.upgrade(config, revision)
         finally:

@@ -84,6 +84,12 @@ class Job(Base):
     error_param: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(128))
+    """The worker running the job; only it may finish the job while it holds the lease."""
+    lease_expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    """A running job's worker renews this; past it, the job is taken back and queued again."""
+    enqueued_at: Mapped[datetime | None]
+    """When the job was last handed to the queue; a queued job not taken is handed again."""
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     """This job's result was served from the cache."""
@@ -159,3 +165,18 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+
+
+class WorkerRecord(Base):
+    """A worker process and its heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    models: Mapped[list[Any]]
+    started_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime] = mapped_column(index=True)
+    running: Mapped[list[Any]]
+    """Ids of the jobs it runs now."""

@@ -25,6 +25,11 @@ class JobQueue(Protocol):
         """Hand a job to whatever runs it; `model` routes it in a cluster."""
         ...
 
+    @property
+    def depth(self) -> int:
+        """Jobs handed over and not yet taken."""
+        ...
+
 
 class ThreadWorker:
     def __init__(

@@ -2,18 +2,25 @@
 
 The in-process worker calls `JobExecutor.run` with a job id; a cluster worker calls the same
 method. The claim is a conditional update in the database, so a job handed out twice runs once.
+The claim leases the job to this worker; the worker renews the lease while it works, and only
+the lease holder may end the job, so a job taken back from a worker presumed dead is never
+finished twice.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
+from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
-from pixelgate.providers import ImageTask, ProviderRegistry
+from pixelgate.providers import CancelToken, ImageTask, ProviderRegistry
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
@@ -22,6 +29,10 @@ from pixelgate.service.safety import Safety
 log = logging.getLogger(__name__)
 
 RUNNING = (JobStatus.RUNNING,)
+
+
+TRANSIENT = (OSError, MemoryError)
+"""Unexpected failures worth another try (I/O, memory); other surprises are bugs and fail."""
 
 
 class JobExecutor:
@@ -35,6 +46,10 @@ class JobExecutor:
         cancels: CancelRegistry,
         clock: Clock,
         *,
+        worker_id: str,
+        lease_seconds: float,
+        max_attempts: int,
+        requeue: Callable[[str, str], None],
         safety: Safety | None = None,
     ) -> None:
         self._store = store
@@ -44,7 +59,19 @@ class JobExecutor:
         self._inputs = inputs
         self._cancels = cancels
         self._clock = clock
+        self.worker_id = worker_id
+        self._lease = timedelta(seconds=lease_seconds)
+        self._max_attempts = max_attempts
+        self._requeue = requeue
         self._safety = safety
+        self._running: set[str] = set()
+        self._running_lock = threading.Lock()
+
+    @property
+    def running(self) -> list[str]:
+        """Ids of the jobs this executor runs now."""
+        with self._running_lock:
+            return sorted(self._running)
 
     def run(self, job_id: str) -> None:
         token = self._cancels.open(job_id)
@@ -53,26 +80,34 @@ class JobExecutor:
         finally:
             self._cancels.close(job_id)
 
-    def _run(self, job_id: str, token: Any) -> None:
-        # 1. claim: only one runner moves a job from queued to running
+    def _run(self, job_id: str, token: CancelToken) -> None:
+        # 1. claim: only one runner moves a job from queued to running, and leases it
         job = self._store.load(job_id)
         if job is None:
             return
+        now = self._clock.now()
         claimed = self._store.transition(
             job_id,
             to=JobStatus.RUNNING,
             allowed_from=(JobStatus.QUEUED,),
             event_data={"attempt": job.attempts + 1},
-            started_at=self._clock.now(),
+            started_at=now,
             attempts=job.attempts + 1,
+            worker_id=self.worker_id,
+            lease_expires_at=now + self._lease,
         )
         if not claimed:
-            return
+            return  # already taken, finished or canceled: a duplicate delivery
         job = self._store.load(job_id)
         if job is None:
             return
         if job.cancel_requested:
             token.cancel()
+        with self._holding_lease(job_id, token):
+            self._work(job, token)
+
+    def _work(self, job: Job, token: CancelToken) -> None:
+        job_id = job.id
         try:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
@@ -114,28 +149,84 @@ class JobExecutor:
                 ],
             }
             self._store.transition(
-                job_id, to=JobStatus.SUCCEEDED, allowed_from=RUNNING, result=result
+                job_id,
+                to=JobStatus.SUCCEEDED,
+                allowed_from=RUNNING,
+                held_by=self.worker_id,
+                result=result,
             )
         except Canceled:
             self._store.transition(
                 job_id,
                 to=JobStatus.CANCELED,
                 allowed_from=RUNNING,
+                held_by=self.worker_id,
                 event_data={"reason": "canceled by request"},
             )
         except Error as exc:
-            self._fail(job_id, exc)
+            self._fail_or_retry(job, exc, retry=exc.retryable)
+        except TRANSIENT as exc:
+            log.warning("job %s hit %s; it may be tried again", job_id, type(exc).__name__)
+            self._fail_or_retry(job, Error(f"Transient failure: {type(exc).__name__}"), retry=True)
         except Exception as exc:
             log.exception("job %s failed unexpectedly", job_id)
-            self._fail(job_id, Error(f"Internal error while running the job: {type(exc).__name__}"))
+            error = Error(f"Internal error while running the job: {type(exc).__name__}")
+            self._fail_or_retry(job, error, retry=False)
 
-    def _fail(self, job_id: str, error: Error) -> None:
+    def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> None:
+        """A transient failure queues the job again while it has attempts left."""
+        if retry and job.attempts < self._max_attempts:
+            requeued = self._store.transition(
+                job.id,
+                to=JobStatus.QUEUED,
+                allowed_from=RUNNING,
+                held_by=self.worker_id,
+                event_data={"retry": True, "error": error.to_dict()},
+                worker_id=None,
+                enqueued_at=self._clock.now(),
+            )
+            if requeued:
+                self._requeue(job.id, job.model)
+            return
         self._store.transition(
-            job_id,
+            job.id,
             to=JobStatus.FAILED,
             allowed_from=RUNNING,
+            held_by=self.worker_id,
             event_data={"error": error.to_dict()},
             error_code=error.code,
             error_message=error.message,
             error_param=error.param,
         )
+
+    @contextmanager
+    def _holding_lease(self, job_id: str, token: CancelToken) -> Iterator[None]:
+        """While the job runs: renew its lease every third of the lease, and pass on a cancel
+        asked for anywhere (another replica, another process) through the database. A lost
+        lease (the job was taken back) stops the work at its next step."""
+        stop = threading.Event()
+        interval = self._lease.total_seconds() / 3
+
+        def keep() -> None:
+            while not stop.wait(interval):
+                try:
+                    held, cancel = self._store.renew_lease(
+                        job_id, self.worker_id, self._clock.now() + self._lease
+                    )
+                except Exception:
+                    log.warning("could not renew the lease of job %s", job_id, exc_info=True)
+                    continue
+                if cancel or not held:
+                    token.cancel()
+
+        keeper = threading.Thread(target=keep, name=f"lease-{job_id}", daemon=True)
+        with self._running_lock:
+            self._running.add(job_id)
+        keeper.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            keeper.join()
+            with self._running_lock:
+                self._running.discard(job_id)

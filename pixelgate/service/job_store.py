@@ -10,10 +10,11 @@ one transaction, published after commit; so a job moves only along the allowed e
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
@@ -89,18 +90,22 @@ class JobStore:
         to: JobStatus,
         allowed_from: Collection[JobStatus],
         event_data: dict[str, Any] | None = None,
+        held_by: str | None = None,
+        conditions: Collection[ColumnElement[bool]] = (),
         **values: Any,
     ) -> bool:
-        """Move the job to `to` if it is in one of `allowed_from`; False if it was not."""
+        """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
+        leased to that worker; and meets `conditions`); False if it was not."""
         data = event_data or {}
         if to.is_terminal:
             values.setdefault("finished_at", self._clock.now())
+        if to != JobStatus.RUNNING:
+            values.setdefault("lease_expires_at", None)
+        where = [Job.id == job_id, Job.status.in_([str(s) for s in allowed_from]), *conditions]
+        if held_by is not None:
+            where.append(Job.worker_id == held_by)
         with self._db.session() as session:
-            changed = session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.status.in_([str(s) for s in allowed_from]))
-                .values(status=str(to), **values)
-            )
+            changed = session.execute(update(Job).where(*where).values(status=str(to), **values))
             if changed.rowcount != 1:  # type: ignore[attr-defined]
                 return False
             if to.is_terminal:
@@ -112,6 +117,41 @@ class JobStore:
             message = JobEventMessage(job_id, event.type, data, event.id)
         self._bus.publish(message)
         return True
+
+    def renew_lease(self, job_id: str, worker_id: str, until: datetime) -> tuple[bool, bool]:
+        """Extend a running job's lease; returns (still held, cancel requested)."""
+        with self._db.session() as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == worker_id, Job.status == "running")
+                .values(lease_expires_at=until)
+            )
+            held = bool(changed.rowcount)  # type: ignore[attr-defined]
+            cancel = bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+        return held, cancel
+
+    def expired_leases(self, now: datetime) -> list[Job]:
+        """Running jobs whose worker stopped renewing their lease."""
+        query = select(Job).where(Job.status == "running", Job.lease_expires_at < now)
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def waiting_since(self, before: datetime, limit: int = 500) -> list[Job]:
+        """Queued jobs last handed to the queue before `before` (their message may be lost)."""
+        query = (
+            select(Job)
+            .where(Job.status == "queued", Job.enqueued_at < before)
+            .order_by(Job.created_at)
+            .limit(limit)
+        )
+        with self._db.session() as session:
+            return list(session.scalars(query))
+
+    def mark_enqueued(self, job_id: str) -> None:
+        with self._db.session() as session:
+            session.execute(
+                update(Job).where(Job.id == job_id).values(enqueued_at=self._clock.now())
+            )
 
     def request_cancel(self, job_id: str) -> bool:
         with self._db.session() as session:

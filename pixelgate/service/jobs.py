@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from pixelgate.service.inputs import ImageUpload, InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.tenants import TenantService
+
+log = logging.getLogger(__name__)
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -184,8 +187,16 @@ class JobService:
                 if winner is None:
                     raise
                 return winner
-        self._queue.enqueue(job.id, job.model)
+        self._hand_over(job)
         return job
+
+    def _hand_over(self, job: Job) -> None:
+        """Queue an accepted job. If the queue is down the job stays recorded as queued, and
+        housekeeping hands it over again: accepted work is never dropped."""
+        try:
+            self._queue.enqueue(job.id, job.model)
+        except Exception as exc:
+            log.warning("job %s accepted but not yet queued (%s); it will be resent", job.id, exc)
 
     def _serve_cached(
         self,
@@ -258,6 +269,7 @@ class JobService:
             cancel_requested=False,
             cached=False,
             created_at=self._clock.now(),
+            enqueued_at=self._clock.now(),
         )
 
     def _record_idempotency(
@@ -452,7 +464,7 @@ class JobService:
                     allowed_from=(JobStatus.RUNNING,),
                     event_data={"reason": "resumed after a restart"},
                 )
-            self._queue.enqueue(job.id, job.model)
+            self._hand_over(job)
             queued += 1
         return queued
 

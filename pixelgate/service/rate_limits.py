@@ -11,10 +11,11 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute, storage, strategies
 
 from pixelgate.errors import RateLimited
@@ -43,9 +44,20 @@ class Subject:
 
 
 class RateLimits:
-    def __init__(self, storage_uri: str = "memory://", *, concurrency_retry_after: float = 1.0):
+    def __init__(
+        self,
+        storage_uri: str = "memory://",
+        *,
+        redis_url: str | None = None,
+        concurrency_retry_after: float = 1.0,
+    ) -> None:
         self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
-        self._lock = threading.Lock()
+        # in a cluster the check-then-insert must exclude other replicas too
+        self._lock: AbstractContextManager[Any] = (
+            redis.Redis.from_url(redis_url).lock("pixelgate:concurrency", timeout=10)
+            if redis_url
+            else threading.Lock()
+        )
         self._concurrency_retry_after = concurrency_retry_after
 
     def check_request(self, subjects: list[Subject], *, images: int) -> None:

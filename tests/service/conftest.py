@@ -139,7 +139,19 @@ def services(tmp_path: Path) -> Services:
         policies=policies,
         max_attempts=2,
     )
-    executor = JobExecutor(store, catalog, providers, files, inputs, cancels, clock)
+    executor = JobExecutor(
+        store,
+        catalog,
+        providers,
+        files,
+        inputs,
+        cancels,
+        clock,
+        worker_id="test-worker",
+        lease_seconds=30,
+        max_attempts=2,
+        requeue=queue.enqueue,
+    )
     return Services(
         db,
         clock,

@@ -155,7 +155,7 @@ def test_tasks_need_the_right_inputs_and_capabilities(services: Services) -> Non
             CALLER,
             ImageCommand(
                 task="edit",
-                model="local/tiny",
+                model="openai/dall-e-3",
                 options={"prompt": "x"},
                 image=ImageUpload("image", data=picture()),
             ),

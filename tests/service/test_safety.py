@@ -56,6 +56,10 @@ def executor_with(services: Services, safety: Safety) -> JobExecutor:
         services.inputs,
         services.cancels,
         services.clock,
+        worker_id="test-worker",
+        lease_seconds=30,
+        max_attempts=1,
+        requeue=services.queue.enqueue,
         safety=safety,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -14,10 +15,11 @@ from pixelgate.api.admin_protocol import (
     TenantFields,
     TenantPublic,
     UsagePublic,
+    WorkerPublic,
 )
 from pixelgate.api.deps import RuntimeDep, admin_principal
 from pixelgate.api.protocol import Envelope
-from pixelgate.api.views import key_public, tenant_public, usage_public
+from pixelgate.api.views import key_public, tenant_public, usage_public, worker_public
 from pixelgate.service.tenants import TenantChanges
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_principal)])
@@ -90,3 +92,13 @@ def all_usage(
     """Spend and images per tenant, by model and by day."""
     tenants = [runtime.tenants.get(tenant_id)] if tenant_id else runtime.tenants.list_tenants()
     return Envelope(data=[usage_public(runtime.billing.usage(t, days=days)) for t in tenants])
+
+
+@router.get("/workers", response_model=Envelope[list[WorkerPublic]])
+def list_workers(
+    runtime: RuntimeDep, within_seconds: Annotated[float, Query(gt=0)] = 60
+) -> Envelope[list[WorkerPublic]]:
+    """Cluster workers seen in the last `within_seconds`, with their models and jobs."""
+    since = runtime.clock.now() - timedelta(seconds=within_seconds)
+    found = runtime.workers.seen_since(since)
+    return Envelope(data=[worker_public(record) for record in found])

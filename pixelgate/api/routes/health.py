@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 
 from pixelgate.api.deps import RuntimeDep
 from pixelgate.api.protocol import HealthStatus
@@ -21,15 +20,9 @@ def healthz() -> HealthStatus:
 
 @router.get("/readyz", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 def readyz(runtime: RuntimeDep) -> HealthStatus | JSONResponse:
-    """Every dependency answers: the database and the workers."""
-    checks: dict[str, str] = {}
-    try:
-        with runtime.db.session() as session:
-            session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
-    checks["worker"] = "ok" if runtime.worker.alive else "stopped"
+    """Every dependency answers: the database, storage, and where configured Redis, the
+    broker and the in-process worker."""
+    checks = runtime.check_dependencies()
     if all(value == "ok" for value in checks.values()):
         return HealthStatus(status="ok", checks=checks)
     body = HealthStatus(status="unavailable", checks=checks).model_dump()
