@@ -105,6 +105,10 @@ class EditRequest(BaseModel):
         alias="async",
         description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
     )
+    cache: bool = Field(
+        default=True,
+        description="False skips the result cache; same as the header Cache-Control: no-cache.",
+    )
 
     def to_command(
         self, *, image_file: bytes | None = None, mask_file: bytes | None = None
@@ -121,6 +125,7 @@ class EditRequest(BaseModel):
             metadata=self.metadata,
             image=_upload("image", image_file, self.input_image, self.input_image_file_id),
             mask=_upload("mask", mask_file, self.mask_image, self.mask_image_file_id),
+            use_cache=self.cache,
         )
 
 

@@ -68,3 +68,40 @@ def fit_memory(pipeline: Any, device: str, *, pixels: int, images: int) -> None:
             pipeline.enable_attention_slicing()
         else:
             pipeline.disable_attention_slicing()
+
+
+def make_batch_invariant(pipeline: Any, device: str) -> None:
+    """Make an image's result independent of the batch it runs in, so a batched job gets the
+    bytes it would get alone.
+
+    Three things vary with the batch size on CPU: oneDNN's convolution kernels (a batch of one
+    takes another path), the BLAS kernel for a linear layer over a few rows (timestep and
+    conditioning embeddings: one row per image), and the VAE over a batch. So on CPU oneDNN is
+    switched off (convolutions ~15% slower), such linear layers run row by row (they are tiny),
+    and the VAE works one image at a time (its cost is per image anyway). On CUDA, cuBLAS may
+    still pick other kernels per batch size; results stay reproducible for the same batch."""
+    import torch
+
+    if device == "cpu":
+        torch.backends.mkldnn.enabled = False
+    vae = getattr(pipeline, "vae", None)
+    if vae is not None and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    for name in ("unet", "transformer"):
+        denoiser = getattr(pipeline, name, None)
+        if denoiser is None:
+            continue
+        for module in denoiser.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.forward = _row_by_row(module.forward)
+
+
+def _row_by_row(forward: Any) -> Any:
+    import torch
+
+    def rows(inputs: Any) -> Any:
+        if inputs.dim() == 2 and inputs.shape[0] > 1:
+            return torch.cat([forward(inputs[index : index + 1]) for index in range(len(inputs))])
+        return forward(inputs)
+
+    return rows

@@ -31,7 +31,12 @@ from pixelgate.providers.base import (
     ProgressCallback,
 )
 from pixelgate.providers.batching import Batcher, BatchStats, Withdrawn
-from pixelgate.providers.devices import fit_memory, pick_device, pipeline_bytes
+from pixelgate.providers.devices import (
+    fit_memory,
+    make_batch_invariant,
+    pick_device,
+    pipeline_bytes,
+)
 from pixelgate.providers.diffusion_families import PipelineTask, family_of, pipeline_for
 from pixelgate.providers.model_manager import LoadedModel, ModelManager
 from pixelgate.providers.tiny_model import build_tiny_pipeline
@@ -330,6 +335,7 @@ class LocalDiffusionProvider:
         pipeline = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
         pipeline = pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
+        make_batch_invariant(pipeline, device)
         if self._torch_compile:
             denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
             if denoiser is not None:

@@ -33,7 +33,9 @@ def edit_server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> I
 
 @pytest.fixture
 def api(edit_server: Server) -> Iterator[httpx.Client]:
+    # every edit runs its model: equal results must come from equal work, not the cache
     with edit_server.client() as client:
+        client.headers["Cache-Control"] = "no-cache"
         yield client
 
 
@@ -136,6 +138,7 @@ def test_multipart_upload_gives_the_same_image_as_json(api: httpx.Client) -> Non
     )
 
     assert first_image(response).tobytes() == as_json.tobytes()
+    assert not response.json()["data"].get("cached")
 
 
 def test_editing_a_stored_result_by_reference(api: httpx.Client) -> None:

@@ -1,0 +1,221 @@
+"""Dynamic batching: concurrent compatible jobs share one pipeline call, each gets exactly the
+images it would get alone, and canceling one job of a batch cancels only that job."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.errors import Canceled
+from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask
+from pixelgate.providers.batching import Batcher, Withdrawn
+from pixelgate.providers.local_diffusion import LocalDiffusionProvider
+from tests.conftest import Server
+from tests.helpers import submit, wait_for
+
+# -- the batcher on its own ---------------------------------------------------------------
+
+
+class Recorder:
+    """A batch function that records each call and answers item * 10, after `delay`."""
+
+    def __init__(self, delay: float = 0.05) -> None:
+        self.calls: list[tuple[Hashable, list[int]]] = []
+        self.delay = delay
+
+    def __call__(self, key: Hashable, items: Sequence[int]) -> list[int | BaseException]:
+        self.calls.append((key, list(items)))
+        time.sleep(self.delay)
+        return [item * 10 for item in items]
+
+
+def submit_together(batcher: Batcher[int, int], jobs: list[tuple[str, int]]) -> list[Any]:
+    def one(job: tuple[str, int]) -> Any:
+        try:
+            return batcher.submit(job[0], job[1])
+        except Exception as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        return list(pool.map(one, jobs))
+
+
+def test_compatible_items_arriving_together_share_one_call() -> None:
+    record = Recorder()
+    batcher: Batcher[int, int] = Batcher(record, max_size=8, window_seconds=0.2)
+
+    results = submit_together(batcher, [("a", 1), ("a", 2), ("a", 3)])
+
+    assert results == [10, 20, 30]
+    assert [sorted(items) for _, items in record.calls] == [[1, 2, 3]]
+
+
+def test_items_with_other_keys_run_in_calls_of_their_own() -> None:
+    record = Recorder()
+    batcher: Batcher[int, int] = Batcher(record, max_size=8, window_seconds=0.2)
+
+    results = submit_together(batcher, [("a", 1), ("b", 2), ("a", 3)])
+
+    assert results == [10, 20, 30]
+    assert sorted((key, sorted(items)) for key, items in record.calls) == [
+        ("a", [1, 3]),
+        ("b", [2]),
+    ]
+
+
+def test_a_batch_never_exceeds_its_size_counting_each_items_images() -> None:
+    record = Recorder()
+    batcher: Batcher[int, int] = Batcher(
+        record, max_size=4, window_seconds=0.2, size=lambda item: item
+    )
+
+    submit_together(batcher, [("a", 3), ("a", 1), ("a", 2), ("a", 2)])
+
+    assert all(sum(items) <= 4 for _, items in record.calls)
+    assert sorted(item for _, items in record.calls for item in items) == [1, 2, 2, 3]
+
+
+def test_one_call_at_a_time_and_errors_reach_only_their_own_item() -> None:
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def run(key: Hashable, items: Sequence[int]) -> list[int | BaseException]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return [ValueError("odd") if item % 2 else item for item in items]
+
+    batcher: Batcher[int, int] = Batcher(run, max_size=2, window_seconds=0.01)
+    results = submit_together(batcher, [(str(index % 3), index) for index in range(6)])
+
+    assert most == 1
+    assert [isinstance(result, ValueError) for result in results] == [False, True] * 3
+
+
+def test_an_item_canceled_while_it_waits_leaves_without_a_call() -> None:
+    canceled: set[int] = set()
+    record = Recorder(delay=0.5)
+    batcher: Batcher[int, int] = Batcher(
+        record, max_size=1, window_seconds=0, canceled=lambda item: item in canceled
+    )
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(batcher.submit, "a", 1)
+        time.sleep(0.1)  # the first call runs
+        second = pool.submit(batcher.submit, "a", 2)
+        time.sleep(0.1)
+        canceled.add(2)
+        with pytest.raises(Withdrawn):
+            second.result(timeout=0.4)  # before the first call ends
+        assert first.result() == 10
+    assert record.calls == [("a", [1])]
+
+
+# -- the local provider: batched images equal solo images ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def provider(models_dir: Path) -> LocalDiffusionProvider:
+    return LocalDiffusionProvider(
+        models_dir, device="cpu", torch_threads=1, max_batch_size=8, batch_window_seconds=0.3
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny() -> ModelSpec:
+    return Catalog.load().resolve("local/tiny")
+
+
+def run_job(
+    provider: LocalDiffusionProvider,
+    spec: ModelSpec,
+    options: dict[str, Any],
+    *,
+    cancel: CancelToken | None = None,
+    progress: Callable[[int, int], None] = lambda _step, _total: None,
+) -> list[GeneratedImage]:
+    catalog = Catalog.load()
+    validated = catalog.validate_options(spec, {"prompt": "a red circle", **options})
+    return provider.run(
+        spec, ImageTask("generate", validated), progress=progress, cancel=cancel or CancelToken()
+    )
+
+
+JOBS = [
+    {"prompt": "a red circle", "seed": 1},
+    {"prompt": "a blue square", "seed": 2, "n": 2},
+    {"prompt": "a green boat", "seed": 3, "negative_prompt": "blurry"},
+    {"prompt": "a green boat", "seed": 4, "negative_prompt": "dark"},
+]
+
+
+def test_batched_images_are_byte_identical_to_solo_ones(
+    provider: LocalDiffusionProvider, tiny: ModelSpec
+) -> None:
+    solo = [[image.data for image in run_job(provider, tiny, job)] for job in JOBS]
+    before = provider.batch_stats(tiny.id)
+
+    with ThreadPoolExecutor(len(JOBS)) as pool:
+        together = list(pool.map(lambda job: run_job(provider, tiny, job), JOBS))
+
+    after = provider.batch_stats(tiny.id)
+    assert [[image.data for image in images] for images in together] == solo
+    assert [[image.seed for image in images] for images in together] == [[1], [2, 3], [3], [4]]
+    # jobs 0-1 (no negative prompt) share a call, and so do jobs 2-3
+    assert after.calls - before.calls == 2
+    assert after.largest == 2
+
+
+def test_canceling_one_job_of_a_batch_cancels_only_that_job(
+    provider: LocalDiffusionProvider, tiny: ModelSpec
+) -> None:
+    slow = {"num_steps": 30, "width": 64, "height": 64}
+    alone = run_job(provider, tiny, {**slow, "seed": 11})
+    victim = CancelToken()
+
+    def cancel_at_step_3(step: int, _total: int) -> None:
+        if step == 3:
+            victim.cancel()
+
+    with ThreadPoolExecutor(2) as pool:
+        kept = pool.submit(run_job, provider, tiny, {**slow, "seed": 11})
+        doomed = pool.submit(
+            run_job, provider, tiny, {**slow, "seed": 12}, cancel=victim, progress=cancel_at_step_3
+        )
+        with pytest.raises(Canceled):
+            doomed.result()
+        assert [image.data for image in kept.result()] == [image.data for image in alone]
+    assert provider.batch_stats(tiny.id).largest >= 2
+
+
+# -- through the server -------------------------------------------------------------------
+
+
+def test_concurrent_requests_to_the_server_batch_and_match_solo_runs(make_server: Any) -> None:
+    server: Server = make_server(PIXELGATE_BATCH_WINDOW_MS="100").start()
+    bodies = [{"seed": seed, "prompt": f"shape {seed}", "num_steps": 6} for seed in (21, 22, 23)]
+    with server.client() as api:
+        solo = []
+        for body in bodies:
+            job = wait_for(api, submit(api, **body)["id"], "succeeded", "failed")
+            solo.append(httpx.get(job["result"]["data"][0]["url"]).content)
+        blocker = submit(api, num_steps=30, width=128, height=128)  # the others queue behind
+        jobs = [submit(api, **body, cache=False) for body in bodies]  # run, not cached
+        wait_for(api, blocker["id"], "succeeded")
+        done = [wait_for(api, job["id"], "succeeded", "failed") for job in jobs]
+        together = [httpx.get(job["result"]["data"][0]["url"]).content for job in done]
+
+    assert together == solo
+    assert "batch of 3 jobs" in server.log_path.read_text()
