@@ -10,7 +10,7 @@ from typing import Any
 
 import pydantic
 
-from pixelgate.catalog.options import OPTION_FAMILIES, ImageOptions
+from pixelgate.catalog.options import OPTION_FAMILIES, VARIATION_OPTIONS, ImageOptions
 from pixelgate.catalog.spec import ModelSpec
 from pixelgate.errors import ValidationError
 
@@ -49,9 +49,14 @@ class Catalog:
             )
         return spec
 
-    def validate_options(self, spec: ModelSpec, raw: Mapping[str, Any]) -> ImageOptions:
-        """Check a request's options against the model's family and limits."""
+    def validate_options(
+        self, spec: ModelSpec, raw: Mapping[str, Any], *, task: str | None = None
+    ) -> ImageOptions:
+        """Check a request's options against the model's family and limits (a variation's
+        against the family's variation options, which take no prompt)."""
         family = OPTION_FAMILIES[spec.family]
+        if task == "variation":
+            family = VARIATION_OPTIONS.get(spec.family, family)
         try:
             return family.model_validate(dict(raw), context={"spec": spec})
         except pydantic.ValidationError as exc:

@@ -114,6 +114,13 @@ class DallE2Options(PromptOptions):
     size: Literal["256x256", "512x512", "1024x1024"] = "1024x1024"
 
 
+class DallE2VariationOptions(ImageOptions):
+    """dall-e-2 variations of an input image: no prompt."""
+
+    n: int = Field(default=1, ge=1)
+    size: Literal["256x256", "512x512", "1024x1024"] = "1024x1024"
+
+
 class DallE3Options(PromptOptions):
     n: Literal[1] = 1
     size: Literal["1024x1024", "1792x1024", "1024x1792"] = "1024x1024"
@@ -275,3 +282,6 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "diffusion": DiffusionOptions,
     "background-removal": BackgroundRemovalOptions,
 }
+
+VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}
+"""Families whose variations take other options than their other tasks (no prompt)."""

@@ -25,7 +25,12 @@ import httpx
 from pydantic import SecretStr
 
 from pixelgate.catalog import ImageOptions, ModelSpec, PromptOptions
-from pixelgate.catalog.options import DallE2Options, DallE3Options, GptImageOptions
+from pixelgate.catalog.options import (
+    DallE2Options,
+    DallE2VariationOptions,
+    DallE3Options,
+    GptImageOptions,
+)
 from pixelgate.errors import BackendError, Error, ModelUnavailable, MustProvideFile, ValidationError
 from pixelgate.providers.base import (
     CancelToken,
@@ -154,7 +159,7 @@ def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> d
     if isinstance(options, DallE3Options):
         fields |= {"size": options.size, "quality": options.quality, "style": options.style}
         fields["response_format"] = "b64_json"
-    elif isinstance(options, DallE2Options):
+    elif isinstance(options, DallE2Options | DallE2VariationOptions):
         fields |= {"size": options.size, "response_format": "b64_json"}
     elif isinstance(options, GptImageOptions):
         fields |= {

@@ -111,7 +111,7 @@ class JobExecutor:
         try:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
-            options = self._catalog.validate_options(spec, job.options)
+            options = self._catalog.validate_options(spec, job.options, task=job.task)
             provider = self._providers.for_model(spec)
             if token.canceled:
                 raise Canceled("Job canceled")

@@ -135,7 +135,7 @@ class JobService:
         rules.tenants.check_model(tenant, spec)
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
-        options = self._catalog.validate_options(spec, command.options)
+        options = self._catalog.validate_options(spec, command.options, task=command.task)
         self._providers.for_model(spec)
         fingerprint = request_fingerprint(command)
         if command.idempotency_key is not None:
@@ -153,7 +153,7 @@ class JobService:
         if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
             # local models edit at a size they accept; the resize is recorded with the inputs
             sized, inputs = plan_edit(spec, command.options, inputs)
-            options = self._catalog.validate_options(spec, sized)
+            options = self._catalog.validate_options(spec, sized, task=command.task)
         # 4. a fixed seed makes the result cacheable
         key = None
         if options.seed_value is not None:
@@ -229,7 +229,7 @@ class JobService:
             ],
         }
         spec = self._catalog.resolve(hit.model)
-        options = self._catalog.validate_options(spec, hit.options)
+        options = self._catalog.validate_options(spec, hit.options, task=hit.task)
         cost = rules.billing.image_price(tenant, spec, options) * len(copies)
 
         def within(session: Session) -> None:
