@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from pixelgate import __version__
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.middleware import RequestContext
+from pixelgate.api.openai import routes as openai_routes
 from pixelgate.api.routes import (
     admin,
     background,
@@ -47,4 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
     for module in (health, images, jobs, media, models, usage, admin, background, web):
         app.include_router(module.router)
+    app.include_router(openai_routes.router)
+    app.include_router(openai_routes.oai_router)
     return app

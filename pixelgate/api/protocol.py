@@ -238,6 +238,10 @@ class FilePublic(BaseModel):
 class ModelPublic(BaseModel):
     id: str
     object: Literal["model"] = "model"
+    created: int = Field(
+        description="Unix time of this answer (OpenAI's field; catalog models carry no date)."
+    )
+    owned_by: str = Field(description="The provider (OpenAI's field).")
     provider: str
     family: str
     modality: str
@@ -250,6 +254,13 @@ class ModelPublic(BaseModel):
     defaults: dict[str, Any]
     prices: dict[str, str]
     options_schema: dict[str, Any] = Field(description="JSON Schema of the model's options.")
+
+
+class ModelList(Envelope[list[ModelPublic]]):
+    """The native envelope, which with `object: "list"` (and `object`, `created`, `owned_by` in
+    each model) is also the body OpenAI's `GET /v1/models` returns: one path serves both."""
+
+    object: Literal["list"] = "list"
 
 
 class HealthStatus(BaseModel):

@@ -1,4 +1,9 @@
-"""The catalog, as the caller may use it."""
+"""The catalog, as the caller may use it.
+
+`GET /v1/models` is also the path of OpenAI's model list, so its body satisfies both: the native
+envelope (`status`, `data`) plus OpenAI's `object: "list"`, and OpenAI's `object`, `created` and
+`owned_by` in each model. The `openai` SDK's `models.list()` reads it as is; `/oai/v1/models` is
+the pure OpenAI shape (see `pixelgate/api/openai/routes.py`)."""
 
 from __future__ import annotations
 
@@ -8,15 +13,15 @@ from fastapi import APIRouter
 
 from pixelgate.api import views
 from pixelgate.api.deps import CurrentPrincipal, RuntimeDep
-from pixelgate.api.protocol import Envelope, ModelPublic
+from pixelgate.api.protocol import Envelope, ModelList, ModelPublic
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=Envelope[list[ModelPublic]])  # only what the caller may use
+@router.get("", response_model=ModelList)  # only what the caller may use
 def list_models(
     principal: CurrentPrincipal, runtime: RuntimeDep, modality: Literal["image"] | None = None
-) -> Envelope[list[ModelPublic]]:
+) -> ModelList:
     principal.require("read")
     tenant = runtime.tenants.get(principal.tenant_id)
     specs = [
@@ -24,7 +29,7 @@ def list_models(
         for spec in runtime.catalog
         if modality in (None, spec.modality) and runtime.tenants.may_use(tenant, spec)
     ]
-    return Envelope(data=[views.model_public(runtime, spec) for spec in specs])
+    return ModelList(data=[views.model_public(runtime, spec) for spec in specs])
 
 
 @router.get("/{model_id:path}", response_model=Envelope[ModelPublic])

@@ -1,0 +1,111 @@
+"""The OpenAI Images API's routes, mounted twice with the same handlers: under `/v1`, so the
+`openai` SDK works with `base_url=".../v1"`, and under `/oai/v1`.
+
+`GET /v1/models` belongs to the native API (`routes/models.py`), whose body also satisfies the
+`openai` SDK's `models.list()`: it carries OpenAI's `object: "list"` and, in each model, `object`,
+`created` and `owned_by`. Only `/oai/v1/models` (and `/oai/v1/models/{id}`) answer in OpenAI's
+pure shape, listing what the caller may use and can run now. Content negotiation could not tell
+the two callers apart: both send `Accept: application/json`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
+from pixelgate.api.openai.protocol import (
+    ErrorResponse,
+    ImageGenerationRequest,
+    ImagesResponse,
+    Model,
+    ModelList,
+)
+from pixelgate.api.openai.serving import OpenAIServing
+from pixelgate.api.submission import SubmitHeadersDep
+
+
+def openai_serving(
+    runtime: RuntimeDep,
+    principal: CurrentPrincipal,
+    request: Request,
+    response: Response,
+    base_url: BaseUrl,
+    headers: SubmitHeadersDep,
+) -> OpenAIServing:
+    return OpenAIServing(
+        runtime, principal, request=request, response=response, base_url=base_url, headers=headers
+    )
+
+
+Serving = Annotated[OpenAIServing, Depends(openai_serving)]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 413, 429, 502, 503, 504)
+}
+
+
+def _multipart(files: dict[str, Any], fields: list[str]) -> dict[str, Any]:
+    properties = {name: {"type": "string", "format": "binary"} for name in files}
+    properties |= {name: {"type": "string"} for name in fields}
+    schema = {"type": "object", "properties": properties, "additionalProperties": True}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
+
+
+EDIT_BODY = _multipart(
+    {"image": "", "mask": ""},
+    ["prompt", "model", "n", "size", "quality", "response_format", "background", "output_format"],
+)
+VARIATION_BODY = _multipart({"image": ""}, ["model", "n", "size", "response_format", "user"])
+
+
+async def create_image(body: ImageGenerationRequest, serving: Serving) -> ImagesResponse:
+    """Text-to-image with any catalog model, local or hosted."""
+    return await serving.generate(body)
+
+
+async def create_image_edit(serving: Serving) -> ImagesResponse:
+    """Image-to-image or inpainting (multipart: `image`, optional `mask`, fields)."""
+    return await serving.edit()
+
+
+async def create_image_variation(serving: Serving) -> ImagesResponse:
+    """Variations of an image (multipart: `image`, fields), for models that make them."""
+    return await serving.variation()
+
+
+def list_models(serving: Serving) -> ModelList:
+    return serving.list_models()
+
+
+def retrieve_model(model_id: str, serving: Serving) -> Model:
+    return serving.get_model(model_id)
+
+
+def build_router(prefix: str, *, with_models: bool, in_schema: bool) -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["openai"], include_in_schema=in_schema)
+    images: dict[str, Any] = {
+        "methods": ["POST"],
+        "response_model": ImagesResponse,
+        "response_model_exclude_none": True,
+        "responses": ERRORS,
+    }
+    router.add_api_route("/images/generations", create_image, **images)
+    router.add_api_route("/images/edits", create_image_edit, openapi_extra=EDIT_BODY, **images)
+    router.add_api_route(
+        "/images/variations", create_image_variation, openapi_extra=VARIATION_BODY, **images
+    )
+    if with_models:
+        router.add_api_route("/models", list_models, response_model=ModelList, responses=ERRORS)
+        router.add_api_route(
+            "/models/{model_id:path}", retrieve_model, response_model=Model, responses=ERRORS
+        )
+    return router
+
+
+router = build_router("/v1", with_models=False, in_schema=True)
+"""Beside the native routes; `/v1/models` is the native one."""
+oai_router = build_router("/oai/v1", with_models=True, in_schema=False)

@@ -1,0 +1,329 @@
+"""The OpenAI Images API over pixelgate's jobs (no route decorators here; see `routes.py`).
+
+A request becomes an `ImageCommand` and goes through `JobService.submit` like a native one, so
+the same keys, tenants, model access, budgets, rate limits, idempotency and cache apply; the job
+then becomes OpenAI's response. The only thing decided here is how OpenAI's fields map onto each
+model's option family, and that is decided in one place, `family_options`:
+
+- `prompt` and `n` are every family's own.
+- `size`: kept as is by the families that take `size` (dall-e, gpt-image); `WxH` becomes
+  `width` and `height` (local diffusion, FLUX), or the reduced `W:H` aspect ratio (Stability,
+  FLUX Kontext); `auto` leaves the model's default. An option made from `size` that the model
+  refuses is reported as `size`.
+- `quality`, `style`, `background`, `output_format`, ...: passed on to families that declare
+  them. To a family that does not, a value that asks for nothing different from what it does
+  anyway (`quality: "standard"`, `moderation: "auto"`, `stream: false`, ...) is ignored and any
+  other value is an `invalid_request_error` naming the field.
+- `response_format`: unset means `b64_json` for gpt-image models and `url` otherwise, as OpenAI
+  does. `url` is a signed pixelgate media link, never a provider's.
+- `user` is kept as the job's metadata (`{"user": ...}`).
+- Any other field (`extra_body` in the SDK) is one of the model's own options (`seed`,
+  `negative_prompt`, `num_steps`, `strength`, ...), checked by its family: unknown ones are
+  refused with the list of what the model takes.
+
+The surface is synchronous, as OpenAI's is: `Prefer: respond-async` is not honoured here, while
+`Idempotency-Key` and `Cache-Control: no-cache` are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from math import gcd
+from typing import Any, TypeVar
+
+import pydantic
+from fastapi import Request, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from pixelgate.api.openai.protocol import (
+    Image,
+    ImageEditRequest,
+    ImageGenerationRequest,
+    ImageRequest,
+    ImagesResponse,
+    ImageVariationRequest,
+    Model,
+    ModelList,
+)
+from pixelgate.api.submission import SubmitHeaders
+from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
+from pixelgate.db.tables import Job
+from pixelgate.errors import ValidationError
+from pixelgate.providers.base import TaskKind
+from pixelgate.runtime import Runtime
+from pixelgate.service.access import Principal
+from pixelgate.service.inputs import ImageUpload
+from pixelgate.service.jobs import ImageCommand, ResponseFormat
+
+JOB_HEADER = "X-Pixelgate-Job-Id"
+"""Each response names its job, to look up with the native API."""
+
+ALWAYS_OPTIONS = frozenset({"prompt", "n"})
+"""Fields every family takes (a family without a prompt is refused by the task check)."""
+
+NOT_OPTIONS = frozenset({"model", "response_format", "user"})
+
+NEUTRAL: dict[str, frozenset[object]] = {
+    "quality": frozenset({"auto", "standard"}),
+    "background": frozenset({"auto", "opaque"}),
+    "output_format": frozenset({"png"}),
+    "output_compression": frozenset({100}),
+    "moderation": frozenset({"auto"}),
+    "input_fidelity": frozenset({"low"}),
+    "partial_images": frozenset({0}),
+    "stream": frozenset({False}),
+}
+"""Values that ask a family without the field for nothing it does not do already."""
+
+B64_BY_DEFAULT = frozenset({"gpt-image"})
+"""Families whose OpenAI default `response_format` is `b64_json`."""
+
+R = TypeVar("R", bound=ImageRequest)
+
+TEXT_FIELDS = frozenset({"prompt", "negative_prompt"})
+"""Form fields that stay text; other extra form fields are read as JSON when they are JSON."""
+
+
+@dataclass(frozen=True)
+class FamilyOptions:
+    options: dict[str, Any]
+    made_from: dict[str, str]
+    """Option name → the OpenAI field it was made from, where they differ (`width` → `size`)."""
+
+
+def family_options(spec: ModelSpec, request: ImageRequest) -> FamilyOptions:
+    """The model's options for an OpenAI request: the one map from OpenAI's fields to each
+    option family's."""
+    accepted = OPTION_FAMILIES[spec.family].model_fields
+    extras = request.model_extra or {}
+    declared = request.model_dump(exclude_none=True, exclude={*NOT_OPTIONS, *extras})
+    options: dict[str, Any] = {}
+    made_from: dict[str, str] = {}
+    for name, value in declared.items():
+        if name in ALWAYS_OPTIONS or name in accepted:
+            options[name] = value
+        elif name == "size":
+            sized = _size_options(spec, value)
+            options |= sized
+            made_from |= dict.fromkeys(sized, "size")
+        elif value not in NEUTRAL.get(name, ()):
+            raise ValidationError(
+                f"Model {spec.id!r} does not support {name}={value!r}", param=name
+            )
+    for name, value in extras.items():
+        if name in options:
+            source = made_from.get(name, name)
+            raise ValidationError(f"{name} is also set by {source}; send one", param=name)
+        options[name] = value
+    return FamilyOptions(options, made_from)
+
+
+def _size_options(spec: ModelSpec, size: str) -> dict[str, Any]:
+    """`size` for a family that has no `size`: width and height, or an aspect ratio."""
+    accepted = OPTION_FAMILIES[spec.family].model_fields
+    if size == "auto":
+        return {}
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise ValidationError(
+            f"Invalid size {size!r}: expected WIDTHxHEIGHT (such as 512x512) or auto",
+            param="size",
+        )
+    if "width" in accepted and "height" in accepted:
+        return {"width": int(width), "height": int(height)}
+    if "aspect_ratio" in accepted:
+        divisor = gcd(int(width), int(height))
+        return {"aspect_ratio": f"{int(width) // divisor}:{int(height) // divisor}"}
+    raise ValidationError(f"Model {spec.id!r} does not take a size", param="size")
+
+
+def default_response_format(spec: ModelSpec) -> ResponseFormat:
+    return "b64_json" if spec.family in B64_BY_DEFAULT else "url"
+
+
+class OpenAIServing:
+    """One request's view of the OpenAI surface: its caller, headers and links."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        principal: Principal,
+        *,
+        request: Request,
+        response: Response,
+        base_url: str,
+        headers: SubmitHeaders,
+    ) -> None:
+        self._runtime = runtime
+        self._principal = principal
+        self._request = request
+        self._response = response
+        self._base_url = base_url
+        self._headers = headers
+
+    # -- images ---------------------------------------------------------------------------
+
+    async def generate(self, body: ImageGenerationRequest) -> ImagesResponse:
+        return await self._run("generate", body)
+
+    async def edit(self) -> ImagesResponse:
+        fields, files = await self._read_form(mask=True)
+        body = _validated(ImageEditRequest, fields)
+        return await self._run(
+            "edit", body, image=_one(files, "image", body), mask=_one(files, "mask", body)
+        )
+
+    async def variation(self) -> ImagesResponse:
+        fields, files = await self._read_form(mask=False)
+        body = _validated(ImageVariationRequest, fields)
+        return await self._run("variation", body, image=_one(files, "image", body))
+
+    async def _run(
+        self,
+        task: TaskKind,
+        body: ImageRequest,
+        *,
+        image: ImageUpload | None = None,
+        mask: ImageUpload | None = None,
+    ) -> ImagesResponse:
+        runtime = self._runtime
+        spec = runtime.catalog.resolve(body.model)
+        translated = family_options(spec, body)
+        command, _ = self._headers.apply(
+            ImageCommand(
+                task=task,
+                model=body.model,
+                options=translated.options,
+                response_format=body.response_format or default_response_format(spec),
+                metadata={"user": body.user} if body.user is not None else None,
+                image=image,
+                mask=mask,
+            ),
+            async_in_body=False,
+        )
+        try:
+            job = await run_in_threadpool(runtime.jobs.submit, self._principal, command)
+        except ValidationError as exc:
+            source = translated.made_from.get(exc.param or "")
+            if source is None:
+                raise
+            value = getattr(body, source)
+            raise type(exc)(f"Invalid {source} {value!r}: {exc.message}", param=source) from exc
+        self._response.headers[JOB_HEADER] = job.id
+        job = await runtime.jobs.wait(
+            self._principal,
+            job.id,
+            timeout=runtime.settings.sync_timeout_seconds,
+            disconnected=self._request.is_disconnected,
+        )
+        return await run_in_threadpool(self._images_response, job)
+
+    def _images_response(self, job: Job) -> ImagesResponse:
+        options = job.options or {}
+        size = options.get("size")
+        if size is None and "width" in options and "height" in options:
+            size = f"{options['width']}x{options['height']}"
+        return ImagesResponse(
+            created=int((job.result or {}).get("created", 0)),
+            data=[
+                Image(
+                    url=self._base_url + output.media_path if output.media_path else None,
+                    b64_json=output.b64_json,
+                    revised_prompt=output.revised_prompt,
+                )
+                for output in self._runtime.jobs.outputs(job)
+            ],
+            size=size,
+            quality=options.get("quality"),
+            output_format=options.get("output_format"),
+            background=options.get("background"),
+        )
+
+    async def _read_form(self, *, mask: bool) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
+        """The text fields and the files of a multipart (or url-encoded) body. Files: `image`
+        (several as `image` or `image[]`, as the SDK sends a list) and, for edits, `mask`."""
+        content_type = self._request.headers.get("content-type", "")
+        if not content_type.startswith(
+            ("multipart/form-data", "application/x-www-form-urlencoded")
+        ):
+            raise ValidationError(
+                "Send this request as multipart/form-data, with the image as a file"
+            )
+        fields: dict[str, Any] = {}
+        files: dict[str, list[bytes]] = {}
+        allowed = {"image", "image[]", "mask"} if mask else {"image", "image[]"}
+        async with self._request.form() as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    if name not in allowed:
+                        sent = " and ".join(sorted(allowed - {"image[]"}))
+                        raise ValidationError(
+                            f"Unknown file field {name!r}; send {sent}", param=name
+                        )
+                    files.setdefault(name.removesuffix("[]"), []).append(await value.read())
+                elif name in files or name in allowed:
+                    raise ValidationError(f"{name} must be sent as a file", param=name)
+                else:
+                    fields[name] = value
+        return fields, files
+
+    # -- models ---------------------------------------------------------------------------
+
+    def list_models(self) -> ModelList:
+        """The models the caller may use and that can run here now."""
+        self._principal.require("read")
+        runtime = self._runtime
+        tenant = runtime.tenants.get(self._principal.tenant_id)
+        return ModelList(
+            data=[
+                self._model(spec)
+                for spec in runtime.catalog
+                if runtime.tenants.may_use(tenant, spec)
+                and runtime.providers.unavailable_reason(spec) is None
+            ]
+        )
+
+    def get_model(self, model_id: str) -> Model:
+        self._principal.require("read")
+        spec = self._runtime.catalog.resolve(model_id)
+        tenant = self._runtime.tenants.get(self._principal.tenant_id)
+        self._runtime.tenants.check_model(tenant, spec)
+        return self._model(spec)
+
+    def _model(self, spec: ModelSpec) -> Model:
+        created = int(self._runtime.clock.now().timestamp())
+        return Model(id=spec.id, created=created, owned_by=spec.provider)
+
+
+def _validated(model: type[R], fields: dict[str, Any]) -> R:
+    """A form's fields as `model`: declared fields are coerced from text by pydantic; extra
+    fields (the model's own options) are read as JSON when they are JSON (`7`, `0.6`, `true`)."""
+    values = {
+        name: value if name in model.model_fields or name in TEXT_FIELDS else _form_value(value)
+        for name, value in fields.items()
+    }
+    try:
+        return model.model_validate(values)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        param = ".".join(str(part) for part in error["loc"]) or None
+        if error["type"] == "missing":
+            raise ValidationError(f"Missing required field {param!r}", param=param) from None
+        raise ValidationError(f"Invalid {param}: {error['msg']}", param=param) from None
+
+
+def _one(files: dict[str, list[bytes]], name: str, body: ImageRequest) -> ImageUpload | None:
+    """The one file sent as `name`; pixelgate's models take one input image (and one mask)."""
+    sent = files.get(name, [])
+    if len(sent) > 1:
+        raise ValidationError(f"Model {body.model!r} takes one {name}; got {len(sent)}", param=name)
+    return ImageUpload(name, data=sent[0]) if sent else None
+
+
+def _form_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

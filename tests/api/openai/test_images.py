@@ -1,0 +1,184 @@
+"""Generations, edits and variations through the official `openai` SDK, sync and async, on
+both mounts (`/v1` and `/oai/v1`), with local models and hosted ones behind the fake upstream."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import openai
+import pytest
+
+from tests.api.openai.conftest import image_of, message_of, png
+from tests.conftest import Server
+from tests.providers.upstreams.openai import GENERATIONS, VARIATIONS, FakeOpenAI
+
+
+def test_generate_a_url_that_serves_the_png(client: openai.OpenAI, gateway: Server) -> None:
+    result = client.images.generate(model="local/tiny", prompt="a red circle", size="64x64")
+
+    [item] = result.data
+    assert item.b64_json is None
+    assert item.url is not None and item.url.startswith(gateway.url + "/v1/media/")
+    assert result.size == "64x64"
+    assert result.output_format == "png"
+    assert result.created > 0
+    media = httpx.get(item.url)  # no key: the signed link is the credential
+    assert media.headers["content-type"] == "image/png"
+    assert image_of(media.content).size == (64, 64)
+
+
+def test_generate_b64_json_with_the_size_as_width_and_height(client: openai.OpenAI) -> None:
+    result = client.images.generate(
+        model="tiny", prompt="a blue square", size="96x32", n=2, response_format="b64_json"
+    )
+
+    assert len(result.data) == 2
+    for item in result.data:
+        assert item.url is None and item.b64_json is not None
+        picture = image_of(base64.b64decode(item.b64_json))
+        assert (picture.format, picture.size) == ("PNG", (96, 32))
+
+
+def test_the_models_own_options_ride_in_extra_body(client: openai.OpenAI) -> None:
+    def draw() -> bytes:
+        result = client.images.generate(
+            model="local/tiny",
+            prompt="seeded",
+            response_format="b64_json",
+            extra_body={"seed": 1234, "num_steps": 2, "output_format": "webp"},
+        )
+        assert result.output_format == "webp"
+        return base64.b64decode(result.data[0].b64_json or "")
+
+    first, second = draw(), draw()
+
+    assert image_of(first).format == "WEBP"
+    assert first == second  # same seed and options: the same picture (a cache hit)
+
+
+def test_the_job_is_named_in_a_header(client: openai.OpenAI, gateway: Server) -> None:
+    raw = client.images.with_raw_response.generate(model="local/tiny", prompt="x")
+
+    job_id = raw.headers["x-pixelgate-job-id"]
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{job_id}").json()["data"]
+    assert job["status"] == "succeeded"
+    assert job["model"] == "local/tiny"
+
+
+@pytest.mark.anyio
+async def test_async_client_generates(async_client: openai.AsyncOpenAI) -> None:
+    result = await async_client.images.generate(
+        model="local/tiny", prompt="async", size="32x48", response_format="b64_json"
+    )
+
+    assert image_of(base64.b64decode(result.data[0].b64_json or "")).size == (32, 48)
+
+
+def test_edit_with_a_mask(client: openai.OpenAI) -> None:
+    mask = png((64, 64), (255, 255, 255, 255))
+
+    result = client.images.edit(
+        model="local/tiny",
+        image=("in.png", png((64, 64)), "image/png"),
+        mask=("mask.png", mask, "image/png"),
+        prompt="a green field",
+        response_format="b64_json",
+        extra_body={"seed": 3, "num_steps": 2},
+    )
+
+    [item] = result.data
+    assert image_of(base64.b64decode(item.b64_json or "")).size == (64, 64)
+
+
+@pytest.mark.anyio
+async def test_async_edit_answers_a_link(async_client: openai.AsyncOpenAI) -> None:
+    result = await async_client.images.edit(
+        model="local/tiny",
+        image=("in.png", png((64, 64)), "image/png"),
+        prompt="image to image",
+        extra_body={"strength": 0.5, "num_steps": 2},
+    )
+
+    url = result.data[0].url
+    assert url is not None
+    async with httpx.AsyncClient() as http:
+        assert image_of((await http.get(url)).content).size == (64, 64)
+
+
+def test_an_edit_takes_one_image(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.edit(
+            model="local/tiny",
+            image=[("a.png", png(), "image/png"), ("b.png", png(), "image/png")],
+            prompt="two",
+        )
+
+    assert caught.value.param == "image"
+    assert "got 2" in message_of(caught.value)
+
+
+def test_an_edit_without_an_image_names_it(gateway: Server) -> None:
+    with gateway.client() as http:
+        response = http.post("/v1/images/edits", data={"model": "local/tiny", "prompt": "x"})
+
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "message": "Image editing needs an input image",
+        "type": "invalid_request_error",
+        "param": "image",
+        "code": "missing_required_parameter",
+    }
+
+
+# -- hosted models, through the fake OpenAI upstream -------------------------------------
+
+
+def test_dall_e_3_revised_prompt_and_pixelgates_own_link(
+    client: openai.OpenAI, gateway: Server, upstream: FakeOpenAI
+) -> None:
+    result = client.images.generate(
+        model="dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd"
+    )
+
+    [item] = result.data
+    assert item.revised_prompt == "A detailed rendering of a lighthouse"
+    assert item.url is not None and item.url.startswith(gateway.url + "/v1/media/")
+    assert upstream.url not in item.url
+    sent = upstream.requests_to(GENERATIONS)[-1].json
+    assert (sent["size"], sent["quality"], sent["style"]) == ("1792x1024", "hd", "vivid")
+    assert httpx.get(item.url).content == upstream.made[-1]  # stored by pixelgate
+    assert (result.size, result.quality) == ("1792x1024", "hd")
+
+
+def test_gpt_image_answers_b64_json_by_default(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
+    result = client.images.generate(
+        model="gpt-image-1", prompt="a fox", size="1024x1024", background="opaque"
+    )
+
+    [item] = result.data
+    assert item.url is None
+    assert base64.b64decode(item.b64_json or "") == upstream.made[-1]
+    assert (result.background, result.output_format) == ("opaque", "png")
+
+
+def test_variations_of_dall_e_2(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
+    result = client.images.create_variation(
+        model="dall-e-2", image=("in.png", png((256, 256)), "image/png"), n=2, size="256x256"
+    )
+
+    assert len(result.data) == 2
+    sent = upstream.requests_to(VARIATIONS)[-1]
+    assert sent.parts["image"].filename is not None
+    assert (sent.parts["n"].text, sent.parts["size"].text) == ("2", "256x256")
+    fetched = [httpx.get(item.url or "").content for item in result.data]
+    assert fetched == upstream.made[-2:]
+
+
+def test_a_model_without_variations_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.create_variation(model="local/tiny", image=("in.png", png(), "image/png"))
+
+    assert caught.value.param == "model"
+    assert message_of(caught.value) == "Model 'local/tiny' does not support image variations"
