@@ -1,0 +1,217 @@
+"""The web page in headless Debian Chromium, driven by Playwright, against a real server."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.conftest import ADMIN_KEY, Server
+from tests.rembg_server import disc_picture, is_cut_out, rembg_server
+
+CHROMIUM = "/usr/bin/chromium"
+TIMEOUT_MS = 60_000
+expect.set_options(timeout=TIMEOUT_MS)  # the first job loads the model on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
+    instance = rembg_server(tmp_path_factory.mktemp("web") / "data", models_dir)
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    context = browser.new_context(base_url=server.url, viewport={"width": 1200, "height": 1000})
+    context.set_default_timeout(TIMEOUT_MS)
+    instance = context.new_page()
+    outside: list[str] = []
+    instance.on(
+        "request",
+        lambda request: None if request.url.startswith(server.url) else outside.append(request.url),
+    )
+    yield instance
+    context.close()
+    assert outside == [], "the page fetched something from elsewhere"
+
+
+def sign_in(page: Page) -> None:
+    page.goto("/")
+    page.get_by_label("API key").fill(ADMIN_KEY)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("Signed in")).to_be_visible()
+
+
+def record_statuses(page: Page) -> None:
+    """Keep every text the status line shows, to look at after the job ended."""
+    page.evaluate(
+        """() => {
+            window.statuses = [];
+            new MutationObserver(() => window.statuses.push(
+                document.getElementById('status').textContent
+            )).observe(document.getElementById('status'), {childList: true, subtree: true});
+        }"""
+    )
+
+
+def test_a_wrong_key_is_refused_in_the_api_words(page: Page) -> None:
+    page.goto("/")
+    page.get_by_label("API key").fill("pg_wrong")
+    page.get_by_role("button", name="Sign in").click()
+
+    expect(page.locator("#signin-error")).to_contain_text("UNAUTHORIZED")
+    expect(page.locator("#app")).to_be_hidden()
+
+
+def test_the_form_shows_the_models_options_with_limits_and_defaults(page: Page) -> None:
+    sign_in(page)
+    page.locator("#model").select_option("local/tiny")
+
+    width = page.locator("#opt-width")
+    expect(width).to_have_value("64")
+    assert (width.get_attribute("min"), width.get_attribute("max")) == ("32", "256")
+    assert width.get_attribute("step") == "8"
+    expect(page.locator("#opt-width-hint")).to_have_text("32 to 256, multiples of 8; default: 64")
+    assert page.locator("#opt-num_steps").get_attribute("max") == "200"
+    expect(page.locator("#opt-output_format")).to_have_value("png")
+    assert page.locator("#option-fields [data-option]").evaluate_all(
+        "inputs => inputs.map(i => i.name)"
+    ) == [
+        "n", "width", "height", "num_steps", "guidance_scale", "negative_prompt", "seed",
+        "output_format", "strength",
+    ]  # fmt: skip
+
+    unavailable = page.locator("#model option[value='openai/dall-e-3']")
+    expect(unavailable).to_be_disabled()
+    expect(unavailable).to_have_text("openai/dall-e-3 (unavailable)")
+
+
+def test_generate_with_local_tiny_shows_progress_then_the_image(page: Page) -> None:
+    sign_in(page)
+    page.locator("#model").select_option("local/tiny")
+    page.get_by_label("Prompt", exact=True).fill("a red circle")
+    page.locator("#opt-num_steps").fill("40")
+    page.locator("#opt-seed").fill("7")
+    record_statuses(page)
+
+    page.get_by_role("button", name="Generate").click()
+
+    result = page.locator("#results img")
+    expect(result).to_have_count(1)
+    expect(page.locator("#status")).to_have_text(re.compile("done$"))
+    statuses: list[str] = page.evaluate("window.statuses")
+    assert any(" step " in text and "of 40" in text for text in statuses), statuses
+    assert result.evaluate("img => img.naturalWidth") == 64
+    expect(page.locator("#results figcaption")).to_have_text("seed 7")
+    expect(page.locator("#gallery img").first).to_be_visible()
+    assert page.evaluate("localStorage.length") == 0
+    assert page.evaluate("sessionStorage.getItem('pixelgate.apiKey')") == ADMIN_KEY
+
+
+def test_cancel_stops_a_running_job(page: Page) -> None:
+    sign_in(page)
+    page.locator("#model").select_option("local/tiny")
+    page.get_by_label("Prompt", exact=True).fill("a slow picture")
+    for name, value in (("num_steps", "200"), ("width", "128"), ("height", "128")):
+        page.locator(f"#opt-{name}").fill(value)
+
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_contain_text("step")
+    page.get_by_role("button", name="Cancel").click()
+
+    expect(page.locator("#status")).to_contain_text("canceled")
+    expect(page.locator("#results img")).to_have_count(0)
+    expect(page.get_by_role("button", name="Generate")).to_be_enabled()
+
+
+def test_paint_a_mask_and_inpaint(page: Page, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (40, 120, 200)).save(photo)
+    sign_in(page)
+    page.locator("#model").select_option("local/tiny")
+    page.get_by_label("Prompt", exact=True).fill("a yellow sun")
+    page.locator("#input-image").set_input_files(photo)
+    mask = page.locator("#mask-canvas")
+    expect(mask).to_be_visible()
+    expect(page.locator("#opt-width")).to_be_disabled()
+    box = mask.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
+    page.mouse.up()
+
+    with page.expect_request("**/v1/inference/images/edit") as sent:
+        page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#results img")).to_have_count(1)
+
+    body = sent.value.post_data_json
+    assert body["model"] == "local/tiny" and "width" not in body
+    painted = Image.open(io.BytesIO(base64.b64decode(body["mask_image"]))).convert("L")
+    assert painted.size == (64, 64)
+    assert painted.getpixel((32, 32)) == 255  # painted: repaint
+    assert painted.getpixel((32, 5)) == 0  # untouched: keep
+    image = Image.open(io.BytesIO(base64.b64decode(body["input_image"])))
+    assert image.convert("RGB").getpixel((5, 5)) == (40, 120, 200)
+
+
+def test_remove_a_background(page: Page, tmp_path: Path) -> None:
+    photo = tmp_path / "disc.jpg"
+    photo.write_bytes(disc_picture("JPEG"))
+    sign_in(page)
+
+    page.get_by_role("tab", name="Remove background").click()
+    page.get_by_label("Picture").set_input_files(photo)
+    page.get_by_role("button", name="Remove background").click()
+
+    cutout = page.locator("#cutout-results img")
+    expect(cutout).to_have_count(1)
+    url = cutout.get_attribute("src")
+    assert url is not None
+    assert is_cut_out(Image.open(io.BytesIO(httpx.get(url).content)))
+    expect(page.locator("#cutout-results a")).to_have_text("Download")
+    expect(page.locator("#gallery img.cutout").first).to_be_visible()
+
+
+def test_remove_background_without_a_picture_shows_the_api_error(page: Page) -> None:
+    sign_in(page)
+    page.get_by_role("tab", name="Remove background").click()
+    page.get_by_role("button", name="Remove background").click()
+
+    expect(page.locator("#cutout-error")).to_have_text(
+        "MUST_PROVIDE_FILE: Background removal needs an input image (image)"
+    )
+
+
+def test_a_validation_error_is_shown_as_the_api_words_it(page: Page, tmp_path: Path) -> None:
+    sign_in(page)
+    page.locator("#model").select_option("local/tiny")
+    page.get_by_label("Prompt", exact=True).fill("a red circle")
+    page.locator("#opt-width").fill("100")
+
+    page.get_by_role("button", name="Generate").click()
+
+    expect(page.locator("#error")).to_have_text(
+        "VALIDATION_ERROR: Invalid width: 100; allowed: multiples of 8 in [32, 256] (width)"
+    )
+    page.screenshot(path=tmp_path / "page.png", full_page=True)
+    assert (tmp_path / "page.png").stat().st_size > 10_000
