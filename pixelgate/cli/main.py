@@ -10,8 +10,10 @@ from pixelgate.cli.admin import keys, tenants, usage
 from pixelgate.cli.background import remove_bg
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
+from pixelgate.cli.edit import edit
 from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
+from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
 
 
@@ -74,3 +76,5 @@ main.add_command(keys)
 main.add_command(usage)
 main.add_command(worker)
 main.add_command(remove_bg)
+main.add_command(edit)
+main.add_command(pull)

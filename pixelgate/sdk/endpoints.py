@@ -32,6 +32,7 @@ def generate_body(
 
 
 REMOVE_BACKGROUND_PATH = "/v1/inference/images/remove-background"
+EDIT_PATH = "/v1/inference/images/edit"
 JobStatusFilter = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
 
@@ -61,6 +62,30 @@ def remove_background_body(
         body["output_format"] = output_format
     if metadata is not None:
         body["metadata"] = metadata
+    return body
+
+
+def edit_body(
+    *,
+    model: str,
+    prompt: str,
+    image: str | Path | bytes,
+    mask: str | Path | bytes | None,
+    response_format: ResponseFormat,
+    metadata: dict[str, MetadataValue] | None,
+    options: dict[str, Any],
+    run_async: bool,
+) -> dict[str, Any]:
+    """The JSON of `POST /v1/inference/images/edit`: the image (and mask) in base64, model
+    options at the top level."""
+    body: dict[str, Any] = {**options, "model": model, "prompt": prompt}
+    body["input_image"] = base64.b64encode(image_bytes(image)).decode()
+    if mask is not None:
+        body["mask_image"] = base64.b64encode(image_bytes(mask)).decode()
+    body["response_format"] = response_format
+    if metadata is not None:
+        body["metadata"] = metadata
+    body["async"] = run_async
     return body
 
 

@@ -11,9 +11,11 @@ from typing import Any, Literal
 
 from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
+    EDIT_PATH,
     REMOVE_BACKGROUND_PATH,
     JobStatusFilter,
     ResponseFormat,
+    edit_body,
     expired,
     file_path,
     generate_body,
@@ -80,6 +82,63 @@ class Images:
             run_async=True,
         )
         response = self._transport.request("POST", GENERATE_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
+    def edit(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str,
+        prompt: str,
+        mask: str | Path | bytes | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> ImagesResponse:
+        """Image-to-image, or inpainting with a `mask` (white repaints, black keeps), and wait
+        for the images. `options` are the model's own (`strength`, `num_steps`, `seed`, ...).
+        `result.adjustments` lists inputs the server resized to fit the model.
+
+            result = client.images.edit("photo.png", model="sd-turbo", prompt="a watercolor",
+                                        strength=0.6, seed=7)
+            result.data[0].save("watercolor.png")
+        """
+        body = edit_body(
+            model=model,
+            prompt=prompt,
+            image=image,
+            mask=mask,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=False,
+        )
+        response = self._transport.request("POST", EDIT_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    def submit_edit(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str,
+        prompt: str,
+        mask: str | Path | bytes | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue an edit and return its job at once; follow it with `client.jobs`."""
+        body = edit_body(
+            model=model,
+            prompt=prompt,
+            image=image,
+            mask=mask,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=True,
+        )
+        response = self._transport.request("POST", EDIT_PATH, json=body)
         return Job.from_dict(data_object(response), self._transport)
 
     def remove_background(

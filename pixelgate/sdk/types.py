@@ -114,6 +114,8 @@ class ImagesResponse:
     job_id: str
     model: str
     metadata: dict[str, MetadataValue] | None = None
+    adjustments: list[dict[str, str]] | None = None
+    """Edits: inputs the server resized to fit the model (`param`, `from`, `to`, `reason`)."""
 
     @classmethod
     def from_dict(
@@ -125,6 +127,7 @@ class ImagesResponse:
             job_id=str(body["job_id"]),
             model=str(body["model"]),
             metadata=body.get("metadata"),
+            adjustments=body.get("adjustments"),
         )
 
 

@@ -11,8 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from PIL import Image
 
+import pixelgate
+from pixelgate.cli.main import main
 from tests.conftest import Server
 from tests.helpers import generate, wait_for
 from tests.providers.local_pipelines import build_family_models, catalog_text
@@ -282,3 +285,27 @@ def test_strength_out_of_range_is_refused(api: httpx.Client) -> None:
 
     assert response.status_code == 400
     assert response.json()["error"]["param"] == "strength"
+
+
+def test_the_sdk_and_the_cli_edit_with_a_mask(edit_server: Server, tmp_path: Path) -> None:
+    source, mask = tmp_path / "in.png", tmp_path / "mask.png"
+    source.write_bytes(picture((64, 64)))
+    mask.write_bytes(half_mask((32, 32)))
+    out = tmp_path / "out.png"
+
+    with pixelgate.Client(base_url=edit_server.url, api_key=edit_server.admin_key) as client:
+        result = client.images.edit(
+            source, model="local/tiny", prompt="a boat", mask=mask, strength=0.9, seed=3
+        )
+    arguments = ["edit", str(source), "-p", "a boat", "--mask", str(mask), "-o", str(out)]
+    cli = CliRunner().invoke(
+        main,
+        [*arguments, "--strength", "0.9", "--seed", "3"],
+        env={"PIXELGATE_URL": edit_server.url, "PIXELGATE_API_KEY": edit_server.admin_key},
+    )
+
+    assert result.adjustments is not None and result.adjustments[0]["param"] == "mask"
+    assert cli.exit_code == 0, cli.output
+    assert "note: mask resized 32x32 -> 64x64" in cli.stderr
+    with Image.open(out) as saved:
+        assert saved.size == (64, 64)

@@ -153,3 +153,20 @@ def test_eviction_frees_cuda_memory(wide_models: Path) -> None:
     after = torch.cuda.memory_allocated()
     print(f"CUDA allocated before eviction {before / MB:.0f} MB, after {after / MB:.0f} MB")
     assert before - after > 30 * MB
+
+
+def test_pull_without_the_hub_fails_fast_naming_the_model_and_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from pixelgate.cli.main import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    result = CliRunner().invoke(main, ["pull", "sd-turbo", "--models-dir", str(tmp_path)])
+
+    assert result.exit_code == 5
+    assert "stabilityai/sd-turbo" in result.stderr
+    assert "`pixelgate pull stabilityai/sd-turbo`" in result.stderr
+    assert time.monotonic() - started < 10
