@@ -1,0 +1,364 @@
+"""pixelgate as an OpenAI-compatible gateway, against the LiteLLM proxy, on loopback.
+
+Both gateways forward `POST /v1/images/generations` to the same fake OpenAI upstream (a fixed
+64x64 PNG in `b64_json`, no delay). The same client load drives each in turn: `--clients`
+concurrent clients (32) sending `--requests` requests (2000) after `--warmup` requests. The
+upstream is also driven directly, under the same load, so each gateway's added latency is its
+own latency minus the upstream's, measured in the same run.
+
+    .venv/bin/python bench/gateway.py [--litellm PATH] [--requests 2000] [--clients 32]
+
+pixelgate runs as shipped (`pixelgate serve`: SQLite, its in-process worker, every request a
+durable, billed job whose image is stored). LiteLLM runs as `litellm --config` with one model
+entry aimed at the upstream. LiteLLM is not a pixelgate dependency: install it apart, e.g.
+`python3.11 -m venv /work/litellm-venv && /work/litellm-venv/bin/pip install 'litellm[proxy]'`,
+and pass `--litellm /work/litellm-venv/bin/litellm` (or put `litellm` on PATH).
+
+The upstream is a bare ASGI app under uvicorn (uvloop, httptools) in its own process, so that it
+is never the bottleneck; it speaks the part of OpenAI's protocol the tests' fake upstream
+(`tests/providers/upstreams/openai.py`) speaks for a generation answered in base64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+UPSTREAM_KEY = "sk-bench-upstream-0123456789"
+GATEWAY_KEY = "pg_bench_admin_key_0123456789"
+LITELLM_KEY = "sk-" + "5eb1" * 16
+"""LiteLLM's master key: it refuses to start without one; without a database it is the only key."""
+BODY = {
+    "model": "dall-e-2",
+    "prompt": "a red fox in the snow",
+    "size": "256x256",
+    "response_format": "b64_json",
+}
+PATH = "/v1/images/generations"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- the upstream ----------------------------------------------------------------------------
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upstream_app() -> Callable[..., Awaitable[None]]:
+    """OpenAI's `POST /v1/images/generations`, always answering the same PNG in b64_json."""
+    answer = json.dumps(
+        {"created": 1_700_000_000, "data": [{"b64_json": base64.b64encode(_png()).decode()}]}
+    ).encode()
+    denied = json.dumps(
+        {"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}
+    ).encode()
+    authorization = f"Bearer {UPSTREAM_KEY}".encode()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:  # drain the body
+            message = await receive()
+            more = message.get("more_body", False)
+        ok = (b"authorization", authorization) in scope["headers"]
+        if scope["path"] != PATH:
+            status, body = 404, b'{"error": {"message": "Invalid URL"}}'
+        else:
+            status, body = (200, answer) if ok else (401, denied)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def serve_upstream(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        upstream_app(),
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def process(
+    command: list[str], *, ready_url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start `command`, wait until `ready_url` answers 200, stop it (SIGTERM, then SIGKILL)."""
+    with log.open("wb") as out:
+        child = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while True:
+                if child.poll() is not None:
+                    raise SystemExit(
+                        f"{command[0]} exited early; see {log}:\n{log.read_text()[-3000:]}"
+                    )
+                try:
+                    if httpx.get(ready_url, timeout=2).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{command[0]} did not get ready; see {log}")
+                time.sleep(0.2)
+            yield child
+        finally:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+                try:
+                    child.wait(20)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+# -- the load --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def drive(name: str, url: str, key: str, *, clients: int, requests: int) -> Result:
+    """`clients` tasks, each over its own connection, send `requests` requests in all."""
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+
+    async def client() -> None:
+        nonlocal remaining, errors
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(
+            limits=limits, timeout=120, headers={"Authorization": f"Bearer {key}"}
+        ) as http:
+            while remaining > 0:
+                remaining -= 1
+                started = time.perf_counter()
+                response = await http.post(url, json=BODY)
+                elapsed = time.perf_counter() - started
+                if response.status_code != 200 or not response.json()["data"][0].get("b64_json"):
+                    errors += 1
+                    if errors <= 3:
+                        print(f"  {name}: HTTP {response.status_code} {response.text[:300]}")
+                latencies.append(elapsed)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return Result(name, requests, time.perf_counter() - started, latencies, errors)
+
+
+def measure(name: str, url: str, key: str, args: argparse.Namespace) -> Result:
+    asyncio.run(drive(name, url, key, clients=args.clients, requests=args.warmup))
+    result = asyncio.run(drive(name, url, key, clients=args.clients, requests=args.requests))
+    print(
+        f"  {name}: {result.throughput:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
+        f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors",
+        flush=True,
+    )
+    return result
+
+
+def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
+    def added(result: Result, q: float) -> float:
+        return result.percentile(q) - upstream.percentile(q)
+
+    rows = [
+        "| | requests/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| upstream, direct | {upstream.throughput:.0f} | {upstream.percentile(0.5):.1f} | "
+        f"{upstream.percentile(0.99):.1f} | | | {upstream.errors} |",
+    ]
+    for result in (pixelgate, litellm):
+        if result is not None:
+            rows.append(
+                f"| {result.name} | {result.throughput:.0f} | {result.percentile(0.5):.1f} | "
+                f"{result.percentile(0.99):.1f} | {added(result, 0.5):.1f} | "
+                f"{added(result, 0.99):.1f} | {result.errors} |"
+            )
+    if litellm is not None:
+        speed = pixelgate.throughput / litellm.throughput
+        p50 = added(pixelgate, 0.5) / added(litellm, 0.5)
+        p99 = added(pixelgate, 0.99) / added(litellm, 0.99)
+        rows.append(
+            f"| pixelgate / LiteLLM | **{speed:.2f}x** (goal ≥ 2x) | | | "
+            f"**{p50:.2f}x** (goal ≤ 0.5x) | {p99:.2f}x | |"
+        )
+    return "\n".join(rows)
+
+
+def find_litellm(given: str | None) -> str | None:
+    for candidate in (given, os.environ.get("LITELLM_BIN"), shutil.which("litellm")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--litellm", help="the litellm executable (LiteLLM's proxy)")
+    parser.add_argument("--only", choices=["pixelgate", "litellm"], help="run one gateway only")
+    parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)  # the child process
+    args = parser.parse_args()
+    if args.upstream:
+        serve_upstream(args.upstream)
+        return
+    litellm_bin = find_litellm(args.litellm)
+    if litellm_bin is None and args.only != "pixelgate":
+        raise SystemExit(
+            "LiteLLM's proxy is not installed. It is not a pixelgate dependency; "
+            "install it apart:\n"
+            "  python3.11 -m venv /work/litellm-venv\n"
+            "  /work/litellm-venv/bin/pip install 'litellm[proxy]'\n"
+            "then run with --litellm /work/litellm-venv/bin/litellm "
+            "(or --only pixelgate to skip it)."
+        )
+    work = Path(tempfile.mkdtemp(prefix="pixelgate-bench-"))
+    upstream_port = free_port()
+    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    print(
+        f"{args.clients} clients, {args.requests} requests after {args.warmup} warm-up; in {work}"
+    )
+    with _upstream(upstream_port, work):
+        upstream = measure("upstream, direct", upstream_url + PATH, UPSTREAM_KEY, args)
+        pixelgate = litellm = None
+        if args.only != "litellm":
+            pixelgate = _bench_pixelgate(upstream_url, work, args)
+        if args.only != "pixelgate" and litellm_bin is not None:
+            litellm = _bench_litellm(litellm_bin, upstream_url, work, args)
+    if pixelgate is not None:
+        print()
+        print(table(upstream, pixelgate, litellm))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _upstream(port: int, work: Path) -> Iterator[None]:
+    """The upstream in its own process; ready when it answers (401 without a key)."""
+    log = (work / "upstream.log").open("wb")
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--upstream", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.post(f"http://127.0.0.1:{port}{PATH}", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or child.poll() is not None:
+                    raise SystemExit("the upstream did not start") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(10)
+        log.close()
+
+
+def _bench_pixelgate(upstream_url: str, work: Path, args: argparse.Namespace) -> Result:
+    port = free_port()
+    env = {
+        "PIXELGATE_DATA_DIR": str(work / "pixelgate-data"),
+        "PIXELGATE_ADMIN_KEY": GATEWAY_KEY,
+        "PIXELGATE_OPENAI_BASE_URL": upstream_url,
+        "PIXELGATE_OPENAI_API_KEY": UPSTREAM_KEY,
+    }
+    command = [sys.executable, "-m", "pixelgate", "serve", "--port", str(port)]
+    with process(
+        command, ready_url=f"http://127.0.0.1:{port}/readyz", log=work / "pixelgate.log", env=env
+    ):
+        return measure("pixelgate", f"http://127.0.0.1:{port}{PATH}", GATEWAY_KEY, args)
+
+
+def _bench_litellm(
+    litellm_bin: str, upstream_url: str, work: Path, args: argparse.Namespace
+) -> Result:
+    port = free_port()
+    config = work / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: dall-e-2\n"
+        "    litellm_params:\n"
+        "      model: openai/dall-e-2\n"
+        f"      api_base: {upstream_url}/v1\n"
+        f"      api_key: {UPSTREAM_KEY}\n"
+        "general_settings:\n"
+        f"  master_key: {LITELLM_KEY}\n"
+    )
+    command = [litellm_bin, "--config", str(config), "--port", str(port), "--num_workers", "1"]
+    with process(
+        command,
+        ready_url=f"http://127.0.0.1:{port}/health/liveliness",
+        log=work / "litellm.log",
+    ):
+        return measure("LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY, args)
+
+
+if __name__ == "__main__":
+    main()
