@@ -189,6 +189,7 @@ class Runtime:
                 ),
                 cache=ResultCache(self.db, self.files, shared=settings.cache_shared),
                 idempotency=IdempotencyKeys(self.db, self.clock),
+                safety=self.safety,
             ),
             max_attempts=settings.max_attempts,
         )
@@ -224,17 +225,19 @@ class Runtime:
                 )
         if isinstance(self.bus, RedisEventBus):
             self.bus.start()
+        if self.role == "worker":
+            # a worker loads its models before it takes a job or says it is alive
+            names = [*self.settings.preload_models, *self.models]
+            self.local_models.preload([self.catalog.resolve(name) for name in names])
         if self.local_worker is not None:
             # embedded: nothing else runs jobs, so jobs left running were cut off by a crash
             resumed = self.jobs.recover()
             if resumed:
                 log.info("resuming %d unfinished jobs", resumed)
             self.local_worker.start()
+            preload = [self.catalog.resolve(name) for name in self.settings.preload_models]
+            self.local_models.start_preload(preload)
         self._housekeeper.start()
-        runs_models = self.role == "worker" or self.local_worker is not None
-        if runs_models:
-            names = [*self.settings.preload_models, *self.models]
-            self.local_models.start_preload([self.catalog.resolve(name) for name in names])
 
     def stop(self) -> None:
         self._stopping.set()

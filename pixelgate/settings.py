@@ -11,7 +11,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -161,6 +161,16 @@ class Settings(BaseSettings):
     @property
     def resolved_safety_model_file(self) -> Path:
         return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_shared_secret(self) -> Settings:
+        # every replica signs media links; a key each made up alone would break them
+        if self.broker_url is not None and self.secret_key is None:
+            raise ValueError(
+                "PIXELGATE_SECRET_KEY is required with PIXELGATE_BROKER_URL: every replica "
+                "must sign media links with the same key"
+            )
+        return self
 
     @property
     def clustered(self) -> bool:

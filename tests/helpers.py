@@ -39,10 +39,15 @@ def wait_for(
 
 
 def read_events(
-    client: httpx.Client, job_id: str, **headers: str
+    client: httpx.Client,
+    job_id: str,
+    *,
+    into: list[tuple[str, dict[str, Any], str | None]] | None = None,
+    **headers: str,
 ) -> list[tuple[str, dict[str, Any], str | None]]:
-    """The whole SSE stream of a job, as (event, data, id) tuples."""
-    events: list[tuple[str, dict[str, Any], str | None]] = []
+    """The whole SSE stream of a job, as (event, data, id) tuples; appended to `into` as each
+    arrives, when given."""
+    events: list[tuple[str, dict[str, Any], str | None]] = [] if into is None else into
     with client.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers) as response:
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")

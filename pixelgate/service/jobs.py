@@ -16,7 +16,7 @@ from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.catalog import Catalog, ModelSpec, PromptOptions
 from pixelgate.clock import Clock
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
@@ -40,6 +40,7 @@ from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
+from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Policies:
     default_limits: LimitValues
     cache: ResultCache
     idempotency: IdempotencyKeys
+    safety: Safety | None = None
+    """The prompt block-list, when one is set."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,8 @@ class JobService:
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
         options = self._catalog.validate_options(spec, command.options, task=command.task)
+        if rules.safety is not None and isinstance(options, PromptOptions):
+            rules.safety.check_prompt(options.prompt, principal.tenant_id)
         self._providers.for_model(spec)
         fingerprint = request_fingerprint(command)
         if command.idempotency_key is not None:

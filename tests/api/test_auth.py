@@ -47,7 +47,10 @@ def test_a_wrong_key_is_401(server: Server, header: str) -> None:
 def test_health_needs_no_key(server: Server) -> None:
     assert httpx.get(server.url + "/healthz").json() == {"status": "ok", "checks": {}}
     ready = httpx.get(server.url + "/readyz").json()
-    assert ready == {"status": "ok", "checks": {"database": "ok", "worker": "ok"}}
+    assert ready == {
+        "status": "ok",
+        "checks": {"database": "ok", "storage": "ok", "worker": "ok"},
+    }
 
 
 def test_first_start_creates_an_admin_key_shown_once_and_kept_private(make_server) -> None:  # type: ignore[no-untyped-def]
