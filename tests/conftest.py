@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+pytest_plugins = ["tests.databases"]
+
 ADMIN_KEY = "pg_test_admin_key_0123456789"
 
 

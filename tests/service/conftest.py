@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -11,7 +11,7 @@ import pytest
 
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import ManualClock
-from pixelgate.db import Database, upgrade
+from pixelgate.db import Database
 from pixelgate.engine import CancelRegistry, EventBus
 from pixelgate.providers import (
     CancelToken,
@@ -33,6 +33,7 @@ from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.tenants import TenantService
 from pixelgate.storage import LocalBlobStore
+from tests.databases import ENGINES, open_database
 
 FIXTURE_MODEL = ModelSpec(
     id="test/fixture",
@@ -93,10 +94,9 @@ class Services:
     billing: Billing
 
 
-@pytest.fixture
-def services(tmp_path: Path) -> Services:
-    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    upgrade(db)
+@pytest.fixture(params=ENGINES)
+def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Services]:
+    db = open_database(request.param, tmp_path, request)
     clock = ManualClock()
     access = AccessService(db, clock)
     access.ensure_default_tenant()
@@ -152,7 +152,7 @@ def services(tmp_path: Path) -> Services:
         max_attempts=2,
         requeue=queue.enqueue,
     )
-    return Services(
+    yield Services(
         db,
         clock,
         access,
@@ -167,3 +167,4 @@ def services(tmp_path: Path) -> Services:
         tenants,
         billing,
     )
+    db.dispose()
