@@ -12,7 +12,9 @@ from PIL import Image
 
 GENERATE = "/v1/inference/images/generate"
 SLOW = {"model": "local/tiny", "num_steps": 200, "width": 128, "height": 128}
-"""A local/tiny request that runs for several seconds on 2 CPU cores."""
+"""A local/tiny request that runs for many seconds on 2 CPU cores: for tests that cancel it."""
+MEDIUM = {"model": "local/tiny", "num_steps": 60, "width": 64, "height": 64}
+"""Long enough to be seen running (a few seconds), short enough to be run to the end."""
 
 
 def generate(client: httpx.Client, **body: Any) -> httpx.Response:

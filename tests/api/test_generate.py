@@ -9,7 +9,7 @@ import httpx
 from PIL import Image
 
 from tests.conftest import Server
-from tests.helpers import GENERATE, generate, png_size, submit, wait_for
+from tests.helpers import GENERATE, MEDIUM, generate, png_size, submit, wait_for
 
 
 def test_sync_generate_returns_a_stored_image_behind_a_signed_link(api: httpx.Client) -> None:
@@ -108,7 +108,7 @@ def test_metadata_is_stored_with_the_job(api: httpx.Client) -> None:
 def test_sync_request_that_outlives_its_wait_answers_504_and_the_job_goes_on(make_server) -> None:  # type: ignore[no-untyped-def]
     server: Server = make_server(PIXELGATE_SYNC_TIMEOUT_SECONDS="0.5").start()
     with server.client() as api:
-        response = generate(api, num_steps=200, width=128, height=128)
+        response = generate(api, **MEDIUM)
 
         assert response.status_code == 504
         error = response.json()["error"]

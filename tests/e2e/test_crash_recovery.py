@@ -5,13 +5,13 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import Server
-from tests.helpers import SLOW, png_size, submit, wait_for
+from tests.helpers import MEDIUM, SLOW, png_size, submit, wait_for
 
 
 def test_a_job_running_when_the_server_is_killed_finishes_after_restart(make_server) -> None:  # type: ignore[no-untyped-def]
     server: Server = make_server().start()
     with server.client() as api:
-        running = submit(api, **SLOW, seed=42)
+        running = submit(api, **MEDIUM, seed=42)
         queued = submit(api, seed=43)
         wait_for(api, running["id"], "running")
         assert api.get(f"/v1/jobs/{queued['id']}").json()["data"]["status"] == "queued"
@@ -27,7 +27,7 @@ def test_a_job_running_when_the_server_is_killed_finishes_after_restart(make_ser
         assert resumed["attempts"] == 2
         [item] = resumed["result"]["data"]
         assert item["seed"] == 42  # the seed fixed at submission, so the restart draws the same
-        assert png_size(httpx.get(item["url"]).content) == (128, 128)
+        assert png_size(httpx.get(item["url"]).content) == (64, 64)
         events = _event_names(api, running["id"])
         assert events == ["queued", "running", "queued", "running", "succeeded"]
 
