@@ -17,14 +17,12 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
-from pixelgate.engine.celery_queue import CeleryQueue, create_celery
-from pixelgate.engine.redis_events import RedisEventBus
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
@@ -48,7 +46,13 @@ from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
 from pixelgate.storage import BlobStore, LocalBlobStore
-from pixelgate.storage.s3 import S3BlobStore
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from pixelgate.engine.celery_queue import CeleryQueue
+    from pixelgate.engine.redis_events import RedisEventBus
+    from pixelgate.storage.s3 import S3BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +88,14 @@ class Runtime:
             ]
         )
         self.models = [self.catalog.resolve(name).id for name in models]
-        self.bus: EventBus = RedisEventBus(settings.redis_url) if settings.redis_url else EventBus()
+        self._redis_bus = _redis_bus(settings.redis_url) if settings.redis_url else None
+        self.bus: EventBus = self._redis_bus or EventBus()
         self.cancels = CancelRegistry()
         links = MediaLinks(
             _secret_key(settings), self.clock, ttl_seconds=settings.media_link_ttl_seconds
         )
-        self.blobs: BlobStore = (
-            S3BlobStore.from_url(
-                settings.storage_url,
-                endpoint_url=settings.s3_endpoint_url,
-                region=settings.s3_region,
-            )
-            if settings.storage_url
-            else LocalBlobStore(settings.data_dir / "blobs")
-        )
+        self._s3 = _s3_store(settings) if settings.storage_url else None
+        self.blobs: BlobStore = self._s3 or LocalBlobStore(settings.data_dir / "blobs")
         blobs = self.blobs
         self.files = FileService(
             self.db,
@@ -144,7 +142,7 @@ class Runtime:
             requeue=self.enqueue,
             safety=self.safety,
         )
-        self.celery = create_celery(settings.broker_url) if settings.broker_url else None
+        self.celery = _celery(settings.broker_url) if settings.broker_url else None
         self.local_worker = (
             None
             if settings.clustered
@@ -155,7 +153,7 @@ class Runtime:
             )
         )
         self.queue: JobQueue = (
-            CeleryQueue(self.celery, [spec.id for spec in self.catalog])
+            _celery_queue(self.celery, [spec.id for spec in self.catalog])
             if self.celery is not None
             else self._local_worker()
         )
@@ -223,8 +221,8 @@ class Runtime:
                     f"{self.settings.data_dir / ADMIN_KEY_FILE}):\n  {new_key}",
                     flush=True,
                 )
-        if isinstance(self.bus, RedisEventBus):
-            self.bus.start()
+        if self._redis_bus is not None:
+            self._redis_bus.start()
         if self.role == "worker":
             # a worker loads its models before it takes a job or says it is alive
             names = [*self.settings.preload_models, *self.models]
@@ -247,8 +245,8 @@ class Runtime:
             self._housekeeper.join(5)
         if self.role == "worker":
             self.workers.leave(self.worker_id)
-        if isinstance(self.bus, RedisEventBus):
-            self.bus.stop()
+        if self._redis_bus is not None:
+            self._redis_bus.stop()
         self.db.dispose()
 
     def check_dependencies(self) -> dict[str, str]:
@@ -257,8 +255,8 @@ class Runtime:
             "database": lambda: self.db.ping(),
             "storage": self._check_storage,
         }
-        if isinstance(self.bus, RedisEventBus):
-            checks["redis"] = self.bus.ping
+        if self._redis_bus is not None:
+            checks["redis"] = self._redis_bus.ping
         if self.celery is not None:
             checks["broker"] = lambda: self.celery.connection_for_read().ensure_connection(  # type: ignore[union-attr]
                 max_retries=1, timeout=2
@@ -275,8 +273,8 @@ class Runtime:
         return results
 
     def _check_storage(self) -> None:
-        if isinstance(self.blobs, S3BlobStore):
-            self.blobs.check()
+        if self._s3 is not None:
+            self._s3.check()
         elif not os.access(self.settings.data_dir, os.W_OK):
             raise PermissionError(str(self.settings.data_dir))
 
@@ -329,3 +327,33 @@ def _secret_key(settings: Settings) -> bytes:
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
     return path.read_text().strip().encode()
+
+
+# Cluster parts are imported only when configured: an embedded start does not pay for them.
+
+
+def _redis_bus(url: str) -> RedisEventBus:
+    from pixelgate.engine.redis_events import RedisEventBus
+
+    return RedisEventBus(url)
+
+
+def _s3_store(settings: Settings) -> S3BlobStore:
+    from pixelgate.storage.s3 import S3BlobStore
+
+    assert settings.storage_url is not None
+    return S3BlobStore.from_url(
+        settings.storage_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region
+    )
+
+
+def _celery(broker_url: str) -> Celery:
+    from pixelgate.engine.celery_queue import create_celery
+
+    return create_celery(broker_url)
+
+
+def _celery_queue(app: Celery, models: list[str]) -> CeleryQueue:
+    from pixelgate.engine.celery_queue import CeleryQueue
+
+    return CeleryQueue(app, models)

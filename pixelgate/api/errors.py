@@ -30,8 +30,8 @@ retried the upstream provider itself.
 from __future__ import annotations
 
 import logging
+import sys
 
-import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -150,15 +150,17 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(exc.headers or {}),
         )
 
-    async def on_unreachable(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_unreachable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("a dependency is unreachable: %s", type(exc).__name__)
         what = "database" if isinstance(exc, OperationalError | InterfaceError) else "Redis"
         error = ServiceUnavailable(f"The {what} is unavailable; try again shortly")
-        response = error_response(error)
+        response = error_response(error, path=_path(request))
         response.headers["Retry-After"] = "5"
         return response
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if _redis_unreachable(exc):
+            return await on_unreachable(request, exc)
         log.exception("unhandled error", exc_info=exc)
         return error_response(InternalError("Internal server error"), path=_path(request))
 
@@ -167,5 +169,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(OperationalError, on_unreachable)
     app.add_exception_handler(InterfaceError, on_unreachable)
-    app.add_exception_handler(redis.ConnectionError, on_unreachable)
     app.add_exception_handler(Exception, on_unexpected)
+
+
+def _redis_unreachable(exc: Exception) -> bool:
+    """A Redis connection error; Redis is only imported (and can only fail) in a cluster."""
+    redis = sys.modules.get("redis")
+    return redis is not None and isinstance(exc, redis.ConnectionError)

@@ -15,7 +15,6 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerMinute, storage, strategies
 
 from pixelgate.errors import RateLimited
@@ -54,9 +53,7 @@ class RateLimits:
         self._limiter = strategies.MovingWindowRateLimiter(storage.storage_from_string(storage_uri))
         # in a cluster the check-then-insert must exclude other replicas too
         self._lock: AbstractContextManager[Any] = (
-            redis.Redis.from_url(redis_url).lock("pixelgate:concurrency", timeout=10)
-            if redis_url
-            else threading.Lock()
+            _redis_lock(redis_url) if redis_url else threading.Lock()
         )
         self._concurrency_retry_after = concurrency_retry_after
 
@@ -100,3 +97,12 @@ class RateLimits:
     def _retry_after(self, item: RateLimitItem, subject: Subject) -> float:
         stats = self._limiter.get_window_stats(item, subject.kind, subject.id)
         return float(max(1, math.ceil(stats.reset_time - time.time())))
+
+
+def _redis_lock(url: str) -> AbstractContextManager[Any]:
+    import redis
+
+    lock: AbstractContextManager[Any] = redis.Redis.from_url(url).lock(
+        "pixelgate:concurrency", timeout=10
+    )
+    return lock
