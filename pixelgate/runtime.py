@@ -150,6 +150,7 @@ class Runtime:
                 self.executor.run,
                 threads=settings.worker_threads,
                 group_size=settings.max_batch_size,
+                grouped=self._batched,
             )
         )
         self.queue: JobQueue = (
@@ -204,6 +205,10 @@ class Runtime:
     def _local_worker(self) -> ThreadWorker:
         assert self.local_worker is not None
         return self.local_worker
+
+    def _batched(self, model: str) -> bool:
+        """Local models batch a group of jobs; hosted calls need no grouping."""
+        return self.catalog.resolve(model).provider == self.local_models.name
 
     def enqueue(self, job_id: str, model: str) -> None:
         self.queue.enqueue(job_id, model)

@@ -33,10 +33,17 @@ class JobQueue(Protocol):
 
 class ThreadWorker:
     def __init__(
-        self, handler: Callable[[str], None], *, threads: int = 1, group_size: int | None = None
+        self,
+        handler: Callable[[str], None],
+        *,
+        threads: int = 1,
+        group_size: int | None = None,
+        grouped: Callable[[str], bool] = lambda model: True,
     ) -> None:
         self._handler = handler
         self._group_size = max(1, group_size or threads)
+        self._grouped = grouped
+        """Whether a model's jobs go out in groups (to be batched); others go out at once."""
         self._cond = threading.Condition()
         self._waiting: dict[str, deque[str]] = {}
         """Queued job ids per model, oldest first."""
@@ -78,11 +85,13 @@ class ThreadWorker:
                 thread.join(timeout)
 
     def _dispatch(self) -> None:
-        """Holding the lock: start the next group of every model that has none running."""
+        """Holding the lock: start the next group of every grouped model that has none
+        running, and every waiting job of the other models."""
         for model, ids in self._waiting.items():
-            if self._running.get(model) or not ids:
+            grouped = self._grouped(model)
+            if not ids or (grouped and self._running.get(model)):
                 continue
-            for _ in range(min(self._group_size, len(ids))):
+            for _ in range(min(self._group_size, len(ids)) if grouped else len(ids)):
                 self._ready.append((ids.popleft(), model))
                 self._running[model] = self._running.get(model, 0) + 1
         self._cond.notify_all()
