@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,11 +16,16 @@ class Database:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite has one writer; its busy handler sleeps with backoff when writers collide,
+        # so this process's units of work take turns here instead and wake at once
+        self._turns: AbstractContextManager[object] = (
+            threading.RLock() if url.startswith("sqlite") else nullcontext()
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
+        with self._turns, self._sessions() as session, session.begin():
             yield session
 
     def ping(self) -> None:

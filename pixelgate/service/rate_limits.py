@@ -83,11 +83,17 @@ class RateLimits:
     def concurrency_slot(
         self, subjects: list[Subject], count_active: Callable[[Subject], int]
     ) -> Iterator[None]:
-        """Hold the lock while checking active jobs and recording the new one."""
+        """Hold the lock while checking active jobs and recording the new one; with no
+        concurrency limit to keep, there is nothing to check and nobody waits."""
+        limited = [s for s in subjects if s.limits.concurrent_jobs is not None]
+        if not limited:
+            yield
+            return
         with self._lock:
-            for subject in subjects:
+            for subject in limited:
                 limit = subject.limits.concurrent_jobs
-                if limit is not None and count_active(subject) >= limit:
+                assert limit is not None
+                if count_active(subject) >= limit:
                     raise RateLimited(
                         f"Too many jobs at once: {limit} queued or running for this {subject.kind}",
                         retry_after=self._concurrency_retry_after,
