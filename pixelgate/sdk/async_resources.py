@@ -12,9 +12,11 @@ import anyio
 
 from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
+    EDIT_PATH,
     REMOVE_BACKGROUND_PATH,
     JobStatusFilter,
     ResponseFormat,
+    edit_body,
     file_path,
     generate_body,
     job_path,
@@ -77,6 +79,60 @@ class AsyncImages:
             run_async=True,
         )
         response = await self._transport.request("POST", GENERATE_PATH, json=body)
+        return Job.from_dict(data_object(response), self._transport)
+
+    async def edit(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str,
+        prompt: str,
+        mask: str | Path | bytes | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> ImagesResponse:
+        """Image-to-image, or inpainting with a `mask` (white repaints, black keeps), and wait
+        for the images; like `Client.images.edit`.
+
+            result = await client.images.edit("photo.png", model="local/tiny", prompt="a boat")
+        """
+        body = edit_body(
+            model=model,
+            prompt=prompt,
+            image=image,
+            mask=mask,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=False,
+        )
+        response = await self._transport.request("POST", EDIT_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    async def submit_edit(
+        self,
+        image: str | Path | bytes,
+        *,
+        model: str,
+        prompt: str,
+        mask: str | Path | bytes | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue an edit and return its job at once; follow it with `client.jobs`."""
+        body = edit_body(
+            model=model,
+            prompt=prompt,
+            image=image,
+            mask=mask,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=True,
+        )
+        response = await self._transport.request("POST", EDIT_PATH, json=body)
         return Job.from_dict(data_object(response), self._transport)
 
     async def remove_background(

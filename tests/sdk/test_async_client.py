@@ -93,3 +93,27 @@ async def test_errors(server: Server) -> None:
         assert caught.value.param == "width"
         with pytest.raises(NotFound):
             await client.jobs.get("job_does_not_exist")
+
+
+async def test_edit_with_a_mask_and_submit_edit(server: Server, tmp_path: Path) -> None:
+    picture = tmp_path / "in.png"
+    PILImage.new("RGB", (64, 64), (200, 40, 40)).save(picture)
+    mask = PILImage.new("L", (64, 64), 0)
+    mask.paste(255, (0, 0, 32, 64))  # repaint the left half
+    mask_path = tmp_path / "mask.png"
+    mask.save(mask_path)
+    async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
+        edited = await client.images.edit(
+            picture, model="local/tiny", prompt="a blue square", mask=mask_path, seed=3,
+            num_steps=4,
+        )  # fmt: skip
+        job = await client.images.submit_edit(
+            picture.read_bytes(), model="local/tiny", prompt="x", strength=0.5, num_steps=4
+        )
+        done = await client.jobs.wait(job.id, timeout=60)
+        saved = await edited.data[0].asave(tmp_path / "out.png")
+
+    result = PILImage.open(saved).convert("RGB")
+    assert result.size == (64, 64)
+    assert result.getpixel((60, 30)) == (200, 40, 40)  # black in the mask: kept exactly
+    assert done.status == "succeeded" and done.result is not None
