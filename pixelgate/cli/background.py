@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from pixelgate.cli.common import connection_options, open_client, print_json
-from pixelgate.cli.generate import follow
+from pixelgate.cli.results import await_result
 
 
 @click.command("remove-bg")
@@ -48,17 +48,7 @@ def remove_bg(
             model=model,
             output_format="webp" if output_format == "webp" else None,
         )
-        click.echo(f"job {job.id}", err=True)
-        try:
-            job = follow(client, job, show_progress=not as_json)
-        except KeyboardInterrupt:
-            client.jobs.cancel(job.id)
-            click.echo(f"interrupted: canceled job {job.id}", err=True)
-            raise SystemExit(130) from None
-        job.raise_for_status()
-        result = job.result
-        if result is None:
-            raise click.ClickException(f"Job {job.id} succeeded without a result")
+        result = await_result(client, job, show_progress=not as_json)
         path = output or image.with_name(f"{image.stem}-nobg.{fmt}")
         result.data[0].save(path)
     if as_json:

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from pixelgate.cli.common import connection_options, open_client, print_json
-from pixelgate.cli.generate import follow, output_paths, parse_option
+from pixelgate.cli.generate import parse_option
+from pixelgate.cli.results import await_result, output_paths
 
 
 @click.command()
@@ -72,17 +73,7 @@ def edit(
     options.update({name: value for name, value in flags.items() if value is not None})
     with open_client(url, api_key) as client:
         job = client.images.submit_edit(image, model=model, prompt=prompt, mask=mask, **options)
-        click.echo(f"job {job.id}", err=True)
-        try:
-            job = follow(client, job, show_progress=not as_json)
-        except KeyboardInterrupt:
-            client.jobs.cancel(job.id)
-            click.echo(f"interrupted: canceled job {job.id}", err=True)
-            raise SystemExit(130) from None
-        job.raise_for_status()
-        result = job.result
-        if result is None:
-            raise click.ClickException(f"Job {job.id} succeeded without a result")
+        result = await_result(client, job, show_progress=not as_json)
         paths = output_paths(output, len(result.data), job_id=job.id, extension="png")
         for item, path in zip(result.data, paths, strict=True):
             item.save(path)

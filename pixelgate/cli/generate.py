@@ -7,17 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
-from pixelgate.cli.common import connection_options, open_client, print_json, stderr_console
-from pixelgate.sdk import Client, Job
+from pixelgate.cli.common import connection_options, open_client, print_json
+from pixelgate.cli.results import await_result, output_paths
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -31,37 +23,6 @@ def parse_option(text: str) -> tuple[str, Any]:
     except ValueError:
         value = raw
     return key.strip(), value
-
-
-def output_paths(output: Path | None, count: int, *, job_id: str, extension: str) -> list[Path]:
-    """`out.png` for one image; `out-1.png`, `out-2.png`, ... for several."""
-    base = output or Path(f"{job_id}.{extension}")
-    if count == 1:
-        return [base]
-    return [base.with_name(f"{base.stem}-{index}{base.suffix}") for index in range(1, count + 1)]
-
-
-def follow(client: Client, job: Job, *, show_progress: bool) -> Job:
-    """Follow the job's events to its end, with a progress bar on stderr."""
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr_console(), disable=not show_progress) as progress:
-        task = progress.add_task(f"{job.model}: queued", total=None)
-        for event in client.jobs.events(job.id):
-            if event.type == "running":
-                progress.update(task, description=f"{job.model}: running")
-            elif event.type == "progress" and event.total:
-                progress.update(task, completed=event.step or 0, total=event.total)
-            elif event.is_terminal:
-                progress.update(task, description=f"{job.model}: {event.type}")
-                if event.job is not None:
-                    return event.job
-    return client.jobs.get(job.id)
 
 
 @click.command()
@@ -130,18 +91,7 @@ def generate(
 
     with open_client(url, api_key) as client:
         job = client.images.submit(model=model, prompt=prompt, **options)
-        click.echo(f"job {job.id}", err=True)
-        try:
-            job = follow(client, job, show_progress=not as_json)
-        except KeyboardInterrupt:
-            # the job runs on the server; stopping the command should stop it too
-            client.jobs.cancel(job.id)
-            click.echo(f"interrupted: canceled job {job.id}", err=True)
-            raise SystemExit(130) from None
-        job.raise_for_status()
-        result = job.result
-        if result is None:
-            raise click.ClickException(f"Job {job.id} succeeded without a result")
+        result = await_result(client, job, show_progress=not as_json)
         paths = output_paths(
             output, len(result.data), job_id=job.id, extension=output_format or "png"
         )
