@@ -142,7 +142,8 @@ class JobService:
         if rules.safety is not None and isinstance(options, PromptOptions):
             rules.safety.check_prompt(options.prompt, principal.tenant_id)
         self._providers.for_model(spec)
-        fingerprint = request_fingerprint(command)
+        # only an Idempotency-Key needs the request's digest (input images included)
+        fingerprint = request_fingerprint(command) if command.idempotency_key is not None else ""
         if command.idempotency_key is not None:
             earlier = rules.idempotency.replay(tenant.id, command.idempotency_key, fingerprint)
             if earlier is not None:
