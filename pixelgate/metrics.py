@@ -54,15 +54,19 @@ class Metrics:
     def on_job_finished(
         self, session: Session, job_id: str, status: str, values: dict[str, Any]
     ) -> None:
-        """A job-store finish hook."""
-        job = session.get(Job, job_id)
-        if job is None or job.started_at is None:
+        """A job-store finish hook; reads the job only when the store did not return it."""
+        model, started, finished = (
+            values.get(name) for name in ("model", "started_at", "finished_at")
+        )
+        if model is None:
+            job = session.get(Job, job_id)
+            if job is None:
+                return
+            model, started, finished = job.model, job.started_at, finished or job.finished_at
+        if started is None or finished is None:
             return
-        finished = values.get("finished_at") or job.finished_at
-        if finished is None:
-            return
-        seconds = (as_utc(finished) - as_utc(job.started_at)).total_seconds()
-        self.job_duration.labels(job.model, str(status)).observe(max(0.0, seconds))
+        seconds = (as_utc(finished) - as_utc(started)).total_seconds()
+        self.job_duration.labels(model, str(status)).observe(max(0.0, seconds))
 
     def watch(
         self,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ class JobEventMessage:
     data: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
     """The persisted event's id; None for progress, which is not persisted."""
+    snapshot: object = field(default=None, compare=False, repr=False)
+    """In this process only, never sent on: the job's record as this event left it (an ended
+    job, from the update that ended it), so a waiter here need not read it back."""
 
     @property
     def is_terminal(self) -> bool:
@@ -47,16 +51,27 @@ class Subscription:
         self._bus.unsubscribe(self)
 
 
+RECENT_ENDINGS = 1024
+"""How many of the latest jobs' terminal events the bus keeps for late subscribers."""
+
+
 class EventBus:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscriptions: dict[str, set[Subscription]] = {}
+        self._endings: OrderedDict[str, JobEventMessage] = OrderedDict()
+        """The terminal events of the latest jobs to end, oldest first."""
 
     def subscribe(self, job_id: str) -> Subscription:
-        """Called from the event loop; events are delivered into that loop."""
+        """Called from the event loop; events are delivered into that loop. A job that ended
+        lately (its terminal event passed through this bus) delivers that event at once, so a
+        subscriber who comes a moment late does not wait for news that has passed."""
         subscription = Subscription(self, job_id)
         with self._lock:
             self._subscriptions.setdefault(job_id, set()).add(subscription)
+            ended = self._endings.get(job_id)
+            if ended is not None:
+                subscription.deliver(ended)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -70,6 +85,10 @@ class EventBus:
     def publish(self, event: JobEventMessage) -> None:
         """Safe from any thread."""
         with self._lock:
+            if event.is_terminal:
+                self._endings[event.job_id] = event
+                if len(self._endings) > RECENT_ENDINGS:
+                    self._endings.popitem(last=False)
             subscribers = list(self._subscriptions.get(event.job_id, ()))
         for subscription in subscribers:
             subscription.deliver(event)

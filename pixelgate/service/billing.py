@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Update, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -96,7 +96,6 @@ class Billing:
         """Hold `amount` against every budget of the tenant, or refuse the whole request."""
         month = month_of(self._clock.now())
         for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
-            _ensure_account(session, tenant.id, period)
             statement = (
                 update(BudgetAccount)
                 .where(BudgetAccount.tenant_id == tenant.id, BudgetAccount.period == period)
@@ -106,15 +105,19 @@ class Billing:
                 statement = statement.where(
                     BudgetAccount.spent + BudgetAccount.reserved + amount <= limit
                 )
-            if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
-                account = session.get(BudgetAccount, (tenant.id, period))
-                assert account is not None and limit is not None
-                remaining = max(0, limit - account.spent - account.reserved)
-                which = "total" if period == TOTAL else f"monthly ({period})"
-                raise BudgetExceeded(
-                    f"Budget exceeded: this request costs {format_money(amount)} and "
-                    f"{format_money(remaining)} remains of the {which} budget"
-                )
+            # the account usually exists: it is made (once per period) only when none matched
+            if _changed(session, statement) or (
+                _ensure_account(session, tenant.id, period) and _changed(session, statement)
+            ):
+                continue
+            account = session.get(BudgetAccount, (tenant.id, period))
+            assert account is not None and limit is not None
+            remaining = max(0, limit - account.spent - account.reserved)
+            which = "total" if period == TOTAL else f"monthly ({period})"
+            raise BudgetExceeded(
+                f"Budget exceeded: this request costs {format_money(amount)} and "
+                f"{format_money(remaining)} remains of the {which} budget"
+            )
         session.add(self._entry(tenant.id, job_id, "reserve", amount, images, model, month))
 
     def finish(self, session: Session, job_id: str, *, produced: int) -> None:
@@ -222,9 +225,16 @@ class Billing:
         )
 
 
-def _ensure_account(session: Session, tenant_id: str, period: str) -> None:
+def _changed(session: Session, statement: Update) -> bool:
+    """Run a conditional update of one row; whether it matched."""
+    result = session.execute(statement, execution_options={"synchronize_session": False})
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def _ensure_account(session: Session, tenant_id: str, period: str) -> bool:
+    """Make the account if it is missing; True when it was missing (the caller tries again)."""
     if session.get(BudgetAccount, (tenant_id, period)) is not None:
-        return
+        return False
     try:
         with session.begin_nested():
             session.execute(
@@ -234,3 +244,4 @@ def _ensure_account(session: Session, tenant_id: str, period: str) -> None:
             )
     except IntegrityError:
         pass  # a concurrent request made it first
+    return True

@@ -66,6 +66,7 @@ class JobExecutor:
         self._safety = safety
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
+        self._keeper = _LeaseKeeper(store, clock, worker_id=worker_id, lease=self._lease)
 
     @property
     def running(self) -> list[str]:
@@ -82,25 +83,12 @@ class JobExecutor:
 
     def _run(self, job_id: str, token: CancelToken) -> None:
         # 1. claim: only one runner moves a job from queued to running, and leases it
-        job = self._store.load(job_id)
-        if job is None:
-            return
         now = self._clock.now()
-        claimed = self._store.transition(
-            job_id,
-            to=JobStatus.RUNNING,
-            allowed_from=(JobStatus.QUEUED,),
-            event_data={"attempt": job.attempts + 1},
-            started_at=now,
-            attempts=job.attempts + 1,
-            worker_id=self.worker_id,
-            lease_expires_at=now + self._lease,
+        job = self._store.claim(
+            job_id, worker_id=self.worker_id, now=now, lease_until=now + self._lease
         )
-        if not claimed:
-            return  # already taken, finished or canceled: a duplicate delivery
-        job = self._store.load(job_id)
         if job is None:
-            return
+            return  # already taken, finished or canceled: a duplicate delivery
         if job.cancel_requested:
             token.cancel()
         with self._holding_lease(job_id, token):
@@ -132,9 +120,10 @@ class JobExecutor:
             # 4. the safety check, when on: a flagged image is never stored
             if self._safety is not None:
                 self._safety.check_images(job.tenant_id, images)
-            # 5. the results, stored before the job says it succeeded
+            # 5. the results: bytes stored first, then their records and the success in one
+            # transaction, so a job that says it succeeded always has its files
             stored = [
-                self._files.store(tenant_id=job.tenant_id, job_id=job_id, image=image)
+                self._files.prepare(tenant_id=job.tenant_id, job_id=job_id, image=image)
                 for image in images
             ]
             result = {
@@ -148,13 +137,20 @@ class JobExecutor:
                     for record, image in zip(stored, images, strict=True)
                 ],
             }
-            self._store.transition(
+            succeeded = self._store.transition(
                 job_id,
                 to=JobStatus.SUCCEEDED,
                 allowed_from=RUNNING,
                 held_by=self.worker_id,
+                within=lambda session: session.add_all(stored),
                 result=result,
             )
+            if succeeded:
+                self._files.saved(stored)
+            else:
+                # the job was taken back or canceled meanwhile: the files are recorded anyway,
+                # so that retention removes their bytes in time
+                self._files.save(stored)
         except Canceled:
             self._store.transition(
                 job_id,
@@ -201,32 +197,65 @@ class JobExecutor:
 
     @contextmanager
     def _holding_lease(self, job_id: str, token: CancelToken) -> Iterator[None]:
-        """While the job runs: renew its lease every third of the lease, and pass on a cancel
-        asked for anywhere (another replica, another process) through the database. A lost
-        lease (the job was taken back) stops the work at its next step."""
-        stop = threading.Event()
-        interval = self._lease.total_seconds() / 3
-
-        def keep() -> None:
-            while not stop.wait(interval):
-                try:
-                    held, cancel = self._store.renew_lease(
-                        job_id, self.worker_id, self._clock.now() + self._lease
-                    )
-                except Exception:
-                    log.warning("could not renew the lease of job %s", job_id, exc_info=True)
-                    continue
-                if cancel or not held:
-                    token.cancel()
-
-        keeper = threading.Thread(target=keep, name=f"lease-{job_id}", daemon=True)
+        """While the job runs, its lease is renewed and a cancel asked for anywhere reaches it
+        (see `_LeaseKeeper`)."""
         with self._running_lock:
             self._running.add(job_id)
-        keeper.start()
+        self._keeper.add(job_id, token)
         try:
             yield
         finally:
-            stop.set()
-            keeper.join()
+            self._keeper.discard(job_id)
             with self._running_lock:
                 self._running.discard(job_id)
+
+
+class _LeaseKeeper:
+    """One thread per executor that, while the executor runs jobs, renews all their leases every
+    third of the lease in one transaction, and passes on a cancel asked for anywhere (another
+    replica, another process) through the database. A lost lease (the job was taken back) stops
+    the work at its next step. The thread ends when no job runs and starts with the next."""
+
+    def __init__(self, store: JobStore, clock: Clock, *, worker_id: str, lease: timedelta) -> None:
+        self._store = store
+        self._clock = clock
+        self._worker_id = worker_id
+        self._lease = lease
+        self._interval = lease.total_seconds() / 3
+        self._tokens: dict[str, CancelToken] = {}
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job_id: str, token: CancelToken) -> None:
+        with self._cond:
+            self._tokens[job_id] = token
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._keep, name=f"lease-{self._worker_id}", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, job_id: str) -> None:
+        with self._cond:
+            self._tokens.pop(job_id, None)
+            if not self._tokens:
+                self._cond.notify_all()
+
+    def _keep(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: not self._tokens, self._interval)
+                if not self._tokens:
+                    self._thread = None
+                    return
+                tokens = dict(self._tokens)
+            try:
+                states = self._store.renew_leases(
+                    tokens, self._worker_id, self._clock.now() + self._lease
+                )
+            except Exception:
+                log.warning("could not renew the leases of %s", sorted(tokens), exc_info=True)
+                continue
+            for job_id, (held, cancel) in states.items():
+                if cancel or not held:
+                    tokens[job_id].cancel()

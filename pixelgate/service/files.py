@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+from collections import OrderedDict
 from datetime import timedelta
 
 from sqlalchemy import delete, select
@@ -17,6 +19,8 @@ from pixelgate.service.media import MediaLinks
 from pixelgate.storage import BlobNotFound, BlobStore
 
 log = logging.getLogger(__name__)
+
+RECENT_FILES = 1024
 
 
 class FileService:
@@ -34,11 +38,22 @@ class FileService:
         self._clock = clock
         self.links = links
         self._retention = retention
+        self._recent: OrderedDict[str, StoredFile] = OrderedDict()
+        """The latest records saved by this process, by id, oldest first. A record changes
+        only by its deletion, which `sweep_expired` makes after it expires."""
+        self._recent_lock = threading.Lock()
 
     def store(self, *, tenant_id: str, job_id: str | None, image: GeneratedImage) -> StoredFile:
+        record = self.prepare(tenant_id=tenant_id, job_id=job_id, image=image)
+        self.save([record])
+        return record
+
+    def prepare(self, *, tenant_id: str, job_id: str | None, image: GeneratedImage) -> StoredFile:
+        """Store the bytes; return their record, not yet saved: the caller saves it in its own
+        transaction (or with `save`)."""
         key = self._blobs.put(image.data)
         now = self._clock.now()
-        record = StoredFile(
+        return StoredFile(
             id="file_" + secrets.token_hex(12),
             tenant_id=tenant_id,
             job_id=job_id,
@@ -50,9 +65,20 @@ class FileService:
             created_at=now,
             expires_at=now + self._retention,
         )
+
+    def save(self, records: list[StoredFile]) -> None:
         with self._db.session() as session:
-            session.add(record)
-        return record
+            session.add_all(records)
+        self.saved(records)
+
+    def saved(self, records: list[StoredFile]) -> None:
+        """Records just committed (by `save` or in another's transaction): kept a while in
+        memory, so handing the new results back (`get_many`) reads no database."""
+        with self._recent_lock:
+            for record in records:
+                self._recent[record.id] = record
+            while len(self._recent) > RECENT_FILES:
+                self._recent.popitem(last=False)
 
     def duplicate(self, record: StoredFile, *, tenant_id: str, job_id: str) -> StoredFile:
         """A new, unsaved file record over the same stored bytes (a cache hit's own copy)."""
@@ -79,13 +105,24 @@ class FileService:
         return record
 
     def get_many(self, tenant_id: str, file_ids: list[str]) -> dict[str, StoredFile]:
-        with self._db.session() as session:
-            records = session.scalars(
-                select(StoredFile).where(
-                    StoredFile.id.in_(file_ids), StoredFile.tenant_id == tenant_id
+        """The tenant's live files among these ids."""
+        with self._recent_lock:
+            known = [self._recent.get(file_id) for file_id in file_ids]
+        records = [record for record in known if record is not None]
+        if len(records) < len(file_ids):
+            with self._db.session() as session:
+                records = list(
+                    session.scalars(
+                        select(StoredFile).where(
+                            StoredFile.id.in_(file_ids), StoredFile.tenant_id == tenant_id
+                        )
+                    )
                 )
-            ).all()
-        return {record.id: record for record in records if not self._expired(record)}
+        return {
+            record.id: record
+            for record in records
+            if record.tenant_id == tenant_id and not self._expired(record)
+        }
 
     def read(self, record: StoredFile) -> bytes:
         try:

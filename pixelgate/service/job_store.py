@@ -36,10 +36,14 @@ class JobStatus(StrEnum):
 
 
 FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
-"""Called inside the transaction that ends a job: (session, job id, final status, values)."""
+"""Called inside the transaction that ends a job: (session, job id, final status, values); the
+values are those set, plus the job's `model` and `started_at` where the database returned them."""
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+NO_SYNC = {"synchronize_session": False}
+"""State changes are conditional updates by id; no object of the session needs updating."""
 
 
 class JobStore:
@@ -55,6 +59,7 @@ class JobStore:
         self._bus = bus
         self._clock = clock
         self._on_finish = tuple(on_finish)
+        self._returning = bool(db.engine.dialect.update_returning)
 
     def create(
         self,
@@ -92,10 +97,13 @@ class JobStore:
         event_data: dict[str, Any] | None = None,
         held_by: str | None = None,
         conditions: Collection[ColumnElement[bool]] = (),
+        within: Callable[[Session], None] | None = None,
         **values: Any,
     ) -> bool:
         """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
-        leased to that worker; and meets `conditions`); False if it was not."""
+        leased to that worker; and meets `conditions`); False if it was not. `within` runs in
+        the same transaction once the move is made (the ended job's stored files, say), so it
+        stands or falls with it."""
         data = event_data or {}
         if to.is_terminal:
             values.setdefault("finished_at", self._clock.now())
@@ -104,19 +112,69 @@ class JobStore:
         where = [Job.id == job_id, Job.status.in_([str(s) for s in allowed_from]), *conditions]
         if held_by is not None:
             where.append(Job.worker_id == held_by)
+        statement = update(Job).where(*where).values(status=str(to), **values)
+        snapshot: Job | None = None
         with self._db.session() as session:
-            changed = session.execute(update(Job).where(*where).values(status=str(to), **values))
-            if changed.rowcount != 1:  # type: ignore[attr-defined]
-                return False
+            if to.is_terminal and self._returning:
+                # the ended job comes back with the update: the finish hooks and whoever
+                # waits in this process read it from here, not from another query
+                snapshot = session.scalars(
+                    statement.returning(Job), execution_options=NO_SYNC
+                ).one_or_none()
+                if snapshot is None:
+                    return False
+            else:
+                changed = session.execute(statement, execution_options=NO_SYNC)
+                if changed.rowcount != 1:  # type: ignore[attr-defined]
+                    return False
+            if within is not None:
+                within(session)
             if to.is_terminal:
+                ended = values
+                if snapshot is not None:
+                    ended = {**values, "model": snapshot.model, "started_at": snapshot.started_at}
                 for hook in self._on_finish:
-                    hook(session, job_id, to, values)
+                    hook(session, job_id, to, ended)
             event = JobEvent(job_id=job_id, type=str(to), data=data, created_at=self._clock.now())
+            session.add(event)
+            session.flush()
+            message = JobEventMessage(job_id, event.type, data, event.id, snapshot=snapshot)
+        self._bus.publish(message)
+        return True
+
+    def claim(
+        self, job_id: str, *, worker_id: str, now: datetime, lease_until: datetime
+    ) -> Job | None:
+        """Move a queued job to running, leased to `worker_id`, and return it as claimed; None
+        when it is not queued (already taken, finished or canceled: a duplicate delivery)."""
+        statement = (
+            update(Job)
+            .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
+            .values(
+                status=JobStatus.RUNNING.value,
+                started_at=now,
+                attempts=Job.attempts + 1,
+                worker_id=worker_id,
+                lease_expires_at=lease_until,
+            )
+        )
+        with self._db.session() as session:
+            if self._returning:
+                job = session.scalars(
+                    statement.returning(Job), execution_options=NO_SYNC
+                ).one_or_none()
+            else:
+                changed = session.execute(statement, execution_options=NO_SYNC)
+                job = session.get(Job, job_id) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
+            if job is None:
+                return None
+            data = {"attempt": job.attempts}
+            event = JobEvent(job_id=job_id, type=job.status, data=data, created_at=now)
             session.add(event)
             session.flush()
             message = JobEventMessage(job_id, event.type, data, event.id)
         self._bus.publish(message)
-        return True
+        return job
 
     def renew_lease(self, job_id: str, worker_id: str, until: datetime) -> tuple[bool, bool]:
         """Extend a running job's lease; returns (still held, cancel requested)."""
@@ -129,6 +187,31 @@ class JobStore:
             held = bool(changed.rowcount)  # type: ignore[attr-defined]
             cancel = bool(session.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
         return held, cancel
+
+    def renew_leases(
+        self, job_ids: Collection[str], worker_id: str, until: datetime
+    ) -> dict[str, tuple[bool, bool]]:
+        """`renew_lease` for many jobs of one worker in one transaction."""
+        ids = list(job_ids)
+        if not ids:
+            return {}
+        with self._db.session() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id.in_(ids), Job.worker_id == worker_id, Job.status == "running")
+                .values(lease_expires_at=until),
+                execution_options=NO_SYNC,
+            )
+            rows = session.execute(
+                select(Job.id, Job.worker_id, Job.status, Job.cancel_requested).where(
+                    Job.id.in_(ids)
+                )
+            ).all()
+        found = {
+            row.id: (row.worker_id == worker_id and row.status == "running", row.cancel_requested)
+            for row in rows
+        }
+        return {job_id: found.get(job_id, (False, False)) for job_id in ids}
 
     def expired_leases(self, now: datetime) -> list[Job]:
         """Running jobs whose worker stopped renewing their lease."""
