@@ -111,13 +111,14 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
+        self.tenants = TenantService(self.db, self.clock)
         self.safety = Safety(
             self.db,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
             threshold=settings.safety_threshold,
             blocked_terms=settings.safety_blocked_terms,
+            tenants=self.tenants,
         )
-        self.tenants = TenantService(self.db, self.clock)
         self.billing = Billing(self.db, self.clock)
         self.metrics = Metrics()
         store = JobStore(

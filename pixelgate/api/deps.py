@@ -5,12 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
+from starlette.concurrency import run_in_threadpool
 
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
 
+# Dependencies are `async def` where they need no I/O: FastAPI runs a plain `def` one in a
+# worker thread, and the hop costs more than the work.
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -18,16 +22,20 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def current_principal(
+async def current_principal(
     runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
 ) -> Principal:
-    return runtime.access.authenticate(authorization)
+    """The caller; the database is read (in a worker thread) only for a key not seen lately."""
+    principal = runtime.access.recently_authenticated(authorization)
+    if principal is not None:
+        return principal
+    return await run_in_threadpool(runtime.access.authenticate, authorization)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
-def admin_principal(principal: CurrentPrincipal) -> Principal:
+async def admin_principal(principal: CurrentPrincipal) -> Principal:
     """The caller, who must hold the admin scope; checked before the body is read."""
     principal.require("admin")
     return principal
@@ -36,7 +44,7 @@ def admin_principal(principal: CurrentPrincipal) -> Principal:
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
 
 
-def get_base_url(request: Request, runtime: RuntimeDep) -> str:
+async def get_base_url(request: Request, runtime: RuntimeDep) -> str:
     """Where links point: the configured public URL, else the URL this request came to."""
     return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
 

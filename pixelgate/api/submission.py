@@ -34,7 +34,7 @@ class SubmitHeaders:
         return command, async_in_body or self.respond_async
 
 
-def submit_headers(
+async def submit_headers(
     prefer: Annotated[str | None, Header()] = None,
     idempotency_key: Annotated[str | None, Header()] = None,
     cache_control: Annotated[str | None, Header()] = None,
@@ -74,6 +74,7 @@ async def submit_and_respond(
         job.id,
         timeout=runtime.settings.sync_timeout_seconds,
         disconnected=request.is_disconnected,
+        submitted=job,
     )
     result = await run_in_threadpool(views.generate_result, runtime, job, base_url)
     return Envelope(data=result)

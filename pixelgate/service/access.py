@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,21 +44,44 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def _digest(authorization: str | None) -> str:
+    """The hash of the key in an `Authorization: Bearer <key>` header; raises when none."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'")
+    return hash_key(key.strip())
+
+
 def new_key() -> str:
     return "pg_" + secrets.token_urlsafe(32)
+
+
+CACHE_SECONDS = 2.0
+"""How long a key, once read, is trusted without reading it again. A revocation made through
+this process applies at once; one made by another process within this long."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    at: float
+    """When it was read (monotonic)."""
+    principal: Principal
+    expires_at: datetime | None
 
 
 class AccessService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._recent: dict[str, _Seen] = {}
+        """Valid keys read lately, by digest."""
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header."""
-        scheme, _, key = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise Unauthorized("Missing API key: send the header 'Authorization: Bearer <key>'")
-        digest = hash_key(key.strip())
+        principal = self.recently_authenticated(authorization)
+        if principal is not None:
+            return principal
+        digest = _digest(authorization)
         with self._db.session() as session:
             record = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if record is None or not hmac.compare_digest(record.key_hash, digest):
@@ -66,7 +90,20 @@ class AccessService:
             raise Unauthorized("This API key has been revoked")
         if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
             raise Unauthorized("This API key has expired")
-        return Principal(record.id, record.tenant_id, frozenset(record.scopes), record.limits)
+        principal = Principal(record.id, record.tenant_id, frozenset(record.scopes), record.limits)
+        self._recent[digest] = _Seen(time.monotonic(), principal, record.expires_at)
+        return principal
+
+    def recently_authenticated(self, authorization: str | None) -> Principal | None:
+        """The caller, when the same key was found valid less than `CACHE_SECONDS` ago; None
+        when the key must be read (`authenticate` does). Needs no database: fit for the event
+        loop."""
+        seen = self._recent.get(_digest(authorization))
+        if seen is None or time.monotonic() - seen.at >= CACHE_SECONDS:
+            return None
+        if seen.expires_at is not None and as_utc(seen.expires_at) <= self._clock.now():
+            return None
+        return seen.principal
 
     def create_key(
         self,
@@ -115,6 +152,7 @@ class AccessService:
                 raise NotFound(f"No API key {key_id!r}", param="key_id")
             if record.revoked_at is None:
                 record.revoked_at = self._clock.now()
+        self._recent.clear()
         return record
 
     def ensure_default_tenant(self) -> None:
@@ -157,6 +195,7 @@ class AccessService:
                 .where(ApiKey.revoked_at.is_(None))
                 .values(revoked_at=self._clock.now())
             )
+            self._recent.clear()
             known = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest))
         if known is None:
             self.create_key(

@@ -134,7 +134,7 @@ class JobService:
         principal.require("generate")
         # 1. who may use what
         spec = self._catalog.resolve(command.model)
-        tenant = rules.tenants.get(principal.tenant_id)
+        tenant = rules.tenants.current(principal.tenant_id)
         rules.tenants.check_model(tenant, spec)
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
@@ -367,15 +367,23 @@ class JobService:
         *,
         timeout: float,
         disconnected: Callable[[], Awaitable[bool]],
+        submitted: Job | None = None,
     ) -> Job:
         """Wait for the job to end and return it if it succeeded; raise its error otherwise.
-        A caller who hangs up cancels the job: nobody is left to take the result."""
+        A caller who hangs up cancels the job: nobody is left to take the result.
+
+        `submitted`: the job as `submit` just returned it, so that it is not read again before
+        waiting. The job's end comes as an event (carrying the ended record when it ended in
+        this process, else it is read); the record is read again at least every second in
+        case an event went astray."""
         subscription = self._bus.subscribe(job_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        job = submitted
         try:
             while True:
-                job = await to_thread.run_sync(self.get, principal, job_id)
+                if job is None:
+                    job = await to_thread.run_sync(self.get, principal, job_id)
                 if JobStatus(job.status).is_terminal:
                     return _raise_unless_succeeded(job)
                 remaining = deadline - loop.time()
@@ -387,9 +395,12 @@ class JobService:
                 if await disconnected():
                     await to_thread.run_sync(self.cancel, principal, job_id)
                     raise Canceled("The client disconnected; the job was canceled")
+                job = None
                 try:
-                    while not (await subscription.next(min(remaining, 1.0))).is_terminal:
-                        pass
+                    event = await subscription.next(min(remaining, 1.0))
+                    while not event.is_terminal:
+                        event = await subscription.next(min(remaining, 1.0))
+                    job = _ended_job(principal, event)
                 except TimeoutError:
                     pass
         finally:
@@ -473,6 +484,14 @@ class JobService:
             self._hand_over(job)
             queued += 1
         return queued
+
+
+def _ended_job(principal: Principal, event: JobEventMessage) -> Job | None:
+    """The ended job a terminal event carries, when it carries it and it is the caller's."""
+    job = event.snapshot
+    if isinstance(job, Job) and job.tenant_id == principal.tenant_id:
+        return job
+    return None
 
 
 def _raise_unless_succeeded(job: Job) -> Job:

@@ -22,8 +22,9 @@ from PIL import Image
 
 from pixelgate.db import Database
 from pixelgate.db.tables import Tenant
-from pixelgate.errors import BackendError, ValidationError
+from pixelgate.errors import BackendError, NotFound, ValidationError
 from pixelgate.providers import GeneratedImage
+from pixelgate.service.tenants import TenantService
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,11 @@ class Safety:
         *,
         threshold: float | None = None,
         blocked_terms: Sequence[str] = (),
+        tenants: TenantService | None = None,
     ) -> None:
         self._db = db
+        self._tenants = tenants
+        """Where tenants are read, when given (lately read ones will do); else the database."""
         self.classifier = classifier
         self.threshold = threshold
         self._blocked = blocked_pattern(blocked_terms)
@@ -130,9 +134,16 @@ class Safety:
 
     def threshold_for(self, tenant_id: str) -> float | None:
         """The tenant's own threshold, else the global one; None: no output check."""
-        with self._db.session() as session:
-            tenant = session.get(Tenant, tenant_id)
-            own = tenant.safety_threshold if tenant is not None else None
+        tenant: Tenant | None
+        if self._tenants is not None:
+            try:
+                tenant = self._tenants.current(tenant_id)
+            except NotFound:
+                tenant = None
+        else:
+            with self._db.session() as session:
+                tenant = session.get(Tenant, tenant_id)
+        own = tenant.safety_threshold if tenant is not None else None
         return own if own is not None else self.threshold
 
     def check_images(self, tenant_id: str, images: Sequence[GeneratedImage]) -> None:

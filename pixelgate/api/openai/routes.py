@@ -26,7 +26,7 @@ from pixelgate.api.openai.serving import OpenAIServing
 from pixelgate.api.submission import SubmitHeadersDep
 
 
-def openai_serving(
+async def openai_serving(
     runtime: RuntimeDep,
     principal: CurrentPrincipal,
     request: Request,

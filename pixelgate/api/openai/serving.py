@@ -217,6 +217,7 @@ class OpenAIServing:
             job.id,
             timeout=runtime.settings.sync_timeout_seconds,
             disconnected=self._request.is_disconnected,
+            submitted=job,
         )
         return await run_in_threadpool(self._images_response, job)
 
