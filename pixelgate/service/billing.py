@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Update, insert, select, update
+from sqlalchemy import Update, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,12 +22,44 @@ from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.spec import lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
+from pixelgate.db.rows import table
 from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant
 from pixelgate.errors import BudgetExceeded, ValidationError
 from pixelgate.service.job_store import JobStatus
 
 MICRO = Decimal("0.000001")
 TOTAL = "total"
+
+# Every job reserves and settles: these statements are built once (see `db.rows`).
+ACCOUNTS = table(BudgetAccount)
+LEDGER = table(LedgerEntry)
+_ACCOUNT = (
+    ACCOUNTS.c.tenant_id == bindparam("b_tenant"),
+    ACCOUNTS.c.period == bindparam("b_period"),
+)
+RESERVE = (
+    update(ACCOUNTS).where(*_ACCOUNT).values(reserved=ACCOUNTS.c.reserved + bindparam("b_amount"))
+)
+RESERVE_WITHIN = RESERVE.where(
+    ACCOUNTS.c.spent + ACCOUNTS.c.reserved + bindparam("b_amount") <= bindparam("b_limit")
+)
+SETTLE = (
+    update(ACCOUNTS)
+    .where(*_ACCOUNT)
+    .values(
+        reserved=ACCOUNTS.c.reserved - bindparam("b_held"),
+        spent=ACCOUNTS.c.spent + bindparam("b_spent"),
+    )
+)
+INSERT_ENTRY = insert(LEDGER)
+ENTRIES_OF_JOB = select(
+    LEDGER.c.kind,
+    LEDGER.c.tenant_id,
+    LEDGER.c.amount,
+    LEDGER.c.images,
+    LEDGER.c.model,
+    LEDGER.c.period,
+).where(LEDGER.c.job_id == bindparam("job_id"))
 
 
 def to_micros(amount: Decimal | str, *, param: str = "amount") -> int:
@@ -96,18 +128,16 @@ class Billing:
         """Hold `amount` against every budget of the tenant, or refuse the whole request."""
         month = month_of(self._clock.now())
         for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
-            statement = (
-                update(BudgetAccount)
-                .where(BudgetAccount.tenant_id == tenant.id, BudgetAccount.period == period)
-                .values(reserved=BudgetAccount.reserved + amount)
-            )
-            if limit is not None:
-                statement = statement.where(
-                    BudgetAccount.spent + BudgetAccount.reserved + amount <= limit
-                )
+            statement = RESERVE if limit is None else RESERVE_WITHIN
+            values = {
+                "b_tenant": tenant.id,
+                "b_period": period,
+                "b_amount": amount,
+                "b_limit": limit,
+            }
             # the account usually exists: it is made (once per period) only when none matched
-            if _changed(session, statement) or (
-                _ensure_account(session, tenant.id, period) and _changed(session, statement)
+            if _changed(session, statement, values) or (
+                _ensure_account(session, tenant.id, period) and _changed(session, statement, values)
             ):
                 continue
             account = session.get(BudgetAccount, (tenant.id, period))
@@ -118,11 +148,13 @@ class Billing:
                 f"Budget exceeded: this request costs {format_money(amount)} and "
                 f"{format_money(remaining)} remains of the {which} budget"
             )
-        session.add(self._entry(tenant.id, job_id, "reserve", amount, images, model, month))
+        session.execute(
+            INSERT_ENTRY, self._row(tenant.id, job_id, "reserve", amount, images, model, month)
+        )
 
     def finish(self, session: Session, job_id: str, *, produced: int) -> None:
         """Settle what a job made and refund the rest of its reservation; once per job."""
-        entries = session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)).all()
+        entries = session.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
         reservation = next((entry for entry in entries if entry.kind == "reserve"), None)
         if reservation is None or any(entry.kind in ("settle", "refund") for entry in entries):
             return
@@ -130,22 +162,21 @@ class Billing:
         spent = reservation.amount * produced // max(reservation.images, 1)
         for period in (TOTAL, reservation.period):
             session.execute(
-                update(BudgetAccount)
-                .where(
-                    BudgetAccount.tenant_id == reservation.tenant_id,
-                    BudgetAccount.period == period,
-                )
-                .values(
-                    reserved=BudgetAccount.reserved - reservation.amount,
-                    spent=BudgetAccount.spent + spent,
-                )
+                SETTLE,
+                {
+                    "b_tenant": reservation.tenant_id,
+                    "b_period": period,
+                    "b_held": reservation.amount,
+                    "b_spent": spent,
+                },
             )
         args = (reservation.tenant_id, job_id)
         tail = (reservation.model, reservation.period)
-        session.add(self._entry(*args, "settle", spent, produced, *tail))
+        rows = [self._row(*args, "settle", spent, produced, *tail)]
         if spent < reservation.amount:
             refund = reservation.amount - spent
-            session.add(self._entry(*args, "refund", refund, reservation.images - produced, *tail))
+            rows.append(self._row(*args, "refund", refund, reservation.images - produced, *tail))
+        session.execute(INSERT_ENTRY, rows)
 
     def on_job_finished(
         self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
@@ -203,7 +234,7 @@ class Billing:
         report.by_day = dict(sorted(by_day.items()))
         return report
 
-    def _entry(
+    def _row(
         self,
         tenant_id: str,
         job_id: str,
@@ -212,23 +243,23 @@ class Billing:
         images: int,
         model: str,
         period: str,
-    ) -> LedgerEntry:
-        return LedgerEntry(
-            tenant_id=tenant_id,
-            job_id=job_id,
-            kind=kind,
-            amount=amount,
-            images=images,
-            model=model,
-            period=period,
-            created_at=self._clock.now(),
-        )
+    ) -> dict[str, Any]:
+        """A ledger entry, as the row to insert."""
+        return {
+            "tenant_id": tenant_id,
+            "job_id": job_id,
+            "kind": kind,
+            "amount": amount,
+            "images": images,
+            "model": model,
+            "period": period,
+            "created_at": self._clock.now(),
+        }
 
 
-def _changed(session: Session, statement: Update) -> bool:
+def _changed(session: Session, statement: Update, values: dict[str, Any]) -> bool:
     """Run a conditional update of one row; whether it matched."""
-    result = session.execute(statement, execution_options={"synchronize_session": False})
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return bool(session.execute(statement, values).rowcount == 1)  # type: ignore[attr-defined]
 
 
 def _ensure_account(session: Session, tenant_id: str, period: str) -> bool:

@@ -142,7 +142,7 @@ class JobExecutor:
                 to=JobStatus.SUCCEEDED,
                 allowed_from=RUNNING,
                 held_by=self.worker_id,
-                within=lambda session: session.add_all(stored),
+                within=lambda session: self._files.record(session, stored),
                 result=result,
             )
             if succeeded:
@@ -214,7 +214,8 @@ class _LeaseKeeper:
     """One thread per executor that, while the executor runs jobs, renews all their leases every
     third of the lease in one transaction, and passes on a cancel asked for anywhere (another
     replica, another process) through the database. A lost lease (the job was taken back) stops
-    the work at its next step. The thread ends when no job runs and starts with the next."""
+    the work at its next step. The thread ends after an interval with no job running, and
+    starts again with the next job."""
 
     def __init__(self, store: JobStore, clock: Clock, *, worker_id: str, lease: timedelta) -> None:
         self._store = store
@@ -238,14 +239,12 @@ class _LeaseKeeper:
     def discard(self, job_id: str) -> None:
         with self._cond:
             self._tokens.pop(job_id, None)
-            if not self._tokens:
-                self._cond.notify_all()
 
     def _keep(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: not self._tokens, self._interval)
-                if not self._tokens:
+                self._cond.wait(self._interval)
+                if not self._tokens:  # a whole interval without a job: stop until the next
                     self._thread = None
                     return
                 tokens = dict(self._tokens)

@@ -8,10 +8,12 @@ import threading
 from collections import OrderedDict
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
+from pixelgate.db.rows import table, values_of
 from pixelgate.db.tables import StoredFile
 from pixelgate.errors import NotFound
 from pixelgate.providers import GeneratedImage
@@ -21,6 +23,7 @@ from pixelgate.storage import BlobNotFound, BlobStore
 log = logging.getLogger(__name__)
 
 RECENT_FILES = 1024
+INSERT_FILE = insert(table(StoredFile))
 
 
 class FileService:
@@ -68,8 +71,13 @@ class FileService:
 
     def save(self, records: list[StoredFile]) -> None:
         with self._db.session() as session:
-            session.add_all(records)
+            self.record(session, records)
         self.saved(records)
+
+    def record(self, session: Session, records: list[StoredFile]) -> None:
+        """Insert the records in the caller's transaction (call `saved` once it commits)."""
+        if records:
+            session.execute(INSERT_FILE, [values_of(record) for record in records])
 
     def saved(self, records: list[StoredFile]) -> None:
         """Records just committed (by `save` or in another's transaction): kept a while in

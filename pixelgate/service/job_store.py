@@ -14,11 +14,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
+from pixelgate.db.rows import column_key, from_row, table, values_of
 from pixelgate.db.tables import Job, JobEvent
 from pixelgate.engine import EventBus, JobEventMessage
 
@@ -44,6 +45,33 @@ ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 NO_SYNC = {"synchronize_session": False}
 """State changes are conditional updates by id; no object of the session needs updating."""
+
+# Every job's path (accept, claim, end) writes with Core statements (see `db.rows`); the
+# fixed ones are built once.
+JOBS = table(Job)
+EVENTS = table(JobEvent)
+INSERT_JOB = insert(JOBS)
+INSERT_EVENT = insert(EVENTS)
+CLAIM = (
+    update(JOBS)
+    .where(JOBS.c.id == bindparam("b_id"), JOBS.c.status == JobStatus.QUEUED.value)
+    .values(
+        status=JobStatus.RUNNING.value,
+        started_at=bindparam("b_now"),
+        attempts=JOBS.c.attempts + 1,
+        worker_id=bindparam("b_worker"),
+        lease_expires_at=bindparam("b_until"),
+    )
+)
+
+
+def _add_event(session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime) -> int:
+    """Record an event of the job; returns its id."""
+    result = session.execute(
+        INSERT_EVENT, {"job_id": job_id, "type": kind, "data": data, "created_at": at}
+    )
+    (event_id,) = result.inserted_primary_key  # type: ignore[attr-defined]
+    return int(event_id)
 
 
 class JobStore:
@@ -72,17 +100,11 @@ class JobStore:
         what it does (a reservation, an idempotency record) stands or falls with the job."""
         data = event_data or {}
         with self._db.session() as session:
-            session.add(job)
-            session.flush()
+            session.execute(INSERT_JOB, values_of(job))
             if within is not None:
                 within(session)
-            event = JobEvent(
-                job_id=job.id, type=job.status, data=data, created_at=self._clock.now()
-            )
-            session.add(event)
-            session.flush()
-            message = JobEventMessage(job.id, event.type, data, event.id)
-        self._bus.publish(message)
+            event_id = _add_event(session, job.id, job.status, data, self._clock.now())
+        self._bus.publish(JobEventMessage(job.id, job.status, data, event_id))
 
     def load(self, job_id: str) -> Job | None:
         with self._db.session() as session:
@@ -109,24 +131,26 @@ class JobStore:
             values.setdefault("finished_at", self._clock.now())
         if to != JobStatus.RUNNING:
             values.setdefault("lease_expires_at", None)
-        where = [Job.id == job_id, Job.status.in_([str(s) for s in allowed_from]), *conditions]
+        where = [JOBS.c.id == job_id, JOBS.c.status.in_([str(s) for s in allowed_from])]
         if held_by is not None:
-            where.append(Job.worker_id == held_by)
-        statement = update(Job).where(*where).values(status=str(to), **values)
+            where.append(JOBS.c.worker_id == held_by)
+        statement = (
+            update(JOBS)
+            .where(*where, *conditions)
+            .values({column_key(Job, name): value for name, value in values.items()})
+            .values(status=str(to))
+        )
         snapshot: Job | None = None
         with self._db.session() as session:
             if to.is_terminal and self._returning:
                 # the ended job comes back with the update: the finish hooks and whoever
                 # waits in this process read it from here, not from another query
-                snapshot = session.scalars(
-                    statement.returning(Job), execution_options=NO_SYNC
-                ).one_or_none()
-                if snapshot is None:
+                row = session.execute(statement.returning(*JOBS.c)).one_or_none()
+                if row is None:
                     return False
-            else:
-                changed = session.execute(statement, execution_options=NO_SYNC)
-                if changed.rowcount != 1:  # type: ignore[attr-defined]
-                    return False
+                snapshot = from_row(Job, row)
+            elif session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+                return False
             if within is not None:
                 within(session)
             if to.is_terminal:
@@ -135,11 +159,8 @@ class JobStore:
                     ended = {**values, "model": snapshot.model, "started_at": snapshot.started_at}
                 for hook in self._on_finish:
                     hook(session, job_id, to, ended)
-            event = JobEvent(job_id=job_id, type=str(to), data=data, created_at=self._clock.now())
-            session.add(event)
-            session.flush()
-            message = JobEventMessage(job_id, event.type, data, event.id, snapshot=snapshot)
-        self._bus.publish(message)
+            event_id = _add_event(session, job_id, str(to), data, self._clock.now())
+        self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True
 
     def claim(
@@ -147,33 +168,19 @@ class JobStore:
     ) -> Job | None:
         """Move a queued job to running, leased to `worker_id`, and return it as claimed; None
         when it is not queued (already taken, finished or canceled: a duplicate delivery)."""
-        statement = (
-            update(Job)
-            .where(Job.id == job_id, Job.status == JobStatus.QUEUED.value)
-            .values(
-                status=JobStatus.RUNNING.value,
-                started_at=now,
-                attempts=Job.attempts + 1,
-                worker_id=worker_id,
-                lease_expires_at=lease_until,
-            )
-        )
+        values = {"b_id": job_id, "b_worker": worker_id, "b_now": now, "b_until": lease_until}
         with self._db.session() as session:
             if self._returning:
-                job = session.scalars(
-                    statement.returning(Job), execution_options=NO_SYNC
-                ).one_or_none()
+                row = session.execute(CLAIM.returning(*JOBS.c), values).one_or_none()
+                job = None if row is None else from_row(Job, row)
             else:
-                changed = session.execute(statement, execution_options=NO_SYNC)
+                changed = session.execute(CLAIM, values)
                 job = session.get(Job, job_id) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
             if job is None:
                 return None
             data = {"attempt": job.attempts}
-            event = JobEvent(job_id=job_id, type=job.status, data=data, created_at=now)
-            session.add(event)
-            session.flush()
-            message = JobEventMessage(job_id, event.type, data, event.id)
-        self._bus.publish(message)
+            event_id = _add_event(session, job_id, job.status, data, now)
+        self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
         return job
 
     def renew_lease(self, job_id: str, worker_id: str, until: datetime) -> tuple[bool, bool]:
