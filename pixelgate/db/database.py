@@ -52,6 +52,12 @@ def _create_engine(url: str) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # checkpoint the WAL into the database every ~40 MB instead of ~4 MB: a page written by
+        # every job (a budget, an index) is copied once per checkpoint, so fewer checkpoints
+        # copy far fewer pages; the WAL is cut back to 64 MB after each
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        cursor.execute("PRAGMA journal_size_limit=67108864")
+        cursor.execute("PRAGMA cache_size=-16384")
         cursor.close()
 
     return engine

@@ -45,7 +45,8 @@ class Subscription:
 
     async def next(self, timeout: float) -> JobEventMessage:
         """The next event; raises TimeoutError after `timeout` seconds without one."""
-        return await asyncio.wait_for(self._queue.get(), timeout)
+        async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+            return await self._queue.get()
 
     def close(self) -> None:
         self._bus.unsubscribe(self)

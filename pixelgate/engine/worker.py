@@ -87,6 +87,7 @@ class ThreadWorker:
     def _dispatch(self) -> None:
         """Holding the lock: start the next group of every grouped model that has none
         running, and every waiting job of the other models."""
+        handed = 0
         for model, ids in self._waiting.items():
             grouped = self._grouped(model)
             if not ids or (grouped and self._running.get(model)):
@@ -94,7 +95,10 @@ class ThreadWorker:
             for _ in range(min(self._group_size, len(ids)) if grouped else len(ids)):
                 self._ready.append((ids.popleft(), model))
                 self._running[model] = self._running.get(model, 0) + 1
-        self._cond.notify_all()
+                handed += 1
+        # wake one thread per job handed out, not all of them: the others would only take
+        # the GIL to find nothing to do
+        self._cond.notify(handed)
 
     def _loop(self) -> None:
         while True:

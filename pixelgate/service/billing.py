@@ -43,9 +43,20 @@ RESERVE = (
 RESERVE_WITHIN = RESERVE.where(
     ACCOUNTS.c.spent + ACCOUNTS.c.reserved + bindparam("b_amount") <= bindparam("b_limit")
 )
+_BOTH = (
+    ACCOUNTS.c.tenant_id == bindparam("b_tenant"),
+    ACCOUNTS.c.period.in_([TOTAL, bindparam("b_month")]),
+)
+"""The tenant's total account and one month's."""
+RESERVE_BOTH = (
+    update(ACCOUNTS)
+    .where(*_BOTH)
+    .values(reserved=ACCOUNTS.c.reserved + bindparam("b_amount"))
+    .returning(ACCOUNTS.c.period)
+)
 SETTLE = (
     update(ACCOUNTS)
-    .where(*_ACCOUNT)
+    .where(*_BOTH)
     .values(
         reserved=ACCOUNTS.c.reserved - bindparam("b_held"),
         spent=ACCOUNTS.c.spent + bindparam("b_spent"),
@@ -110,6 +121,7 @@ class Billing:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._returning = bool(db.engine.dialect.update_returning)
 
     def image_price(self, tenant: Tenant, spec: ModelSpec, options: ImageOptions) -> int:
         """The price of one image of this request for this tenant, in micros."""
@@ -127,6 +139,18 @@ class Billing:
     ) -> None:
         """Hold `amount` against every budget of the tenant, or refuse the whole request."""
         month = month_of(self._clock.now())
+        entry = self._row(tenant.id, job_id, "reserve", amount, images, model, month)
+        if tenant.budget_total is None and tenant.budget_monthly is None and self._returning:
+            # no limit to keep: both accounts in one statement; one not made yet is made here
+            both = {"b_tenant": tenant.id, "b_month": month, "b_amount": amount}
+            held = set(session.scalars(RESERVE_BOTH, both))
+            for period in {TOTAL, month} - held:
+                _ensure_account(session, tenant.id, period)
+                one = {"b_tenant": tenant.id, "b_period": period, "b_amount": amount}
+                if not _changed(session, RESERVE, one):
+                    raise RuntimeError(f"budget account {tenant.id}/{period} is missing")
+            session.execute(INSERT_ENTRY, entry)
+            return
         for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
             statement = RESERVE if limit is None else RESERVE_WITHIN
             values = {
@@ -148,9 +172,7 @@ class Billing:
                 f"Budget exceeded: this request costs {format_money(amount)} and "
                 f"{format_money(remaining)} remains of the {which} budget"
             )
-        session.execute(
-            INSERT_ENTRY, self._row(tenant.id, job_id, "reserve", amount, images, model, month)
-        )
+        session.execute(INSERT_ENTRY, entry)
 
     def finish(self, session: Session, job_id: str, *, produced: int) -> None:
         """Settle what a job made and refund the rest of its reservation; once per job."""
@@ -160,16 +182,15 @@ class Billing:
             return
         produced = min(produced, reservation.images)
         spent = reservation.amount * produced // max(reservation.images, 1)
-        for period in (TOTAL, reservation.period):
-            session.execute(
-                SETTLE,
-                {
-                    "b_tenant": reservation.tenant_id,
-                    "b_period": period,
-                    "b_held": reservation.amount,
-                    "b_spent": spent,
-                },
-            )
+        session.execute(  # the total account and the month's, alike
+            SETTLE,
+            {
+                "b_tenant": reservation.tenant_id,
+                "b_month": reservation.period,
+                "b_held": reservation.amount,
+                "b_spent": spent,
+            },
+        )
         args = (reservation.tenant_id, job_id)
         tail = (reservation.model, reservation.period)
         rows = [self._row(*args, "settle", spent, produced, *tail)]
