@@ -375,11 +375,14 @@ class JobService:
         `submitted`: the job as `submit` just returned it, so that it is not read again before
         waiting. The job's end comes as an event (carrying the ended record when it ended in
         this process, else it is read); the record is read again at least every second in
-        case an event went astray."""
+        case an event went astray. The client's connection is looked at after each second
+        without the end, not before the first wait: most jobs end before then, and looking
+        costs the event loop more than the rest of the wait."""
         subscription = self._bus.subscribe(job_id)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         job = submitted
+        waited = False
         try:
             while True:
                 if job is None:
@@ -392,9 +395,10 @@ class JobService:
                         f"Job {job_id} is still {job.status} after {timeout:g}s; "
                         f"follow it at GET /v1/jobs/{job_id}",
                     )
-                if await disconnected():
+                if waited and await disconnected():
                     await to_thread.run_sync(self.cancel, principal, job_id)
                     raise Canceled("The client disconnected; the job was canceled")
+                waited = True
                 job = None
                 try:
                     event = await subscription.next(min(remaining, 1.0))
