@@ -60,7 +60,11 @@ def pull_model(model: str, *, models_dir: Path, catalog_file: Path | None, show:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     from pixelgate.catalog import Catalog
-    from pixelgate.providers.local_diffusion import BUILTIN_BUILDERS, local_folder_name
+    from pixelgate.providers.local_diffusion import (
+        BUILTIN_BUILDERS,
+        SHIPPED_FOLDERS,
+        local_folder_name,
+    )
 
     spec = Catalog.load(catalog_file).resolve(model)
     if spec.provider != "diffusers":
@@ -69,6 +73,8 @@ def pull_model(model: str, *, models_dir: Path, catalog_file: Path | None, show:
             param="model",
         )
     source = spec.source or spec.id
+    if source in SHIPPED_FOLDERS:
+        return SHIPPED_FOLDERS[source]
     target = models_dir / local_folder_name(source)
     builder = BUILTIN_BUILDERS.get(source)
     if builder is not None:

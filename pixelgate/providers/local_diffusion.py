@@ -49,6 +49,10 @@ __all__ = ["LocalDiffusionProvider", "local_folder_name", "pick_device"]
 log = logging.getLogger(__name__)
 
 BUILTIN_BUILDERS = {"builtin:tiny": build_tiny_pipeline}
+"""Built-in models made on first use, into the models folder."""
+SHIPPED_FOLDERS = {"builtin:shapes": Path(__file__).resolve().parent.parent / "weights" / "shapes"}
+"""Built-in models whose trained weights ship inside the package, with their model card. The
+shapes model (training/shapes) joins the catalog when its weights meet their goals."""
 DEFAULT_STRENGTH = {"text-to-image": 1.0, "image-to-image": 0.8, "inpaint": 1.0}
 MB = 2**20
 
@@ -129,12 +133,16 @@ class LocalDiffusionProvider:
         )
 
     def model_path(self, spec: ModelSpec) -> Path:
-        return self.models_dir / local_folder_name(spec.source or spec.id)
+        source = spec.source or spec.id
+        return SHIPPED_FOLDERS.get(source) or self.models_dir / local_folder_name(source)
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         source = spec.source or spec.id
         if source in BUILTIN_BUILDERS or (self.model_path(spec) / "model_index.json").exists():
             return None
+        if source in SHIPPED_FOLDERS:
+            folder = SHIPPED_FOLDERS[source]
+            return f"its weights are missing from this installation (expected in {folder})"
         return (
             f"its weights are not on this machine. Run `pixelgate pull {spec.id}` "
             "where the Hugging Face Hub can be reached"
