@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
-from pixelgate.db.rows import table, values_of
+from pixelgate.db.rows import new_record, table, values_of
 from pixelgate.db.tables import StoredFile
 from pixelgate.errors import NotFound
 from pixelgate.providers import GeneratedImage
@@ -56,7 +56,8 @@ class FileService:
         transaction (or with `save`)."""
         key = self._blobs.put(image.data)
         now = self._clock.now()
-        return StoredFile(
+        return new_record(
+            StoredFile,
             id="file_" + secrets.token_hex(12),
             tenant_id=tenant_id,
             job_id=job_id,

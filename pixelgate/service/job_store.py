@@ -14,7 +14,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    Executable,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
@@ -63,6 +72,7 @@ CLAIM = (
         lease_expires_at=bindparam("b_until"),
     )
 )
+CLAIM_RETURNING = CLAIM.returning(*JOBS.c)
 
 
 def _add_event(session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime) -> int:
@@ -88,6 +98,8 @@ class JobStore:
         self._clock = clock
         self._on_finish = tuple(on_finish)
         self._returning = bool(db.engine.dialect.update_returning)
+        self._statements: dict[tuple[Any, ...], Executable] = {}
+        """Conditional updates of `transition`, built once per shape of change."""
 
     def create(
         self,
@@ -131,25 +143,20 @@ class JobStore:
             values.setdefault("finished_at", self._clock.now())
         if to != JobStatus.RUNNING:
             values.setdefault("lease_expires_at", None)
-        where = [JOBS.c.id == job_id, JOBS.c.status.in_([str(s) for s in allowed_from])]
-        if held_by is not None:
-            where.append(JOBS.c.worker_id == held_by)
-        statement = (
-            update(JOBS)
-            .where(*where, *conditions)
-            .values({column_key(Job, name): value for name, value in values.items()})
-            .values(status=str(to))
+        returning = to.is_terminal and self._returning
+        statement, params = self._transition_statement(
+            job_id, to, allowed_from, held_by, conditions, values, returning=returning
         )
         snapshot: Job | None = None
         with self._db.session() as session:
-            if to.is_terminal and self._returning:
+            if returning:
                 # the ended job comes back with the update: the finish hooks and whoever
                 # waits in this process read it from here, not from another query
-                row = session.execute(statement.returning(*JOBS.c)).one_or_none()
+                row = session.execute(statement, params).one_or_none()
                 if row is None:
                     return False
                 snapshot = from_row(Job, row)
-            elif session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+            elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
                 return False
             if within is not None:
                 within(session)
@@ -163,6 +170,49 @@ class JobStore:
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True
 
+    def _transition_statement(
+        self,
+        job_id: str,
+        to: JobStatus,
+        allowed_from: Collection[JobStatus],
+        held_by: str | None,
+        conditions: Collection[ColumnElement[bool]],
+        values: dict[str, Any],
+        *,
+        returning: bool,
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The conditional update of `transition` and its parameters. A change of the usual
+        shape (plain values, no extra conditions) reuses a statement built once for that shape:
+        building an UPDATE and its cache key costs more than running it on SQLite."""
+        keys = {name: column_key(Job, name) for name in values}
+        params = {"b_id": job_id, "b_held": held_by}
+        params |= {f"v_{key}": values[name] for name, key in keys.items()}
+        plain = not conditions and not any(isinstance(v, ClauseElement) for v in values.values())
+        shape = (to, tuple(allowed_from), held_by is not None, tuple(keys.values()), returning)
+        if plain:
+            known = self._statements.get(shape)
+            if known is not None:
+                return known, params
+        where = [JOBS.c.id == bindparam("b_id")]
+        statuses = [str(status) for status in allowed_from]
+        # one allowed status (the usual case) compares; several need an IN list
+        where.append(
+            JOBS.c.status == statuses[0] if len(statuses) == 1 else JOBS.c.status.in_(statuses)
+        )
+        if held_by is not None:
+            where.append(JOBS.c.worker_id == bindparam("b_held"))
+        statement = (
+            update(JOBS)
+            .where(*where, *conditions)
+            .values({key: bindparam(f"v_{key}") for key in keys.values()})
+            .values(status=str(to))
+        )
+        if returning:
+            statement = statement.returning(*JOBS.c)
+        if plain:
+            self._statements[shape] = statement
+        return statement, params
+
     def claim(
         self, job_id: str, *, worker_id: str, now: datetime, lease_until: datetime
     ) -> Job | None:
@@ -171,7 +221,7 @@ class JobStore:
         values = {"b_id": job_id, "b_worker": worker_id, "b_now": now, "b_until": lease_until}
         with self._db.session() as session:
             if self._returning:
-                row = session.execute(CLAIM.returning(*JOBS.c), values).one_or_none()
+                row = session.execute(CLAIM_RETURNING, values).one_or_none()
                 job = None if row is None else from_row(Job, row)
             else:
                 changed = session.execute(CLAIM, values)

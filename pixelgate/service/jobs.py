@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from pixelgate.catalog import Catalog, ModelSpec, PromptOptions
 from pixelgate.clock import Clock
+from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
@@ -260,7 +261,8 @@ class JobService:
     def _new_job(
         self, principal: Principal, command: ImageCommand, model: str, options: dict[str, Any]
     ) -> Job:
-        return Job(
+        return new_record(
+            Job,
             id="job_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,

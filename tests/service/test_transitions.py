@@ -1,0 +1,88 @@
+"""A job's state changes reuse one statement per shape of change; each still changes only its
+own job, with its own values, and only from the allowed state and holder."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import inspect
+
+from pixelgate.db.rows import new_record, values_of
+from pixelgate.db.tables import Job
+from pixelgate.service.access import Principal
+from pixelgate.service.job_store import JobStatus
+from pixelgate.service.jobs import ImageCommand
+from tests.service.conftest import Services
+
+CALLER = Principal("key_test", "default", frozenset({"admin"}))
+RUNNING, QUEUED, FAILED = JobStatus.RUNNING, JobStatus.QUEUED, JobStatus.FAILED
+
+
+def submit(services: Services, prompt: str) -> str:
+    command = ImageCommand(task="generate", model="test/fixture", options={"prompt": prompt})
+    return services.jobs.submit(CALLER, command).id
+
+
+def test_changes_of_one_shape_each_change_their_own_job_with_their_own_values(
+    services: Services,
+) -> None:
+    first, second = submit(services, "a"), submit(services, "b")
+    until = services.clock.now() + timedelta(seconds=30)
+    for job_id, worker in ((first, "w1"), (second, "w2")):
+        assert services.store.transition(
+            job_id, to=RUNNING, allowed_from=(QUEUED,), worker_id=worker, lease_expires_at=until
+        )
+    # the same shape again, from a state the job is no longer in: refused
+    assert not services.store.transition(
+        first, to=RUNNING, allowed_from=(QUEUED,), worker_id="w3", lease_expires_at=until
+    )
+    for job_id, worker, message in ((first, "w1", "one"), (second, "w2", "two")):
+        assert services.store.transition(
+            job_id,
+            to=FAILED,
+            allowed_from=(RUNNING,),
+            held_by=worker,
+            error_code="X",
+            error_message=message,
+        )
+    one, two = services.store.load(first), services.store.load(second)
+    assert one is not None and two is not None
+    assert (one.status, one.worker_id, one.error_message) == ("failed", "w1", "one")
+    assert (two.status, two.worker_id, two.error_message) == ("failed", "w2", "two")
+    assert one.finished_at is not None and one.lease_expires_at is None
+
+
+def test_a_reused_change_still_checks_who_holds_the_job(services: Services) -> None:
+    first, second = submit(services, "a"), submit(services, "b")
+    until = services.clock.now() + timedelta(seconds=30)
+    for job_id in (first, second):
+        services.store.transition(
+            job_id, to=RUNNING, allowed_from=(QUEUED,), worker_id="w1", lease_expires_at=until
+        )
+    ended = {"error_code": "X", "error_message": "m"}
+    assert services.store.transition(
+        first, to=FAILED, allowed_from=(RUNNING,), held_by="w1", **ended
+    )
+    # same shape, another holder: the statement is reused, the holder is still compared
+    assert not services.store.transition(
+        second, to=FAILED, allowed_from=(RUNNING,), held_by="w2", **ended
+    )
+    job = services.store.load(second)
+    assert job is not None and job.status == "running"
+
+
+def test_a_record_made_without_events_is_what_the_constructor_makes() -> None:
+    values = {"id": "job_1", "status": "queued", "metadata_": {"user": "u"}, "attempts": 0}
+    made, built = new_record(Job, **values), Job(**values)
+    assert inspect(made).transient and inspect(built).transient
+    assert (
+        values_of(made)
+        == values_of(built)
+        == {
+            "id": "job_1",
+            "status": "queued",
+            "metadata": {"user": "u"},
+            "attempts": 0,
+        }
+    )
+    assert made.metadata_ == {"user": "u"} and made.started_at is None and made.worker_id is None
