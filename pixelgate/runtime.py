@@ -113,11 +113,10 @@ class Runtime:
         self.access = AccessService(self.db, self.clock)
         self.tenants = TenantService(self.db, self.clock)
         self.safety = Safety(
-            self.db,
+            self.tenants,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
             threshold=settings.safety_threshold,
             blocked_terms=settings.safety_blocked_terms,
-            tenants=self.tenants,
         )
         self.billing = Billing(self.db, self.clock)
         self.metrics = Metrics()

@@ -20,8 +20,6 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pixelgate.db import Database
-from pixelgate.db.tables import Tenant
 from pixelgate.errors import BackendError, NotFound, ValidationError
 from pixelgate.providers import GeneratedImage
 from pixelgate.service.tenants import TenantService
@@ -107,16 +105,14 @@ class Safety:
 
     def __init__(
         self,
-        db: Database,
+        tenants: TenantService,
         classifier: NsfwClassifier,
         *,
         threshold: float | None = None,
         blocked_terms: Sequence[str] = (),
-        tenants: TenantService | None = None,
     ) -> None:
-        self._db = db
         self._tenants = tenants
-        """Where tenants are read, when given (lately read ones will do); else the database."""
+        """Where each job's tenant is read (one read lately will do)."""
         self.classifier = classifier
         self.threshold = threshold
         self._blocked = blocked_pattern(blocked_terms)
@@ -134,16 +130,10 @@ class Safety:
 
     def threshold_for(self, tenant_id: str) -> float | None:
         """The tenant's own threshold, else the global one; None: no output check."""
-        tenant: Tenant | None
-        if self._tenants is not None:
-            try:
-                tenant = self._tenants.current(tenant_id)
-            except NotFound:
-                tenant = None
-        else:
-            with self._db.session() as session:
-                tenant = session.get(Tenant, tenant_id)
-        own = tenant.safety_threshold if tenant is not None else None
+        try:
+            own = self._tenants.current(tenant_id).safety_threshold
+        except NotFound:
+            own = None
         return own if own is not None else self.threshold
 
     def check_images(self, tenant_id: str, images: Sequence[GeneratedImage]) -> None:

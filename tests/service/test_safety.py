@@ -95,7 +95,7 @@ def test_plain_pictures_score_as_safe(classifier: NsfwClassifier) -> None:
 
 
 def test_off_by_default_every_image_is_kept(services: Services, classifier: NsfwClassifier) -> None:
-    executor = executor_with(services, Safety(services.db, classifier))
+    executor = executor_with(services, Safety(services.tenants, classifier))
 
     assert run_job(services, executor) == ("succeeded", None, None, 1)
 
@@ -104,7 +104,7 @@ def test_a_flagged_image_is_withheld_and_the_job_fails(
     services: Services, classifier: NsfwClassifier
 ) -> None:
     # any image scores above 0: with the threshold at 0 every image is flagged
-    executor = executor_with(services, Safety(services.db, classifier, threshold=0.0))
+    executor = executor_with(services, Safety(services.tenants, classifier, threshold=0.0))
 
     status, code, message, files = run_job(services, executor)
 
@@ -115,7 +115,7 @@ def test_a_flagged_image_is_withheld_and_the_job_fails(
 def test_an_image_under_the_threshold_passes(
     services: Services, classifier: NsfwClassifier
 ) -> None:
-    executor = executor_with(services, Safety(services.db, classifier, threshold=0.5))
+    executor = executor_with(services, Safety(services.tenants, classifier, threshold=0.5))
 
     assert run_job(services, executor) == ("succeeded", None, None, 1)
 
@@ -123,11 +123,11 @@ def test_an_image_under_the_threshold_passes(
 def test_a_tenant_threshold_wins_over_the_global_one(
     services: Services, classifier: NsfwClassifier
 ) -> None:
-    strict_tenant = executor_with(services, Safety(services.db, classifier, threshold=None))
+    strict_tenant = executor_with(services, Safety(services.tenants, classifier, threshold=None))
     services.tenants.update("default", TenantChanges(safety_threshold=0.0))
     assert run_job(services, strict_tenant)[:2] == ("failed", "BACKEND_ERROR")
 
-    lenient_tenant = executor_with(services, Safety(services.db, classifier, threshold=0.0))
+    lenient_tenant = executor_with(services, Safety(services.tenants, classifier, threshold=0.0))
     services.tenants.update("default", TenantChanges(safety_threshold=0.9))
     assert run_job(services, lenient_tenant)[:2] == ("succeeded", None)
 
@@ -136,7 +136,7 @@ def test_with_the_check_on_a_missing_classifier_fails_closed(
     services: Services, tmp_path: Path
 ) -> None:
     missing = NsfwClassifier(tmp_path / "nowhere.onnx")
-    executor = executor_with(services, Safety(services.db, missing, threshold=0.5))
+    executor = executor_with(services, Safety(services.tenants, missing, threshold=0.5))
 
     status, code, message, files = run_job(services, executor)
 
@@ -149,7 +149,7 @@ def test_with_the_check_on_a_missing_classifier_fails_closed(
 
 def test_the_block_list_refuses_whole_words_and_phrases_in_any_case(services: Services) -> None:
     safety = Safety(
-        services.db, NsfwClassifier(Path("unused")), blocked_terms=["gore", "blood bath"]
+        services.tenants, NsfwClassifier(Path("unused")), blocked_terms=["gore", "blood bath"]
     )
 
     for prompt in ("GORE everywhere", "a scene of gore.", "a Blood   Bath at dawn"):
@@ -162,7 +162,7 @@ def test_the_block_list_refuses_whole_words_and_phrases_in_any_case(services: Se
 
 
 def test_no_block_list_by_default(services: Services) -> None:
-    safety = Safety(services.db, NsfwClassifier(Path("unused")))
+    safety = Safety(services.tenants, NsfwClassifier(Path("unused")))
 
     safety.check_prompt("gore and blood bath", "default")
     assert blocked_pattern([]) is None
