@@ -175,6 +175,7 @@ class Runtime:
             self.bus,
             self.cancels,
             self.clock,
+            executor=self.executor,
             policies=Policies(
                 tenants=self.tenants,
                 billing=self.billing,

@@ -61,20 +61,19 @@ async def submit_and_respond(
     base_url: str,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Submit; then 202 with the job, or wait and answer with its images."""
-    job = await run_in_threadpool(runtime.jobs.submit, principal, command)
-    if respond_async:
-        public = await run_in_threadpool(views.job_public, runtime, job, base_url)
-        return JSONResponse(
-            Envelope(data=public).model_dump(mode="json"),
-            status_code=202,
-            headers={"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"},
+    if not respond_async:
+        job = await runtime.jobs.run(
+            principal,
+            command,
+            timeout=runtime.settings.sync_timeout_seconds,
+            disconnected=request.is_disconnected,
         )
-    job = await runtime.jobs.wait(
-        principal,
-        job.id,
-        timeout=runtime.settings.sync_timeout_seconds,
-        disconnected=request.is_disconnected,
-        submitted=job,
+        result = await run_in_threadpool(views.generate_result, runtime, job, base_url)
+        return Envelope(data=result)
+    job = await run_in_threadpool(runtime.jobs.submit, principal, command)
+    public = await run_in_threadpool(views.job_public, runtime, job, base_url)
+    return JSONResponse(
+        Envelope(data=public).model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"},
     )
-    result = await run_in_threadpool(views.generate_result, runtime, job, base_url)
-    return Envelope(data=result)

@@ -61,6 +61,9 @@ class CeleryQueue:
     def enqueue(self, job_id: str, model: str) -> None:
         self._app.send_task(TASK_NAME, args=[job_id], queue=queue_name(model))
 
+    def runs_here(self, model: str) -> bool:
+        return False  # the cluster's workers run every job
+
     @property
     def depth(self) -> int:
         """Messages waiting in the broker for every model (a Redis broker keeps a list per

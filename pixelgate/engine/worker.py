@@ -30,6 +30,11 @@ class JobQueue(Protocol):
         """Jobs handed over and not yet taken."""
         ...
 
+    def runs_here(self, model: str) -> bool:
+        """Whether this process runs `model`'s jobs itself, each on its own (not grouped to be
+        batched), so that a caller who waits for one may run it in its own thread instead."""
+        ...
+
 
 class ThreadWorker:
     def __init__(
@@ -67,6 +72,9 @@ class ThreadWorker:
         """Jobs not yet taken by a thread."""
         with self._cond:
             return sum(len(ids) for ids in self._waiting.values()) + len(self._ready)
+
+    def runs_here(self, model: str) -> bool:
+        return not self._grouped(model)
 
     @property
     def alive(self) -> bool:

@@ -199,13 +199,14 @@ class UpstreamClient:
         while True:
             if cancel.canceled:
                 raise Canceled("Job canceled")
-            log.debug(
-                "upstream %s %s %s headers=%s",
-                self.provider,
-                method,
-                loggable_url(url),
-                redact_headers(sent_headers),
-            )
+            if log.isEnabledFor(logging.DEBUG):  # its arguments cost more than the call
+                log.debug(
+                    "upstream %s %s %s headers=%s",
+                    self.provider,
+                    method,
+                    loggable_url(url),
+                    redact_headers(sent_headers),
+                )
             request = self._client.build_request(
                 method, url, headers=sent_headers, json=json_body, files=parts
             )

@@ -74,12 +74,30 @@ class JobExecutor:
         with self._running_lock:
             return sorted(self._running)
 
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds a job before it must be renewed."""
+        return self._lease
+
     def run(self, job_id: str) -> None:
         token = self._cancels.open(job_id)
         try:
             self._run(job_id, token)
         finally:
             self._cancels.close(job_id)
+
+    def run_claimed(self, job: Job) -> Job | None:
+        """Run a job recorded as already claimed by this executor (see `JobStore.create`), in
+        the calling thread; returns it as it ended, or None when it did not end here (queued
+        again for another try, or taken back)."""
+        token = self._cancels.open(job.id)
+        try:
+            if job.cancel_requested:
+                token.cancel()
+            with self._holding_lease(job.id, token):
+                return self._work(job, token)
+        finally:
+            self._cancels.close(job.id)
 
     def _run(self, job_id: str, token: CancelToken) -> None:
         # 1. claim: only one runner moves a job from queued to running, and leases it
@@ -94,7 +112,8 @@ class JobExecutor:
         with self._holding_lease(job_id, token):
             self._work(job, token)
 
-    def _work(self, job: Job, token: CancelToken) -> None:
+    def _work(self, job: Job, token: CancelToken) -> Job | None:
+        """Run a claimed job to its end; the ended job, or None when it did not end here."""
         job_id = job.id
         try:
             # 2. the model and its options, checked again against today's catalog
@@ -137,40 +156,41 @@ class JobExecutor:
                     for record, image in zip(stored, images, strict=True)
                 ],
             }
-            succeeded = self._store.transition(
+            succeeded = self._store.end(
                 job_id,
                 to=JobStatus.SUCCEEDED,
-                allowed_from=RUNNING,
                 held_by=self.worker_id,
                 within=lambda session: self._files.record(session, stored),
                 result=result,
             )
-            if succeeded:
+            if succeeded is not None:
                 self._files.saved(stored)
             else:
                 # the job was taken back or canceled meanwhile: the files are recorded anyway,
                 # so that retention removes their bytes in time
                 self._files.save(stored)
+            return succeeded
         except Canceled:
-            self._store.transition(
+            return self._store.end(
                 job_id,
                 to=JobStatus.CANCELED,
-                allowed_from=RUNNING,
                 held_by=self.worker_id,
                 event_data={"reason": "canceled by request"},
             )
         except Error as exc:
-            self._fail_or_retry(job, exc, retry=exc.retryable)
+            return self._fail_or_retry(job, exc, retry=exc.retryable)
         except TRANSIENT as exc:
             log.warning("job %s hit %s; it may be tried again", job_id, type(exc).__name__)
-            self._fail_or_retry(job, Error(f"Transient failure: {type(exc).__name__}"), retry=True)
+            error = Error(f"Transient failure: {type(exc).__name__}")
+            return self._fail_or_retry(job, error, retry=True)
         except Exception as exc:
             log.exception("job %s failed unexpectedly", job_id)
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
-            self._fail_or_retry(job, error, retry=False)
+            return self._fail_or_retry(job, error, retry=False)
 
-    def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> None:
-        """A transient failure queues the job again while it has attempts left."""
+    def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> Job | None:
+        """A transient failure queues the job again while it has attempts left; otherwise
+        the job fails. The failed job, or None when it was queued again (or taken back)."""
         if retry and job.attempts < self._max_attempts:
             requeued = self._store.transition(
                 job.id,
@@ -183,11 +203,10 @@ class JobExecutor:
             )
             if requeued:
                 self._requeue(job.id, job.model)
-            return
-        self._store.transition(
+            return None
+        return self._store.end(
             job.id,
             to=JobStatus.FAILED,
-            allowed_from=RUNNING,
             held_by=self.worker_id,
             event_data={"error": error.to_dict()},
             error_code=error.code,

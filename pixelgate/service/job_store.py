@@ -107,16 +107,35 @@ class JobStore:
         *,
         event_data: dict[str, Any] | None = None,
         within: Callable[[Session], None] | None = None,
+        claimed_by: str | None = None,
+        lease_until: datetime | None = None,
     ) -> None:
         """Record a new job and its first event; `within` runs in the same transaction, so
-        what it does (a reservation, an idempotency record) stands or falls with the job."""
+        what it does (a reservation, an idempotency record) stands or falls with the job.
+
+        With `claimed_by`, a queued job is recorded as already claimed by that worker, leased
+        until `lease_until`, as `claim` would leave it, with both events (queued, then
+        running): the caller runs it itself, so no claim follows."""
         data = event_data or {}
+        now = self._clock.now()
+        events = [(str(job.status), data)]
+        if claimed_by is not None:
+            job.status = JobStatus.RUNNING
+            job.worker_id = claimed_by
+            job.lease_expires_at = lease_until
+            job.started_at = now
+            job.attempts += 1
+            events.append((str(job.status), {"attempt": job.attempts}))
         with self._db.session() as session:
             session.execute(INSERT_JOB, values_of(job))
             if within is not None:
                 within(session)
-            event_id = _add_event(session, job.id, job.status, data, self._clock.now())
-        self._bus.publish(JobEventMessage(job.id, job.status, data, event_id))
+            recorded = [
+                (kind, details, _add_event(session, job.id, kind, details, now))
+                for kind, details in events
+            ]
+        for kind, details, event_id in recorded:
+            self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
 
     def load(self, job_id: str) -> Job | None:
         with self._db.session() as session:
@@ -138,6 +157,44 @@ class JobStore:
         leased to that worker; and meets `conditions`); False if it was not. `within` runs in
         the same transaction once the move is made (the ended job's stored files, say), so it
         stands or falls with it."""
+        moved, _ = self._move(
+            job_id, to, allowed_from, event_data, held_by, conditions, within, values
+        )
+        return moved
+
+    def end(
+        self,
+        job_id: str,
+        *,
+        to: JobStatus,
+        held_by: str,
+        event_data: dict[str, Any] | None = None,
+        within: Callable[[Session], None] | None = None,
+        **values: Any,
+    ) -> Job | None:
+        """End a running job that `held_by` still holds (`transition` to a terminal state);
+        returns the ended job, or None when it was not ended (taken back, or already over)."""
+        assert to.is_terminal
+        moved, ended = self._move(
+            job_id, to, (JobStatus.RUNNING,), event_data, held_by, (), within, values
+        )
+        if moved and ended is None:  # a database that cannot return the updated row
+            ended = self.load(job_id)
+        return ended
+
+    def _move(
+        self,
+        job_id: str,
+        to: JobStatus,
+        allowed_from: Collection[JobStatus],
+        event_data: dict[str, Any] | None,
+        held_by: str | None,
+        conditions: Collection[ColumnElement[bool]],
+        within: Callable[[Session], None] | None,
+        values: dict[str, Any],
+    ) -> tuple[bool, Job | None]:
+        """`transition`'s work: whether the job moved and, for a terminal move on a database
+        that returns updated rows, the job as it ended."""
         data = event_data or {}
         if to.is_terminal:
             values.setdefault("finished_at", self._clock.now())
@@ -154,10 +211,10 @@ class JobStore:
                 # waits in this process read it from here, not from another query
                 row = session.execute(statement, params).one_or_none()
                 if row is None:
-                    return False
+                    return False, None
                 snapshot = from_row(Job, row)
             elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
-                return False
+                return False, None
             if within is not None:
                 within(session)
             if to.is_terminal:
@@ -168,7 +225,7 @@ class JobStore:
                     hook(session, job_id, to, ended)
             event_id = _add_event(session, job_id, str(to), data, self._clock.now())
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
-        return True
+        return True, snapshot
 
     def _transition_statement(
         self,

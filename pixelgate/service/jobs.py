@@ -36,6 +36,7 @@ from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache, cache_key
 from pixelgate.service.edit_sizes import plan_edit
+from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
@@ -110,6 +111,7 @@ class JobService:
         cancels: CancelRegistry,
         clock: Clock,
         *,
+        executor: JobExecutor,
         policies: Policies,
         max_attempts: int,
     ) -> None:
@@ -122,6 +124,7 @@ class JobService:
         self._bus = bus
         self._cancels = cancels
         self._clock = clock
+        self._executor = executor
         self._policies = policies
         self._max_attempts = max_attempts
 
@@ -131,6 +134,15 @@ class JobService:
         """Check, record and queue a job; nothing runs before this returns. The same
         Idempotency-Key and request return the earlier job; a cache hit returns a finished
         job at once."""
+        job, _ = self._submit(principal, command, claim=False)
+        return job
+
+    def _submit(
+        self, principal: Principal, command: ImageCommand, *, claim: bool
+    ) -> tuple[Job, bool]:
+        """`submit`; with `claim`, a new job is recorded as claimed by this process's executor
+        and not queued, for the caller to run. Returns the job and whether it was so claimed
+        (an earlier job or a cached one is not)."""
         rules = self._policies
         principal.require("generate")
         # 1. who may use what
@@ -148,7 +160,7 @@ class JobService:
         if command.idempotency_key is not None:
             earlier = rules.idempotency.replay(tenant.id, command.idempotency_key, fingerprint)
             if earlier is not None:
-                return self._load(earlier)
+                return self._load(earlier), False
         # 3. how fast
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
@@ -168,7 +180,8 @@ class JobService:
             key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
             hit = rules.cache.lookup(tenant.id, key) if command.use_cache else None
             if hit is not None:
-                return self._serve_cached(principal, tenant, command, hit, key, fingerprint)
+                cached = self._serve_cached(principal, tenant, command, hit, key, fingerprint)
+                return cached, False
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
@@ -186,16 +199,19 @@ class JobService:
                 )  # fmt: skip
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
 
+        holder = self._executor.worker_id if claim else None
+        lease_until = self._clock.now() + self._executor.lease if claim else None
         with rules.limits.concurrency_slot(subjects, self._count_active):
             try:
-                self._store.create(job, within=within)
+                self._store.create(job, within=within, claimed_by=holder, lease_until=lease_until)
             except IntegrityError:
                 winner = self._idempotency_winner(tenant.id, command, fingerprint)
                 if winner is None:
                     raise
-                return winner
-        self._hand_over(job)
-        return job
+                return winner, False
+        if not claim:
+            self._hand_over(job)
+        return job, claim
 
     def _hand_over(self, job: Job) -> None:
         """Queue an accepted job. If the queue is down the job stays recorded as queued, and
@@ -362,55 +378,91 @@ class JobService:
 
     # -- waiting and following ------------------------------------------------------------
 
-    async def wait(
+    async def run(
         self,
         principal: Principal,
-        job_id: str,
+        command: ImageCommand,
         *,
         timeout: float,
         disconnected: Callable[[], Awaitable[bool]],
-        submitted: Job | None = None,
     ) -> Job:
+        """Submit, then wait for the job to end and return it if it succeeded (raise its error
+        otherwise): a synchronous request. A caller who hangs up cancels the job.
+
+        When this process runs the model's jobs itself, one by one (a hosted model in
+        embedded mode), the job runs in the request's own thread: recorded already claimed,
+        with no hand-off to a worker thread and no event to wait for. It is the same job all
+        the same (durable before it runs, leased, cancelable, followable); one that is queued
+        again for another try is waited for like any other."""
+        caller = _Caller.starting_now(principal, timeout, disconnected)
+        if not self._queue.runs_here(self._catalog.resolve(command.model).id):
+            job = await to_thread.run_sync(self.submit, principal, command)
+            return await self._wait(caller, job.id, submitted=job)
+        accepted: list[Job] = []
+
+        def submit_and_run() -> Job | None:
+            job, claimed = self._submit(principal, command, claim=True)
+            accepted.append(job)
+            return self._executor.run_claimed(job) if claimed else job
+
+        running = asyncio.ensure_future(to_thread.run_sync(submit_and_run))
+        while not running.done():
+            if accepted:
+                try:
+                    await self._check_caller(caller, accepted[0])
+                except (Timeout, Canceled):
+                    running.add_done_callback(_leave_running)
+                    raise
+            await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
+            caller.waited = True
+        ended = running.result()
+        if ended is not None and JobStatus(ended.status).is_terminal:
+            return _raise_unless_succeeded(ended)
+        return await self._wait(caller, accepted[0].id)
+
+    async def _wait(self, caller: _Caller, job_id: str, *, submitted: Job | None = None) -> Job:
         """Wait for the job to end and return it if it succeeded; raise its error otherwise.
         A caller who hangs up cancels the job: nobody is left to take the result.
 
         `submitted`: the job as `submit` just returned it, so that it is not read again before
-        waiting. The job's end comes as an event (carrying the ended record when it ended in
-        this process, else it is read); the record is read again at least every second in
-        case an event went astray. The client's connection is looked at after each second
-        without the end, not before the first wait: most jobs end before then, and looking
-        costs the event loop more than the rest of the wait."""
+        waiting. The job's end comes as an event (carrying the ended record when
+        it ended in this process, else it is read); the record is read again at least every
+        second in case an event went astray."""
         subscription = self._bus.subscribe(job_id)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
         job = submitted
-        waited = False
         try:
             while True:
                 if job is None:
-                    job = await to_thread.run_sync(self.get, principal, job_id)
+                    job = await to_thread.run_sync(self.get, caller.principal, job_id)
                 if JobStatus(job.status).is_terminal:
                     return _raise_unless_succeeded(job)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise Timeout(
-                        f"Job {job_id} is still {job.status} after {timeout:g}s; "
-                        f"follow it at GET /v1/jobs/{job_id}",
-                    )
-                if waited and await disconnected():
-                    await to_thread.run_sync(self.cancel, principal, job_id)
-                    raise Canceled("The client disconnected; the job was canceled")
-                waited = True
+                await self._check_caller(caller, job)
+                caller.waited = True
+                limit = min(caller.remaining, 1.0)
                 job = None
                 try:
-                    event = await subscription.next(min(remaining, 1.0))
+                    event = await subscription.next(limit)
                     while not event.is_terminal:
-                        event = await subscription.next(min(remaining, 1.0))
-                    job = _ended_job(principal, event)
+                        event = await subscription.next(limit)
+                    job = _ended_job(caller.principal, event)
                 except TimeoutError:
                     pass
         finally:
             subscription.close()
+
+    async def _check_caller(self, caller: _Caller, job: Job) -> None:
+        """While `caller` waits for `job`: raise Timeout once their time is up; cancel the job
+        and raise Canceled if they hung up. The connection is looked at only after a first
+        wait: most jobs end before then, and looking costs the event loop more than the rest
+        of the wait."""
+        if caller.remaining <= 0:
+            raise Timeout(
+                f"Job {job.id} is still {job.status} after {caller.timeout:g}s; "
+                f"follow it at GET /v1/jobs/{job.id}",
+            )
+        if caller.waited and await caller.disconnected():
+            await to_thread.run_sync(self.cancel, caller.principal, job.id)
+            raise Canceled("The client disconnected; the job was canceled")
 
     async def follow(
         self,
@@ -490,6 +542,37 @@ class JobService:
             self._hand_over(job)
             queued += 1
         return queued
+
+
+@dataclass
+class _Caller:
+    """Someone waiting for a job's end: for how long, and how to tell they hung up."""
+
+    principal: Principal
+    timeout: float
+    deadline: float
+    """On the event loop's clock."""
+    disconnected: Callable[[], Awaitable[bool]]
+    waited: bool = False
+    """Whether they have waited once already (the connection is looked at from then on)."""
+
+    @classmethod
+    def starting_now(
+        cls, principal: Principal, timeout: float, disconnected: Callable[[], Awaitable[bool]]
+    ) -> _Caller:
+        deadline = asyncio.get_running_loop().time() + timeout
+        return cls(principal, timeout, deadline, disconnected)
+
+    @property
+    def remaining(self) -> float:
+        return self.deadline - asyncio.get_running_loop().time()
+
+
+def _leave_running(running: asyncio.Future[Job | None]) -> None:
+    """A job run in a request's thread goes on after its caller stopped waiting (timed out,
+    hung up); how it ends is recorded with the job, and nobody awaits the thread's result."""
+    if not running.cancelled():
+        running.exception()
 
 
 def _ended_job(principal: Principal, event: JobEventMessage) -> Job | None:

@@ -72,9 +72,18 @@ class FixtureProvider:
 class RecordingQueue:
     def __init__(self) -> None:
         self.job_ids: list[str] = []
+        self.inline = False
+        """Whether jobs run in the waiting caller's thread (`JobService.run`)."""
 
     def enqueue(self, job_id: str, model: str) -> None:
         self.job_ids.append(job_id)
+
+    @property
+    def depth(self) -> int:
+        return len(self.job_ids)
+
+    def runs_here(self, model: str) -> bool:
+        return self.inline
 
 
 @dataclass
@@ -126,19 +135,6 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         cache=ResultCache(db, files, shared=False),
         idempotency=IdempotencyKeys(db, clock),
     )
-    jobs = JobService(
-        store,
-        catalog,
-        providers,
-        files,
-        inputs,
-        queue,
-        bus,
-        cancels,
-        clock,
-        policies=policies,
-        max_attempts=2,
-    )
     executor = JobExecutor(
         store,
         catalog,
@@ -151,6 +147,20 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         lease_seconds=30,
         max_attempts=2,
         requeue=queue.enqueue,
+    )
+    jobs = JobService(
+        store,
+        catalog,
+        providers,
+        files,
+        inputs,
+        queue,
+        bus,
+        cancels,
+        clock,
+        executor=executor,
+        policies=policies,
+        max_attempts=2,
     )
     yield Services(
         db,

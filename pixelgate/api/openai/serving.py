@@ -204,7 +204,12 @@ class OpenAIServing:
             async_in_body=False,
         )
         try:
-            job = await run_in_threadpool(runtime.jobs.submit, self._principal, command)
+            job = await runtime.jobs.run(
+                self._principal,
+                command,
+                timeout=runtime.settings.sync_timeout_seconds,
+                disconnected=self._request.is_disconnected,
+            )
         except ValidationError as exc:
             source = translated.made_from.get(exc.param or "")
             if source is None:
@@ -212,13 +217,6 @@ class OpenAIServing:
             value = getattr(body, source)
             raise type(exc)(f"Invalid {source} {value!r}: {exc.message}", param=source) from exc
         self._response.headers[JOB_HEADER] = job.id
-        job = await runtime.jobs.wait(
-            self._principal,
-            job.id,
-            timeout=runtime.settings.sync_timeout_seconds,
-            disconnected=self._request.is_disconnected,
-            submitted=job,
-        )
         return await run_in_threadpool(self._images_response, job)
 
     def _images_response(self, job: Job) -> ImagesResponse:
