@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import time
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from pixelgate.catalog import ModelSpec
 from pixelgate.errors import BackendError, Canceled, Timeout, ValidationError
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers.transport import StdlibTransport
 from pixelgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -153,6 +155,8 @@ class UpstreamClient:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
             follow_redirects=False,
+            # httpx's own transport where a proxy is configured: it honours the environment's
+            transport=None if urllib.request.getproxies() else StdlibTransport(),
         )
 
     @classmethod
