@@ -46,8 +46,9 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
-    for module in (health, images, jobs, media, models, usage, admin, background, web):
-        app.include_router(module.router)
+    # the OpenAI routes first: requests are matched in order, and a gateway's traffic is theirs
     app.include_router(openai_routes.router)
     app.include_router(openai_routes.oai_router)
+    for module in (health, images, jobs, media, models, usage, admin, background, web):
+        app.include_router(module.router)
     return app
