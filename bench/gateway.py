@@ -4,9 +4,11 @@ Both gateways forward `POST /v1/images/generations` to the same fake OpenAI upst
 64x64 PNG in `b64_json`, no delay). The same client load drives each in turn: `--clients`
 concurrent clients (32) sending `--requests` requests (2000) after `--warmup` requests. The
 upstream is also driven directly, under the same load, so each gateway's added latency is its
-own latency minus the upstream's, measured in the same run.
+own latency minus the upstream's, measured in the same run. The targets take turns in
+`--rounds` rounds (4; 500 requests each per round), so that the machine's drift during the
+run falls on all of them alike.
 
-    .venv/bin/python bench/gateway.py [--litellm PATH] [--requests 2000] [--clients 32]
+    .venv/bin/python bench/gateway.py [--litellm PATH] [--requests 2000] [--clients 32] [--rounds 4]
 
 pixelgate runs as shipped (`pixelgate serve`: SQLite, its in-process worker, every request a
 durable, billed job whose image is stored). LiteLLM runs as `litellm --config` with one model
@@ -35,7 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,15 +212,51 @@ async def drive(name: str, url: str, key: str, *, clients: int, requests: int) -
     return Result(name, requests, time.perf_counter() - started, latencies, errors)
 
 
-def measure(name: str, url: str, key: str, args: argparse.Namespace) -> Result:
-    asyncio.run(drive(name, url, key, clients=args.clients, requests=args.warmup))
-    result = asyncio.run(drive(name, url, key, clients=args.clients, requests=args.requests))
-    print(
-        f"  {name}: {result.throughput:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
-        f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors",
-        flush=True,
-    )
-    return result
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    key: str
+
+
+def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
+    """Warm every target, then drive them in turn, a round at a time: each round sends each
+    target `requests / rounds` requests. Taking turns spreads the machine's drift (other work,
+    a CPU slowed by its neighbours) over every target instead of landing on whichever ran last.
+    A target's result adds up its rounds: requests over the time spent on them, percentiles
+    over all its latencies."""
+    for target in targets:
+        asyncio.run(
+            drive(target.name, target.url, target.key, clients=args.clients, requests=args.warmup)
+        )
+    share = args.requests // args.rounds
+    rounds: dict[str, list[Result]] = {target.name: [] for target in targets}
+    for number in range(1, args.rounds + 1):
+        line = []
+        for target in targets:
+            result = asyncio.run(
+                drive(target.name, target.url, target.key, clients=args.clients, requests=share)
+            )
+            rounds[target.name].append(result)
+            line.append(f"{target.name} {result.throughput:.0f} req/s")
+        print(f"  round {number}: " + ", ".join(line), flush=True)
+    totals = [
+        Result(
+            name,
+            sum(result.requests for result in results),
+            sum(result.seconds for result in results),
+            [latency for result in results for latency in result.latencies],
+            sum(result.errors for result in results),
+        )
+        for name, results in rounds.items()
+    ]
+    for result in totals:
+        print(
+            f"  {result.name}: {result.throughput:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
+            f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors",
+            flush=True,
+        )
+    return totals
 
 
 def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
@@ -261,6 +299,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="turns each target takes; requests are split evenly"
+    )
     parser.add_argument("--litellm", help="the litellm executable (LiteLLM's proxy)")
     parser.add_argument("--only", choices=["pixelgate", "litellm"], help="run one gateway only")
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)  # the child process
@@ -282,18 +323,21 @@ def main() -> None:
     upstream_port = free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     print(
-        f"{args.clients} clients, {args.requests} requests after {args.warmup} warm-up; in {work}"
+        f"{args.clients} clients, {args.requests} requests after {args.warmup} warm-up, "
+        f"in {args.rounds} rounds; in {work}"
     )
-    with _upstream(upstream_port, work):
-        upstream = measure("upstream, direct", upstream_url + PATH, UPSTREAM_KEY, args)
-        pixelgate = litellm = None
+    with _upstream(upstream_port, work), ExitStack() as gateways:
+        targets = [Target("upstream, direct", upstream_url + PATH, UPSTREAM_KEY)]
         if args.only != "litellm":
-            pixelgate = _bench_pixelgate(upstream_url, work, args)
+            targets.append(gateways.enter_context(_pixelgate(upstream_url, work)))
         if args.only != "pixelgate" and litellm_bin is not None:
-            litellm = _bench_litellm(litellm_bin, upstream_url, work, args)
-    if pixelgate is not None:
+            targets.append(gateways.enter_context(_litellm(litellm_bin, upstream_url, work)))
+        results = {result.name: result for result in measure(targets, args)}
+    if "pixelgate" in results:
         print()
-        print(table(upstream, pixelgate, litellm))
+        print(
+            table(results["upstream, direct"], results["pixelgate"], results.get("LiteLLM proxy"))
+        )
     shutil.rmtree(work, ignore_errors=True)
 
 
@@ -321,7 +365,8 @@ def _upstream(port: int, work: Path) -> Iterator[None]:
         log.close()
 
 
-def _bench_pixelgate(upstream_url: str, work: Path, args: argparse.Namespace) -> Result:
+@contextmanager
+def _pixelgate(upstream_url: str, work: Path) -> Iterator[Target]:
     port = free_port()
     env = {
         "PIXELGATE_DATA_DIR": str(work / "pixelgate-data"),
@@ -333,12 +378,11 @@ def _bench_pixelgate(upstream_url: str, work: Path, args: argparse.Namespace) ->
     with process(
         command, ready_url=f"http://127.0.0.1:{port}/readyz", log=work / "pixelgate.log", env=env
     ):
-        return measure("pixelgate", f"http://127.0.0.1:{port}{PATH}", GATEWAY_KEY, args)
+        yield Target("pixelgate", f"http://127.0.0.1:{port}{PATH}", GATEWAY_KEY)
 
 
-def _bench_litellm(
-    litellm_bin: str, upstream_url: str, work: Path, args: argparse.Namespace
-) -> Result:
+@contextmanager
+def _litellm(litellm_bin: str, upstream_url: str, work: Path) -> Iterator[Target]:
     port = free_port()
     config = work / "litellm.yaml"
     config.write_text(
@@ -357,7 +401,7 @@ def _bench_litellm(
         ready_url=f"http://127.0.0.1:{port}/health/liveliness",
         log=work / "litellm.log",
     ):
-        return measure("LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY, args)
+        yield Target("LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,9 @@ def create_app(settings: Settings) -> FastAPI:
         runtime = Runtime(settings)
         await run_in_threadpool(runtime.start)
         app.state.runtime = runtime
+        # what start-up made lives as long as the process: out of every garbage collection
+        # from now on (a full one over it pauses the server for ~0.1 s)
+        gc.freeze()
         try:
             yield
         finally:
