@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from pixelgate.api.deps import current_principal, get_base_url, get_runtime
 from pixelgate.api.openai.protocol import (
@@ -26,25 +26,30 @@ from pixelgate.api.openai.serving import OpenAIServing
 from pixelgate.api.submission import submit_headers
 
 
-async def openai_serving(
-    request: Request,
-    response: Response,
-    authorization: Annotated[str | None, Header()] = None,
-    prefer: Annotated[str | None, Header()] = None,
-    idempotency_key: Annotated[str | None, Header()] = None,
-    cache_control: Annotated[str | None, Header()] = None,
-) -> OpenAIServing:
-    """One dependency that calls the shared ones itself: FastAPI's solving of a tree of six
-    cost the event loop more per request than the rest of the route's own work."""
+async def openai_serving(request: Request, response: Response) -> OpenAIServing:
+    """One dependency that reads its four headers itself (see `HEADERS`): FastAPI's solving
+    and checking of declared parameters cost the event loop more than the route's own work."""
+    headers = request.headers
     runtime = await get_runtime(request)
     return OpenAIServing(
         runtime,
-        await current_principal(runtime, authorization),
+        await current_principal(runtime, headers.get("authorization")),
         request=request,
         response=response,
         base_url=await get_base_url(request, runtime),
-        headers=await submit_headers(prefer, idempotency_key, cache_control),
+        headers=await submit_headers(
+            headers.get("prefer"), headers.get("idempotency-key"), headers.get("cache-control")
+        ),
     )
+
+
+HEADERS: dict[str, Any] = {
+    "parameters": [
+        {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
+        for name in ("authorization", "prefer", "idempotency-key", "cache-control")
+    ]
+}
+"""The headers `openai_serving` reads, as the OpenAPI parameters of every route."""
 
 
 Serving = Annotated[OpenAIServing, Depends(openai_serving)]
@@ -101,15 +106,21 @@ def build_router(prefix: str, *, with_models: bool, in_schema: bool) -> APIRoute
         "response_model_exclude_none": True,
         "responses": ERRORS,
     }
-    router.add_api_route("/images/generations", create_image, **images)
-    router.add_api_route("/images/edits", create_image_edit, openapi_extra=EDIT_BODY, **images)
+    router.add_api_route("/images/generations", create_image, openapi_extra=HEADERS, **images)
     router.add_api_route(
-        "/images/variations", create_image_variation, openapi_extra=VARIATION_BODY, **images
+        "/images/edits", create_image_edit, openapi_extra=EDIT_BODY | HEADERS, **images
+    )
+    router.add_api_route(
+        "/images/variations",
+        create_image_variation,
+        openapi_extra=VARIATION_BODY | HEADERS,
+        **images,
     )
     if with_models:
-        router.add_api_route("/models", list_models, response_model=ModelList, responses=ERRORS)
+        models: dict[str, Any] = {"responses": ERRORS, "openapi_extra": HEADERS}
+        router.add_api_route("/models", list_models, response_model=ModelList, **models)
         router.add_api_route(
-            "/models/{model_id:path}", retrieve_model, response_model=Model, responses=ERRORS
+            "/models/{model_id:path}", retrieve_model, response_model=Model, **models
         )
     return router
 

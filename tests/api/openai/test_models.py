@@ -45,3 +45,13 @@ def test_retrieve_a_model_by_alias_on_the_oai_mount(gateway: Server) -> None:
         model = sdk.models.retrieve("dall-e-3")
 
     assert (model.id, model.owned_by) == ("openai/dall-e-3", "openai")
+
+
+def test_openapi_lists_the_headers_each_openai_route_reads(gateway: Server) -> None:
+    schema = httpx.get(gateway.url + "/openapi.json").json()
+    for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
+        operation = schema["paths"][path]["post"]
+        headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
+        assert headers == {"authorization", "prefer", "idempotency-key", "cache-control"}, path
+    edits = schema["paths"]["/v1/images/edits"]["post"]  # its multipart body is kept beside them
+    assert "multipart/form-data" in edits["requestBody"]["content"]
