@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import os
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.tables import ApiKey, Tenant
 from pixelgate.errors import Forbidden, NotFound, Unauthorized
+from pixelgate.service.recent import ReadLately
 
 DEFAULT_TENANT = "default"
 SCOPES = frozenset({"admin", "generate", "read"})
@@ -56,15 +56,8 @@ def new_key() -> str:
     return "pg_" + secrets.token_urlsafe(32)
 
 
-CACHE_SECONDS = 2.0
-"""How long a key, once read, is trusted without reading it again. A revocation made through
-this process applies at once; one made by another process within this long."""
-
-
 @dataclass(frozen=True)
-class _Seen:
-    at: float
-    """When it was read (monotonic)."""
+class _ValidKey:
     principal: Principal
     expires_at: datetime | None
 
@@ -73,8 +66,8 @@ class AccessService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
-        self._recent: dict[str, _Seen] = {}
-        """Valid keys read lately, by digest."""
+        self._recent: ReadLately[str, _ValidKey] = ReadLately(clock)
+        """Valid keys read lately, by digest (see `recent.TRUSTED_FOR`)."""
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an `Authorization: Bearer <key>` header."""
@@ -91,15 +84,15 @@ class AccessService:
         if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
             raise Unauthorized("This API key has expired")
         principal = Principal(record.id, record.tenant_id, frozenset(record.scopes), record.limits)
-        self._recent[digest] = _Seen(time.monotonic(), principal, record.expires_at)
+        self._recent.remember(digest, _ValidKey(principal, record.expires_at))
         return principal
 
     def recently_authenticated(self, authorization: str | None) -> Principal | None:
-        """The caller, when the same key was found valid less than `CACHE_SECONDS` ago; None
+        """The caller, when the same key was found valid lately (`recent.TRUSTED_FOR`); None
         when the key must be read (`authenticate` does). Needs no database: fit for the event
         loop."""
         seen = self._recent.get(_digest(authorization))
-        if seen is None or time.monotonic() - seen.at >= CACHE_SECONDS:
+        if seen is None:
             return None
         if seen.expires_at is not None and as_utc(seen.expires_at) <= self._clock.now():
             return None
@@ -152,7 +145,7 @@ class AccessService:
                 raise NotFound(f"No API key {key_id!r}", param="key_id")
             if record.revoked_at is None:
                 record.revoked_at = self._clock.now()
-        self._recent.clear()
+        self._recent.forget_all()
         return record
 
     def ensure_default_tenant(self) -> None:
@@ -195,7 +188,7 @@ class AccessService:
                 .where(ApiKey.revoked_at.is_(None))
                 .values(revoked_at=self._clock.now())
             )
-            self._recent.clear()
+            self._recent.forget_all()
             known = session.scalar(select(ApiKey.id).where(ApiKey.key_hash == digest))
         if known is None:
             self.create_key(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import secrets
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -18,6 +17,7 @@ from pixelgate.db import Database
 from pixelgate.db.tables import Tenant
 from pixelgate.errors import Conflict, ModelAccessDenied, NotFound, ValidationError
 from pixelgate.service.billing import to_micros
+from pixelgate.service.recent import ReadLately
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LIMIT_NAMES = ("requests_per_minute", "images_per_day", "concurrent_jobs")
@@ -39,36 +39,28 @@ class TenantChanges:
     safety_threshold: Any = UNSET
 
 
-CACHE_SECONDS = 2.0
-"""How long the request path may use a tenant it read (`current`). A change made through this
-process applies at once; one made by another process within this long."""
-
-
 class TenantService:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
-        self._recent: dict[str, tuple[float, Tenant]] = {}
-        """Tenants as read lately, with when (monotonic); replaced whole, never changed."""
+        self._recent: ReadLately[str, Tenant] = ReadLately(clock)
+        """Tenants as read lately (see `recent.TRUSTED_FOR`); replaced whole, never changed."""
 
     def get(self, tenant_id: str) -> Tenant:
         """The tenant as recorded now."""
         with self._db.session() as session:
             tenant = session.get(Tenant, tenant_id)
         if tenant is None:
-            self._recent.pop(tenant_id, None)
+            self._recent.forget(tenant_id)
             raise NotFound(f"No tenant {tenant_id!r}", param="tenant_id")
-        self._recent[tenant_id] = (time.monotonic(), tenant)
+        self._recent.remember(tenant_id, tenant)
         return tenant
 
     def current(self, tenant_id: str) -> Tenant:
-        """The tenant as read at most `CACHE_SECONDS` ago, for the request path: every request
+        """The tenant as read lately (`recent.TRUSTED_FOR`), for the request path: every request
         needs its tenant (model access, prices, budgets, limits), and reading it each time
         costs more than the rest of accepting a job."""
-        seen = self._recent.get(tenant_id)
-        if seen is not None and time.monotonic() - seen[0] < CACHE_SECONDS:
-            return seen[1]
-        return self.get(tenant_id)
+        return self._recent.get(tenant_id) or self.get(tenant_id)
 
     def list_tenants(self) -> list[Tenant]:
         with self._db.session() as session:
@@ -87,7 +79,7 @@ class TenantService:
             if session.get(Tenant, tenant_id) is not None:
                 raise Conflict(f"Tenant {tenant_id!r} already exists", param="id")
             session.add(tenant)
-        self._recent.pop(tenant_id, None)
+        self._recent.forget(tenant_id)
         return tenant
 
     def update(self, tenant_id: str, changes: TenantChanges) -> Tenant:
@@ -96,7 +88,7 @@ class TenantService:
             if tenant is None:
                 raise NotFound(f"No tenant {tenant_id!r}", param="tenant_id")
             _apply(tenant, changes)
-        self._recent.pop(tenant_id, None)
+        self._recent.forget(tenant_id)
         return tenant
 
     # -- model access ---------------------------------------------------------------------

@@ -9,13 +9,14 @@ import asyncio
 import pytest
 from sqlalchemy import select, update
 
+from pixelgate.clock import ManualClock
 from pixelgate.db.tables import ApiKey, BudgetAccount
 from pixelgate.engine import EventBus, JobEventMessage
 from pixelgate.errors import ModelAccessDenied, Unauthorized
-from pixelgate.service import access
 from pixelgate.service.billing import month_of
 from pixelgate.service.job_store import JobStatus
-from pixelgate.service.tenants import TenantChanges
+from pixelgate.service.recent import ReadLately
+from pixelgate.service.tenants import TenantChanges, TenantService
 from tests.service.conftest import Services
 from tests.service.test_policies import PRICED, command, tenant
 
@@ -89,8 +90,8 @@ def test_a_key_revoked_here_is_refused_at_once(services: Services) -> None:
         services.access.authenticate(f"Bearer {key}")
 
 
-def test_a_key_revoked_elsewhere_is_refused_once_the_cache_time_passes(
-    services: Services, monkeypatch: pytest.MonkeyPatch
+def test_a_key_revoked_elsewhere_is_refused_once_the_trusted_time_passes(
+    services: Services,
 ) -> None:
     record, key = services.access.create_key(
         tenant_id="default", name="k", scopes=frozenset({"read"})
@@ -100,10 +101,38 @@ def test_a_key_revoked_elsewhere_is_refused_once_the_cache_time_passes(
         session.execute(
             update(ApiKey).where(ApiKey.id == record.id).values(revoked_at=services.clock.now())
         )
-    services.access.authenticate(f"Bearer {key}")  # within the cache time: still trusted
-    monkeypatch.setattr(access, "CACHE_SECONDS", 0.0)
+    services.clock.advance(1.9)
+    services.access.authenticate(f"Bearer {key}")  # within the trusted time: still trusted
+    services.clock.advance(0.1)
     with pytest.raises(Unauthorized, match="revoked"):
         services.access.authenticate(f"Bearer {key}")
+
+
+def test_a_tenant_changed_elsewhere_applies_once_the_trusted_time_passes(
+    services: Services,
+) -> None:
+    caller = tenant(services)
+    services.jobs.submit(caller, command())
+    elsewhere = TenantService(services.db, services.clock)  # another replica
+    elsewhere.update("acme", TenantChanges(deny_models=["test/*"]))
+    services.jobs.submit(caller, command())  # read lately here: still as it was
+    services.clock.advance(2)
+    with pytest.raises(ModelAccessDenied):
+        services.jobs.submit(caller, command())
+
+
+def test_what_was_read_lately_is_not_trusted_across_a_clock_set_back() -> None:
+    clock = ManualClock()
+    reads: ReadLately[str, str] = ReadLately(clock)
+    reads.remember("k", "v")
+    assert reads.get("k") == "v"
+    clock.advance(-60)
+    assert reads.get("k") is None
+    reads.remember("k", "w")
+    clock.advance(1.99)
+    assert reads.get("k") == "w"
+    reads.forget("k")
+    assert reads.get("k") is None
 
 
 def test_a_tenant_changed_here_applies_to_the_next_request(services: Services) -> None:
