@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1)
     """Jobs run at once by the in-process worker. Several, so that the jobs waiting for one
     local model can be handed to it together and batched (up to `max_batch_size`), and hosted
-    calls overlap; the worker still dispatches one model's jobs a group at a time."""
+    calls overlap; the worker still dispatches one model's jobs a group at a time. A hosted
+    model's job asked for synchronously runs in its request's own thread instead (see
+    `JobService.run`); asynchronous ones and retries come here."""
     max_attempts: int = Field(default=3, ge=1)
     """Times a job is started (after a crash, a lost lease or a transient failure) before it
     is failed."""
