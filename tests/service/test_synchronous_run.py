@@ -38,6 +38,20 @@ def only_job(services: Services) -> Job:
     return job
 
 
+def held_until_released(services: Services) -> threading.Event:
+    """Make the provider draw only once the returned event is set."""
+    release = threading.Event()
+
+    def slow(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        assert release.wait(10)
+        return [GeneratedImage(b"\x89PNG late", "image/png", 8, 8, seed=3)]
+
+    services.provider.behaviour = slow
+    return release
+
+
 async def ended(services: Services, job_id: str) -> Job:
     """The job once it has ended, read from the store (the test's own view, not the caller's)."""
     for _ in range(500):
@@ -102,15 +116,7 @@ def test_a_job_run_here_that_outlasts_the_wait_times_out_and_still_ends(
     services: Services,
 ) -> None:
     services.queue.inline = True
-    release = threading.Event()
-
-    def slow(
-        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
-    ) -> list[GeneratedImage]:
-        assert release.wait(10)
-        return [GeneratedImage(b"\x89PNG late", "image/png", 8, 8, seed=3)]
-
-    services.provider.behaviour = slow
+    release = held_until_released(services)
 
     async def scenario() -> Job:
         with pytest.raises(Timeout, match=r"still running after 0\.3s; follow it at GET /v1/jobs/"):
@@ -182,15 +188,7 @@ def test_the_same_idempotency_key_waits_for_the_job_run_by_the_first_request(
     services: Services,
 ) -> None:
     services.queue.inline = True
-    release = threading.Event()
-
-    def slow(
-        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
-    ) -> list[GeneratedImage]:
-        assert release.wait(10)
-        return [GeneratedImage(b"\x89PNG once", "image/png", 8, 8, seed=3)]
-
-    services.provider.behaviour = slow
+    release = held_until_released(services)
     keyed = ImageCommand(
         task="generate", model="test/fixture", options={"prompt": "x"}, idempotency_key="k-1"
     )
