@@ -82,7 +82,13 @@ class JobExecutor:
     def run(self, job_id: str) -> None:
         token = self._cancels.open(job_id)
         try:
-            self._run(job_id, token)
+            # 1. claim: only one runner moves a job from queued to running, and leases it
+            now = self._clock.now()
+            job = self._store.claim(
+                job_id, worker_id=self.worker_id, now=now, lease_until=now + self._lease
+            )
+            if job is not None:  # None: already taken, finished or canceled (a duplicate)
+                self._run_held(job, token)
         finally:
             self._cancels.close(job_id)
 
@@ -92,25 +98,16 @@ class JobExecutor:
         again for another try, or taken back)."""
         token = self._cancels.open(job.id)
         try:
-            if job.cancel_requested:
-                token.cancel()
-            with self._holding_lease(job.id, token):
-                return self._work(job, token)
+            return self._run_held(job, token)
         finally:
             self._cancels.close(job.id)
 
-    def _run(self, job_id: str, token: CancelToken) -> None:
-        # 1. claim: only one runner moves a job from queued to running, and leases it
-        now = self._clock.now()
-        job = self._store.claim(
-            job_id, worker_id=self.worker_id, now=now, lease_until=now + self._lease
-        )
-        if job is None:
-            return  # already taken, finished or canceled: a duplicate delivery
+    def _run_held(self, job: Job, token: CancelToken) -> Job | None:
+        """A job this executor holds: its lease kept and a cancel passed on while it runs."""
         if job.cancel_requested:
             token.cancel()
-        with self._holding_lease(job_id, token):
-            self._work(job, token)
+        with self._holding_lease(job.id, token):
+            return self._work(job, token)
 
     def _work(self, job: Job, token: CancelToken) -> Job | None:
         """Run a claimed job to its end; the ended job, or None when it did not end here."""
