@@ -1,6 +1,7 @@
 """Score a shapes pipeline folder on the fixed evaluation prompts with the checker.
 
     python -m training.shapes.evaluate build/pixelgate--shapes [--steps 20] [--guidance 5]
+        [--only single|pair|held_out]
 
 Prints the table of issue 8: each category's pass rate against its goal, and the time of one
 64x64 image. The prompts (`pixelgate.shapes.evaluation_prompts`) are never trained on.
@@ -37,7 +38,13 @@ def load(folder: Path, threads: int) -> Any:
 
 
 def evaluate(
-    pipeline: Any, *, steps: int, guidance: float, seed: int, limit: int | None = None
+    pipeline: Any,
+    *,
+    steps: int,
+    guidance: float,
+    seed: int,
+    limit: int | None = None,
+    only: str | None = None,
 ) -> tuple[dict[str, tuple[int, int]], float]:
     """Pass counts per category, and the median seconds per image."""
     import torch
@@ -45,6 +52,8 @@ def evaluate(
     results: dict[str, tuple[int, int]] = {category: (0, 0) for category in GOALS}
     seconds: list[float] = []
     for index, item in enumerate(evaluation_prompts()[:limit]):
+        if only is not None and item.category != only:
+            continue
         started = time.perf_counter()
         image = pipeline(
             item.caption,
@@ -69,15 +78,23 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="only the first N prompts")
+    parser.add_argument("--only", choices=sorted(GOALS), help="only the prompts of one category")
     args = parser.parse_args()
     pipeline = load(args.folder, args.threads)
     results, median = evaluate(
-        pipeline, steps=args.steps, guidance=args.guidance, seed=args.seed, limit=args.limit
+        pipeline,
+        steps=args.steps,
+        guidance=args.guidance,
+        seed=args.seed,
+        limit=args.limit,
+        only=args.only,
     )
     print("| measure | prompts | result | goal | met |")
     print("|---|---|---|---|---|")
     for category, goal in GOALS.items():
         passed, total = results[category]
+        if args.only is not None and category != args.only:
+            continue
         rate = passed / total if total else 0.0
         met = "yes" if total and rate >= goal else "no"
         print(f"| {TITLES[category]} | {total} | {rate:.0%} | >= {goal:.0%} | {met} |")

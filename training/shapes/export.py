@@ -23,7 +23,8 @@ def pipeline_from_checkpoint(state: dict[str, Any], *, use_ema: bool = True) -> 
     vae, unet, text_encoder = model.build_vae(), model.build_unet(), model.build_text_encoder()
     vae.load_state_dict(state["vae"])
     vae.register_to_config(scaling_factor=float(state["vae_scale"]))
-    weights = state["ema"] if use_ema else state["models"]
+    # a compact checkpoint carries the trained weights alone, no average
+    weights = state["ema"] if use_ema and "ema" in state else state["models"]
     unet.load_state_dict(weights["unet"])
     text_encoder.load_state_dict(weights["text_encoder"])
     return model.build_pipeline(vae, unet, text_encoder)
