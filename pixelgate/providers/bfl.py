@@ -35,13 +35,13 @@ from pixelgate.catalog.options import FluxKontextOptions, FluxOptions
 from pixelgate.errors import (
     BackendError,
     Error,
-    ModelUnavailable,
     MustProvideFile,
     Timeout,
     ValidationError,
 )
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.providers.http import (
+    ProviderKey,
     UpstreamClient,
     UpstreamResponse,
     key_refused,
@@ -72,7 +72,7 @@ class BlackForestLabsProvider:
         poll_interval_seconds: float,
         poll_timeout_seconds: float,
     ) -> None:
-        self._api_key = api_key
+        self._key = ProviderKey(self.name, api_key, "PIXELGATE_BFL_API_KEY")
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._poll_interval = poll_interval_seconds
@@ -89,9 +89,7 @@ class BlackForestLabsProvider:
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        if self._api_key is None:
-            return f"provider {self.name!r} has no API key (set PIXELGATE_BFL_API_KEY)"
-        return None
+        return self._key.missing()
 
     def run(
         self,
@@ -104,12 +102,8 @@ class BlackForestLabsProvider:
         # 1. checks that need no upstream call
         require_capability(spec, task)
         body = request_body(task)
-        if self._api_key is None:
-            raise ModelUnavailable(
-                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
-                param="model",
-            )
-        headers = {"x-key": self._api_key.get_secret_value(), "accept": "application/json"}
+        key = self._key.require(spec)
+        headers = {"x-key": key, "accept": "application/json"}
         progress(0, 1)
         # 2. submit
         source = spec.source or spec.id.rsplit("/", 1)[-1]

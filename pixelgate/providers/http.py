@@ -27,9 +27,10 @@ from typing import Any
 
 import httpx
 from PIL import Image, UnidentifiedImageError
+from pydantic import SecretStr
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.errors import BackendError, Canceled, Timeout, ValidationError
+from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
 from pixelgate.providers.transport import StdlibTransport
 from pixelgate.settings import Settings
@@ -335,6 +336,29 @@ def image_part(name: str, image: ImageInput) -> FileField:
 
 def malformed(provider: str, what: str) -> BackendError:
     return BackendError(f"The {provider} provider sent a malformed response: {what}")
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    """A hosted provider's API key, from settings only, and the variable that sets it."""
+
+    provider: str
+    value: SecretStr | None
+    variable: str  # PIXELGATE_OPENAI_API_KEY, ...
+
+    def missing(self) -> str | None:
+        """Why the provider's models cannot run here, or None when the key is set."""
+        if self.value is None:
+            return f"provider {self.provider!r} has no API key (set {self.variable})"
+        return None
+
+    def require(self, spec: ModelSpec) -> str:
+        """The key, for a request about to be sent; refuses the model when none is set."""
+        if self.value is None:
+            raise ModelUnavailable(
+                f"Model {spec.id!r} is unavailable: {self.missing()}", param="model"
+            )
+        return self.value.get_secret_value()
 
 
 def key_refused(provider: str, status: int) -> BackendError:

@@ -31,7 +31,7 @@ from pixelgate.catalog.options import (
     DallE3Options,
     GptImageOptions,
 )
-from pixelgate.errors import BackendError, Error, ModelUnavailable, MustProvideFile, ValidationError
+from pixelgate.errors import BackendError, Error, MustProvideFile, ValidationError
 from pixelgate.providers.base import (
     CancelToken,
     GeneratedImage,
@@ -40,6 +40,7 @@ from pixelgate.providers.base import (
 )
 from pixelgate.providers.http import (
     FileField,
+    ProviderKey,
     UpstreamClient,
     UpstreamResponse,
     image_part,
@@ -63,7 +64,7 @@ class OpenAIProvider:
     name = PROVIDER
 
     def __init__(self, *, api_key: SecretStr | None, base_url: str, http: UpstreamClient) -> None:
-        self._api_key = api_key
+        self._key = ProviderKey(self.name, api_key, "PIXELGATE_OPENAI_API_KEY")
         self._base_url = base_url.rstrip("/")
         self._http = http
 
@@ -76,9 +77,7 @@ class OpenAIProvider:
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        if self._api_key is None:
-            return f"provider {self.name!r} has no API key (set PIXELGATE_OPENAI_API_KEY)"
-        return None
+        return self._key.missing()
 
     def run(
         self,
@@ -95,15 +94,11 @@ class OpenAIProvider:
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if task.kind != "generate" and task.image is None:
             raise MustProvideFile(f"{task.kind} needs an input image", param="image")
-        if self._api_key is None:
-            raise ModelUnavailable(
-                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
-                param="model",
-            )
+        key = self._key.require(spec)
         fields = request_fields(
             spec.source or spec.id, task.options, with_prompt=task.kind != "variation"
         )
-        headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+        headers = {"Authorization": f"Bearer {key}"}
         progress(0, 1)
         # 2. the upstream call: JSON for generations, multipart for edits and variations
         url = self._base_url + path

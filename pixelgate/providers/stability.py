@@ -37,7 +37,6 @@ from pixelgate.catalog.options import StabilityCoreOptions
 from pixelgate.errors import (
     BackendError,
     Error,
-    ModelUnavailable,
     MustProvideFile,
     PayloadTooLarge,
     ValidationError,
@@ -51,6 +50,7 @@ from pixelgate.providers.base import (
 )
 from pixelgate.providers.http import (
     FileField,
+    ProviderKey,
     UpstreamClient,
     UpstreamResponse,
     image_part,
@@ -82,7 +82,7 @@ class StabilityProvider:
         http: UpstreamClient,
         accept: Accept = "image/*",
     ) -> None:
-        self._api_key = api_key
+        self._key = ProviderKey(self.name, api_key, "PIXELGATE_STABILITY_API_KEY")
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._accept = accept
@@ -96,9 +96,7 @@ class StabilityProvider:
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        if self._api_key is None:
-            return f"provider {self.name!r} has no API key (set PIXELGATE_STABILITY_API_KEY)"
-        return None
+        return self._key.missing()
 
     def run(
         self,
@@ -111,13 +109,9 @@ class StabilityProvider:
         # 1. the endpoint and its parts, checked before any upstream call
         require_capability(spec, task)
         path, parts = self._request(spec, task)
-        if self._api_key is None:
-            raise ModelUnavailable(
-                f"Model {spec.id!r} is unavailable: {self.unavailable_reason(spec)}",
-                param="model",
-            )
+        key = self._key.require(spec)
         headers = {
-            "Authorization": f"Bearer {self._api_key.get_secret_value()}",
+            "Authorization": f"Bearer {key}",
             "accept": self._accept,
         }
         progress(0, 1)

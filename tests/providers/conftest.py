@@ -37,7 +37,9 @@ def make_settings(tmp_path: Path) -> Any:
     def factory(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path,
-            "provider_timeout_seconds": 2.0,
+            # generous: a fake upstream that encodes large images on a loaded machine takes a
+            # while; the tests of the timeout itself set their own
+            "provider_timeout_seconds": 15.0,
             "provider_max_retries": 2,
             "provider_retry_backoff_seconds": 0.001,
             "provider_retry_max_delay_seconds": 0.2,
