@@ -158,7 +158,14 @@ class JobStore:
         the same transaction once the move is made (the ended job's stored files, say), so it
         stands or falls with it."""
         moved, _ = self._move(
-            job_id, to, allowed_from, event_data, held_by, conditions, within, values
+            job_id,
+            to,
+            allowed_from=allowed_from,
+            event_data=event_data,
+            held_by=held_by,
+            conditions=conditions,
+            within=within,
+            values=values,
         )
         return moved
 
@@ -176,7 +183,13 @@ class JobStore:
         returns the ended job, or None when it was not ended (taken back, or already over)."""
         assert to.is_terminal
         moved, ended = self._move(
-            job_id, to, (JobStatus.RUNNING,), event_data, held_by, (), within, values
+            job_id,
+            to,
+            allowed_from=(JobStatus.RUNNING,),
+            event_data=event_data,
+            held_by=held_by,
+            within=within,
+            values=values,
         )
         if moved and ended is None:  # a database that cannot return the updated row
             ended = self.load(job_id)
@@ -186,10 +199,11 @@ class JobStore:
         self,
         job_id: str,
         to: JobStatus,
+        *,
         allowed_from: Collection[JobStatus],
         event_data: dict[str, Any] | None,
         held_by: str | None,
-        conditions: Collection[ColumnElement[bool]],
+        conditions: Collection[ColumnElement[bool]] = (),
         within: Callable[[Session], None] | None,
         values: dict[str, Any],
     ) -> tuple[bool, Job | None]:
