@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pixelgate.shapes.captions import Prompt, describe
-from pixelgate.shapes.world import Scene, Split, sample_scene, scene_key
+from pixelgate.shapes.world import OBJECT_COUNT_WEIGHTS, Scene, Split, sample_scene, scene_key
 
 Category = Literal["single", "pair", "held_out"]
 
@@ -62,9 +62,14 @@ def evaluation_keys() -> frozenset[tuple[object, ...]]:
     return frozenset(scene_key(item.scene) for item in evaluation_prompts())
 
 
-def training_example(seed: int) -> tuple[Scene, str]:
-    """The training scene and caption for one seed (the same seed, the same example)."""
+def training_example(
+    seed: int, *, count_weights: tuple[float, float, float] = OBJECT_COUNT_WEIGHTS
+) -> tuple[Scene, str]:
+    """The training scene and caption for one seed (the same seed and weights of 1, 2 and 3
+    objects, the same example)."""
     rng = random.Random(seed)
-    scene = sample_scene(rng, split="train", excluded=evaluation_keys())
+    scene = sample_scene(
+        rng, split="train", count_weights=count_weights, excluded=evaluation_keys()
+    )
     caption, _ = describe(scene, rng)
     return scene, caption

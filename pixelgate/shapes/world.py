@@ -128,12 +128,14 @@ def sample_scene(
     *,
     split: Split = "train",
     count: int | None = None,
+    count_weights: tuple[float, float, float] = OBJECT_COUNT_WEIGHTS,
     excluded: frozenset[tuple[object, ...]] = frozenset(),
 ) -> Scene:
-    """A random scene. `train` scenes never hold a held-out colour-shape pair; `held_out`
-    scenes hold at least one. Scenes whose `scene_key` is in `excluded` are never returned."""
+    """A random scene of `count` objects, or of 1, 2 or 3 drawn with `count_weights`. `train`
+    scenes never hold a held-out colour-shape pair; `held_out` scenes hold at least one. Scenes
+    whose `scene_key` is in `excluded` are never returned."""
     while True:
-        n = count or rng.choices((1, 2, 3), weights=OBJECT_COUNT_WEIGHTS)[0]
+        n = count or rng.choices((1, 2, 3), weights=count_weights)[0]
         background = rng.choice(COLOURS)
         colours = rng.sample([c for c in COLOURS if c != background], n)
         kinds = [(colour, rng.choice(SHAPES), rng.choice(SIZES)) for colour in colours]

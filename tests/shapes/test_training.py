@@ -84,6 +84,17 @@ def test_every_caption_fits_the_text_encoder_untruncated() -> None:
         assert model.token_ids()[model.UNKNOWN] not in ids
 
 
+def test_the_object_mix_sets_how_many_objects_the_training_scenes_hold() -> None:
+    config, _ = parse_args(["--stage", "diffusion", "--steps", "1", "--object-mix", "0,1,0"])
+    assert config.object_mix == (0.0, 1.0, 0.0)
+    scenes = [training_example(seed, count_weights=config.object_mix)[0] for seed in range(40)]
+    assert {len(scene.things) for scene in scenes} == {2}
+    # the default mix draws the examples the model has been trained on from the start
+    assert training_example(7) == training_example(7, count_weights=(0.4, 0.4, 0.2))
+    with pytest.raises(SystemExit):
+        parse_args(["--stage", "diffusion", "--steps", "1", "--object-mix", "1,2"])
+
+
 def test_a_compact_checkpoint_is_small_and_resumes(trained: Path, tmp_path: Path) -> None:
     for name in ("vae-latest.pt", "diffusion-latest.pt"):
         (tmp_path / name).write_bytes((trained / name).read_bytes())

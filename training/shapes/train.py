@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pixelgate.shapes import render, training_example
+from pixelgate.shapes.world import OBJECT_COUNT_WEIGHTS
 from training.shapes import model
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
@@ -49,6 +50,8 @@ class Config:
     seed: int
     ema_decay: float
     device: str
+    object_mix: tuple[float, float, float] = OBJECT_COUNT_WEIGHTS
+    """How often a training scene holds 1, 2 and 3 objects."""
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
@@ -69,6 +72,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         "--compact", action="store_true", help="also write a compact checkpoint at the end"
     )
     parser.add_argument("--log-every", type=int, default=50)
+    parser.add_argument(
+        "--object-mix",
+        type=_object_mix,
+        default=OBJECT_COUNT_WEIGHTS,
+        help="weights of scenes with 1, 2 and 3 objects (default 0.4,0.4,0.2)",
+    )
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 3e-4)
     config = Config(
@@ -82,8 +91,22 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         seed=args.seed,
         ema_decay=args.ema_decay,
         device=args.device,
+        object_mix=args.object_mix,
     )
     return config, args
+
+
+def _object_mix(text: str) -> tuple[float, float, float]:
+    parts = text.split(",")
+    try:
+        one, two, three = (float(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected three weights, of 1, 2 and 3 objects, such as 0.25,0.5,0.25"
+        ) from None
+    if min(one, two, three) < 0 or one + two + three <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: weights must be >= 0, not all 0")
+    return one, two, three
 
 
 def batch_examples(config: Config, step: int) -> tuple[Any, list[str]]:
@@ -93,7 +116,7 @@ def batch_examples(config: Config, step: int) -> tuple[Any, list[str]]:
     first = config.seed * EXAMPLES_PER_SEED + step * config.batch_size
     images, captions = [], []
     for seed in range(first, first + config.batch_size):
-        scene, caption = training_example(seed)
+        scene, caption = training_example(seed, count_weights=config.object_mix)
         images.append(np.asarray(render(scene, model.IMAGE_SIZE), dtype=np.float32))
         captions.append(caption)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
