@@ -9,6 +9,13 @@ own latency minus the upstream's, measured in the same run. The targets take tur
 run falls on all of them alike.
 
     .venv/bin/python bench/gateway.py [--litellm PATH] [--requests 2000] [--clients 32] [--rounds 4]
+        [--no-pin]
+
+Each gateway runs on a core of its own (`--pin`, the default on a machine with two cores or
+more: the gateway on the last core, this script's clients and the upstream on the others), so
+that both get the same CPU and neither competes with the load. Each result also gives the
+gateway's CPU time per request (`/proc/<pid>/stat`, the gateway's processes summed), which
+the machine's drift moves far less than requests/s. `--no-pin` lets every process run anywhere.
 
 pixelgate runs as shipped (`pixelgate serve`: SQLite, its in-process worker, every request a
 durable, billed job whose image is stored). LiteLLM runs as `litellm --config` with one model
@@ -38,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,14 +136,50 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def split_cores(pin: bool) -> tuple[set[int] | None, set[int] | None]:
+    """The cores for the gateways and for the load (clients and upstream); None: anywhere."""
+    cores = sorted(os.sched_getaffinity(0))
+    if not pin or len(cores) < 2:
+        return None, None
+    return {cores[-1]}, set(cores[:-1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) of a process and of every process under it."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:  # fields after the command's name: state, ppid, ..., utime (11), stime (12)
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+    family, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        family.add(current)
+        todo.extend(child for child, fields in stats.items() if int(fields[1]) == current)
+    ticks = sum(int(stats[member][11]) + int(stats[member][12]) for member in family & stats.keys())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def process(
-    command: list[str], *, ready_url: str, log: Path, env: dict[str, str] | None = None
+    command: list[str],
+    *,
+    ready_url: str,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cpus: set[int] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start `command`, wait until `ready_url` answers 200, stop it (SIGTERM, then SIGKILL)."""
+    """Start `command` (on `cpus` only, when given), wait until `ready_url` answers 200, stop it
+    (SIGTERM, then SIGKILL)."""
     with log.open("wb") as out:
         child = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
         try:
             deadline = time.monotonic() + 180
@@ -174,10 +217,16 @@ class Result:
     seconds: float
     latencies: list[float]
     errors: int
+    cpu_seconds: float | None = None
+    """The gateway's CPU time over these requests (None for the upstream driven directly)."""
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return None if self.cpu_seconds is None else self.cpu_seconds / self.requests * 1000
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -185,31 +234,39 @@ class Result:
 
 
 async def drive(name: str, url: str, key: str, *, clients: int, requests: int) -> Result:
-    """`clients` tasks, each over its own connection, send `requests` requests in all."""
+    """`clients` tasks, each over its own connection, send `requests` requests in all. The
+    clients are made before the clock starts: making one (its TLS context) costs more CPU than
+    several requests."""
     latencies: list[float] = []
     errors = 0
     remaining = requests
 
-    async def client() -> None:
+    async def client(http: httpx.AsyncClient) -> None:
         nonlocal remaining, errors
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(
-            limits=limits, timeout=120, headers={"Authorization": f"Bearer {key}"}
-        ) as http:
-            while remaining > 0:
-                remaining -= 1
-                started = time.perf_counter()
-                response = await http.post(url, json=BODY)
-                elapsed = time.perf_counter() - started
-                if response.status_code != 200 or not response.json()["data"][0].get("b64_json"):
-                    errors += 1
-                    if errors <= 3:
-                        print(f"  {name}: HTTP {response.status_code} {response.text[:300]}")
-                latencies.append(elapsed)
+        while remaining > 0:
+            remaining -= 1
+            started = time.perf_counter()
+            response = await http.post(url, json=BODY)
+            elapsed = time.perf_counter() - started
+            if response.status_code != 200 or not response.json()["data"][0].get("b64_json"):
+                errors += 1
+                if errors <= 3:
+                    print(f"  {name}: HTTP {response.status_code} {response.text[:300]}")
+            latencies.append(elapsed)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
-    return Result(name, requests, time.perf_counter() - started, latencies, errors)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    https = [
+        httpx.AsyncClient(limits=limits, timeout=120, headers={"Authorization": f"Bearer {key}"})
+        for _ in range(clients)
+    ]
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for http in https))
+        seconds = time.perf_counter() - started
+    finally:
+        for http in https:
+            await http.aclose()
+    return Result(name, requests, seconds, latencies, errors)
 
 
 @dataclass(frozen=True)
@@ -217,6 +274,8 @@ class Target:
     name: str
     url: str
     key: str
+    pid: int | None = None
+    """The gateway's process, whose CPU time is counted."""
 
 
 def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
@@ -234,9 +293,12 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     for number in range(1, args.rounds + 1):
         line = []
         for target in targets:
+            before = cpu_seconds(target.pid) if target.pid is not None else None
             result = asyncio.run(
                 drive(target.name, target.url, target.key, clients=args.clients, requests=share)
             )
+            if target.pid is not None and before is not None:
+                result = replace(result, cpu_seconds=cpu_seconds(target.pid) - before)
             rounds[target.name].append(result)
             line.append(f"{target.name} {result.throughput:.0f} req/s")
         print(f"  round {number}: " + ", ".join(line), flush=True)
@@ -247,42 +309,57 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             sum(result.seconds for result in results),
             [latency for result in results for latency in result.latencies],
             sum(result.errors for result in results),
+            _sum_cpu(results),
         )
         for name, results in rounds.items()
     ]
     for result in totals:
+        cpu = result.cpu_ms_per_request
         print(
             f"  {result.name}: {result.throughput:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
-            f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors",
+            f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors"
+            + ("" if cpu is None else f", {cpu:.2f} ms of CPU a request"),
             flush=True,
         )
     return totals
+
+
+def _sum_cpu(results: list[Result]) -> float | None:
+    spent = [result.cpu_seconds for result in results]
+    return None if None in spent else sum(cpu for cpu in spent if cpu is not None)
 
 
 def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
     def added(result: Result, q: float) -> float:
         return result.percentile(q) - upstream.percentile(q)
 
+    def cpu(result: Result) -> str:
+        value = result.cpu_ms_per_request
+        return "" if value is None else f"{value:.2f}"
+
     rows = [
-        "| | requests/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| | requests/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms a request "
+        "| errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| upstream, direct | {upstream.throughput:.0f} | {upstream.percentile(0.5):.1f} | "
-        f"{upstream.percentile(0.99):.1f} | | | {upstream.errors} |",
+        f"{upstream.percentile(0.99):.1f} | | | | {upstream.errors} |",
     ]
     for result in (pixelgate, litellm):
         if result is not None:
             rows.append(
                 f"| {result.name} | {result.throughput:.0f} | {result.percentile(0.5):.1f} | "
                 f"{result.percentile(0.99):.1f} | {added(result, 0.5):.1f} | "
-                f"{added(result, 0.99):.1f} | {result.errors} |"
+                f"{added(result, 0.99):.1f} | {cpu(result)} | {result.errors} |"
             )
     if litellm is not None:
         speed = pixelgate.throughput / litellm.throughput
         p50 = added(pixelgate, 0.5) / added(litellm, 0.5)
         p99 = added(pixelgate, 0.99) / added(litellm, 0.99)
+        mine, theirs = pixelgate.cpu_ms_per_request, litellm.cpu_ms_per_request
+        cpu_ratio = "" if mine is None or theirs is None else f"{mine / theirs:.2f}x"
         rows.append(
             f"| pixelgate / LiteLLM | **{speed:.2f}x** (goal ≥ 2x) | | | "
-            f"**{p50:.2f}x** (goal ≤ 0.5x) | {p99:.2f}x | |"
+            f"**{p50:.2f}x** (goal ≤ 0.5x) | {p99:.2f}x | {cpu_ratio} | |"
         )
     return "\n".join(rows)
 
@@ -304,6 +381,12 @@ def main() -> None:
     )
     parser.add_argument("--litellm", help="the litellm executable (LiteLLM's proxy)")
     parser.add_argument("--only", choices=["pixelgate", "litellm"], help="run one gateway only")
+    parser.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="let the gateways, the clients and the upstream share every core",
+    )
     parser.add_argument("--upstream", type=int, help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.upstream:
@@ -322,16 +405,22 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="pixelgate-bench-"))
     upstream_port = free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}"
+    gateway_cpus, load_cpus = split_cores(args.pin)
+    if load_cpus is not None:
+        os.sched_setaffinity(0, load_cpus)  # this script's clients, and the upstream it starts
+    cores = "any core" if gateway_cpus is None else f"gateways on cores {sorted(gateway_cpus)}"
     print(
         f"{args.clients} clients, {args.requests} requests after {args.warmup} warm-up, "
-        f"in {args.rounds} rounds; in {work}"
+        f"in {args.rounds} rounds; {cores}; in {work}"
     )
     with _upstream(upstream_port, work), ExitStack() as gateways:
         targets = [Target("upstream, direct", upstream_url + PATH, UPSTREAM_KEY)]
         if args.only != "litellm":
-            targets.append(gateways.enter_context(_pixelgate(upstream_url, work)))
+            targets.append(gateways.enter_context(_pixelgate(upstream_url, work, gateway_cpus)))
         if args.only != "pixelgate" and litellm_bin is not None:
-            targets.append(gateways.enter_context(_litellm(litellm_bin, upstream_url, work)))
+            targets.append(
+                gateways.enter_context(_litellm(litellm_bin, upstream_url, work, gateway_cpus))
+            )
         results = {result.name: result for result in measure(targets, args)}
     if "pixelgate" in results:
         print()
@@ -366,7 +455,7 @@ def _upstream(port: int, work: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _pixelgate(upstream_url: str, work: Path) -> Iterator[Target]:
+def _pixelgate(upstream_url: str, work: Path, cpus: set[int] | None) -> Iterator[Target]:
     port = free_port()
     env = {
         "PIXELGATE_DATA_DIR": str(work / "pixelgate-data"),
@@ -376,13 +465,19 @@ def _pixelgate(upstream_url: str, work: Path) -> Iterator[Target]:
     }
     command = [sys.executable, "-m", "pixelgate", "serve", "--port", str(port)]
     with process(
-        command, ready_url=f"http://127.0.0.1:{port}/readyz", log=work / "pixelgate.log", env=env
-    ):
-        yield Target("pixelgate", f"http://127.0.0.1:{port}{PATH}", GATEWAY_KEY)
+        command,
+        ready_url=f"http://127.0.0.1:{port}/readyz",
+        log=work / "pixelgate.log",
+        env=env,
+        cpus=cpus,
+    ) as child:
+        yield Target("pixelgate", f"http://127.0.0.1:{port}{PATH}", GATEWAY_KEY, child.pid)
 
 
 @contextmanager
-def _litellm(litellm_bin: str, upstream_url: str, work: Path) -> Iterator[Target]:
+def _litellm(
+    litellm_bin: str, upstream_url: str, work: Path, cpus: set[int] | None
+) -> Iterator[Target]:
     port = free_port()
     config = work / "litellm.yaml"
     config.write_text(
@@ -400,8 +495,9 @@ def _litellm(litellm_bin: str, upstream_url: str, work: Path) -> Iterator[Target
         command,
         ready_url=f"http://127.0.0.1:{port}/health/liveliness",
         log=work / "litellm.log",
-    ):
-        yield Target("LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY)
+        cpus=cpus,
+    ) as child:
+        yield Target("LiteLLM proxy", f"http://127.0.0.1:{port}{PATH}", LITELLM_KEY, child.pid)
 
 
 if __name__ == "__main__":
