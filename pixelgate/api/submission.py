@@ -62,13 +62,13 @@ async def submit_and_respond(
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Submit; then 202 with the job, or wait and answer with its images."""
     if not respond_async:
-        job = await runtime.jobs.run(
+        result = await runtime.jobs.run(
             principal,
             command,
             timeout=runtime.settings.sync_timeout_seconds,
             disconnected=request.is_disconnected,
+            answer=lambda job: views.generate_result(runtime, job, base_url),
         )
-        result = await run_in_threadpool(views.generate_result, runtime, job, base_url)
         return Envelope(data=result)
     job = await run_in_threadpool(runtime.jobs.submit, principal, command)
     public = await run_in_threadpool(views.job_public, runtime, job, base_url)

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +46,9 @@ from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 
 log = logging.getLogger(__name__)
+
+Answer = TypeVar("Answer")
+"""What a synchronous request makes of its succeeded job (`JobService.run`)."""
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -385,25 +388,33 @@ class JobService:
         *,
         timeout: float,
         disconnected: Callable[[], Awaitable[bool]],
-    ) -> Job:
-        """Submit, then wait for the job to end and return it if it succeeded (raise its error
-        otherwise): a synchronous request. A caller who hangs up cancels the job.
+        answer: Callable[[Job], Answer],
+    ) -> Answer:
+        """Submit, wait for the job to end, and return `answer(job)` if it succeeded (raise its
+        error otherwise): a synchronous request. A caller who hangs up cancels the job.
+        `answer` (the job's images read back, say) runs in a worker thread.
 
         When this process runs the model's jobs itself, one by one (a hosted model in
         embedded mode), the job runs in the request's own thread: recorded already claimed,
-        with no hand-off to a worker thread and no event to wait for. It is the same job all
-        the same (durable before it runs, leased, cancelable, followable); one that is queued
-        again for another try is waited for like any other."""
+        with no hand-off to a worker thread and no event to wait for, and answered in that
+        thread too. It is the same job all the same (durable before it runs, leased,
+        cancelable, followable); one that is queued again for another try is waited for like
+        any other."""
         caller = _Caller.starting_now(principal, timeout, disconnected)
         if not self._queue.runs_here(self._catalog.resolve(command.model).id):
             job = await to_thread.run_sync(self.submit, principal, command)
-            return await self._wait(caller, job.id, submitted=job)
+            succeeded = await self._wait(caller, job.id, submitted=job)
+            return await to_thread.run_sync(answer, succeeded)
         accepted: list[Job] = []
 
-        def submit_and_run() -> Job | None:
+        def submit_and_run() -> tuple[Job | None, list[Answer]]:
+            """The job as it is after its run, and its answer if it succeeded (else none)."""
             job, claimed = self._submit(principal, command, claim=True)
             accepted.append(job)
-            return self._executor.run_claimed(job) if claimed else job
+            ended = self._executor.run_claimed(job) if claimed else job
+            if ended is not None and ended.status == JobStatus.SUCCEEDED:
+                return ended, [answer(ended)]
+            return ended, []
 
         running = asyncio.ensure_future(to_thread.run_sync(submit_and_run))
         while not running.done():
@@ -415,10 +426,13 @@ class JobService:
                     raise
             await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
             caller.waited = True
-        ended = running.result()
+        ended, answers = running.result()
+        if answers:
+            return answers[0]
         if ended is not None and JobStatus(ended.status).is_terminal:
-            return _raise_unless_succeeded(ended)
-        return await self._wait(caller, accepted[0].id)
+            _raise_unless_succeeded(ended)  # it did not succeed: raises its error
+        job = await self._wait(caller, accepted[0].id)
+        return await to_thread.run_sync(answer, job)
 
     async def _wait(self, caller: _Caller, job_id: str, *, submitted: Job | None = None) -> Job:
         """Wait for the job to end and return it if it succeeded; raise its error otherwise.
@@ -568,7 +582,7 @@ class _Caller:
         return self.deadline - asyncio.get_running_loop().time()
 
 
-def _leave_running(running: asyncio.Future[Job | None]) -> None:
+def _leave_running(running: asyncio.Future[Any]) -> None:
     """A job run in a request's thread goes on after its caller stopped waiting (timed out,
     hung up); how it ends is recorded with the job, and nobody awaits the thread's result."""
     if not running.cancelled():

@@ -62,6 +62,10 @@ async def ended(services: Services, job_id: str) -> Job:
     raise AssertionError(f"job {job_id} did not end")
 
 
+def as_is(job: Job) -> Job:
+    return job
+
+
 def test_a_job_run_here_is_claimed_when_accepted_and_runs_in_the_callers_thread(
     services: Services,
 ) -> None:
@@ -74,12 +78,19 @@ def test_a_job_run_here_is_claimed_when_accepted_and_runs_in_the_callers_thread(
         ran_in.append(threading.current_thread())
         return [GeneratedImage(b"\x89PNG here", "image/png", 8, 8, seed=task.options.seed_value)]
 
+    def answer(job: Job) -> Job:
+        ran_in.append(threading.current_thread())
+        return job
+
     services.provider.behaviour = draw
-    job = asyncio.run(services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays))
+    job = asyncio.run(
+        services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays, answer=answer)
+    )
 
     assert job.status == "succeeded"
     assert services.queue.job_ids == []  # never handed to a worker
     assert ran_in[0] is not threading.main_thread()  # off the event loop
+    assert ran_in[1] is ran_in[0]  # and answered in the thread it ran in
     assert not ran_in[0].name.startswith("pixelgate-worker")
     stored = services.jobs.get(CALLER, job.id)
     assert (stored.status, stored.attempts, stored.worker_id) == (
@@ -98,7 +109,7 @@ def test_a_job_not_run_here_is_queued_and_waited_for(services: Services) -> None
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays)
+            services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays, answer=as_is)
         )
         while not services.queue.job_ids:
             await asyncio.sleep(0.01)
@@ -120,7 +131,7 @@ def test_a_job_run_here_that_outlasts_the_wait_times_out_and_still_ends(
 
     async def scenario() -> Job:
         with pytest.raises(Timeout, match=r"still running after 0\.3s; follow it at GET /v1/jobs/"):
-            await services.jobs.run(CALLER, COMMAND, timeout=0.3, disconnected=stays)
+            await services.jobs.run(CALLER, COMMAND, timeout=0.3, disconnected=stays, answer=as_is)
         job = only_job(services)
         assert job.status == "running"  # the caller stopped waiting; the job goes on
         release.set()
@@ -144,7 +155,9 @@ def test_a_caller_who_hangs_up_cancels_the_job_run_for_them(services: Services) 
 
     async def scenario() -> Job:
         with pytest.raises(Canceled, match="client disconnected"):
-            await services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=hangs_up)
+            await services.jobs.run(
+                CALLER, COMMAND, timeout=10, disconnected=hangs_up, answer=as_is
+            )
         return await ended(services, only_job(services).id)
 
     job = asyncio.run(scenario())
@@ -170,7 +183,7 @@ def test_a_job_run_here_that_is_tried_again_is_waited_for_until_it_ends(
 
     async def scenario() -> Job:
         waiting = asyncio.create_task(
-            services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays)
+            services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays, answer=as_is)
         )
         while not services.queue.job_ids:  # the retry goes to the queue, like any other
             await asyncio.sleep(0.01)
@@ -195,12 +208,12 @@ def test_the_same_idempotency_key_waits_for_the_job_run_by_the_first_request(
 
     async def scenario() -> tuple[Job, Job]:
         first = asyncio.create_task(
-            services.jobs.run(CALLER, keyed, timeout=10, disconnected=stays)
+            services.jobs.run(CALLER, keyed, timeout=10, disconnected=stays, answer=as_is)
         )
         while services.provider.runs == 0:
             await asyncio.sleep(0.01)
         second = asyncio.create_task(
-            services.jobs.run(CALLER, keyed, timeout=10, disconnected=stays)
+            services.jobs.run(CALLER, keyed, timeout=10, disconnected=stays, answer=as_is)
         )
         await asyncio.sleep(0.2)
         assert not second.done()  # waiting for the first request's job, not running another

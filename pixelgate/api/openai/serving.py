@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 
 import pydantic
 from fastapi import Request, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from pixelgate.api.openai.protocol import (
@@ -204,11 +203,12 @@ class OpenAIServing:
             async_in_body=False,
         )
         try:
-            job = await runtime.jobs.run(
+            job_id, images = await runtime.jobs.run(
                 self._principal,
                 command,
                 timeout=runtime.settings.sync_timeout_seconds,
                 disconnected=self._request.is_disconnected,
+                answer=lambda job: (job.id, self._images_response(job)),
             )
         except ValidationError as exc:
             source = translated.made_from.get(exc.param or "")
@@ -216,8 +216,8 @@ class OpenAIServing:
                 raise
             value = getattr(body, source)
             raise type(exc)(f"Invalid {source} {value!r}: {exc.message}", param=source) from exc
-        self._response.headers[JOB_HEADER] = job.id
-        return await run_in_threadpool(self._images_response, job)
+        self._response.headers[JOB_HEADER] = job_id
+        return images
 
     def _images_response(self, job: Job) -> ImagesResponse:
         options = job.options or {}
