@@ -9,10 +9,18 @@ from typing import Any
 import pytest
 import torch
 
-from pixelgate.shapes import training_example
+from pixelgate.shapes import (
+    Reading,
+    Scene,
+    Thing,
+    parse_caption,
+    read_image,
+    render,
+    training_example,
+)
 from pixelgate.shapes.captions import tokens
 from training.shapes import model
-from training.shapes.evaluate import evaluate
+from training.shapes.evaluate import evaluate, mirrored, placement
 from training.shapes.export import export, folder_bytes
 from training.shapes.train import main, parse_args, train
 
@@ -139,8 +147,22 @@ def test_the_exported_folder_loads_with_diffusers_and_draws(trained: Path, tmp_p
         generator=torch.Generator().manual_seed(0),
     ).images
     assert images[0].tobytes() == again[0].tobytes()
-    results, seconds = evaluate(pipeline, steps=2, guidance=5.0, seed=0, limit=3)
-    assert sum(total for _, total in results.values()) == 3 and seconds > 0
+    scores = evaluate(pipeline, steps=2, guidance=5.0, seed=0, limit=3)
+    assert sum(total for _, total in scores.passed.values()) == 3 and scores.seconds > 0
+
+
+def test_evaluation_tells_mirrored_objects_from_objects_on_the_other_axis() -> None:
+    def drawn(circle_xy: tuple[float, float], square_xy: tuple[float, float]) -> Reading:
+        circle = Thing("red", "circle", "big", *circle_xy, 0.34)
+        square = Thing("blue", "square", "small", *square_xy, 0.2)
+        return read_image(render(Scene("white", (circle, square))))
+
+    prompt = parse_caption("a red circle to the left of a blue square on white")
+    assert mirrored(prompt).claims[0].relation == "right of"
+    assert mirrored(mirrored(prompt)) == prompt
+    assert placement(drawn((0.3, 0.5), (0.75, 0.5)), prompt) == "as asked"
+    assert placement(drawn((0.75, 0.5), (0.3, 0.5)), prompt) == "mirrored"
+    assert placement(drawn((0.5, 0.3), (0.5, 0.75)), prompt) == "other axis"
 
 
 def test_the_command_line_trains_and_checkpoints(tmp_path: Path) -> None:

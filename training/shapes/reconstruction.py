@@ -35,7 +35,8 @@ def main() -> None:
     vae = model.build_vae()
     vae.load_state_dict(state["models"]["vae"])
     vae.eval()
-    passed, errors, strip = 0, [], []
+    passed, errors = 0, []
+    strip: list[np.ndarray] = []
     for seed in range(FIRST_SEED, FIRST_SEED + args.scenes):
         scene, _ = training_example(seed)
         original = np.asarray(render(scene, model.IMAGE_SIZE), dtype=np.float32)
