@@ -122,6 +122,26 @@ def test_a_compact_checkpoint_is_small_and_resumes(trained: Path, tmp_path: Path
     assert all(torch.equal(weights[k], v.float()) for k, v in saved["models"]["unet"].items())
 
 
+def test_a_fresh_run_starts_from_the_modules_of_a_checkpoint_that_fit(
+    trained: Path, tmp_path: Path
+) -> None:
+    source = torch.load(trained / "diffusion-latest.pt", map_location="cpu")
+    # a text encoder of another shape, as a run with another text encoder has
+    source["models"]["text_encoder"] = {"embedding.weight": torch.zeros(3, 5)}
+    earlier = tmp_path / "earlier.pt"
+    torch.save(source, earlier)
+    (tmp_path / "vae-latest.pt").write_bytes((trained / "vae-latest.pt").read_bytes())
+    started = _run(tmp_path, "diffusion", 0, "--init-from", str(earlier))
+    assert started.step == 0 and started.config.init_from == str(earlier)
+    unet = started.trained["unet"].state_dict()
+    assert all(torch.equal(unet[k], v) for k, v in source["models"]["unet"].items())
+    assert all(torch.equal(started.ema["unet"][k], v) for k, v in unet.items())
+    fresh = _run(tmp_path, "diffusion", 0)
+    text, fresh_text = started.trained["text_encoder"].state_dict(), fresh.trained["text_encoder"]
+    assert all(torch.equal(text[k], v) for k, v in fresh_text.state_dict().items())
+    assert not all(torch.equal(unet[k], v) for k, v in fresh.trained["unet"].state_dict().items())
+
+
 def test_the_exported_folder_loads_with_diffusers_and_draws(trained: Path, tmp_path: Path) -> None:
     from diffusers import DiffusionPipeline
 

@@ -3,7 +3,10 @@ on a CPU and draws a 64x64 image in well under a second.
 
 - `AutoencoderKL`: 64x64x3 pixels <-> 16x16x4 latents (three blocks, factor 4).
 - `UNet2DConditionModel` on the 16x16 latents, cross-attending to the caption.
-- `CLIPTextModel`, 2 layers of width 64, over a word-level tokenizer of the caption grammar.
+- `T5EncoderModel`, 3 layers of width 64, over a word-level tokenizer of the caption grammar:
+  a bidirectional encoder, so the words of the first-named object see the relation named after
+  them (CLIP's causal mask hides it: a CLIP-conditioned model placed the two objects on the
+  right axis every time, but which one went left was a coin toss).
 - v-prediction on a zero-terminal-SNR schedule, sampled with DDIM on trailing timesteps:
   flat backgrounds need the model to see pure noise in training, and to start from it.
 """
@@ -72,19 +75,21 @@ def build_unet() -> Any:
 
 
 def build_text_encoder() -> Any:
-    from transformers import CLIPTextConfig, CLIPTextModel
+    from transformers import T5Config, T5EncoderModel
 
-    return CLIPTextModel(
-        CLIPTextConfig(
+    return T5EncoderModel(
+        T5Config(
             vocab_size=len(token_ids()),
-            hidden_size=TEXT_WIDTH,
-            intermediate_size=4 * TEXT_WIDTH,
-            num_attention_heads=4,
-            num_hidden_layers=2,
-            max_position_embeddings=MAX_TOKENS,
-            bos_token_id=0,
-            eos_token_id=1,
+            d_model=TEXT_WIDTH,
+            d_kv=TEXT_WIDTH // 4,
+            d_ff=4 * TEXT_WIDTH,
+            num_layers=3,
+            num_heads=4,
+            feed_forward_proj="gated-gelu",
+            dropout_rate=0.0,
             pad_token_id=1,
+            eos_token_id=1,
+            decoder_start_token_id=0,
         )
     )
 

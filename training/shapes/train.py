@@ -4,6 +4,8 @@
     python -m training.shapes.train --stage vae --steps 3000 --batch-size 32
     # stage 2: the UNet and the text encoder, on latents of the frozen stage-1 autoencoder
     python -m training.shapes.train --stage diffusion --steps 50000 --batch-size 64
+    # stage 2 started from the UNet of an earlier run (the modules that fit), at step 0
+    python -m training.shapes.train --stage diffusion --steps 50000 --init-from old.pt
     # either, continued from its latest checkpoint
     python -m training.shapes.train --stage diffusion --steps 80000 --resume
     # at the end of a sitting: a compact checkpoint (< 20 MB) to commit for the next one
@@ -52,6 +54,8 @@ class Config:
     device: str
     object_mix: tuple[float, float, float] = OBJECT_COUNT_WEIGHTS
     """How often a training scene holds 1, 2 and 3 objects."""
+    init_from: str | None = None
+    """A checkpoint whose weights start the modules they fit (a fresh run only)."""
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
@@ -78,6 +82,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         default=OBJECT_COUNT_WEIGHTS,
         help="weights of scenes with 1, 2 and 3 objects (default 0.4,0.4,0.2)",
     )
+    parser.add_argument(
+        "--init-from",
+        help="start a fresh run from the weights of this checkpoint, full or compact, in each"
+        " module they fit (such as the UNet of a run with another text encoder)",
+    )
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 3e-4)
     config = Config(
@@ -92,6 +101,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         ema_decay=args.ema_decay,
         device=args.device,
         object_mix=args.object_mix,
+        init_from=args.init_from,
     )
     return config, args
 
@@ -328,9 +338,30 @@ def save_compact(trainer: Trainer) -> Path:
 def load_compact(trainer: Trainer, state: dict[str, Any]) -> None:
     trainer.step = int(state["step"])
     trainer._load_vae(state)
+    for name in trainer.trained:
+        _start_from(trainer, name, state["models"][name])
+
+
+def _start_from(trainer: Trainer, name: str, weights: dict[str, Any]) -> None:
+    """A module's weights, in float32, and its EMA restarted from them."""
+    module = trainer.trained[name]
+    module.load_state_dict({k: v.float() for k, v in weights.items()})
+    trainer.ema[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def load_fitting(trainer: Trainer, state: dict[str, Any]) -> list[str]:
+    """The weights of a checkpoint's modules into this trainer's modules of the same name and
+    the same tensors; the others keep their fresh weights. The names of those loaded."""
+    loaded = []
     for name, module in trainer.trained.items():
-        module.load_state_dict({k: v.float() for k, v in state["models"][name].items()})
-        trainer.ema[name] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        weights = state["models"].get(name, {})
+        fresh = module.state_dict()
+        if weights.keys() == fresh.keys() and all(
+            weights[key].shape == fresh[key].shape for key in fresh
+        ):
+            _start_from(trainer, name, weights)
+            loaded.append(name)
+    return loaded
 
 
 def save_checkpoint(trainer: Trainer) -> Path:
@@ -362,6 +393,9 @@ def train(
     elif resume and small.exists():
         load_compact(trainer, torch.load(small, map_location="cpu"))
         print(f"resumed {small} at step {trainer.step} (fresh optimizer and EMA)", flush=True)
+    elif config.init_from:
+        loaded = load_fitting(trainer, torch.load(config.init_from, map_location="cpu"))
+        print(f"started from {config.init_from}: {', '.join(loaded) or 'nothing fits'}", flush=True)
     log_path = Path(config.checkpoint_dir) / f"{config.stage}-log.jsonl"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     started, losses = time.monotonic(), []
