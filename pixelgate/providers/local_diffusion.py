@@ -51,8 +51,8 @@ log = logging.getLogger(__name__)
 BUILTIN_BUILDERS = {"builtin:tiny": build_tiny_pipeline}
 """Built-in models made on first use, into the models folder."""
 SHIPPED_FOLDERS = {"builtin:shapes": Path(__file__).resolve().parent.parent / "weights" / "shapes"}
-"""Built-in models whose trained weights ship inside the package, with their model card. The
-shapes model (training/shapes) joins the catalog when its weights meet their goals."""
+"""Built-in models whose trained weights ship inside the package, with their model card (the
+shapes model: trained by training/shapes)."""
 DEFAULT_STRENGTH = {"text-to-image": 1.0, "image-to-image": 0.8, "inpaint": 1.0}
 MB = 2**20
 

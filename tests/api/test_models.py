@@ -13,6 +13,7 @@ def test_models_lists_every_catalog_model_with_availability(api: httpx.Client) -
     }
 
     assert models["local/tiny"]["available"] is True
+    assert models["pixelgate/shapes"]["available"] is True  # its weights ship with pixelgate
     assert models["openai/dall-e-3"]["available"] is False
     assert "PIXELGATE_OPENAI_API_KEY" in models["openai/dall-e-3"]["unavailable_reason"]
     assert models["openai/dall-e-3"]["aliases"] == ["dall-e-3"]

@@ -11,7 +11,7 @@ PRODUCT_MODELS = {
     "openai/dall-e-2", "openai/dall-e-3", "openai/gpt-image-1", "stability/stable-diffusion-core",
     "bfl/flux-pro-1.1", "bfl/flux-kontext-pro", "stabilityai/stable-diffusion-xl-base-1.0",
     "black-forest-labs/FLUX.1-schnell", "black-forest-labs/FLUX.1-Fill-dev",
-    "stabilityai/sd-turbo", "local/tiny",
+    "stabilityai/sd-turbo", "local/tiny", "pixelgate/shapes",
 }  # fmt: skip
 
 
@@ -21,7 +21,11 @@ def test_the_builtin_catalog_has_the_product_models() -> None:
 
 @pytest.mark.parametrize(
     ("alias", "model_id"),
-    [("dall-e-3", "openai/dall-e-3"), ("stable-diffusion-core", "stability/stable-diffusion-core")],
+    [
+        ("dall-e-3", "openai/dall-e-3"),
+        ("stable-diffusion-core", "stability/stable-diffusion-core"),
+        ("shapes", "pixelgate/shapes"),
+    ],
 )
 def test_aliases_resolve(alias: str, model_id: str) -> None:
     assert Catalog.load().resolve(alias).id == model_id
