@@ -20,6 +20,7 @@ from pixelgate.shapes import (
 )
 from pixelgate.shapes.captions import tokens
 from training.shapes import model
+from training.shapes.distil import distil
 from training.shapes.evaluate import evaluate, mirrored, placement
 from training.shapes.export import export, folder_bytes
 from training.shapes.train import main, parse_args, train
@@ -140,6 +141,25 @@ def test_a_fresh_run_starts_from_the_modules_of_a_checkpoint_that_fit(
     text, fresh_text = started.trained["text_encoder"].state_dict(), fresh.trained["text_encoder"]
     assert all(torch.equal(text[k], v) for k, v in fresh_text.state_dict().items())
     assert not all(torch.equal(unet[k], v) for k, v in fresh.trained["unet"].state_dict().items())
+
+
+def test_a_distilled_text_encoder_starts_stage_two_from_a_pipeline(
+    trained: Path, tmp_path: Path
+) -> None:
+    teacher = tmp_path / "teacher"
+    export(trained / "diffusion-latest.pt", teacher)
+    distilled = distil(teacher, steps=30, batch_size=4, lr=1e-2)
+    assert distilled.last_loss < distilled.first_loss / 2, distilled
+
+    torch.save(distilled.state, tmp_path / "distilled.pt")
+    (tmp_path / "vae-latest.pt").write_bytes((trained / "vae-latest.pt").read_bytes())
+    started = _run(tmp_path, "diffusion", 1, "--init-from", str(tmp_path / "distilled.pt"))
+    assert started.step == 1
+    assert export(tmp_path / "distilled.pt", tmp_path / "student") < 20 * 10**6
+    states = torch.load(tmp_path / "distilled.pt", map_location="cpu")["models"]
+    exported = torch.load(trained / "diffusion-latest.pt", map_location="cpu")["ema"]["unet"]
+    # the teacher's UNet, as exported (in half precision), is the student's starting UNet
+    assert all(torch.equal(states["unet"][k], v.half().float()) for k, v in exported.items())
 
 
 def test_the_exported_folder_loads_with_diffusers_and_draws(trained: Path, tmp_path: Path) -> None:
