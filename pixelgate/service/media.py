@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from datetime import UTC, datetime, timedelta
 
 from pixelgate.clock import Clock
@@ -18,7 +19,8 @@ class MediaLinks:
         self.ttl_seconds = ttl_seconds
 
     def sign(self, file_id: str) -> tuple[str, datetime]:
-        expires = int((self._clock.now() + timedelta(seconds=self.ttl_seconds)).timestamp())
+        # rounded up to the second: a link lives at least its TTL, never a fraction of it
+        expires = math.ceil((self._clock.now() + timedelta(seconds=self.ttl_seconds)).timestamp())
         payload = f"{file_id}.{expires}"
         return f"{payload}.{self._signature(payload)}", datetime.fromtimestamp(expires, UTC)
 

@@ -23,6 +23,16 @@ def test_a_signed_link_grants_its_file_until_it_expires() -> None:
         links(clock).verify(token)
 
 
+def test_a_link_signed_within_a_second_lives_at_least_its_ttl() -> None:
+    clock = ManualClock()
+    clock.advance(0.9)
+    short = MediaLinks(b"s" * 32, clock, ttl_seconds=1)
+    token, expires_at = short.sign("file_1")
+    assert (expires_at - clock.now()).total_seconds() >= 1
+    clock.advance(0.99)
+    assert short.verify(token) == "file_1"
+
+
 def test_a_link_signed_with_another_secret_is_refused() -> None:
     clock = ManualClock()
     token, _ = links(clock, b"a" * 32).sign("file_1")
