@@ -65,16 +65,10 @@ def distil(teacher: Path, *, steps: int, batch_size: int, lr: float, seed: int =
     student = model.build_text_encoder()
     optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=0.0)
     losses: list[float] = []
-    variance = 0.0
     for step in range(steps):
         for group in optimizer.param_groups:
             group["lr"] = _learning_rate(lr, step, steps)
-        ids = tokenizer(
-            _captions(step, batch_size),
-            padding="max_length",
-            max_length=model.MAX_TOKENS,
-            return_tensors="pt",
-        ).input_ids
+        ids = model.caption_ids(tokenizer, _captions(step, batch_size))
         with torch.no_grad():
             target = teacher_text(ids).last_hidden_state
         loss = torch.nn.functional.mse_loss(student(ids).last_hidden_state, target)
@@ -82,7 +76,7 @@ def distil(teacher: Path, *, steps: int, batch_size: int, lr: float, seed: int =
         loss.backward()
         optimizer.step()
         losses.append(float(loss.item()))
-        variance = float(target.var())
+    variance = float(target.var())  # of the last batch, against which the last losses ran
     unet, vae = pipeline.unet, pipeline.vae
     state = {
         "config": {"stage": "diffusion", "distilled_from": str(teacher)},

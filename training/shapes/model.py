@@ -123,6 +123,13 @@ def build_tokenizer() -> Any:
     )
 
 
+def caption_ids(tokenizer: Any, captions: list[str]) -> Any:
+    """Token ids of a batch of captions, padded to the encoder's length, as the pipeline pads."""
+    return tokenizer(
+        captions, padding="max_length", max_length=MAX_TOKENS, return_tensors="pt"
+    ).input_ids
+
+
 def build_training_scheduler() -> Any:
     from diffusers import DDPMScheduler
 

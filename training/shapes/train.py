@@ -225,9 +225,7 @@ class Trainer:
         captions = [
             "" if dropped else c for c, dropped in zip(captions, drop.tolist(), strict=True)
         ]
-        ids = self.tokenizer(
-            captions, padding="max_length", max_length=model.MAX_TOKENS, return_tensors="pt"
-        ).input_ids.to(self.device)
+        ids = model.caption_ids(self.tokenizer, captions).to(self.device)
         timesteps = torch.randint(0, model.TRAIN_TIMESTEPS, (batch,), generator=generator)
         noise = torch.randn(latents.shape, generator=generator).to(self.device)
         timesteps = timesteps.to(self.device)
