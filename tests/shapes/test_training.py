@@ -3,6 +3,7 @@ diffusers loads and that draws a 64x64 image."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from training.shapes import model
 from training.shapes.distil import distil
 from training.shapes.evaluate import evaluate, mirrored, placement
 from training.shapes.export import export, folder_bytes
+from training.shapes.placement import placement_targets
 from training.shapes.train import main, parse_args, train
 
 LONGEST_CAPTION = (
@@ -210,3 +212,72 @@ def test_the_command_line_trains_and_checkpoints(tmp_path: Path) -> None:
     state = torch.load(tmp_path / "vae-latest.pt", map_location="cpu")
     assert state["step"] == 1 and state["vae_scale"] > 0
     assert (tmp_path / "vae-log.jsonl").read_text().count("\n") == 1
+
+
+def test_placement_targets_name_where_each_mentioned_object_sits() -> None:
+    left = Thing("red", "circle", "big", 0.3, 0.5, 0.34)
+    right = Thing("blue", "square", "small", 0.7, 0.5, 0.2)
+    below = Thing("green", "triangle", "small", 0.7, 0.9, 0.2)
+    words = model.build_tokenizer().convert_ids_to_tokens
+    caption = "a red circle to the left of a blue square on white"
+    ids = model.build_tokenizer()(caption).input_ids
+    targets = placement_targets(Scene("white", (left, right)), caption)
+    assert [(words(ids[t.token]), round(t.dx, 2), round(t.dy, 2)) for t in targets] == [
+        ("red", -0.8, 0.0),
+        ("circle", -0.8, 0.0),
+        ("blue", 0.8, 0.0),
+        ("square", 0.8, 0.0),
+    ]
+    # a third object, and "the blue square" naming the second again, after the middle of three
+    caption = (
+        "an image of a blue square right of a big red circle, and a green triangle below the"
+        " blue square"
+    )
+    ids = model.build_tokenizer()(caption).input_ids
+    targets = placement_targets(Scene("black", (left, right, below)), caption)
+    assert [words(ids[t.token]) for t in targets][::2] == ["blue", "red", "green", "blue"]
+    assert [round(t.dx, 2) for t in targets][::2] == [0.53, -1.07, 0.53, 0.53]
+    # two alike objects that the words do not tell apart are left out; dropped captions too
+    twin = Thing("red", "circle", "small", 0.7, 0.5, 0.2)
+    caption = "a red circle to the left of a red circle"
+    assert placement_targets(Scene("white", (left, twin)), caption) == []
+    assert (
+        len(
+            placement_targets(
+                Scene("white", (left, twin)), "a big red circle left of a small red circle"
+            )
+        )
+        == 4
+    )
+    assert placement_targets(Scene("white", (left,)), "") == []
+
+
+def test_the_placement_objective_trains_a_head_that_is_never_exported(
+    trained: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "vae-latest.pt").write_bytes((trained / "vae-latest.pt").read_bytes())
+    config, _ = parse_args(
+        [
+            *("--stage", "diffusion", "--steps", "1", "--checkpoint-dir", str(tmp_path)),
+            *("--batch-size", "2", "--placement-weight", "0"),
+        ]
+    )
+    before = train(config, resume=False, threads=1, log_every=1, compact=True)
+    assert "placement_head" not in before.trained
+    # the full checkpoint of a run without the head cannot resume a run with one...
+    with pytest.raises(SystemExit, match="placement_head"):
+        _run(tmp_path, "diffusion", 2, "--resume", "--placement-weight", "0.5")
+    # ...its compact checkpoint can: the head starts fresh
+    (tmp_path / "diffusion-latest.pt").unlink()
+    (tmp_path / "diffusion-log.jsonl").unlink()
+    run = _run(tmp_path, "diffusion", 3, "--resume", "--placement-weight", "0.5")
+    assert run.step == 3 and "placement_head" in run.trained
+    records = [
+        json.loads(line) for line in (tmp_path / "diffusion-log.jsonl").read_text().splitlines()
+    ]
+    assert [r["step"] for r in records] == [2, 3]
+    assert all(r["loss"] > r["denoising"] > 0 and r["placement"] > 0 for r in records)
+    assert all(abs(r["loss"] - r["denoising"] - 0.5 * r["placement"]) < 1e-5 for r in records)
+    export(tmp_path / "diffusion-latest.pt", tmp_path / "out")
+    folders = {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()}
+    assert folders == {"scheduler", "text_encoder", "tokenizer", "unet", "vae"}

@@ -29,15 +29,17 @@ from typing import Any
 
 import numpy as np
 
-from pixelgate.shapes import render, training_example
+from pixelgate.shapes import Scene, render, training_example
 from pixelgate.shapes.world import OBJECT_COUNT_WEIGHTS
 from training.shapes import model
+from training.shapes.placement import placement_targets
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 EXAMPLES_PER_SEED = 10**9
 UNCONDITIONAL_CHANCE = 0.1  # captions dropped to "" so that guidance has something to push from
 KL_WEIGHT = 1e-6
 SNR_GAMMA = 5.0
+PLACEMENT_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ class Config:
     """How often a training scene holds 1, 2 and 3 objects."""
     init_from: str | None = None
     """A checkpoint whose weights start the modules they fit (a fresh run only)."""
+    placement_weight: float = 0.0
+    """Weight of the text encoder's placement objective (`placement.py`); 0: none."""
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespace]:
@@ -87,6 +91,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         help="start a fresh run from the weights of this checkpoint, full or compact, in each"
         " module they fit (such as the UNet of a run with another text encoder)",
     )
+    parser.add_argument(
+        "--placement-weight",
+        type=float,
+        default=PLACEMENT_WEIGHT,
+        help="weight of the text encoder's placement objective, 0 for none (default"
+        f" {PLACEMENT_WEIGHT})",
+    )
     args = parser.parse_args(argv)
     lr = args.lr if args.lr is not None else (1e-3 if args.stage == "vae" else 3e-4)
     config = Config(
@@ -102,6 +113,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, argparse.Namespac
         device=args.device,
         object_mix=args.object_mix,
         init_from=args.init_from,
+        placement_weight=args.placement_weight,
     )
     return config, args
 
@@ -119,18 +131,27 @@ def _object_mix(text: str) -> tuple[float, float, float]:
     return one, two, three
 
 
-def batch_examples(config: Config, step: int) -> tuple[Any, list[str]]:
-    """Images in [-1, 1], (batch, 3, 64, 64), and captions of the batch at `step`."""
+@dataclass(frozen=True)
+class Batch:
+    pixels: Any
+    """Images in [-1, 1], (batch, 3, 64, 64)."""
+    captions: list[str]
+    scenes: list[Scene]
+
+
+def batch_examples(config: Config, step: int) -> Batch:
+    """The training examples of the batch at `step`."""
     import torch
 
     first = config.seed * EXAMPLES_PER_SEED + step * config.batch_size
-    images, captions = [], []
+    images, captions, scenes = [], [], []
     for seed in range(first, first + config.batch_size):
         scene, caption = training_example(seed, count_weights=config.object_mix)
         images.append(np.asarray(render(scene, model.IMAGE_SIZE), dtype=np.float32))
         captions.append(caption)
+        scenes.append(scene)
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2) / 127.5 - 1
-    return pixels, captions
+    return Batch(pixels, captions, scenes)
 
 
 def step_generator(config: Config, step: int) -> Any:
@@ -141,6 +162,17 @@ def step_generator(config: Config, step: int) -> Any:
 
 def learning_rate(config: Config, step: int) -> float:
     return config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+
+
+def bfloat16_is_fast(device: Any) -> bool:
+    """Whether the frozen autoencoder should encode in bfloat16: on a GPU, or a CPU with
+    bfloat16 instructions, that halves its time (latents within 0.3% of float32's); on a CPU
+    without them (AVX2 alone) it is 20 times slower than float32."""
+    import torch
+
+    if device.type != "cpu":
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
 class Trainer:
@@ -160,11 +192,15 @@ class Trainer:
         else:
             self._load_vae(_stage_one_result(Path(config.checkpoint_dir)))
             self.vae.requires_grad_(False).eval()
+            self.encode_in_bfloat16 = bfloat16_is_fast(self.device)
             self.tokenizer = model.build_tokenizer()
             self.trained = {
                 "unet": model.build_unet().to(self.device),
                 "text_encoder": model.build_text_encoder().to(self.device),
             }
+            if config.placement_weight > 0:  # used in training only, never exported
+                head = torch.nn.Linear(model.TEXT_WIDTH, 2)
+                self.trained["placement_head"] = head.to(self.device)
             self.noise_schedule = model.build_training_scheduler()
             alphas = self.noise_schedule.alphas_cumprod.to(self.device)
             self.snr = alphas / (1 - alphas)
@@ -177,19 +213,22 @@ class Trainer:
             for name, module in self.trained.items()
         }
 
-    def train_step(self) -> float:
+    def train_step(self) -> dict[str, float]:
+        """One step; the loss and, where there are several, its parts."""
         import torch
 
         config = self.config
-        pixels, captions = batch_examples(config, self.step)
+        batch = batch_examples(config, self.step)
         generator = step_generator(config, self.step)
-        pixels = pixels.to(self.device)
+        pixels = batch.pixels.to(self.device)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, self.step)
-        if config.stage == "vae":
-            loss = self._vae_loss(pixels, generator)
-        else:
-            loss = self._diffusion_loss(pixels, captions, generator)
+        parts = (
+            {"loss": self._vae_loss(pixels, generator)}
+            if config.stage == "vae"
+            else self._diffusion_loss(pixels, batch, generator)
+        )
+        loss = parts["loss"]
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -197,7 +236,7 @@ class Trainer:
         self.optimizer.step()
         self.step += 1
         self._update_ema()
-        return float(loss.item())
+        return {name: float(value.item()) for name, value in parts.items()}
 
     def _vae_loss(self, pixels: Any, generator: Any) -> Any:
         import torch
@@ -210,20 +249,22 @@ class Trainer:
         kl = posterior.kl().mean() / pixels[0].numel()
         return reconstruction + KL_WEIGHT * kl
 
-    def _diffusion_loss(self, pixels: Any, captions: list[str], generator: Any) -> Any:
+    def _diffusion_loss(self, pixels: Any, examples: Batch, generator: Any) -> dict[str, Any]:
         import torch
 
         batch = pixels.shape[0]
-        # the frozen autoencoder encodes in bfloat16: twice as fast on a CPU, its latents within
-        # 0.3% of float32's (a tenth of a step's time saved)
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16):
+        in_bfloat16 = torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.encode_in_bfloat16
+        )
+        with torch.no_grad(), in_bfloat16:
             posterior = self.vae.encode(pixels).latent_dist
         mean, std = posterior.mean.float(), posterior.std.float()
         latent_noise = torch.randn(mean.shape, generator=generator).to(self.device)
         latents = (mean + std * latent_noise) * self.vae_scale
         drop = torch.rand(batch, generator=generator) < UNCONDITIONAL_CHANCE
         captions = [
-            "" if dropped else c for c, dropped in zip(captions, drop.tolist(), strict=True)
+            "" if dropped else c
+            for c, dropped in zip(examples.captions, drop.tolist(), strict=True)
         ]
         ids = model.caption_ids(self.tokenizer, captions).to(self.device)
         timesteps = torch.randint(0, model.TRAIN_TIMESTEPS, (batch,), generator=generator)
@@ -241,7 +282,29 @@ class Trainer:
         snr = self.snr[timesteps]
         weight = snr.clamp(1.0, SNR_GAMMA) / (snr + 1)
         errors = (predicted.float() - target.float()).pow(2).mean(dim=(1, 2, 3))
-        return (weight * errors).mean()
+        denoising = (weight * errors).mean()
+        if "placement_head" not in self.trained:
+            return {"loss": denoising}
+        placement = self._placement_loss(states, examples.scenes, captions)
+        loss = denoising + self.config.placement_weight * placement
+        return {"loss": loss, "denoising": denoising, "placement": placement}
+
+    def _placement_loss(self, states: Any, scenes: list[Scene], captions: list[str]) -> Any:
+        """How far the placement head, reading the text encoder's states of each mentioned
+        object's words, is from where that object sits (`placement.py`)."""
+        import torch
+
+        rows, columns, offsets = [], [], []
+        for row, (scene, caption) in enumerate(zip(scenes, captions, strict=True)):
+            for word in placement_targets(scene, caption):
+                rows.append(row)
+                columns.append(word.token)
+                offsets.append((word.dx, word.dy))
+        if not offsets:
+            return states.sum() * 0.0
+        read = self.trained["placement_head"](states[rows, columns])
+        wanted = torch.tensor(offsets, dtype=read.dtype, device=self.device)
+        return torch.nn.functional.mse_loss(read, wanted)
 
     def _update_ema(self) -> None:
         import torch
@@ -273,6 +336,12 @@ class Trainer:
         self.vae_scale = float(state["vae_scale"])
 
     def load(self, state: dict[str, Any]) -> None:
+        missing = self.trained.keys() - state["models"].keys()
+        if missing:
+            raise SystemExit(
+                f"the checkpoint has no {', '.join(sorted(missing))}: a full checkpoint resumes"
+                " only the run that wrote it (its compact checkpoint starts what is new afresh)"
+            )
         self.step = int(state["step"])
         self._load_vae(state)
         for name, module in self.trained.items():
@@ -287,7 +356,7 @@ class Trainer:
         import torch
 
         probe = Config(**{**asdict(self.config), "batch_size": 64})
-        pixels, _ = batch_examples(probe, 10**6)
+        pixels = batch_examples(probe, 10**6).pixels
         with torch.no_grad():
             latents = self.vae.encode(pixels.to(self.device)).latent_dist.mean
         return float(1 / latents.std())
@@ -334,10 +403,12 @@ def save_compact(trainer: Trainer) -> Path:
 
 
 def load_compact(trainer: Trainer, state: dict[str, Any]) -> None:
+    """Its step and weights; a module it lacks (a head added since) starts fresh."""
     trainer.step = int(state["step"])
     trainer._load_vae(state)
     for name in trainer.trained:
-        _start_from(trainer, name, state["models"][name])
+        if name in state["models"]:
+            _start_from(trainer, name, state["models"][name])
 
 
 def _start_from(trainer: Trainer, name: str, weights: dict[str, Any]) -> None:
@@ -404,7 +475,7 @@ def train(
             elapsed = time.monotonic() - started
             record = {
                 "step": step,
-                "loss": sum(losses) / len(losses),
+                **{name: sum(parts[name] for parts in losses) / len(losses) for name in losses[0]},
                 "lr": learning_rate(config, step - 1),
                 "seconds_per_step": elapsed / len(losses),
             }
