@@ -281,3 +281,19 @@ def test_the_placement_objective_trains_a_head_that_is_never_exported(
     export(tmp_path / "diffusion-latest.pt", tmp_path / "out")
     folders = {p.name for p in (tmp_path / "out").iterdir() if p.is_dir()}
     assert folders == {"scheduler", "text_encoder", "tokenizer", "unet", "vae"}
+
+
+def test_the_export_takes_the_average_or_the_trained_weights(trained: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    state = torch.load(trained / "diffusion-latest.pt", map_location="cpu")
+    for use_ema, source in ((True, state["ema"]), (False, state["models"])):
+        out = tmp_path / str(use_ema)
+        export(trained / "diffusion-latest.pt", out, use_ema=use_ema)
+        (weights,) = (out / "unet").glob("*.safetensors")
+        saved = load_file(weights)
+        assert all(torch.equal(saved[k], v.half()) for k, v in source["unet"].items())
+    # two steps in, the average and the weights differ, so the check above tells them apart
+    assert any(
+        not torch.equal(v, state["models"]["unet"][k]) for k, v in state["ema"]["unet"].items()
+    )
