@@ -241,14 +241,8 @@ def test_placement_targets_name_where_each_mentioned_object_sits() -> None:
     twin = Thing("red", "circle", "small", 0.7, 0.5, 0.2)
     caption = "a red circle to the left of a red circle"
     assert placement_targets(Scene("white", (left, twin)), caption) == []
-    assert (
-        len(
-            placement_targets(
-                Scene("white", (left, twin)), "a big red circle left of a small red circle"
-            )
-        )
-        == 4
-    )
+    sized = "a big red circle left of a small red circle"
+    assert len(placement_targets(Scene("white", (left, twin)), sized)) == 4
     assert placement_targets(Scene("white", (left,)), "") == []
 
 
