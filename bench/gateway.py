@@ -15,7 +15,9 @@ Each gateway runs on a core of its own (`--pin`, the default on a machine with t
 more: the gateway on the last core, this script's clients and the upstream on the others), so
 that both get the same CPU and neither competes with the load. Each result also gives the
 gateway's CPU time per request (`/proc/<pid>/stat`, the gateway's processes summed), which
-the machine's drift moves far less than requests/s. `--no-pin` lets every process run anywhere.
+the machine's drift moves far less than requests/s, and its context switches per request
+(`/proc/<pid>/task/*/status`): threads handing the GIL to one another show there. `--no-pin`
+lets every process run anywhere.
 
 pixelgate runs as shipped (`pixelgate serve`: SQLite, its in-process worker, every request a
 durable, billed job whose image is stored). LiteLLM runs as `litellm --config` with one model
@@ -144,8 +146,27 @@ def split_cores(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {cores[-1]}, set(cores[:-1])
 
 
-def cpu_seconds(pid: int) -> float:
-    """The CPU time (user and system) of a process and of every process under it."""
+SWITCH_FIELDS = ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a process and every process under it have spent so far."""
+
+    cpu_seconds: float
+    switches: dict[int, int]
+    """Context switches so far of each thread alive now, by thread id."""
+
+    def since(self, before: Usage) -> tuple[float, int]:
+        """CPU seconds and context switches spent between `before` and this. A thread that
+        ended in between takes its switches with it: the count is a floor."""
+        switches = sum(count - before.switches.get(tid, 0) for tid, count in self.switches.items())
+        return self.cpu_seconds - before.cpu_seconds, switches
+
+
+def usage(pid: int) -> Usage:
+    """The CPU time (user and system) and the threads' context switches of a process and of
+    every process under it."""
     stats: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -158,8 +179,25 @@ def cpu_seconds(pid: int) -> float:
         current = todo.pop()
         family.add(current)
         todo.extend(child for child, fields in stats.items() if int(fields[1]) == current)
-    ticks = sum(int(stats[member][11]) + int(stats[member][12]) for member in family & stats.keys())
-    return ticks / os.sysconf("SC_CLK_TCK")
+    members = family & stats.keys()
+    ticks = sum(int(stats[member][11]) + int(stats[member][12]) for member in members)
+    switches: dict[int, int] = {}
+    for member in members:
+        switches.update(_thread_switches(member))
+    return Usage(ticks / os.sysconf("SC_CLK_TCK"), switches)
+
+
+def _thread_switches(pid: int) -> dict[int, int]:
+    """Each of a process's threads' context switches, voluntary and not."""
+    counts = {}
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except OSError:  # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        counts[int(task.name)] = sum(int(fields[name]) for name in SWITCH_FIELDS if name in fields)
+    return counts
 
 
 @contextmanager
@@ -219,6 +257,8 @@ class Result:
     errors: int
     cpu_seconds: float | None = None
     """The gateway's CPU time over these requests (None for the upstream driven directly)."""
+    switches: int | None = None
+    """The gateway's threads' context switches over these requests (None likewise)."""
 
     @property
     def throughput(self) -> float:
@@ -227,6 +267,10 @@ class Result:
     @property
     def cpu_ms_per_request(self) -> float | None:
         return None if self.cpu_seconds is None else self.cpu_seconds / self.requests * 1000
+
+    @property
+    def switches_per_request(self) -> float | None:
+        return None if self.switches is None else self.switches / self.requests
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.latencies)
@@ -293,12 +337,13 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     for number in range(1, args.rounds + 1):
         line = []
         for target in targets:
-            before = cpu_seconds(target.pid) if target.pid is not None else None
+            before = usage(target.pid) if target.pid is not None else None
             result = asyncio.run(
                 drive(target.name, target.url, target.key, clients=args.clients, requests=share)
             )
             if target.pid is not None and before is not None:
-                result = replace(result, cpu_seconds=cpu_seconds(target.pid) - before)
+                spent, switched = usage(target.pid).since(before)
+                result = replace(result, cpu_seconds=spent, switches=switched)
             rounds[target.name].append(result)
             line.append(f"{target.name} {result.throughput:.0f} req/s")
         print(f"  round {number}: " + ", ".join(line), flush=True)
@@ -309,24 +354,27 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             sum(result.seconds for result in results),
             [latency for result in results for latency in result.latencies],
             sum(result.errors for result in results),
-            _sum_cpu(results),
+            _sum_of(results, "cpu_seconds"),
+            _sum_of(results, "switches"),
         )
         for name, results in rounds.items()
     ]
     for result in totals:
-        cpu = result.cpu_ms_per_request
+        cpu, switches = result.cpu_ms_per_request, result.switches_per_request
         print(
             f"  {result.name}: {result.throughput:.0f} req/s, p50 {result.percentile(0.5):.1f} ms, "
             f"p99 {result.percentile(0.99):.1f} ms, {result.errors} errors"
-            + ("" if cpu is None else f", {cpu:.2f} ms of CPU a request"),
+            + ("" if cpu is None else f", {cpu:.2f} ms of CPU a request")
+            + ("" if switches is None else f", {switches:.1f} context switches a request"),
             flush=True,
         )
     return totals
 
 
-def _sum_cpu(results: list[Result]) -> float | None:
-    spent = [result.cpu_seconds for result in results]
-    return None if None in spent else sum(cpu for cpu in spent if cpu is not None)
+def _sum_of(results: list[Result], field: str) -> Any:
+    """The rounds' `field` added up (None when a round has none)."""
+    spent = [getattr(result, field) for result in results]
+    return None if None in spent else sum(spent)
 
 
 def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
@@ -337,19 +385,24 @@ def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
         value = result.cpu_ms_per_request
         return "" if value is None else f"{value:.2f}"
 
+    def switches(result: Result) -> str:
+        value = result.switches_per_request
+        return "" if value is None else f"{value:.1f}"
+
     rows = [
         "| | requests/s | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU ms a request "
-        "| errors |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| context switches a request | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         f"| upstream, direct | {upstream.throughput:.0f} | {upstream.percentile(0.5):.1f} | "
-        f"{upstream.percentile(0.99):.1f} | | | | {upstream.errors} |",
+        f"{upstream.percentile(0.99):.1f} | | | | | {upstream.errors} |",
     ]
     for result in (pixelgate, litellm):
         if result is not None:
             rows.append(
                 f"| {result.name} | {result.throughput:.0f} | {result.percentile(0.5):.1f} | "
                 f"{result.percentile(0.99):.1f} | {added(result, 0.5):.1f} | "
-                f"{added(result, 0.99):.1f} | {cpu(result)} | {result.errors} |"
+                f"{added(result, 0.99):.1f} | {cpu(result)} | {switches(result)} | "
+                f"{result.errors} |"
             )
     if litellm is not None:
         speed = pixelgate.throughput / litellm.throughput
@@ -359,7 +412,7 @@ def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
         cpu_ratio = "" if mine is None or theirs is None else f"{mine / theirs:.2f}x"
         rows.append(
             f"| pixelgate / LiteLLM | **{speed:.2f}x** (goal ≥ 2x) | | | "
-            f"**{p50:.2f}x** (goal ≤ 0.5x) | {p99:.2f}x | {cpu_ratio} | |"
+            f"**{p50:.2f}x** (goal ≤ 0.5x) | {p99:.2f}x | {cpu_ratio} | | |"
         )
     return "\n".join(rows)
 
