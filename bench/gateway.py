@@ -49,7 +49,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -146,6 +146,7 @@ def split_cores(pin: bool) -> tuple[set[int] | None, set[int] | None]:
     return {cores[-1]}, set(cores[:-1])
 
 
+Number = TypeVar("Number", int, float)
 SWITCH_FIELDS = ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")
 
 
@@ -354,8 +355,8 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
             sum(result.seconds for result in results),
             [latency for result in results for latency in result.latencies],
             sum(result.errors for result in results),
-            _sum_of(results, "cpu_seconds"),
-            _sum_of(results, "switches"),
+            _total([result.cpu_seconds for result in results]),
+            _total([result.switches for result in results]),
         )
         for name, results in rounds.items()
     ]
@@ -371,10 +372,10 @@ def measure(targets: list[Target], args: argparse.Namespace) -> list[Result]:
     return totals
 
 
-def _sum_of(results: list[Result], field: str) -> Any:
-    """The rounds' `field` added up (None when a round has none)."""
-    spent = [getattr(result, field) for result in results]
-    return None if None in spent else sum(spent)
+def _total(values: list[Number | None]) -> Number | None:
+    """The rounds' values added up (None when a round has none)."""
+    present = [value for value in values if value is not None]
+    return None if len(present) < len(values) else sum(present)
 
 
 def table(upstream: Result, pixelgate: Result, litellm: Result | None) -> str:
