@@ -58,7 +58,7 @@ class Config:
     """How often a training scene holds 1, 2 and 3 objects."""
     init_from: str | None = None
     """A checkpoint whose weights start the modules they fit (a fresh run only)."""
-    placement_weight: float = 0.0
+    placement_weight: float = PLACEMENT_WEIGHT
     """Weight of the text encoder's placement objective (`placement.py`); 0: none."""
 
 
