@@ -24,6 +24,7 @@ from pixelgate.errors import (
     Timeout,
     Unauthorized,
     ValidationError,
+    WorkerCrashed,
 )
 from pixelgate.sdk import (
     AsyncClient,
@@ -66,5 +67,6 @@ __all__ = [
     "Timeout",
     "Unauthorized",
     "ValidationError",
+    "WorkerCrashed",
     "__version__",
 ]

@@ -14,6 +14,7 @@
     ├── RateLimited            RATE_LIMITED         429
     ├── InternalError          INTERNAL_ERROR       500
     ├── BackendError           BACKEND_ERROR        502
+    │   └── WorkerCrashed      WORKER_CRASHED       502
     ├── ServiceUnavailable     SERVICE_UNAVAILABLE  503
     ├── APIConnectionError     CONNECTION_ERROR     503  (SDK: the server could not be reached)
     ├── ModelUnavailable       MODEL_UNAVAILABLE    503
@@ -46,6 +47,7 @@ __all__ = [
     "Timeout",
     "Unauthorized",
     "ValidationError",
+    "WorkerCrashed",
     "error_from_code",
 ]
 
@@ -141,6 +143,14 @@ class BackendError(Error):
 
     code = "BACKEND_ERROR"
     status = 502
+
+
+class WorkerCrashed(BackendError):
+    """The process running a local model died mid-job (a crash or an out-of-memory kill); the
+    job is tried again while it has attempts left."""
+
+    code = "WORKER_CRASHED"
+    retryable = True
 
 
 class ServiceUnavailable(Error):

@@ -19,14 +19,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pixelgate.catalog import Catalog
+from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
+from pixelgate.engine.model_process import ModelProcess
 from pixelgate.metrics import Metrics
-from pixelgate.providers import ProviderRegistry
+from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
-from pixelgate.providers.local_diffusion import LocalDiffusionProvider
 from pixelgate.providers.openai import OpenAIProvider
 from pixelgate.providers.rembg import RembgProvider
 from pixelgate.providers.stability import StabilityProvider
@@ -70,14 +70,17 @@ class Runtime:
         clock: Clock | None = None,
         role: Role = "api",
         models: Sequence[str] = (),
+        local_models: ModelProcess | None = None,
     ) -> None:
+        """`local_models`: the local model worker, when the caller started it early (`serve`
+        does, so that its imports overlap the API's start)."""
         self.settings = settings
         self.clock = clock or SystemClock()
         self.role = role
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(settings.resolved_database_url)
         self.catalog = Catalog.load(settings.catalog_file)
-        self.local_models = LocalDiffusionProvider.from_settings(settings)
+        self.local_models = local_models or ModelProcess.from_settings(settings)
         self.providers = ProviderRegistry(
             [
                 self.local_models,
@@ -231,22 +234,36 @@ class Runtime:
             self._redis_bus.start()
         if self.role == "worker":
             # a worker loads its models before it takes a job or says it is alive
-            names = [*self.settings.preload_models, *self.models]
-            self.local_models.preload([self.catalog.resolve(name) for name in names])
+            self.local_models.preload(self._preloads(self.models), wait=True)
         if self.local_worker is not None:
             # embedded: nothing else runs jobs, so jobs left running were cut off by a crash
             resumed = self.jobs.recover()
             if resumed:
                 log.info("resuming %d unfinished jobs", resumed)
             self.local_worker.start()
-            preload = [self.catalog.resolve(name) for name in self.settings.preload_models]
-            self.local_models.start_preload(preload)
+            # in the background: the API answers while the models load and warm up
+            self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
         self._housekeeper.start()
+
+    def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
+        """The local models among `names`, each with a one-step warm-up task where it makes
+        images from text."""
+        specs = [self.catalog.resolve(name) for name in names]
+        return [
+            (spec, self._warm_up_task(spec) if "generate" in spec.capabilities else None)
+            for spec in specs
+            if spec.provider == self.local_models.name
+        ]
+
+    def _warm_up_task(self, spec: ModelSpec) -> ImageTask:
+        options = {"prompt": "warm-up", "seed": 0, "num_steps": 1}
+        return ImageTask("generate", self.catalog.validate_options(spec, options, task="generate"))
 
     def stop(self) -> None:
         self._stopping.set()
         if self.local_worker is not None:
             self.local_worker.stop()
+        self.local_models.stop()
         if self._housekeeper.is_alive():
             self._housekeeper.join(5)
         if self.role == "worker":
@@ -276,6 +293,8 @@ class Runtime:
                 results[name] = "ok"
             except Exception as exc:
                 results[name] = f"unavailable: {type(exc).__name__}"
+        if self.local_worker is not None:
+            results["models"] = self.local_models.readiness()
         return results
 
     def _check_storage(self) -> None:

@@ -103,8 +103,10 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     # --- local engine (issue 7): model residency, batching, device ---
-    preload_models: list[str] = Field(default_factory=list)
-    """Local model ids to load at start; others load on first use."""
+    preload_models: list[str] = Field(default_factory=lambda: ["pixelgate/shapes"])
+    """Local models loaded (and warmed up with one step) in the background at start, so the
+    first request finds them ready; `/readyz` answers 503 until they are. Others load on first
+    use. The default is the model that ships with pixelgate; `[]` loads nothing at start."""
     model_memory_budget_mb: int | None = Field(default=None, ge=1)
     """CPU RAM that resident local models may take; least recently used idle ones are
     evicted past it. None: no limit."""
@@ -116,6 +118,12 @@ class Settings(BaseSettings):
     """How long a batch waits for companions after the last one arrived."""
     torch_compile: bool = False
     """`torch.compile` the denoiser of each local model (slow first call, faster later)."""
+    model_worker_max_jobs: int | None = Field(default=None, ge=1)
+    """Local models run in a worker process of their own; it is replaced (once idle) after this
+    many jobs. None: never for that reason."""
+    model_worker_max_memory_mb: int | None = Field(default=None, ge=1)
+    """The same, once the worker process's resident memory passes this (so memory that model
+    code keeps after large jobs is returned). None: no ceiling."""
     # --- end of local engine ---
 
     # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---

@@ -50,6 +50,8 @@ class Server:
             "PIXELGATE_MODELS_DIR": str(models_dir),
             "PIXELGATE_ADMIN_KEY": ADMIN_KEY,
             "PIXELGATE_TORCH_THREADS": "1",
+            # the model worker starts on a server's first local job, not at start
+            "PIXELGATE_PRELOAD_MODELS": "[]",
             **env,
         }
         self.process: subprocess.Popen[bytes] | None = None

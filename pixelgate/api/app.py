@@ -24,14 +24,18 @@ from pixelgate.api.routes import (
     usage,
     web,
 )
+from pixelgate.engine.model_process import ModelProcess
 from pixelgate.runtime import Runtime
 from pixelgate.settings import Settings
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, local_models: ModelProcess | None = None) -> FastAPI:
+    """The app over a runtime made from `settings` at start-up; `local_models` is the local
+    model worker when the caller started it already."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
+        runtime = Runtime(settings, local_models=local_models)
         await run_in_threadpool(runtime.start)
         app.state.runtime = runtime
         # what start-up made lives as long as the process: out of every garbage collection

@@ -43,10 +43,6 @@ def serve(
     host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
 ) -> None:
     """Run the HTTP API, with its in-process worker."""
-    import uvicorn
-
-    from pixelgate.api.app import create_app
-    from pixelgate.logs import configure_logging
     from pixelgate.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -57,10 +53,25 @@ def serve(
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     settings = load_settings(config_file, **overrides)
+    local_models = None
+    if not settings.clustered:
+        # the model worker process first: its imports (torch, diffusers: seconds) then overlap
+        # the API's own
+        from pixelgate.engine.model_process import ModelProcess
+
+        local_models = ModelProcess.from_settings(settings)
+        if settings.preload_models:
+            local_models.launch()
+
+    import uvicorn
+
+    from pixelgate.api.app import create_app
+    from pixelgate.logs import configure_logging
+
     configure_logging(settings.log_level)
     click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, local_models=local_models),
         host=settings.host,
         port=settings.port,
         log_config=None,

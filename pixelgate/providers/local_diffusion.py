@@ -1,10 +1,18 @@
-"""Local models run in-process with Hugging Face diffusers.
+"""Local models run with Hugging Face diffusers, in the process that calls `run` (the model
+worker process: see `pixelgate.engine.model_process`).
 
 Families: Stable Diffusion 1.x/2.x (SD-Turbo), SDXL (SDXL-Turbo), FLUX.1 (schnell, dev) and
 FLUX.1 Fill. Tasks: text-to-image, image-to-image (`strength`) and inpainting (white repaints,
 black keeps). A model is loaded once by the `ModelManager` and its three pipelines share those
 weights. Concurrent compatible jobs are merged into one pipeline call by its `Batcher`; each job
-keeps its own prompt, negative prompt and seeds, so its images are the ones it would get alone.
+keeps its own prompt, negative prompt and seeds.
+
+Reproducibility: a request with a seed gives the same bytes every time it runs alone, and a
+batched one the same bytes whenever the same requests are batched together in the same order.
+Batching may change an image's last bits (CPU convolution kernels differ with the batch size),
+never what it shows; making batches bit-identical to solo calls would mean turning oneDNN off
+for the whole process, which made solo calls several times slower.
+
 Progress comes from the diffusers step callback, which is also where a cancel takes effect.
 """
 
@@ -33,7 +41,6 @@ from pixelgate.providers.base import (
 from pixelgate.providers.batching import Batcher, BatchStats, Withdrawn
 from pixelgate.providers.devices import (
     fit_memory,
-    make_batch_invariant,
     pick_device,
     pipeline_bytes,
 )
@@ -44,7 +51,13 @@ from pixelgate.providers.tiny_model import build_tiny_pipeline
 if TYPE_CHECKING:
     from pixelgate.settings import Settings
 
-__all__ = ["LocalDiffusionProvider", "local_folder_name", "pick_device"]
+__all__ = [
+    "LocalDiffusionProvider",
+    "local_folder_name",
+    "model_path",
+    "pick_device",
+    "unavailable_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +73,26 @@ MB = 2**20
 def local_folder_name(source: str) -> str:
     """`stabilityai/sd-turbo` → `stabilityai--sd-turbo`; `builtin:tiny` → `builtin--tiny`."""
     return source.replace("/", "--").replace(":", "--")
+
+
+def model_path(models_dir: Path, spec: ModelSpec) -> Path:
+    """Where a local model's diffusers folder is: shipped in the package, or under `models_dir`."""
+    source = spec.source or spec.id
+    return SHIPPED_FOLDERS.get(source) or models_dir / local_folder_name(source)
+
+
+def unavailable_reason(models_dir: Path, spec: ModelSpec) -> str | None:
+    """Why a local model cannot run here (its weights are missing), or None when it can."""
+    source = spec.source or spec.id
+    if source in BUILTIN_BUILDERS or (model_path(models_dir, spec) / "model_index.json").exists():
+        return None
+    if source in SHIPPED_FOLDERS:
+        folder = SHIPPED_FOLDERS[source]
+        return f"its weights are missing from this installation (expected in {folder})"
+    return (
+        f"its weights are not on this machine. Run `pixelgate pull {spec.id}` "
+        "where the Hugging Face Hub can be reached"
+    )
 
 
 @dataclass(frozen=True)
@@ -133,20 +166,10 @@ class LocalDiffusionProvider:
         )
 
     def model_path(self, spec: ModelSpec) -> Path:
-        source = spec.source or spec.id
-        return SHIPPED_FOLDERS.get(source) or self.models_dir / local_folder_name(source)
+        return model_path(self.models_dir, spec)
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        source = spec.source or spec.id
-        if source in BUILTIN_BUILDERS or (self.model_path(spec) / "model_index.json").exists():
-            return None
-        if source in SHIPPED_FOLDERS:
-            folder = SHIPPED_FOLDERS[source]
-            return f"its weights are missing from this installation (expected in {folder})"
-        return (
-            f"its weights are not on this machine. Run `pixelgate pull {spec.id}` "
-            "where the Hugging Face Hub can be reached"
-        )
+        return unavailable_reason(self.models_dir, spec)
 
     # -- running --------------------------------------------------------------------------
 
@@ -194,20 +217,6 @@ class LocalDiffusionProvider:
             with self._lock:
                 self._specs[spec.id] = spec
             self.models.preload([spec.id])
-
-    def start_preload(self, specs: Sequence[ModelSpec]) -> None:
-        """Preload in the background, so the server is up while the weights load."""
-        local = [spec for spec in specs if spec.provider == self.name]
-        if local:
-            threading.Thread(
-                target=self._preload_logged, args=(local,), name="pixelgate-preload", daemon=True
-            ).start()
-
-    def _preload_logged(self, specs: Sequence[ModelSpec]) -> None:
-        try:
-            self.preload(specs)
-        except Exception:
-            log.exception("preloading %s failed", ", ".join(spec.id for spec in specs))
 
     def batch_stats(self, model_id: str) -> BatchStats:
         with self._lock:
@@ -343,7 +352,6 @@ class LocalDiffusionProvider:
         pipeline = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
         pipeline = pipeline.to(device)
         pipeline.set_progress_bar_config(disable=True)
-        make_batch_invariant(pipeline, device)
         if self._torch_compile:
             denoiser = getattr(pipeline, "unet", None) or getattr(pipeline, "transformer", None)
             if denoiser is not None:

@@ -72,6 +72,7 @@ def test_the_exported_surface() -> None:
         "Timeout",
         "Unauthorized",
         "ValidationError",
+        "WorkerCrashed",
         "__version__",
     }
     for name in pixelgate.__all__:

@@ -21,7 +21,8 @@ def healthz() -> HealthStatus:
 @router.get("/readyz", response_model=HealthStatus, responses={503: {"model": HealthStatus}})
 def readyz(runtime: RuntimeDep) -> HealthStatus | JSONResponse:
     """Every dependency answers: the database, storage, and where configured Redis, the
-    broker and the in-process worker."""
+    broker and the in-process worker; and the preloaded local models are loaded and warm
+    (`models`: "ok", "loading ...", or "failed: ...")."""
     checks = runtime.check_dependencies()
     if all(value == "ok" for value in checks.values()):
         return HealthStatus(status="ok", checks=checks)
