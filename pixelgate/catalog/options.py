@@ -7,6 +7,7 @@ defaults stay data while the rules stay here. Messages name the parameter and wh
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +23,10 @@ from pydantic_core import PydanticCustomError
 from pixelgate.catalog.spec import ModelSpec
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+EditKind = Literal["image-to-image", "inpaint"]
+DEFAULT_STRENGTH: dict[EditKind, float] = {"image-to-image": 0.8, "inpaint": 1.0}
+"""The strength a local edit runs at when none is sent (as `providers/local_diffusion.py`
+applies it)."""
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
@@ -266,6 +271,34 @@ class DiffusionOptions(PromptOptions):
                 {"value": value, "limit": limit},
             )
         return value
+
+    @model_validator(mode="after")
+    def _edit_runs_a_step(self, info: ValidationInfo) -> DiffusionOptions:
+        """An edit denoises `int(num_steps * strength)` steps (diffusers' rounding); none at
+        all is refused here rather than failing inside the pipeline."""
+        edit: EditKind | None = (info.context or {}).get("edit")
+        if edit is None:
+            return self
+        strength = self.strength or DEFAULT_STRENGTH[edit]
+        if int(self.num_steps * strength) >= 1:
+            return self
+        needed = math.ceil(1 / strength - 1e-9)
+        while int(needed * strength) < 1:
+            needed += 1
+        sent = "strength" if self.strength is not None else "the default strength"
+        raise PydanticCustomError(
+            "invalid_num_steps",
+            "Invalid num_steps: {steps} at {sent} {strength} runs no denoising step (an edit "
+            "runs num_steps * strength, rounded down); send num_steps of at least {needed}, or "
+            "a higher strength",
+            {
+                "param": "num_steps",
+                "steps": self.num_steps,
+                "sent": sent,
+                "strength": strength,
+                "needed": needed,
+            },
+        )
 
     @property
     def size(self) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image
 
-from pixelgate.errors import PayloadTooLarge, ValidationError
+from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService
@@ -67,7 +67,7 @@ class InputImages:
                 f"{field} is {len(data)} bytes; the limit is {self.max_bytes}", param=field
             )
         if not data:
-            raise ValidationError(f"{field} is empty", param=field)
+            raise MustProvideFile(f"{field} is empty; send the picture's bytes", param=field)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -94,6 +94,21 @@ class InputImages:
                 f"{field} is not a readable image (PNG, JPEG or WebP)", param=field
             ) from None
         return ImageInput(data=data, content_type=FORMATS[image.format], width=width, height=height)
+
+    def resized(self, stored: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
+        """A stored input resized to `size` (a mask to its image's size), stored as a PNG in the
+        same mode (a mask's alpha channel is kept); the record of the new one."""
+        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+            image.load()
+            resized = image.resize(size, Image.Resampling.NEAREST)
+        buffer = io.BytesIO()
+        resized.save(buffer, format="PNG")
+        return {
+            "blob_key": self._blobs.put(buffer.getvalue()),
+            "content_type": "image/png",
+            "width": size[0],
+            "height": size[1],
+        }
 
     def load(self, stored: dict[str, Any]) -> ImageInput:
         """The input as a provider gets it, from the record kept with the job."""

@@ -90,11 +90,11 @@ def test_a_model_missing_its_weights_names_the_pull_command(api: httpx.Client) -
         ({"model": "local/tiny", "response_format": "gif"}, "response_format"),
     ],
 )
-def test_malformed_bodies_are_422_with_the_field(
+def test_malformed_bodies_are_400_with_the_field(
     api: httpx.Client, body: dict[str, Any], param: str
 ) -> None:
     response = api.post(GENERATE, json=body)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert response.json()["error"]["param"] == param
 
@@ -103,7 +103,7 @@ def test_a_body_that_is_not_json(api: httpx.Client) -> None:
     response = api.post(
         GENERATE, content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["message"] == "The request body is not valid JSON"
 
 
