@@ -141,7 +141,8 @@ class GptImageOptions(PromptOptions):
 
 
 class StabilityCoreOptions(PromptOptions):
-    n: Literal[1] = 1
+    """Stable Image Core makes one image per call; `n` images are `n` calls."""
+
     aspect_ratio: Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"] = "1:1"
     negative_prompt: str | None = Field(default=None, max_length=10000)
     seed: Seed | None = None
@@ -177,9 +178,9 @@ def _safety_tolerance(value: Any) -> int:
 
 
 class FluxOptions(PromptOptions):
-    """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440]."""
+    """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440].
+    One image per task; `n` images are `n` tasks."""
 
-    n: Literal[1] = 1
     width: int = 1024
     height: int = 768
     prompt_upsampling: bool = False
@@ -199,7 +200,6 @@ class FluxOptions(PromptOptions):
 
 
 class FluxKontextOptions(PromptOptions):
-    n: Literal[1] = 1
     aspect_ratio: str = "1:1"
     prompt_upsampling: bool = False
     safety_tolerance: int = 2
