@@ -220,6 +220,7 @@ class JobPublic(BaseModel):
     cancel_requested: bool
     cached: bool = False
     metadata: dict[str, MetadataValue] | None = None
+    user: str | None = Field(default=None, description="The end user the request named.")
     result: GenerateResult | None = None
     error: ErrorBody | None = None
 

@@ -39,8 +39,8 @@ def spec_of(info: ValidationInfo) -> ModelSpec:
 
 
 class ImageOptions(BaseModel):
-    """Options every family shares, with or without a prompt. Subclasses add their own; unknown
-    keys are refused.
+    """Options every family shares, with or without a prompt (`user`). Subclasses add their own;
+    unknown keys are refused.
 
     `n` is declared by each family rather than here: a field declared in a base comes first, and
     the families that take a prompt keep `prompt` ahead of `n` (the order of their schemas and of
@@ -50,6 +50,10 @@ class ImageOptions(BaseModel):
 
     if TYPE_CHECKING:
         n: int
+
+    user: str | None = Field(default=None, max_length=256)
+    """The caller's end user: sent to providers that take it (OpenAI's `user`), kept with the
+    job for the others."""
 
     @model_validator(mode="before")
     @classmethod

@@ -2,8 +2,9 @@
 
 The protocol as this module speaks it (platform.openai.com/docs/api-reference/images):
 
-- `POST {base}/v1/images/generations`, JSON: `model`, `prompt`, `n`, `size`; dall-e-3 adds
-  `quality` and `style`; gpt-image adds `quality`, `background`, `output_format`.
+- `POST {base}/v1/images/generations`, JSON: `model`, `prompt`, `n`, `size`, and `user` when
+  the caller named one; dall-e-3 adds `quality` and `style`; gpt-image adds `quality`,
+  `background`, `output_format`.
 - `POST {base}/v1/images/edits`, multipart: files `image` and `mask`, fields `prompt`,
   `model`, `n`, `size` and the family's other options.
 - `POST {base}/v1/images/variations`, multipart: file `image`, fields `model`, `n`, `size`.
@@ -165,6 +166,8 @@ def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> d
         }
     else:
         raise TypeError(f"the openai provider cannot send {type(options).__name__}")
+    if options.user is not None:
+        fields["user"] = options.user
     return fields
 
 

@@ -17,7 +17,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"model": "local/tiny", "prompt": "   "}, "prompt", "Prompt must not be empty"),
     ({"model": "local/tiny"}, "prompt", "Missing required option 'prompt'"),
     ({"model": "local/tiny", "prompt": "x" * 1001}, "prompt", "Prompt is 1001 characters; this model accepts at most 1000"),
-    ({"model": "local/tiny", "prompt": "x", "colour": "red"}, "colour", "Unknown option 'colour' for model 'local/tiny'; allowed: guidance_scale, height, n, negative_prompt, num_steps, output_format, prompt, seed, strength, width"),
+    ({"model": "local/tiny", "prompt": "x", "colour": "red"}, "colour", "Unknown option 'colour' for model 'local/tiny'; allowed: guidance_scale, height, n, negative_prompt, num_steps, output_format, prompt, seed, strength, user, width"),
     ({"model": "local/tiny", "prompt": "x", "width": 100}, "width", "Invalid width: 100; allowed: multiples of 8 in [32, 256]"),
     ({"model": "local/tiny", "prompt": "x", "height": 512}, "height", "Invalid height: 512; allowed: multiples of 8 in [32, 256]"),
     ({"model": "local/tiny", "prompt": "x", "num_steps": 201}, "num_steps", "Invalid num_steps: 201; allowed: 1 to 200"),

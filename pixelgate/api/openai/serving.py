@@ -16,7 +16,8 @@ model's option family, and that is decided in one place, `family_options`:
   other value is an `invalid_request_error` naming the field.
 - `response_format`: unset means `b64_json` for gpt-image models and `url` otherwise, as OpenAI
   does. `url` is a signed pixelgate media link, never a provider's.
-- `user` is kept as the job's metadata (`{"user": ...}`).
+- `user` is every family's option: sent upstream by the OpenAI provider, kept with the job by
+  the others. `metadata` (pixelgate's own) is stored with the job, as on the native API.
 - Any other field (`extra_body` in the SDK) is one of the model's own options (`seed`,
   `negative_prompt`, `num_steps`, `strength`, ...), checked by its family: unknown ones are
   refused with the list of what the model takes.
@@ -60,7 +61,7 @@ JOB_HEADER = "X-Pixelgate-Job-Id"
 ALWAYS_OPTIONS = frozenset({"prompt", "n"})
 """Fields every family takes (a family without a prompt is refused by the task check)."""
 
-NOT_OPTIONS = frozenset({"model", "response_format", "user"})
+NOT_OPTIONS = frozenset({"model", "response_format", "metadata"})
 
 NEUTRAL: dict[str, frozenset[object]] = {
     "quality": frozenset({"auto", "standard"}),
@@ -197,7 +198,7 @@ class OpenAIServing:
                 model=body.model,
                 options=translated.options,
                 response_format=body.response_format or default_response_format(spec),
-                metadata={"user": body.user} if body.user is not None else None,
+                metadata=body.metadata,
                 image=image,
                 mask=mask,
             ),

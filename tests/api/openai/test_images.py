@@ -182,3 +182,53 @@ def test_a_model_without_variations_is_refused(client: openai.OpenAI) -> None:
 
     assert caught.value.param == "model"
     assert message_of(caught.value) == "Model 'local/tiny' does not support image variations"
+
+
+# -- issue 19, item 11: `user` and `metadata` -----------------------------------------------
+
+
+def test_user_reaches_openai_and_metadata_is_kept_with_the_job(
+    client: openai.OpenAI, gateway: Server, upstream: FakeOpenAI
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="dall-e-2",
+        prompt="a lighthouse",
+        size="256x256",
+        user="end-user-7",
+        extra_body={"metadata": {"order": 42}},
+    )
+
+    sent = upstream.requests_to(GENERATIONS)[-1].json
+    assert sent["user"] == "end-user-7"
+    assert "metadata" not in sent
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
+    assert (job["user"], job["metadata"]) == ("end-user-7", {"order": 42})
+
+
+def test_user_and_metadata_are_kept_with_a_local_models_job(
+    client: openai.OpenAI, gateway: Server
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="local/tiny", prompt="x", user="u-1", extra_body={"metadata": {"k": "v"}}
+    )
+
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
+    assert (job["status"], job["user"], job["metadata"]) == ("succeeded", "u-1", {"k": "v"})
+
+
+def test_the_native_api_sends_user_to_openai_too(gateway: Server, upstream: FakeOpenAI) -> None:
+    with gateway.client() as native:
+        response = native.post(
+            "/v1/inference/images/generate",
+            json={"model": "dall-e-2", "prompt": "x", "size": "256x256", "user": "native-user"},
+        )
+    assert response.status_code == 200, response.text
+    assert upstream.requests_to(GENERATIONS)[-1].json["user"] == "native-user"
+
+
+def test_a_user_over_256_characters_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="local/tiny", prompt="x", user="u" * 257)
+    assert caught.value.param == "user"
