@@ -16,6 +16,7 @@ from PIL import Image
 
 from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
+from pixelgate.providers.masks import read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService
 from pixelgate.storage import BlobStore
@@ -95,19 +96,35 @@ class InputImages:
             ) from None
         return ImageInput(data=data, content_type=FORMATS[image.format], width=width, height=height)
 
-    def resized(self, stored: dict[str, Any], size: tuple[int, int]) -> dict[str, Any]:
+    def resized(
+        self,
+        stored: dict[str, Any],
+        size: tuple[int, int],
+        *,
+        resample: Image.Resampling = Image.Resampling.NEAREST,
+    ) -> dict[str, Any]:
         """A stored input resized to `size` (a mask to its image's size), stored as a PNG in the
-        same mode (a mask's alpha channel is kept); the record of the new one."""
+        same mode; the record of the new one."""
         with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
             image.load()
-            resized = image.resize(size, Image.Resampling.NEAREST)
+            return self._stored_png(image.resize(size, resample))
+
+    def as_mask(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A caller's mask in pixelgate's convention, a greyscale PNG where white repaints: read
+        by its alpha channel when it uses one (transparent repaints, as OpenAI's masks and the
+        `openai` SDK's mean), else by its brightness (`providers/masks.py`)."""
+        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+            image.load()
+            return self._stored_png(read_mask(image))
+
+    def _stored_png(self, image: Image.Image) -> dict[str, Any]:
         buffer = io.BytesIO()
-        resized.save(buffer, format="PNG")
+        image.save(buffer, format="PNG")
         return {
             "blob_key": self._blobs.put(buffer.getvalue()),
             "content_type": "image/png",
-            "width": size[0],
-            "height": size[1],
+            "width": image.width,
+            "height": image.height,
         }
 
     def load(self, stored: dict[str, Any]) -> ImageInput:

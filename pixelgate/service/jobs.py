@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
+from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -187,6 +188,11 @@ class JobService:
             for role, upload in (("image", command.image), ("mask", command.mask))
             if upload is not None
         }
+        if "mask" in inputs:
+            # white repaints, whichever convention the caller's mask came in
+            inputs["mask"] = self._inputs.as_mask(inputs["mask"])
+        if spec.limits.square_inputs and "image" in inputs:
+            inputs = self._square_image(spec, inputs)
         if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
             # local models edit at a size they accept; the resize is recorded with the inputs
             sized, inputs = plan_edit(spec, raw_options, inputs)
@@ -235,6 +241,20 @@ class JobService:
         if not claim:
             self._hand_over(job)
         return job, claim
+
+    def _square_image(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A model that edits square images only (dall-e-2): a non-square input image is
+        resized to the square of its longer side, and the result says so."""
+        image = inputs["image"]
+        size = (int(image["width"]), int(image["height"]))
+        if size[0] == size[1]:
+            return inputs
+        side = max(size)
+        resized = self._inputs.resized(image, (side, side), resample=Image.Resampling.LANCZOS)
+        resized[ADJUSTMENT_KEY] = adjustment(
+            "image", size, (side, side), f"{spec.id} edits square images only"
+        )
+        return {**inputs, "image": resized}
 
     def _mask_to_image_size(self, inputs: dict[str, Any]) -> dict[str, Any]:
         """A hosted model's edit: a mask of another size than the image is resized to it (and

@@ -57,6 +57,13 @@ FIXTURE_KONTEXT = ModelSpec(
 FIXTURE_HOSTED_EDIT = ModelSpec(
     id="test/hosted-edit", provider="fixture", family="gpt-image", capabilities=("generate", "edit")
 )
+FIXTURE_SQUARE_EDIT = ModelSpec(
+    id="test/square-edit",
+    provider="fixture",
+    family="dall-e-2",
+    capabilities=("generate", "edit"),
+    limits={"square_inputs": True},  # type: ignore[arg-type]
+)
 """Models of other families run by the fixture provider: what the service does for them."""
 
 
@@ -128,7 +135,14 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
     bus = EventBus()
     cancels = CancelRegistry()
     catalog = Catalog(
-        [*Catalog.load(), FIXTURE_MODEL, FIXTURE_FILL, FIXTURE_KONTEXT, FIXTURE_HOSTED_EDIT]
+        [
+            *Catalog.load(),
+            FIXTURE_MODEL,
+            FIXTURE_FILL,
+            FIXTURE_KONTEXT,
+            FIXTURE_HOSTED_EDIT,
+            FIXTURE_SQUARE_EDIT,
+        ]
     )
     provider = FixtureProvider()
     providers = ProviderRegistry([provider])

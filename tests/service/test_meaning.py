@@ -199,10 +199,78 @@ def test_a_hosted_models_mask_is_resized_to_the_image_and_reported(
     assert Image.open(io.BytesIO(task.mask.data)).size == (64, 48)
 
 
-def test_a_mask_of_the_images_size_is_passed_unchanged(services: Services) -> None:
-    mask = png((64, 64), "L", 255)
-    job = edit(services, "test/hosted-edit", mask=mask)
+def test_a_mask_of_the_images_size_is_not_resized(services: Services) -> None:
+    job = edit(services, "test/hosted-edit", mask=png((64, 64), "L", 255))
 
     assert adjustments_of(job.inputs) == []
     services.executor.run(job.id)
-    assert services.provider.tasks[0].mask.data == mask  # type: ignore[union-attr]
+    mask = services.provider.tasks[0].mask
+    assert mask is not None and (mask.width, mask.height) == (64, 64)
+
+
+# -- item 9: every mask in pixelgate's convention, whichever way it came --------------------
+
+
+def half_transparent(size: tuple[int, int] = (64, 64)) -> bytes:
+    """OpenAI's convention, as the `openai` SDK's users send it: transparent (edit) on the left
+    half, opaque black (keep) on the right."""
+    mask = Image.new("RGBA", size, (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def received_mask(services: Services, job_id: str) -> Image.Image:
+    services.executor.run(job_id)
+    mask = services.provider.tasks[-1].mask
+    assert mask is not None
+    return Image.open(io.BytesIO(mask.data))
+
+
+@pytest.mark.parametrize("model", ["test/fixture", "test/hosted-edit"])
+def test_a_mask_with_transparency_is_read_by_its_alpha_channel(
+    services: Services, model: str
+) -> None:
+    job = edit(services, model, mask=half_transparent())
+
+    mask = received_mask(services, job.id)
+    assert (mask.format, mask.mode) == ("PNG", "L")
+    assert mask.crop((0, 0, 32, 64)).getextrema() == (255, 255)  # transparent: repaint
+    assert mask.crop((32, 0, 64, 64)).getextrema() == (0, 0)  # opaque: keep
+
+
+@pytest.mark.parametrize(
+    ("mode", "white", "black"),
+    [("L", 255, 0), ("RGB", (255, 255, 255), (0, 0, 0)), ("RGBA", (255,) * 4, (0, 0, 0, 255))],
+)
+def test_a_mask_without_transparency_is_read_by_its_brightness(
+    services: Services, mode: str, white: Any, black: Any
+) -> None:
+    source = Image.new(mode, (64, 64), black)
+    source.paste(white, (0, 0, 32, 64))
+    buffer = io.BytesIO()
+    source.save(buffer, format="PNG")
+
+    job = edit(services, "test/hosted-edit", mask=buffer.getvalue())
+
+    mask = received_mask(services, job.id)
+    assert mask.crop((0, 0, 32, 64)).getextrema() == (255, 255)
+    assert mask.crop((32, 0, 64, 64)).getextrema() == (0, 0)
+
+
+def test_a_model_of_square_inputs_gets_a_square_image_and_mask(services: Services) -> None:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (96, 64), (10, 200, 30)).save(jpeg, format="JPEG")
+
+    job = edit(services, "test/square-edit", image=jpeg.getvalue(), mask=png((96, 64), "L", 255))
+
+    assert [(item["param"], item["from"], item["to"]) for item in adjustments_of(job.inputs)] == [
+        ("image", "96x64", "96x96"),
+        ("mask", "96x64", "96x96"),
+    ]
+    services.executor.run(job.id)
+    [task] = services.provider.tasks
+    assert task.image is not None and task.mask is not None
+    assert Image.open(io.BytesIO(task.image.data)).size == (96, 96)
+    assert Image.open(io.BytesIO(task.mask.data)).size == (96, 96)
