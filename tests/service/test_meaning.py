@@ -274,3 +274,18 @@ def test_a_model_of_square_inputs_gets_a_square_image_and_mask(services: Service
     assert task.image is not None and task.mask is not None
     assert Image.open(io.BytesIO(task.image.data)).size == (96, 96)
     assert Image.open(io.BytesIO(task.mask.data)).size == (96, 96)
+
+
+def test_an_openai_size_means_the_same_nearest_ratio(services: Services) -> None:
+    from pixelgate.api.openai.protocol import ImageGenerationRequest
+    from pixelgate.api.openai.serving import family_options
+    from tests.service.conftest import FIXTURE_KONTEXT
+
+    request = ImageGenerationRequest(model="test/kontext", prompt="x", size="1000x600")
+    translated = family_options(FIXTURE_KONTEXT, request)
+    job = services.jobs.submit(
+        CALLER, ImageCommand(task="generate", model="test/kontext", options=translated.options)
+    )
+
+    assert job.options["aspect_ratio"] == "16:9"
+    assert [item["to"] for item in adjustments_of(job.inputs)] == ["16:9"]

@@ -7,8 +7,9 @@ model's option family, and that is decided in one place, `family_options`:
 
 - `prompt` and `n` are every family's own.
 - `size`: kept as is by the families that take `size` (dall-e, gpt-image); `WxH` becomes
-  `width` and `height` (local diffusion, FLUX), or the reduced `W:H` aspect ratio (Stability,
-  FLUX Kontext); `auto` leaves the model's default. An option made from `size` that the model
+  `width` and `height` (local diffusion, FLUX), which a family of aspect ratios (Stability,
+  FLUX Kontext) takes as the nearest ratio it offers, as on the native API; `auto` leaves the
+  model's default. An option made from `size` that the model
   refuses is reported as `size`.
 - `quality`, `style`, `background`, `output_format`, ...: passed on to families that declare
   them. To a family that does not, a value that asks for nothing different from what it does
@@ -29,7 +30,6 @@ The surface is synchronous, as OpenAI's is: `Prefer: respond-async` is not honou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import gcd
 from typing import Any
 
 from fastapi import Request, Response
@@ -131,11 +131,9 @@ def _size_options(spec: ModelSpec, size: str) -> dict[str, Any]:
             f"Invalid size {size!r}: expected WIDTHxHEIGHT (such as 512x512) or auto",
             param="size",
         )
-    if "width" in accepted and "height" in accepted:
+    if ("width" in accepted and "height" in accepted) or "aspect_ratio" in accepted:
+        # a family of aspect ratios maps the width and height itself, as for a native request
         return {"width": int(width), "height": int(height)}
-    if "aspect_ratio" in accepted:
-        divisor = gcd(int(width), int(height))
-        return {"aspect_ratio": f"{int(width) // divisor}:{int(height) // divisor}"}
     raise ValidationError(f"Model {spec.id!r} does not take a size", param="size")
 
 
