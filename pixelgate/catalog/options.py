@@ -46,7 +46,7 @@ class ImageOptions(BaseModel):
     the families that take a prompt keep `prompt` ahead of `n` (the order of their schemas and of
     the first error reported)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     if TYPE_CHECKING:
         n: int

@@ -105,6 +105,18 @@ def test_an_openai_size_of_other_digits_names_size(api: httpx.Client, size: str)
     assert response.json()["error"]["param"] == "size"
 
 
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_float_that_is_not_finite_says_so(api: httpx.Client, value: str) -> None:
+    body = '{"model": "local/tiny", "prompt": "x", "guidance_scale": ' + value + "}"
+    response = api.post(GENERATE, content=body, headers={"content-type": "application/json"})
+
+    assert error_of(response) == {
+        "code": "VALIDATION_ERROR",
+        "message": "Invalid guidance_scale: Input should be a finite number",
+        "param": "guidance_scale",
+    }
+
+
 def test_an_edit_of_one_step_names_num_steps(api: httpx.Client) -> None:
     response = api.post(
         EDIT,
