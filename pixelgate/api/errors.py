@@ -50,6 +50,7 @@ from pixelgate.validation import validation_error
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    400: "VALIDATION_ERROR",  # FastAPI's own: a body it could not parse (admin routes)
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",

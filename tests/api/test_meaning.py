@@ -186,3 +186,12 @@ def test_the_openai_surface_converts_the_same_way_in_its_own_shape(api: httpx.Cl
             "code": None,
         }
     }
+
+
+def test_a_body_fastapi_cannot_parse_is_a_validation_error_too(api: httpx.Client) -> None:
+    body = '{"id": "huge", "name": "x", "budget_total": ' + "9" * 5000 + "}"
+    response = api.post(
+        "/v1/admin/tenants", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert error_of(response)["code"] == "VALIDATION_ERROR"
