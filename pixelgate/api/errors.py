@@ -45,10 +45,12 @@ from pixelgate.errors import (
     ServiceUnavailable,
     ValidationError,
 )
+from pixelgate.validation import validation_error
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
+    400: "VALIDATION_ERROR",  # FastAPI's own: a body it could not parse (admin routes)
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
@@ -120,14 +122,8 @@ def _path(request: Request) -> str:
 
 
 def _from_request_validation(exc: RequestValidationError) -> ValidationError:
-    first = exc.errors()[0]
-    location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
-    param = ".".join(location) or None
-    if first.get("type") == "json_invalid":
-        return ValidationError("The request body is not valid JSON", param=None)
-    if first.get("type") == "missing":
-        return ValidationError(f"Missing required field {param!r}", param=param)
-    return ValidationError(f"Invalid {param}: {first.get('msg')}", param=param)
+    """FastAPI's checks of query and path parameters, through the one converter."""
+    return validation_error(exc.errors())
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -137,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_request_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_response(_from_request_validation(exc), status=422, path=_path(request))
+        return error_response(_from_request_validation(exc), path=_path(request))
 
     async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)

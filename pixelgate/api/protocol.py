@@ -180,15 +180,17 @@ class ImageData(BaseModel):
 
 
 class Adjustment(BaseModel):
-    """An input pixelgate resized so the model could take it."""
+    """An input pixelgate resized, or an option it translated, so the model could take it."""
 
     model_config = ConfigDict(
         validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
 
-    param: str = Field(description="The input: `image` or `mask`.")
+    param: str = Field(
+        description="The input, `image` or `mask`, or `size` (the requested width and height)."
+    )
     from_: str = Field(alias="from", description="Its size as sent, `WxH`.")
-    to: str = Field(description="The size the model got, `WxH`.")
+    to: str = Field(description="What the model got: `WxH`, or an aspect ratio `W:H`.")
     reason: str
 
 
@@ -200,7 +202,8 @@ class GenerateResult(BaseModel):
     metadata: dict[str, MetadataValue] | None = None
     cached: bool = Field(default=False, description="Served from the result cache.")
     adjustments: list[Adjustment] | None = Field(
-        default=None, description="Inputs resized to fit the model (edits), when any were."
+        default=None,
+        description="Inputs resized or options translated to fit the model, when any were.",
     )
 
 
@@ -217,6 +220,7 @@ class JobPublic(BaseModel):
     cancel_requested: bool
     cached: bool = False
     metadata: dict[str, MetadataValue] | None = None
+    user: str | None = Field(default=None, description="The end user the request named.")
     result: GenerateResult | None = None
     error: ErrorBody | None = None
 

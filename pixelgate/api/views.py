@@ -71,6 +71,7 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         cancel_requested=job.cancel_requested,
         cached=job.cached,
         metadata=job.metadata_,
+        user=(job.options or {}).get("user"),
         result=generate_result(runtime, job, base_url) if job.status == "succeeded" else None,
         error=error,
     )

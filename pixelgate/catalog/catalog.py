@@ -10,9 +10,15 @@ from typing import Any
 
 import pydantic
 
-from pixelgate.catalog.options import OPTION_FAMILIES, VARIATION_OPTIONS, ImageOptions
+from pixelgate.catalog.options import (
+    OPTION_FAMILIES,
+    VARIATION_OPTIONS,
+    EditKind,
+    ImageOptions,
+)
 from pixelgate.catalog.spec import ModelSpec
 from pixelgate.errors import ValidationError
+from pixelgate.validation import validation_error
 
 
 class Catalog:
@@ -50,15 +56,21 @@ class Catalog:
         return spec
 
     def validate_options(
-        self, spec: ModelSpec, raw: Mapping[str, Any], *, task: str | None = None
+        self,
+        spec: ModelSpec,
+        raw: Mapping[str, Any],
+        *,
+        task: str | None = None,
+        edit: EditKind | None = None,
     ) -> ImageOptions:
         """Check a request's options against the model's family and limits (a variation's
-        against the family's variation options, which take no prompt)."""
+        against the family's variation options, which take no prompt). `edit` says which kind
+        of edit a new request is, for the rules that depend on it (steps times strength)."""
         family = OPTION_FAMILIES[spec.family]
         if task == "variation":
             family = VARIATION_OPTIONS.get(spec.family, family)
         try:
-            return family.model_validate(dict(raw), context={"spec": spec})
+            return family.model_validate(dict(raw), context={"spec": spec, "edit": edit})
         except pydantic.ValidationError as exc:
             raise _first_error(exc, spec, family) from None
 
@@ -70,19 +82,9 @@ def _parse(document: dict[str, Any]) -> list[ModelSpec]:
 def _first_error(
     exc: pydantic.ValidationError, spec: ModelSpec, family: type[ImageOptions]
 ) -> ValidationError:
-    error = exc.errors(include_url=False)[0]
-    param = ".".join(str(part) for part in error["loc"]) or None
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = ", ".join(sorted(family.model_fields))
-        message = f"Unknown option {param!r} for model {spec.id!r}; allowed: {allowed}"
-    elif kind == "missing":
-        message = f"Missing required option {param!r}"
-    elif kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        message = f"Invalid {param}: {error['input']!r}; allowed: {expected}"
-    elif kind.startswith(("invalid_", "prompt_", "n_too_large")):
-        message = error["msg"]  # our own rule, already worded for the caller
-    else:
-        message = f"Invalid {param}: {error['msg']}"
-    return ValidationError(message, param=param)
+    return validation_error(
+        exc.errors(include_url=False),
+        noun="option",
+        subject=f"model {spec.id!r}",
+        allowed=family.model_fields,
+    )

@@ -7,6 +7,7 @@ defaults stay data while the rules stay here. Messages name the parameter and wh
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -22,6 +23,10 @@ from pydantic_core import PydanticCustomError
 from pixelgate.catalog.spec import ModelSpec
 
 OutputFormat = Literal["png", "jpeg", "webp"]
+EditKind = Literal["image-to-image", "inpaint"]
+DEFAULT_STRENGTH: dict[EditKind, float] = {"image-to-image": 0.8, "inpaint": 1.0}
+"""The strength a local edit runs at when none is sent (as `providers/local_diffusion.py`
+applies it)."""
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 
@@ -34,17 +39,21 @@ def spec_of(info: ValidationInfo) -> ModelSpec:
 
 
 class ImageOptions(BaseModel):
-    """Options every family shares, with or without a prompt. Subclasses add their own; unknown
-    keys are refused.
+    """Options every family shares, with or without a prompt (`user`). Subclasses add their own;
+    unknown keys are refused.
 
     `n` is declared by each family rather than here: a field declared in a base comes first, and
     the families that take a prompt keep `prompt` ahead of `n` (the order of their schemas and of
     the first error reported)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     if TYPE_CHECKING:
         n: int
+
+    user: str | None = Field(default=None, max_length=256)
+    """The caller's end user: sent to providers that take it (OpenAI's `user`), kept with the
+    job for the others."""
 
     @model_validator(mode="before")
     @classmethod
@@ -136,7 +145,8 @@ class GptImageOptions(PromptOptions):
 
 
 class StabilityCoreOptions(PromptOptions):
-    n: Literal[1] = 1
+    """Stable Image Core makes one image per call; `n` images are `n` calls."""
+
     aspect_ratio: Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"] = "1:1"
     negative_prompt: str | None = Field(default=None, max_length=10000)
     seed: Seed | None = None
@@ -172,9 +182,9 @@ def _safety_tolerance(value: Any) -> int:
 
 
 class FluxOptions(PromptOptions):
-    """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440]."""
+    """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440].
+    One image per task; `n` images are `n` tasks."""
 
-    n: Literal[1] = 1
     width: int = 1024
     height: int = 768
     prompt_upsampling: bool = False
@@ -194,7 +204,6 @@ class FluxOptions(PromptOptions):
 
 
 class FluxKontextOptions(PromptOptions):
-    n: Literal[1] = 1
     aspect_ratio: str = "1:1"
     prompt_upsampling: bool = False
     safety_tolerance: int = 2
@@ -266,6 +275,34 @@ class DiffusionOptions(PromptOptions):
                 {"value": value, "limit": limit},
             )
         return value
+
+    @model_validator(mode="after")
+    def _edit_runs_a_step(self, info: ValidationInfo) -> DiffusionOptions:
+        """An edit denoises `int(num_steps * strength)` steps (diffusers' rounding); none at
+        all is refused here rather than failing inside the pipeline."""
+        edit: EditKind | None = (info.context or {}).get("edit")
+        if edit is None:
+            return self
+        strength = self.strength or DEFAULT_STRENGTH[edit]
+        if int(self.num_steps * strength) >= 1:
+            return self
+        needed = math.ceil(1 / strength - 1e-9)
+        while int(needed * strength) < 1:
+            needed += 1
+        sent = "strength" if self.strength is not None else "the default strength"
+        raise PydanticCustomError(
+            "invalid_num_steps",
+            "Invalid num_steps: {steps} at {sent} {strength} runs no denoising step (an edit "
+            "runs num_steps * strength, rounded down); send num_steps of at least {needed}, or "
+            "a higher strength",
+            {
+                "param": "num_steps",
+                "steps": self.num_steps,
+                "sent": sent,
+                "strength": strength,
+                "needed": needed,
+            },
+        )
 
     @property
     def size(self) -> str:

@@ -20,6 +20,9 @@ class Limits(BaseModel):
     max_size: int = 2048
     size_multiple: int = 8
     max_steps: int = 100
+    square_inputs: bool = False
+    """The model edits square images only (dall-e-2): an input image is resized to a square
+    (and the result says so)."""
 
 
 class ModelSpec(BaseModel):

@@ -17,6 +17,7 @@ The protocol as this module speaks it (docs.bfl.ai), with the assumptions writte
 - The key travels with every poll, so a `polling_url` must point at the configured base URL's
   host (same scheme and port) or at an https host under the provider's own domains (regional
   hosts such as `api.eu1.bfl.ai`); any other is refused before it is called (SSRF).
+- A task makes one image: `n` images are `n` tasks, the i-th with seed + i (`fan_out`).
 - Errors: 422 `{"detail": [{"loc", "msg", "type"}]}` is the caller's input; 402 (no credits)
   and others are backend failures; 429 (too many active tasks) is retried by the HTTP policy.
 """
@@ -44,10 +45,12 @@ from pixelgate.providers.http import (
     ProviderKey,
     UpstreamClient,
     UpstreamResponse,
+    fan_out,
     key_refused,
     malformed,
     read_image,
     require_capability,
+    seed_for,
     wait,
 )
 from pixelgate.settings import Settings
@@ -101,12 +104,21 @@ class BlackForestLabsProvider:
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
         require_capability(spec, task)
-        body = request_body(task)
+        request_body(task, 0)
         key = self._key.require(spec)
         headers = {"x-key": key, "accept": "application/json"}
-        progress(0, 1)
-        # 2. submit
         source = spec.source or spec.id.rsplit("/", 1)[-1]
+
+        def one(index: int) -> GeneratedImage:
+            return self._one(source, request_body(task, index), headers, cancel)
+
+        return fan_out(task.options.n, one, provider=PROVIDER, progress=progress, cancel=cancel)
+
+    def _one(
+        self, source: str, body: dict[str, Any], headers: dict[str, str], cancel: CancelToken
+    ) -> GeneratedImage:
+        """One task: one image (`n` images are `n` tasks, the i-th with seed + i)."""
+        # 2. submit
         submitted = self._http.send(
             "POST", f"{self._base_url}/v1/{source}", cancel=cancel, headers=headers, json_body=body
         )
@@ -120,10 +132,8 @@ class BlackForestLabsProvider:
         data = self._http.fetch_result(sample, cancel=cancel)
         seed = result.get("seed")
         if not isinstance(seed, int) or isinstance(seed, bool):
-            seed = task.options.seed_value
-        image = read_image(data, provider=PROVIDER, seed=seed)
-        progress(1, 1)
-        return [image]
+            seed = body.get("seed")
+        return read_image(data, provider=PROVIDER, seed=seed)
 
     def _polling_url(self, answer: dict[str, Any]) -> str:
         polling_url, task_id = answer.get("polling_url"), answer.get("id")
@@ -164,8 +174,9 @@ class BlackForestLabsProvider:
             wait(min(self._poll_interval, left), cancel)
 
 
-def request_body(task: ImageTask) -> dict[str, Any]:
-    """The submit body for the task's option family, named as Black Forest Labs names them."""
+def request_body(task: ImageTask, index: int = 0) -> dict[str, Any]:
+    """The submit body of the task's `index`-th image for its option family, named as Black
+    Forest Labs names them."""
     options: ImageOptions = task.options
     if isinstance(options, FluxOptions):
         if task.kind != "generate":
@@ -189,7 +200,7 @@ def request_body(task: ImageTask) -> dict[str, Any]:
         "output_format": options.output_format,
     }
     if options.seed is not None:
-        body["seed"] = options.seed
+        body["seed"] = seed_for(options.seed, index)
     return body
 
 

@@ -19,7 +19,7 @@ import logging
 import random
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -30,8 +30,21 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.errors import (
+    BackendError,
+    Canceled,
+    Error,
+    ModelUnavailable,
+    Timeout,
+    ValidationError,
+)
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    ProgressCallback,
+)
 from pixelgate.providers.transport import StdlibTransport
 from pixelgate.settings import Settings
 
@@ -381,3 +394,43 @@ def require_capability(spec: ModelSpec, task: ImageTask) -> None:
     """Refuse a task kind the catalog does not list for the model, before any upstream call."""
     if not set(CAPABILITY_OF_KIND[task.kind]) & set(spec.capabilities):
         raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
+
+
+def fan_out(
+    n: int,
+    make_one: Callable[[int], GeneratedImage],
+    *,
+    provider: str,
+    progress: ProgressCallback,
+    cancel: CancelToken,
+) -> list[GeneratedImage]:
+    """`n` images from an upstream that makes one per call: `make_one(index)` called `n` times,
+    so `n` means the same on every model. A call that fails does not stop the others; the job
+    keeps the images made (each billed) and the failed ones are refunded, as for any job that
+    made fewer than asked. Only when every call failed is the first failure raised (at once
+    when the upstream refused the request itself); a cancel stops at once."""
+    images: list[GeneratedImage] = []
+    failures: list[Error] = []
+    progress(0, n)
+    for index in range(n):
+        if cancel.canceled:
+            raise Canceled("Job canceled")
+        try:
+            images.append(make_one(index))
+        except Canceled:
+            raise
+        except Error as exc:
+            if n == 1 or (isinstance(exc, ValidationError) and not images):
+                raise  # the request itself was refused: the next calls would be too
+            log.warning("%s: image %d of %d failed: %s", provider, index + 1, n, exc.message)
+            failures.append(exc)
+        progress(index + 1, n)
+    if not images:
+        raise failures[0]
+    return images
+
+
+def seed_for(seed: int | None, index: int) -> int | None:
+    """The seed of the `index`-th image of a request: consecutive, as local models draw them,
+    so each image can be made again alone."""
+    return None if seed is None else (seed + index) % 2**32

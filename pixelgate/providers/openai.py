@@ -2,10 +2,15 @@
 
 The protocol as this module speaks it (platform.openai.com/docs/api-reference/images):
 
-- `POST {base}/v1/images/generations`, JSON: `model`, `prompt`, `n`, `size`; dall-e-3 adds
-  `quality` and `style`; gpt-image adds `quality`, `background`, `output_format`.
+- `POST {base}/v1/images/generations`, JSON: `model`, `prompt`, `n`, `size`, and `user` when
+  the caller named one; dall-e-3 adds `quality` and `style`; gpt-image adds `quality`,
+  `background`, `output_format`.
 - `POST {base}/v1/images/edits`, multipart: files `image` and `mask`, fields `prompt`,
-  `model`, `n`, `size` and the family's other options.
+  `model`, `n`, `size` and the family's other options. The image goes as an RGBA PNG and the
+  mask in OpenAI's convention, an RGBA PNG of the image's size whose transparent pixels may be
+  edited (`providers/masks.py`); pixelgate's own masks are white where they repaint. dall-e-2
+  takes square images only: the catalog says so (`square_inputs`) and the service makes them
+  square before they get here.
 - `POST {base}/v1/images/variations`, multipart: file `image`, fields `model`, `n`, `size`.
 - dall-e models are asked for `response_format=b64_json`; gpt-image models always answer in
   base64 and refuse the field. An answer that still carries a `url` is fetched here, so no
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -35,6 +41,7 @@ from pixelgate.errors import BackendError, Error, MustProvideFile, ValidationErr
 from pixelgate.providers.base import (
     CancelToken,
     GeneratedImage,
+    ImageInput,
     ImageTask,
     ProgressCallback,
 )
@@ -49,6 +56,7 @@ from pixelgate.providers.http import (
     read_image,
     require_capability,
 )
+from pixelgate.providers.masks import to_openai_image, to_openai_mask
 from pixelgate.settings import Settings
 
 PROVIDER = "openai"
@@ -110,9 +118,9 @@ class OpenAIProvider:
             parts: dict[str, str | FileField] = {
                 name: form_value(value) for name, value in fields.items()
             }
-            parts["image"] = image_part("image", task.image)
+            parts["image"] = image_part("image", as_png(task.image, to_openai_image))
             if task.mask is not None:
-                parts["mask"] = image_part("mask", task.mask)
+                parts["mask"] = image_part("mask", as_png(task.mask, to_openai_mask))
             response = self._http.send("POST", url, cancel=cancel, headers=headers, multipart=parts)
         # 3. the images, as bytes
         images = self._images(response, cancel)
@@ -146,6 +154,11 @@ class OpenAIProvider:
         return images
 
 
+def as_png(image: ImageInput, convert: Callable[[bytes], bytes]) -> ImageInput:
+    """An input converted to the PNG OpenAI takes (same size)."""
+    return ImageInput(convert(image.data), "image/png", image.width, image.height)
+
+
 def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> dict[str, Any]:
     """The request fields of one option family, named as OpenAI names them."""
     fields: dict[str, Any] = {"model": model, "n": options.n}
@@ -165,6 +178,8 @@ def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> d
         }
     else:
         raise TypeError(f"the openai provider cannot send {type(options).__name__}")
+    if options.user is not None:
+        fields["user"] = options.user
     return fields
 
 

@@ -7,7 +7,8 @@ assumptions written down:
   file is sent (the API refuses url-encoded forms).
 - `generate`: `/v2beta/stable-image/generate/{source}` (`core` in the catalog), fields
   `prompt`, `aspect_ratio`, `negative_prompt`, `seed`, `style_preset`, `output_format`; unset
-  options are left out (a seed of 0 would mean "random" there).
+  options are left out (a seed of 0 would mean "random" there). One image per call: `n` images
+  are `n` calls, the i-th with seed + i (`fan_out`).
 - `edit` with a mask: `/v2beta/stable-image/edit/inpaint`, files `image` and `mask`, fields
   `prompt`, `negative_prompt`, `seed`, `style_preset`, `output_format`. The mask is required
   here, although the API could read one from the image's alpha channel: pixelgate's masks are
@@ -53,11 +54,13 @@ from pixelgate.providers.http import (
     ProviderKey,
     UpstreamClient,
     UpstreamResponse,
+    fan_out,
     image_part,
     key_refused,
     malformed,
     read_image,
     require_capability,
+    seed_for,
 )
 from pixelgate.settings import Settings
 
@@ -108,23 +111,27 @@ class StabilityProvider:
     ) -> list[GeneratedImage]:
         # 1. the endpoint and its parts, checked before any upstream call
         require_capability(spec, task)
-        path, parts = self._request(spec, task)
+        self._request(spec, task, 0)
         key = self._key.require(spec)
         headers = {
             "Authorization": f"Bearer {key}",
             "accept": self._accept,
         }
-        progress(0, 1)
-        # 2. the upstream call
-        response = self._http.send(
-            "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
-        )
-        # 3. the image
-        image = read_result(response)
-        progress(1, 1)
-        return [image]
 
-    def _request(self, spec: ModelSpec, task: ImageTask) -> tuple[str, dict[str, str | FileField]]:
+        def one(index: int) -> GeneratedImage:
+            # 2. the upstream call: one image each, the index-th seed
+            path, parts = self._request(spec, task, index)
+            response = self._http.send(
+                "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+            )
+            # 3. the image
+            return read_result(response)
+
+        return fan_out(task.options.n, one, provider=PROVIDER, progress=progress, cancel=cancel)
+
+    def _request(
+        self, spec: ModelSpec, task: ImageTask, index: int
+    ) -> tuple[str, dict[str, str | FileField]]:
         options = task.options
         if task.kind == "remove-background":
             image = _required_image(task)
@@ -138,7 +145,7 @@ class StabilityProvider:
         fields = {
             "prompt": options.prompt,
             "negative_prompt": options.negative_prompt,
-            "seed": None if options.seed is None else str(options.seed),
+            "seed": _text(seed_for(options.seed, index)),
             "style_preset": options.style_preset,
             "output_format": options.output_format,
         }
@@ -180,6 +187,10 @@ def read_result(response: UpstreamResponse) -> GeneratedImage:
             "Stability AI's safety filter refused the result (finish_reason CONTENT_FILTERED)"
         )
     return read_image(data, provider=PROVIDER, seed=_seed(seed))
+
+
+def _text(value: int | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def _seed(value: Any) -> int | None:

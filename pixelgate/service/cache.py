@@ -22,7 +22,11 @@ def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: dict[st
             "task": task,
             "model": model,
             "options": options,
-            "inputs": {role: stored["blob_key"] for role, stored in inputs.items()},
+            "inputs": {
+                role: stored["blob_key"]
+                for role, stored in inputs.items()
+                if isinstance(stored, dict) and "blob_key" in stored
+            },
         },
         sort_keys=True,
         separators=(",", ":"),

@@ -14,8 +14,9 @@ from typing import Any
 
 from PIL import Image
 
-from pixelgate.errors import PayloadTooLarge, ValidationError
+from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
+from pixelgate.providers.masks import read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService
 from pixelgate.storage import BlobStore
@@ -67,7 +68,7 @@ class InputImages:
                 f"{field} is {len(data)} bytes; the limit is {self.max_bytes}", param=field
             )
         if not data:
-            raise ValidationError(f"{field} is empty", param=field)
+            raise MustProvideFile(f"{field} is empty; send the picture's bytes", param=field)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -94,6 +95,37 @@ class InputImages:
                 f"{field} is not a readable image (PNG, JPEG or WebP)", param=field
             ) from None
         return ImageInput(data=data, content_type=FORMATS[image.format], width=width, height=height)
+
+    def resized(
+        self,
+        stored: dict[str, Any],
+        size: tuple[int, int],
+        *,
+        resample: Image.Resampling = Image.Resampling.NEAREST,
+    ) -> dict[str, Any]:
+        """A stored input resized to `size` (a mask to its image's size), stored as a PNG in the
+        same mode; the record of the new one."""
+        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+            image.load()
+            return self._stored_png(image.resize(size, resample))
+
+    def as_mask(self, stored: dict[str, Any]) -> dict[str, Any]:
+        """A caller's mask in pixelgate's convention, a greyscale PNG where white repaints: read
+        by its alpha channel when it uses one (transparent repaints, as OpenAI's masks and the
+        `openai` SDK's mean), else by its brightness (`providers/masks.py`)."""
+        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+            image.load()
+            return self._stored_png(read_mask(image))
+
+    def _stored_png(self, image: Image.Image) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return {
+            "blob_key": self._blobs.put(buffer.getvalue()),
+            "content_type": "image/png",
+            "width": image.width,
+            "height": image.height,
+        }
 
     def load(self, stored: dict[str, Any]) -> ImageInput:
         """The input as a provider gets it, from the record kept with the job."""

@@ -13,10 +13,12 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
+from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pixelgate.catalog import Catalog, ModelSpec, PromptOptions
+from pixelgate.catalog import OPTION_FAMILIES, Catalog, ModelSpec, PromptOptions
+from pixelgate.catalog.options import EditKind
 from pixelgate.clock import Clock
 from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Job, Tenant
@@ -35,7 +37,15 @@ from pixelgate.providers.base import TaskKind
 from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache, cache_key
-from pixelgate.service.edit_sizes import plan_edit
+from pixelgate.service.edit_sizes import (
+    ADJUSTMENT_KEY,
+    adjustment,
+    image_inputs,
+    plan_aspect_ratio,
+    plan_edit,
+    plan_requested_size,
+    with_option_adjustment,
+)
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
@@ -154,7 +164,13 @@ class JobService:
         rules.tenants.check_model(tenant, spec)
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
-        options = self._catalog.validate_options(spec, command.options, task=command.task)
+        edit = _edit_kind(command)
+        # a width and height the model takes otherwise: mapped, and the result says so
+        family = OPTION_FAMILIES[spec.family]
+        raw_options, option_change = plan_aspect_ratio(spec, family, command.options)
+        if command.task == "edit" and option_change is None:
+            raw_options, option_change = plan_requested_size(spec, family, raw_options)
+        options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
         if rules.safety is not None and isinstance(options, PromptOptions):
             rules.safety.check_prompt(options.prompt, principal.tenant_id)
         self._providers.for_model(spec)
@@ -172,15 +188,25 @@ class JobService:
             for role, upload in (("image", command.image), ("mask", command.mask))
             if upload is not None
         }
+        if "mask" in inputs:
+            # white repaints, whichever convention the caller's mask came in
+            inputs["mask"] = self._inputs.as_mask(inputs["mask"])
+        if spec.limits.square_inputs and "image" in inputs:
+            inputs = self._square_image(spec, inputs)
         if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
             # local models edit at a size they accept; the resize is recorded with the inputs
-            sized, inputs = plan_edit(spec, command.options, inputs)
-            options = self._catalog.validate_options(spec, sized, task=command.task)
+            sized, inputs = plan_edit(spec, raw_options, inputs)
+            options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
+        elif "mask" in inputs and "image" in inputs:
+            inputs = self._mask_to_image_size(inputs)
+        inputs = with_option_adjustment(inputs, option_change)
         # 4. a fixed seed makes the result cacheable
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
-            key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
+            key = cache_key(
+                task=command.task, model=spec.id, options=dump, inputs=image_inputs(inputs)
+            )
             hit = rules.cache.lookup(tenant.id, key) if command.use_cache else None
             if hit is not None:
                 cached = self._serve_cached(principal, tenant, command, hit, key, fingerprint)
@@ -215,6 +241,34 @@ class JobService:
         if not claim:
             self._hand_over(job)
         return job, claim
+
+    def _square_image(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A model that edits square images only (dall-e-2): a non-square input image is
+        resized to the square of its longer side, and the result says so."""
+        image = inputs["image"]
+        size = (int(image["width"]), int(image["height"]))
+        if size[0] == size[1]:
+            return inputs
+        side = max(size)
+        resized = self._inputs.resized(image, (side, side), resample=Image.Resampling.LANCZOS)
+        resized[ADJUSTMENT_KEY] = adjustment(
+            "image", size, (side, side), f"{spec.id} edits square images only"
+        )
+        return {**inputs, "image": resized}
+
+    def _mask_to_image_size(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A hosted model's edit: a mask of another size than the image is resized to it (and
+        the result says so), so every provider gets a mask that matches its image."""
+        image, mask = inputs["image"], inputs["mask"]
+        size = (int(image["width"]), int(image["height"]))
+        mask_size = (int(mask["width"]), int(mask["height"]))
+        if mask_size == size:
+            return inputs
+        resized = self._inputs.resized(mask, size)
+        resized[ADJUSTMENT_KEY] = adjustment(
+            "mask", mask_size, size, "the mask is resized to the image's size"
+        )
+        return {**inputs, "mask": resized}
 
     def _hand_over(self, job: Job) -> None:
         """Queue an accepted job. If the queue is down the job stays recorded as queued, and
@@ -609,6 +663,12 @@ def _raise_unless_succeeded(job: Job) -> Job:
     )
 
 
+def _edit_kind(command: ImageCommand) -> EditKind | None:
+    if command.task != "edit":
+        return None
+    return "inpaint" if command.mask is not None else "image-to-image"
+
+
 def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
     """The model can do the task, and the inputs fit the task."""
     capabilities = set(spec.capabilities)
@@ -621,6 +681,12 @@ def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
             "variation": "variations",
             "remove-background": "remove-background",
         }[command.task] in capabilities
+    if not able and command.task == "edit" and "inpaint" in capabilities:
+        raise MustProvideFile(
+            f"Model {spec.id!r} only inpaints: send a mask with the image (white repaints, "
+            "black keeps)",
+            param="mask",
+        )
     if not able:
         raise ValidationError(
             f"Model {spec.id!r} does not support {TASK_NAMES[command.task]}", param="model"

@@ -29,10 +29,11 @@ class MediaLinks:
         file_id, _, rest = token.partition(".")
         expires, _, signature = rest.partition(".")
         payload = f"{file_id}.{expires}"
-        if not (file_id and expires.isdigit() and signature) or not hmac.compare_digest(
-            signature, self._signature(payload)
+        well_formed = file_id and expires.isascii() and expires.isdigit() and signature
+        if not well_formed or not hmac.compare_digest(
+            signature.encode(), self._signature(payload).encode()
         ):
-            raise Forbidden("Invalid media link")
+            raise Forbidden("Invalid media link", param="token")
         if int(expires) <= self._clock.now().timestamp():
             raise Forbidden(
                 "This media link has expired; GET /v1/files/{id} gives a fresh one", param="token"

@@ -175,7 +175,7 @@ function buildOptions() {
   $("input-image-fields").hidden = !editable;
   if (!editable) clearImage();
   for (const [name, raw] of Object.entries(properties)) {
-    if (name === "prompt") continue;
+    if (name === "prompt" || name === "user") continue; // user: for API callers' end users
     const spec = plain(raw);
     const fallback = model.defaults[name] ?? spec.default ?? raw.default;
     const id = `opt-${name}`;

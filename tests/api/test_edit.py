@@ -219,7 +219,35 @@ def test_flux_fill_edits_only_with_a_mask(api: httpx.Client) -> None:
     response = edit(api, model="test/flux-fill", input_image=b64(picture((32, 32))))
 
     assert response.status_code == 400
-    assert response.json()["error"]["param"] == "model"
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("MUST_PROVIDE_FILE", "mask")
+    assert "only inpaints: send a mask" in error["message"]
+
+
+def test_flux_fill_rounds_a_requested_size_to_multiples_of_16_and_says_so(
+    api: httpx.Client,
+) -> None:
+    response = edit(
+        api,
+        model="test/flux-fill",
+        input_image=b64(picture((64, 64))),
+        mask_image=b64(half_mask((64, 64))),
+        width=100,
+        height=75,
+        seed=1,
+    )
+
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["adjustments"][-1] == {
+        "param": "size",
+        "from": "100x75",
+        "to": "96x80",
+        "reason": "test/flux-fill takes sizes that are multiples of 16; the requested width "
+        "and height are rounded to the nearest",
+    }
+    content = httpx.get(data["data"][0]["url"]).content
+    assert Image.open(io.BytesIO(content)).size == (96, 80)
 
 
 def test_a_decompression_bomb_is_refused_with_413_before_decoding(api: httpx.Client) -> None:

@@ -147,5 +147,5 @@ def test_job_list_is_newest_first_and_filters_by_status(api: httpx.Client) -> No
     succeeded = api.get("/v1/jobs", params={"status": "succeeded"}).json()["data"]
     assert all(job["status"] == "succeeded" for job in succeeded)
     bad = api.get("/v1/jobs", params={"status": "bogus"})
-    assert bad.status_code == 422
+    assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "status"

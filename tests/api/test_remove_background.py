@@ -126,6 +126,17 @@ def test_no_file_is_must_provide_file(api: httpx.Client, send: dict[str, Any]) -
     assert (error["code"], error["param"]) == ("MUST_PROVIDE_FILE", "image")
 
 
+def test_an_empty_file_is_must_provide_file(api: httpx.Client) -> None:
+    response = api.post(PATH, files={"image": ("empty.png", b"", "image/png")})
+
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == {
+        "code": "MUST_PROVIDE_FILE",
+        "message": "image is empty; send the picture's bytes",
+        "param": "image",
+    }
+
+
 def test_a_file_that_is_not_an_image_is_a_validation_error(api: httpx.Client) -> None:
     response = api.post(PATH, files={"image": ("notes.txt", b"hello, not a picture", "text/plain")})
 

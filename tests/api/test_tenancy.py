@@ -348,5 +348,5 @@ def test_bad_admin_input_is_refused_clearly(admin: httpx.Client) -> None:
     unknown = admin.post("/v1/admin/keys", json={"tenant_id": "nobody", "name": "k"})
     assert unknown.status_code == 404
     scope = admin.post("/v1/admin/keys", json={"tenant_id": "dup", "name": "k", "scopes": ["root"]})
-    assert scope.status_code == 422
+    assert scope.status_code == 400
     assert json.loads(scope.text)["error"]["param"] == "scopes.0"

@@ -17,7 +17,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"model": "local/tiny", "prompt": "   "}, "prompt", "Prompt must not be empty"),
     ({"model": "local/tiny"}, "prompt", "Missing required option 'prompt'"),
     ({"model": "local/tiny", "prompt": "x" * 1001}, "prompt", "Prompt is 1001 characters; this model accepts at most 1000"),
-    ({"model": "local/tiny", "prompt": "x", "colour": "red"}, "colour", "Unknown option 'colour' for model 'local/tiny'; allowed: guidance_scale, height, n, negative_prompt, num_steps, output_format, prompt, seed, strength, width"),
+    ({"model": "local/tiny", "prompt": "x", "colour": "red"}, "colour", "Unknown option 'colour' for model 'local/tiny'; allowed: guidance_scale, height, n, negative_prompt, num_steps, output_format, prompt, seed, strength, user, width"),
     ({"model": "local/tiny", "prompt": "x", "width": 100}, "width", "Invalid width: 100; allowed: multiples of 8 in [32, 256]"),
     ({"model": "local/tiny", "prompt": "x", "height": 512}, "height", "Invalid height: 512; allowed: multiples of 8 in [32, 256]"),
     ({"model": "local/tiny", "prompt": "x", "num_steps": 201}, "num_steps", "Invalid num_steps: 201; allowed: 1 to 200"),
@@ -90,11 +90,11 @@ def test_a_model_missing_its_weights_names_the_pull_command(api: httpx.Client) -
         ({"model": "local/tiny", "response_format": "gif"}, "response_format"),
     ],
 )
-def test_malformed_bodies_are_422_with_the_field(
+def test_malformed_bodies_are_400_with_the_field(
     api: httpx.Client, body: dict[str, Any], param: str
 ) -> None:
     response = api.post(GENERATE, json=body)
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert response.json()["error"]["param"] == param
 
@@ -103,7 +103,7 @@ def test_a_body_that_is_not_json(api: httpx.Client) -> None:
     response = api.post(
         GENERATE, content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert response.json()["error"]["message"] == "The request body is not valid JSON"
 
 

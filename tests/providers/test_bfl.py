@@ -367,3 +367,22 @@ def test_without_a_key_the_model_is_unavailable(
     with pytest.raises(ModelUnavailable):
         run(provider, catalog)
     assert upstream.received == []
+
+
+def test_n_images_are_n_tasks_with_consecutive_seeds(
+    provider: BlackForestLabsProvider, upstream: FakeBFL, catalog: Catalog, progress: Progress
+) -> None:
+    images = run(provider, catalog, progress=progress, n=2, seed=5)
+
+    assert [image.seed for image in images] == [5, 6]
+    assert [image.data for image in images] == upstream.made
+    assert [submit.json["seed"] for submit in upstream.requests_to(PRO)] == [5, 6]
+    assert progress.calls == [(0, 2), (1, 2), (2, 2)]
+
+
+def test_kontext_takes_n_too(
+    provider: BlackForestLabsProvider, upstream: FakeBFL, catalog: Catalog
+) -> None:
+    images = run(provider, catalog, "flux-kontext-pro", n=3, seed=1)
+    assert [image.seed for image in images] == [1, 2, 3]
+    assert len(upstream.requests_to(KONTEXT)) == 3

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from pixelgate.catalog import Catalog
 from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
@@ -139,8 +141,11 @@ def test_edit_sends_image_and_mask_as_multipart_parts(
     assert request.headers["authorization"] == f"Bearer {OPENAI_KEY}"
     parts = request.parts
     assert (parts["image"].filename, parts["image"].content_type) == ("image.png", "image/png")
-    assert parts["image"].data == image.data
-    assert (parts["mask"].filename, parts["mask"].data) == ("mask.png", mask.data)
+    sent_image = Image.open(io.BytesIO(parts["image"].data))
+    assert (sent_image.format, sent_image.mode, sent_image.size) == ("PNG", "RGBA", (64, 64))
+    original = Image.open(io.BytesIO(image.data)).convert("RGBA")
+    assert sent_image.tobytes() == original.tobytes()
+    assert (parts["mask"].filename, parts["mask"].content_type) == ("mask.png", "image/png")
     fields = {name: part.text for name, part in parts.items() if part.filename is None}
     assert fields == {
         "model": "dall-e-2",
@@ -370,3 +375,37 @@ def test_the_key_never_reaches_the_logs(
     assert "Bearer ***" in logged or "'***'" in logged
     assert "answered 503" in logged
     assert OPENAI_KEY not in logged
+
+
+# -- issue 19, item 9: inputs in OpenAI's convention ----------------------------------------
+
+
+def grey_mask(size: tuple[int, int] = (64, 48)) -> ImageInput:
+    """pixelgate's convention: white (repaint) on the left half, black (keep) on the right."""
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (0, 0, size[0] // 2, size[1]))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    return ImageInput(buffer.getvalue(), "image/png", *size)
+
+
+def test_the_mask_goes_as_rgba_transparent_where_openai_may_edit(
+    provider: OpenAIProvider, upstream: FakeOpenAI, catalog: Catalog
+) -> None:
+    spec = catalog.resolve("gpt-image-1")
+    jpeg = ImageInput(image_bytes(64, 48, "jpeg"), "image/jpeg", 64, 48)
+    task = ImageTask(
+        kind="edit", options=options_for(catalog, spec), image=jpeg, mask=grey_mask((64, 48))
+    )
+
+    provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+
+    [request] = upstream.received
+    sent_image = Image.open(io.BytesIO(request.parts["image"].data))
+    assert (sent_image.format, sent_image.mode, sent_image.size) == ("PNG", "RGBA", (64, 48))
+    assert request.parts["image"].content_type == "image/png"
+    sent_mask = Image.open(io.BytesIO(request.parts["mask"].data))
+    assert (sent_mask.format, sent_mask.mode, sent_mask.size) == ("PNG", "RGBA", (64, 48))
+    alpha = sent_mask.getchannel("A")
+    assert alpha.crop((0, 0, 32, 48)).getextrema() == (0, 0)  # white: OpenAI may edit
+    assert alpha.crop((32, 0, 64, 48)).getextrema() == (255, 255)  # black: kept

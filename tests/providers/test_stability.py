@@ -356,3 +356,49 @@ def test_without_a_key_the_model_is_unavailable(
     with pytest.raises(ModelUnavailable):
         run(provider, catalog)
     assert upstream.received == []
+
+
+# -- issue 19, item 10: `n` images are `n` calls --------------------------------------------
+
+
+def test_n_images_are_n_calls_with_consecutive_seeds(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, progress: Progress
+) -> None:
+    images = run(provider, catalog, progress=progress, n=3, seed=10)
+
+    assert [image.seed for image in images] == [10, 11, 12]
+    assert [image.data for image in images] == upstream.made
+    assert [request.parts["seed"].text for request in upstream.requests_to(CORE)] == [
+        "10",
+        "11",
+        "12",
+    ]
+    assert progress.calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+def test_a_failed_call_of_several_leaves_the_images_of_the_others(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(CORE, stability_error(403, "content_moderation", "flagged"))
+
+    images = run(provider, catalog, n=3, seed=10)
+
+    assert [image.seed for image in images] == [11, 12]  # the job is billed for two, refunds one
+    assert len(upstream.requests_to(CORE)) == 3
+
+
+def test_when_every_call_fails_the_first_failure_is_raised(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(CORE, *[stability_error(403, "content_moderation", "flagged")] * 2)
+    with pytest.raises(BackendError, match="content moderation"):
+        run(provider, catalog, n=2)
+
+
+def test_a_request_the_upstream_refuses_is_not_sent_again(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(CORE, stability_error(400, "bad_request", "prompt: too odd"))
+    with pytest.raises(ValidationError, match="too odd"):
+        run(provider, catalog, n=3)
+    assert len(upstream.requests_to(CORE)) == 1

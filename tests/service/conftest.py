@@ -43,6 +43,29 @@ FIXTURE_MODEL = ModelSpec(
     defaults={"width": 64, "height": 64, "num_steps": 2, "guidance_scale": 1.0},
 )
 
+FIXTURE_FILL = ModelSpec(
+    id="test/fill",
+    provider="fixture",
+    family="diffusion",
+    capabilities=("inpaint",),
+    limits={"min_size": 32, "max_size": 256, "size_multiple": 16},  # type: ignore[arg-type]
+    defaults={"width": 64, "height": 64, "num_steps": 2, "guidance_scale": 1.0},
+)
+FIXTURE_KONTEXT = ModelSpec(
+    id="test/kontext", provider="fixture", family="flux-kontext", capabilities=("generate", "edit")
+)
+FIXTURE_HOSTED_EDIT = ModelSpec(
+    id="test/hosted-edit", provider="fixture", family="gpt-image", capabilities=("generate", "edit")
+)
+FIXTURE_SQUARE_EDIT = ModelSpec(
+    id="test/square-edit",
+    provider="fixture",
+    family="dall-e-2",
+    capabilities=("generate", "edit"),
+    limits={"square_inputs": True},  # type: ignore[arg-type]
+)
+"""Models of other families run by the fixture provider: what the service does for them."""
+
 
 class FixtureProvider:
     """A provider whose behaviour each test chooses: one tiny fixture per failure mode."""
@@ -111,7 +134,16 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
     access.ensure_default_tenant()
     bus = EventBus()
     cancels = CancelRegistry()
-    catalog = Catalog([*Catalog.load(), FIXTURE_MODEL])
+    catalog = Catalog(
+        [
+            *Catalog.load(),
+            FIXTURE_MODEL,
+            FIXTURE_FILL,
+            FIXTURE_KONTEXT,
+            FIXTURE_HOSTED_EDIT,
+            FIXTURE_SQUARE_EDIT,
+        ]
+    )
     provider = FixtureProvider()
     providers = ProviderRegistry([provider])
     blobs = LocalBlobStore(tmp_path / "blobs")

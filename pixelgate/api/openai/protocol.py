@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["url", "b64_json"]
+MetadataValue = str | int | float | bool | None
 
 
 class ImageRequest(BaseModel):
@@ -37,7 +38,14 @@ class ImageRequest(BaseModel):
         "gpt-image models, `url` for every other model, as OpenAI does.",
     )
     user: str | None = Field(
-        default=None, max_length=256, description="Your end user's id; kept with the job."
+        default=None,
+        max_length=256,
+        description="Your end user's id: sent to OpenAI's models, kept with the job for others.",
+    )
+    metadata: dict[str, MetadataValue] | None = Field(
+        default=None,
+        max_length=32,
+        description="pixelgate's own: stored with the job (see the native `GET /v1/jobs/{id}`).",
     )
 
 

@@ -68,6 +68,12 @@ def _multipart(files: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     }
 
 
+GENERATION_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": ImageGenerationRequest.model_json_schema()}},
+    }
+}
 EDIT_BODY = _multipart(
     {"image": "", "mask": ""},
     ["prompt", "model", "n", "size", "quality", "response_format", "background", "output_format"],
@@ -75,9 +81,9 @@ EDIT_BODY = _multipart(
 VARIATION_BODY = _multipart({"image": ""}, ["model", "n", "size", "response_format", "user"])
 
 
-async def create_image(body: ImageGenerationRequest, serving: Serving) -> ImagesResponse:
-    """Text-to-image with any catalog model, local or hosted."""
-    return await serving.generate(body)
+async def create_image(serving: Serving) -> ImagesResponse:
+    """Text-to-image with any catalog model, local or hosted (JSON)."""
+    return await serving.generate()
 
 
 async def create_image_edit(serving: Serving) -> ImagesResponse:
@@ -106,7 +112,9 @@ def build_router(prefix: str, *, with_models: bool, in_schema: bool) -> APIRoute
         "response_model_exclude_none": True,
         "responses": ERRORS,
     }
-    router.add_api_route("/images/generations", create_image, openapi_extra=HEADERS, **images)
+    router.add_api_route(
+        "/images/generations", create_image, openapi_extra=GENERATION_BODY | HEADERS, **images
+    )
     router.add_api_route(
         "/images/edits", create_image_edit, openapi_extra=EDIT_BODY | HEADERS, **images
     )

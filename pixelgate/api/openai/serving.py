@@ -7,8 +7,9 @@ model's option family, and that is decided in one place, `family_options`:
 
 - `prompt` and `n` are every family's own.
 - `size`: kept as is by the families that take `size` (dall-e, gpt-image); `WxH` becomes
-  `width` and `height` (local diffusion, FLUX), or the reduced `W:H` aspect ratio (Stability,
-  FLUX Kontext); `auto` leaves the model's default. An option made from `size` that the model
+  `width` and `height` (local diffusion, FLUX), which a family of aspect ratios (Stability,
+  FLUX Kontext) takes as the nearest ratio it offers, as on the native API; `auto` leaves the
+  model's default. An option made from `size` that the model
   refuses is reported as `size`.
 - `quality`, `style`, `background`, `output_format`, ...: passed on to families that declare
   them. To a family that does not, a value that asks for nothing different from what it does
@@ -16,7 +17,8 @@ model's option family, and that is decided in one place, `family_options`:
   other value is an `invalid_request_error` naming the field.
 - `response_format`: unset means `b64_json` for gpt-image models and `url` otherwise, as OpenAI
   does. `url` is a signed pixelgate media link, never a provider's.
-- `user` is kept as the job's metadata (`{"user": ...}`).
+- `user` is every family's option: sent upstream by the OpenAI provider, kept with the job by
+  the others. `metadata` (pixelgate's own) is stored with the job, as on the native API.
 - Any other field (`extra_body` in the SDK) is one of the model's own options (`seed`,
   `negative_prompt`, `num_steps`, `strength`, ...), checked by its family: unknown ones are
   refused with the list of what the model takes.
@@ -27,15 +29,12 @@ The surface is synchronous, as OpenAI's is: `Prefer: respond-async` is not honou
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from math import gcd
-from typing import Any, TypeVar
+from typing import Any
 
-import pydantic
 from fastapi import Request, Response
-from starlette.datastructures import UploadFile
 
+from pixelgate.api.body import Body, BodyRules, read_body, validate
 from pixelgate.api.openai.protocol import (
     Image,
     ImageEditRequest,
@@ -62,7 +61,7 @@ JOB_HEADER = "X-Pixelgate-Job-Id"
 ALWAYS_OPTIONS = frozenset({"prompt", "n"})
 """Fields every family takes (a family without a prompt is refused by the task check)."""
 
-NOT_OPTIONS = frozenset({"model", "response_format", "user"})
+NOT_OPTIONS = frozenset({"model", "response_format", "metadata"})
 
 NEUTRAL: dict[str, frozenset[object]] = {
     "quality": frozenset({"auto", "standard"}),
@@ -79,10 +78,11 @@ NEUTRAL: dict[str, frozenset[object]] = {
 B64_BY_DEFAULT = frozenset({"gpt-image"})
 """Families whose OpenAI default `response_format` is `b64_json`."""
 
-R = TypeVar("R", bound=ImageRequest)
-
 TEXT_FIELDS = frozenset({"prompt", "negative_prompt"})
 """Form fields that stay text; other extra form fields are read as JSON when they are JSON."""
+
+GENERATION_RULES = BodyRules()
+"""Generations: a JSON body, no files."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +125,15 @@ def _size_options(spec: ModelSpec, size: str) -> dict[str, Any]:
     if size == "auto":
         return {}
     width, _, height = size.partition("x")
-    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+    digits = all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (width, height))
+    if not (digits and int(width) > 0 and int(height) > 0):
         raise ValidationError(
             f"Invalid size {size!r}: expected WIDTHxHEIGHT (such as 512x512) or auto",
             param="size",
         )
-    if "width" in accepted and "height" in accepted:
+    if ("width" in accepted and "height" in accepted) or "aspect_ratio" in accepted:
+        # a family of aspect ratios maps the width and height itself, as for a native request
         return {"width": int(width), "height": int(height)}
-    if "aspect_ratio" in accepted:
-        divisor = gcd(int(width), int(height))
-        return {"aspect_ratio": f"{int(width) // divisor}:{int(height) // divisor}"}
     raise ValidationError(f"Model {spec.id!r} does not take a size", param="size")
 
 
@@ -164,20 +163,21 @@ class OpenAIServing:
 
     # -- images ---------------------------------------------------------------------------
 
-    async def generate(self, body: ImageGenerationRequest) -> ImagesResponse:
-        return await self._run("generate", body)
+    async def generate(self) -> ImagesResponse:
+        sent = await read_body(self._request, GENERATION_RULES)
+        return await self._run("generate", validate(ImageGenerationRequest, sent.fields))
 
     async def edit(self) -> ImagesResponse:
-        fields, files = await self._read_form(mask=True)
-        body = _validated(ImageEditRequest, fields)
+        sent = await self._read_form(ImageEditRequest, files=("image", "image[]", "mask"))
+        body = validate(ImageEditRequest, sent.fields)
         return await self._run(
-            "edit", body, image=_one(files, "image", body), mask=_one(files, "mask", body)
+            "edit", body, image=_one(sent, "image", body), mask=_one(sent, "mask", body)
         )
 
     async def variation(self) -> ImagesResponse:
-        fields, files = await self._read_form(mask=False)
-        body = _validated(ImageVariationRequest, fields)
-        return await self._run("variation", body, image=_one(files, "image", body))
+        sent = await self._read_form(ImageVariationRequest, files=("image", "image[]"))
+        body = validate(ImageVariationRequest, sent.fields)
+        return await self._run("variation", body, image=_one(sent, "image", body))
 
     async def _run(
         self,
@@ -196,7 +196,7 @@ class OpenAIServing:
                 model=body.model,
                 options=translated.options,
                 response_format=body.response_format or default_response_format(spec),
-                metadata={"user": body.user} if body.user is not None else None,
+                metadata=body.metadata,
                 image=image,
                 mask=mask,
             ),
@@ -240,33 +240,19 @@ class OpenAIServing:
             background=options.get("background"),
         )
 
-    async def _read_form(self, *, mask: bool) -> tuple[dict[str, Any], dict[str, list[bytes]]]:
-        """The text fields and the files of a multipart (or url-encoded) body. Files: `image`
-        (several as `image` or `image[]`, as the SDK sends a list) and, for edits, `mask`."""
-        content_type = self._request.headers.get("content-type", "")
-        if not content_type.startswith(
-            ("multipart/form-data", "application/x-www-form-urlencoded")
-        ):
-            raise ValidationError(
-                "Send this request as multipart/form-data, with the image as a file"
-            )
-        fields: dict[str, Any] = {}
-        files: dict[str, list[bytes]] = {}
-        allowed = {"image", "image[]", "mask"} if mask else {"image", "image[]"}
-        async with self._request.form() as form:
-            for name, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    if name not in allowed:
-                        sent = " and ".join(sorted(allowed - {"image[]"}))
-                        raise ValidationError(
-                            f"Unknown file field {name!r}; send {sent}", param=name
-                        )
-                    files.setdefault(name.removesuffix("[]"), []).append(await value.read())
-                elif name in files or name in allowed:
-                    raise ValidationError(f"{name} must be sent as a file", param=name)
-                else:
-                    fields[name] = value
-        return fields, files
+    async def _read_form(self, model: type[ImageRequest], *, files: tuple[str, ...]) -> Body:
+        """A multipart (or url-encoded) body: its fields, and its files `image` (several as
+        `image` or `image[]`, as the SDK sends a list) and, for edits, `mask`. Declared fields
+        stay text (pydantic coerces them); the model's own options are read as JSON when they
+        are JSON (`7`, `0.6`, `true`)."""
+        rules = BodyRules(files=files, text_fields={*model.model_fields, *TEXT_FIELDS}, json=False)
+        sent = await read_body(self._request, rules)
+        if "image[]" in sent.files:
+            sent.files["image"] = sent.files.get("image", []) + sent.files.pop("image[]")
+        for name in files:
+            if name in sent.fields:
+                raise ValidationError(f"{name} must be sent as a file", param=name)
+        return sent
 
     # -- models ---------------------------------------------------------------------------
 
@@ -296,33 +282,11 @@ class OpenAIServing:
         return Model(id=spec.id, created=created, owned_by=spec.provider)
 
 
-def _validated(model: type[R], fields: dict[str, Any]) -> R:
-    """A form's fields as `model`: declared fields are coerced from text by pydantic; extra
-    fields (the model's own options) are read as JSON when they are JSON (`7`, `0.6`, `true`)."""
-    values = {
-        name: value if name in model.model_fields or name in TEXT_FIELDS else _form_value(value)
-        for name, value in fields.items()
-    }
-    try:
-        return model.model_validate(values)
-    except pydantic.ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
-        if error["type"] == "missing":
-            raise ValidationError(f"Missing required field {param!r}", param=param) from None
-        raise ValidationError(f"Invalid {param}: {error['msg']}", param=param) from None
-
-
-def _one(files: dict[str, list[bytes]], name: str, body: ImageRequest) -> ImageUpload | None:
+def _one(sent: Body, name: str, body: ImageRequest) -> ImageUpload | None:
     """The one file sent as `name`; pixelgate's models take one input image (and one mask)."""
-    sent = files.get(name, [])
-    if len(sent) > 1:
-        raise ValidationError(f"Model {body.model!r} takes one {name}; got {len(sent)}", param=name)
-    return ImageUpload(name, data=sent[0]) if sent else None
-
-
-def _form_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    files = sent.files.get(name, [])
+    if len(files) > 1:
+        raise ValidationError(
+            f"Model {body.model!r} takes one {name}; got {len(files)}", param=name
+        )
+    return ImageUpload(name, data=files[0]) if files else None

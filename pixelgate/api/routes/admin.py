@@ -94,9 +94,14 @@ def all_usage(
     return Envelope(data=[usage_public(runtime.billing.usage(t, days=days)) for t in tenants])
 
 
+MAX_WITHIN_SECONDS = 366 * 86400
+"""A year: a longer look back asks for nothing more, and too long a one overflows a date."""
+
+
 @router.get("/workers", response_model=Envelope[list[WorkerPublic]])
 def list_workers(
-    runtime: RuntimeDep, within_seconds: Annotated[float, Query(gt=0)] = 60
+    runtime: RuntimeDep,
+    within_seconds: Annotated[float, Query(gt=0, le=MAX_WITHIN_SECONDS, allow_inf_nan=False)] = 60,
 ) -> Envelope[list[WorkerPublic]]:
     """Cluster workers seen in the last `within_seconds`, with their models and jobs."""
     since = runtime.clock.now() - timedelta(seconds=within_seconds)

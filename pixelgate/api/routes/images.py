@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import pydantic
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from starlette.datastructures import UploadFile
 
+from pixelgate.api.body import BodyRules, read_body, validate
 from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
 from pixelgate.api.protocol import (
     EditRequest,
@@ -20,7 +18,9 @@ from pixelgate.api.protocol import (
     JobPublic,
 )
 from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
-from pixelgate.errors import ValidationError
+
+GENERATE_RULES = BodyRules()
+"""Generate: a JSON body (or a form of the same fields), no files."""
 
 router = APIRouter(prefix="/v1/inference/images", tags=["images"])
 
@@ -29,13 +29,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+GENERATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": GenerateRequest.model_json_schema(by_alias=True)}
+        },
+    }
+}
+
+
 @router.post(
     "/generate",
     response_model=Envelope[GenerateResult],
     responses={202: {"model": Envelope[JobPublic]}, **ERRORS},
+    openapi_extra=GENERATE_BODY,
 )
 async def generate(
-    body: GenerateRequest,
     request: Request,
     principal: CurrentPrincipal,
     runtime: RuntimeDep,
@@ -45,6 +55,7 @@ async def generate(
     """Text-to-image. Waits for the images, or answers 202 with the job when asked to
     (`"async": true` or `Prefer: respond-async`). `Idempotency-Key` replays the first job;
     `"cache": false` or `Cache-Control: no-cache` skips the result cache."""
+    body = validate(GenerateRequest, (await read_body(request, GENERATE_RULES)).fields)
     command, respond_async = headers.apply(body.to_command(), async_in_body=body.async_)
     return await submit_and_respond(
         command,
@@ -56,8 +67,12 @@ async def generate(
     )
 
 
-TEXT_FIELDS = frozenset({"model", "prompt", "negative_prompt", "response_format"})
-"""Multipart fields kept as text; the others are read as JSON when they are JSON (`4`, `true`)."""
+EDIT_RULES = BodyRules(
+    files=("image", "mask"),
+    text_fields=("model", "prompt", "negative_prompt", "response_format"),
+)
+"""Multipart edits: the files `image` and `mask`; the text fields stay text, the others are
+read as JSON when they are JSON (`4`, `true`)."""
 
 EDIT_BODY = {
     "requestBody": {
@@ -82,49 +97,6 @@ EDIT_BODY = {
 }
 
 
-async def read_edit_request(request: Request) -> tuple[EditRequest, bytes | None, bytes | None]:
-    """The edit body, from JSON or from multipart/form-data (files `image` and `mask`)."""
-    content_type = request.headers.get("content-type", "")
-    try:
-        if content_type.startswith("multipart/form-data"):
-            fields: dict[str, Any] = {}
-            files: dict[str, bytes] = {}
-            async with request.form() as form:
-                for name, value in form.multi_items():
-                    if isinstance(value, UploadFile):
-                        files[name] = await value.read()
-                    elif name in TEXT_FIELDS:
-                        fields[name] = value
-                    else:
-                        fields[name] = _form_value(value)
-            unknown = set(files) - {"image", "mask"}
-            if unknown:
-                name = sorted(unknown)[0]
-                raise ValidationError(
-                    f"Unknown file field {name!r}; send image and mask", param=name
-                )
-            body = EditRequest.model_validate(fields)
-            return body, files.get("image"), files.get("mask")
-        try:
-            raw = await request.json()
-        except ValueError:
-            raise ValidationError("The request body is not valid JSON") from None
-        return EditRequest.model_validate(raw), None, None
-    except pydantic.ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        param = ".".join(str(part) for part in error["loc"]) or None
-        if error["type"] == "missing":
-            raise ValidationError(f"Missing required field {param!r}", param=param) from None
-        raise ValidationError(f"Invalid {param}: {error['msg']}", param=param) from None
-
-
-def _form_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 @router.post(
     "/edit",
     response_model=Envelope[GenerateResult],
@@ -140,8 +112,9 @@ async def edit(
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Image-to-image or inpainting, from JSON (base64 or stored file ids) or multipart.
     Waits for the images, or answers 202 with the job when asked to."""
-    body, image_file, mask_file = await read_edit_request(request)
-    command = body.to_command(image_file=image_file, mask_file=mask_file)
+    sent = await read_body(request, EDIT_RULES)
+    body = validate(EditRequest, sent.fields)
+    command = body.to_command(image_file=sent.file("image"), mask_file=sent.file("mask"))
     command, respond_async = headers.apply(command, async_in_body=body.async_)
     return await submit_and_respond(
         command,

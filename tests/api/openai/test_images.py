@@ -4,14 +4,16 @@ both mounts (`/v1` and `/oai/v1`), with local models and hosted ones behind the 
 from __future__ import annotations
 
 import base64
+import io
 
 import httpx
 import openai
 import pytest
+from PIL import Image
 
 from tests.api.openai.conftest import image_of, message_of, png
 from tests.conftest import Server
-from tests.providers.upstreams.openai import GENERATIONS, VARIATIONS, FakeOpenAI
+from tests.providers.upstreams.openai import EDITS, GENERATIONS, VARIATIONS, FakeOpenAI
 
 
 def test_generate_a_url_that_serves_the_png(client: openai.OpenAI, gateway: Server) -> None:
@@ -182,3 +184,117 @@ def test_a_model_without_variations_is_refused(client: openai.OpenAI) -> None:
 
     assert caught.value.param == "model"
     assert message_of(caught.value) == "Model 'local/tiny' does not support image variations"
+
+
+# -- issue 19, item 11: `user` and `metadata` -----------------------------------------------
+
+
+def test_user_reaches_openai_and_metadata_is_kept_with_the_job(
+    client: openai.OpenAI, gateway: Server, upstream: FakeOpenAI
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="dall-e-2",
+        prompt="a lighthouse",
+        size="256x256",
+        user="end-user-7",
+        extra_body={"metadata": {"order": 42}},
+    )
+
+    sent = upstream.requests_to(GENERATIONS)[-1].json
+    assert sent["user"] == "end-user-7"
+    assert "metadata" not in sent
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
+    assert (job["user"], job["metadata"]) == ("end-user-7", {"order": 42})
+
+
+def test_user_and_metadata_are_kept_with_a_local_models_job(
+    client: openai.OpenAI, gateway: Server
+) -> None:
+    raw = client.images.with_raw_response.generate(
+        model="local/tiny", prompt="x", user="u-1", extra_body={"metadata": {"k": "v"}}
+    )
+
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
+    assert (job["status"], job["user"], job["metadata"]) == ("succeeded", "u-1", {"k": "v"})
+
+
+def test_the_native_api_sends_user_to_openai_too(gateway: Server, upstream: FakeOpenAI) -> None:
+    with gateway.client() as native:
+        response = native.post(
+            "/v1/inference/images/generate",
+            json={"model": "dall-e-2", "prompt": "x", "size": "256x256", "user": "native-user"},
+        )
+    assert response.status_code == 200, response.text
+    assert upstream.requests_to(GENERATIONS)[-1].json["user"] == "native-user"
+
+
+def test_a_user_over_256_characters_is_refused(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.generate(model="local/tiny", prompt="x", user="u" * 257)
+    assert caught.value.param == "user"
+
+
+# -- issue 19, item 9: masks mean the same on every model -----------------------------------
+
+
+def openai_mask(size: tuple[int, int] = (64, 64)) -> bytes:
+    """OpenAI's convention: transparent (edit) on the left half, opaque (keep) on the right."""
+    mask = Image.new("RGBA", size, (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    buffer = io.BytesIO()
+    mask.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_sdk_mask_keeps_its_opaque_half_on_a_local_model(client: openai.OpenAI) -> None:
+    source = png((64, 64), (30, 120, 200))
+
+    result = client.images.edit(
+        model="local/tiny",
+        image=("in.png", source, "image/png"),
+        mask=("mask.png", openai_mask(), "image/png"),
+        prompt="a green field",
+        response_format="b64_json",
+        extra_body={"seed": 5, "num_steps": 2},
+    )
+
+    edited = image_of(base64.b64decode(result.data[0].b64_json or "")).convert("RGB")
+    original = image_of(source).convert("RGB")
+    kept, repainted = (32, 0, 64, 64), (0, 0, 32, 64)
+    assert edited.crop(kept).tobytes() == original.crop(kept).tobytes()
+    assert edited.crop(repainted).tobytes() != original.crop(repainted).tobytes()
+
+
+def test_dall_e_2_gets_a_square_rgba_png_and_openais_mask(
+    gateway: Server, upstream: FakeOpenAI
+) -> None:
+    jpeg = io.BytesIO()
+    Image.new("RGB", (96, 64), (10, 200, 30)).save(jpeg, format="JPEG")
+    white_left = Image.new("L", (96, 64), 0)
+    white_left.paste(255, (0, 0, 48, 64))
+    mask = io.BytesIO()
+    white_left.save(mask, format="PNG")
+
+    with gateway.client() as native:
+        response = native.post(
+            "/v1/inference/images/edit",
+            data={"model": "dall-e-2", "prompt": "x", "size": "256x256"},
+            files={"image": ("in.jpg", jpeg.getvalue()), "mask": ("m.png", mask.getvalue())},
+        )
+
+    assert response.status_code == 200, response.text
+    adjustments = response.json()["data"]["adjustments"]
+    assert [(a["param"], a["from"], a["to"]) for a in adjustments] == [
+        ("image", "96x64", "96x96"),
+        ("mask", "96x64", "96x96"),
+    ]
+    parts = upstream.requests_to(EDITS)[-1].parts
+    sent_image = Image.open(io.BytesIO(parts["image"].data))
+    assert (sent_image.format, sent_image.mode, sent_image.size) == ("PNG", "RGBA", (96, 96))
+    sent_mask = Image.open(io.BytesIO(parts["mask"].data))
+    assert (sent_mask.format, sent_mask.mode, sent_mask.size) == ("PNG", "RGBA", (96, 96))
+    alpha = sent_mask.getchannel("A")
+    assert alpha.crop((0, 0, 48, 96)).getextrema() == (0, 0)
+    assert alpha.crop((48, 0, 96, 96)).getextrema() == (255, 255)
