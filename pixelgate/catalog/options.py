@@ -25,8 +25,7 @@ from pixelgate.catalog.spec import ModelSpec
 OutputFormat = Literal["png", "jpeg", "webp"]
 EditKind = Literal["image-to-image", "inpaint"]
 DEFAULT_STRENGTH: dict[EditKind, float] = {"image-to-image": 0.8, "inpaint": 1.0}
-"""The strength a local edit runs at when none is sent (as `providers/local_diffusion.py`
-applies it)."""
+"""The strength a local edit runs at when none is sent (text-to-image runs at 1.0)."""
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
 
 

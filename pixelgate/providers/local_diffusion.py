@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image
 
 from pixelgate.catalog import DiffusionOptions, ModelSpec
+from pixelgate.catalog.options import DEFAULT_STRENGTH
 from pixelgate.errors import Canceled, ModelUnavailable, ValidationError
 from pixelgate.imaging import CONTENT_TYPES, encode_image
 from pixelgate.providers.base import (
@@ -66,7 +67,6 @@ BUILTIN_BUILDERS = {"builtin:tiny": build_tiny_pipeline}
 SHIPPED_FOLDERS = {"builtin:shapes": Path(__file__).resolve().parent.parent / "weights" / "shapes"}
 """Built-in models whose trained weights ship inside the package, with their model card (the
 shapes model: trained by training/shapes)."""
-DEFAULT_STRENGTH = {"text-to-image": 1.0, "image-to-image": 0.8, "inpaint": 1.0}
 MB = 2**20
 
 
@@ -200,7 +200,8 @@ class LocalDiffusionProvider:
             height=options.height,
             num_steps=options.num_steps,
             guidance_scale=options.guidance_scale,
-            strength=options.strength or DEFAULT_STRENGTH[pipeline_task],
+            strength=options.strength
+            or (1.0 if pipeline_task == "text-to-image" else DEFAULT_STRENGTH[pipeline_task]),
             negative_prompt=options.negative_prompt is not None,
         )
         if cancel.canceled:
