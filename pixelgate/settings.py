@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1)
     """Jobs run at once by the in-process worker. Several, so that the jobs waiting for one
     local model can be handed to it together and batched (up to `max_batch_size`), and hosted
-    calls overlap; the worker still dispatches one model's jobs a group at a time. A hosted
+    calls overlap; a local model never has more than `max_batch_size` jobs out at once. A hosted
     model's job asked for synchronously runs in its request's own thread instead (see
     `JobService.run`); asynchronous ones and retries come here."""
     max_attempts: int = Field(default=3, ge=1)
@@ -112,7 +112,7 @@ class Settings(BaseSettings):
     evicted past it. None: no limit."""
     model_vram_budget_mb: int | None = Field(default=None, ge=1)
     """The same, for the memory of each CUDA device."""
-    max_batch_size: int = Field(default=4, ge=1)
+    max_batch_size: int = Field(default=8, ge=1)
     """Images per pipeline call when compatible jobs are batched."""
     batch_window_ms: float = Field(default=10.0, ge=0)
     """How long a batch waits for companions after the last one arrived."""

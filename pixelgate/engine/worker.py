@@ -3,10 +3,12 @@
 It knows nothing of what a job is; it calls the handler it was given with each job id. Model
 code therefore never runs on the event loop.
 
-Jobs are handed out per model, a group at a time: when a model has no jobs running, all its
-waiting jobs (up to `group_size`) start together, so a local model can batch them into one
-pipeline call; jobs that arrive meanwhile stay queued (and cancelable as queued) until the
-group is done. Different models run side by side.
+A local model has at most `group_size` jobs (one batch's worth) handed out at a time, each as
+soon as there is room: the model's batcher merges the ones that arrive together into one
+pipeline call, and gathers those that arrive during a call for the next one. (Handing out a
+whole group only once the model was idle made a burst run as two calls: the first job alone,
+then the rest.) Jobs beyond that stay queued, and cancelable as queued. Different models run
+side by side.
 """
 
 from __future__ import annotations
@@ -93,14 +95,14 @@ class ThreadWorker:
                 thread.join(timeout)
 
     def _dispatch(self) -> None:
-        """Holding the lock: start the next group of every grouped model that has none
-        running, and every waiting job of the other models."""
+        """Holding the lock: hand out every grouped model's waiting jobs up to `group_size` in
+        flight, and every waiting job of the other models."""
         handed = 0
         for model, ids in self._waiting.items():
-            grouped = self._grouped(model)
-            if not ids or (grouped and self._running.get(model)):
+            room = self._group_size - self._running.get(model, 0)
+            if not ids or (self._grouped(model) and room <= 0):
                 continue
-            for _ in range(min(self._group_size, len(ids)) if grouped else len(ids)):
+            for _ in range(min(room, len(ids)) if self._grouped(model) else len(ids)):
                 self._ready.append((ids.popleft(), model))
                 self._running[model] = self._running.get(model, 0) + 1
                 handed += 1
@@ -123,5 +125,4 @@ class ThreadWorker:
             finally:
                 with self._cond:
                     self._running[model] -= 1
-                    if not self._running[model]:
-                        self._dispatch()
+                    self._dispatch()

@@ -1,5 +1,5 @@
-"""The in-process worker's dispatch: grouped models go out a group at a time (to be batched),
-other models' jobs go to the next free thread."""
+"""The in-process worker's dispatch: a grouped model has at most a batch's worth of jobs out at
+a time (its batcher merges them), other models' jobs go to the next free thread."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def peak_concurrency(*, grouped: bool, jobs: int = 6) -> int:
     return peak
 
 
-def test_a_grouped_model_runs_one_group_at_a_time() -> None:
+def test_a_grouped_model_has_at_most_a_group_out_at_a_time() -> None:
     assert peak_concurrency(grouped=True) == 2
 
 
