@@ -24,7 +24,7 @@ import threading
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PIL import Image
 
@@ -49,9 +49,6 @@ from pixelgate.providers.diffusion_families import PipelineTask, family_of, pipe
 from pixelgate.providers.model_manager import LoadedModel, ModelManager
 from pixelgate.providers.tiny_model import build_tiny_pipeline
 
-if TYPE_CHECKING:
-    from pixelgate.settings import Settings
-
 __all__ = [
     "LocalDiffusionProvider",
     "local_folder_name",
@@ -67,7 +64,6 @@ BUILTIN_BUILDERS = {"builtin:tiny": build_tiny_pipeline}
 SHIPPED_FOLDERS = {"builtin:shapes": Path(__file__).resolve().parent.parent / "weights" / "shapes"}
 """Built-in models whose trained weights ship inside the package, with their model card (the
 shapes model: trained by training/shapes)."""
-MB = 2**20
 
 
 def local_folder_name(source: str) -> str:
@@ -151,19 +147,6 @@ class LocalDiffusionProvider:
         self._batchers: dict[str, Batcher[Request, list[GeneratedImage]]] = {}
         self._lock = threading.Lock()
         self._threads_set = False
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> LocalDiffusionProvider:
-        return cls(
-            settings.resolved_models_dir,
-            device=settings.device,
-            torch_threads=settings.torch_threads,
-            memory_budget_bytes=_megabytes(settings.model_memory_budget_mb),
-            vram_budget_bytes=_megabytes(settings.model_vram_budget_mb),
-            max_batch_size=settings.max_batch_size,
-            batch_window_seconds=settings.batch_window_ms / 1000,
-            torch_compile=settings.torch_compile,
-        )
 
     def model_path(self, spec: ModelSpec) -> Path:
         return model_path(self.models_dir, spec)
@@ -401,7 +384,3 @@ def _result(image: Image.Image, seed: int, request: Request, task: PipelineTask)
         height=image.height,
         seed=seed,
     )
-
-
-def _megabytes(value: int | None) -> int | None:
-    return None if value is None else value * MB
