@@ -154,6 +154,9 @@ class Runtime:
                 threads=settings.worker_threads,
                 group_size=settings.max_batch_size,
                 grouped=self._batched,
+                # as long as the model's batcher may wait for companions (a quiet window,
+                # at most 3 windows after its first job)
+                gather_seconds=4 * settings.batch_window_ms / 1000,
             )
         )
         self.queue: JobQueue = (

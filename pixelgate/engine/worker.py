@@ -3,18 +3,19 @@
 It knows nothing of what a job is; it calls the handler it was given with each job id. Model
 code therefore never runs on the event loop.
 
-A local model has at most `group_size` jobs (one batch's worth) handed out at a time, each as
-soon as there is room: the model's batcher merges the ones that arrive together into one
-pipeline call, and gathers those that arrive during a call for the next one. (Handing out a
-whole group only once the model was idle made a burst run as two calls: the first job alone,
-then the rest.) Jobs beyond that stay queued, and cancelable as queued. Different models run
-side by side.
+A local model's jobs are handed out a group at a time, to be batched into one pipeline call:
+when the model has no jobs out, its waiting jobs start a group at once, and jobs that arrive
+within `gather_seconds` of that join it (up to `group_size`), so that a burst of requests meets
+in one call instead of the first running alone and the rest after it. Jobs that arrive later
+stay queued, and cancelable as queued, until the group is done. Different models run side by
+side.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Protocol
@@ -46,8 +47,10 @@ class ThreadWorker:
         threads: int = 1,
         group_size: int | None = None,
         grouped: Callable[[str], bool] = lambda model: True,
+        gather_seconds: float = 0.0,
     ) -> None:
         self._handler = handler
+        self._gather_seconds = gather_seconds
         self._group_size = max(1, group_size or threads)
         self._grouped = grouped
         """Whether a model's jobs go out in groups (to be batched); others go out at once."""
@@ -56,6 +59,8 @@ class ThreadWorker:
         """Queued job ids per model, oldest first."""
         self._running: dict[str, int] = {}
         """Jobs of each model handed out and not yet finished."""
+        self._group_started: dict[str, float] = {}
+        """When each grouped model's current group went out (it takes joiners for a while)."""
         self._ready: deque[tuple[str, str]] = deque()
         """(job id, model) handed out to the next free thread."""
         self._stopping = False
@@ -95,14 +100,22 @@ class ThreadWorker:
                 thread.join(timeout)
 
     def _dispatch(self) -> None:
-        """Holding the lock: hand out every grouped model's waiting jobs up to `group_size` in
-        flight, and every waiting job of the other models."""
+        """Holding the lock: for every grouped model, start a group when it has none out, or
+        add to the one out while it still takes joiners; every waiting job of the others."""
         handed = 0
+        now = time.monotonic()
         for model, ids in self._waiting.items():
-            room = self._group_size - self._running.get(model, 0)
-            if not ids or (self._grouped(model) and room <= 0):
+            if not ids:
                 continue
-            for _ in range(min(room, len(ids)) if self._grouped(model) else len(ids)):
+            count = len(ids)
+            if self._grouped(model):
+                running = self._running.get(model, 0)
+                if not running:
+                    self._group_started[model] = now
+                elif now - self._group_started[model] > self._gather_seconds:
+                    continue
+                count = min(count, self._group_size - running)
+            for _ in range(count):
                 self._ready.append((ids.popleft(), model))
                 self._running[model] = self._running.get(model, 0) + 1
                 handed += 1

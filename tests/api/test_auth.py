@@ -49,7 +49,7 @@ def test_health_needs_no_key(server: Server) -> None:
     ready = httpx.get(server.url + "/readyz").json()
     assert ready == {
         "status": "ok",
-        "checks": {"database": "ok", "storage": "ok", "worker": "ok"},
+        "checks": {"database": "ok", "storage": "ok", "worker": "ok", "models": "ok"},
     }
 
 

@@ -76,7 +76,9 @@ def test_cancel_a_running_job_stops_it_and_returns_no_image(api: httpx.Client) -
 
 
 def test_cancel_a_queued_job_cancels_it_at_once(api: httpx.Client) -> None:
-    blocker = submit(api, **SLOW)  # the one worker thread is busy with this
+    blocker = submit(api, **SLOW)  # the model is busy with this
+    wait_for(api, blocker["id"], "running")
+    time.sleep(0.1)  # past the moments in which a job may still join the blocker's batch
     queued = submit(api)
 
     response = api.post(f"/v1/jobs/{queued['id']}/cancel")

@@ -17,6 +17,8 @@ from tests.conftest import ADMIN_KEY
 from tests.helpers import read_events, submit, wait_for
 
 LONG = {"model": "local/tiny", "num_steps": 120, "width": 96, "height": 96}
+LONGER = {"model": "local/tiny", "num_steps": 200, "width": 192, "height": 192}
+"""Long enough for a cancel to reach a worker (through the database) before the job ends."""
 
 
 def client(url: str, key: str = ADMIN_KEY) -> httpx.Client:
@@ -27,7 +29,7 @@ def test_a_job_from_replica_one_is_followed_and_canceled_through_replica_two(
     cluster: Cluster,
 ) -> None:
     one, two = (client(replica.url) for replica in cluster.replicas[:2])
-    job = submit(one, **LONG)
+    job = submit(one, **LONGER)
     events: list[tuple[str, dict[str, Any], str | None]] = []
     follower = threading.Thread(target=lambda: read_events(two, job["id"], into=events))
     follower.start()
