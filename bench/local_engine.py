@@ -25,7 +25,7 @@ Measurements, for each case:
 
 1. one request at a time: pixelgate end to end against one direct call (and Aquiles). Taken
    in interleaved pairs (direct, pixelgate, direct, pixelgate, ...; the order rotates each
-   pair, so neither side always goes first), `--pairs` of them (7) after a warm-up; the ratio
+   pair, so neither side always goes first), `--pairs` of them (5) after a warm-up; the ratio
    is taken within each pair and its median and spread (min-max) are printed;
 2. 8 concurrent compatible requests (n=1, each its own prompt and seed) to pixelgate, against
    one direct batched call of 8 and against 8 sequential direct calls (and 8 concurrent
@@ -854,7 +854,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--scale", choices=SCALES, help="small on CPU, real on CUDA by default")
     parser.add_argument("--cases", help="comma-separated model ids of the scale's cases")
-    parser.add_argument("--pairs", type=int, default=7, help="interleaved pairs (at least 5)")
+    parser.add_argument("--pairs", type=int, default=5, help="interleaved pairs (at least 5)")
     parser.add_argument("--aquiles", help="the Python of a venv with aquiles-image installed")
     parser.add_argument(
         "--dtype",
