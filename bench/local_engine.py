@@ -30,10 +30,14 @@ Measurements, for each case:
 2. 8 concurrent compatible requests (n=1, each its own prompt and seed) to pixelgate, against
    one direct batched call of 8 and against 8 sequential direct calls (and 8 concurrent
    requests to Aquiles), in images/s, again in interleaved rounds with rotating order;
-3. memory: the resident memory of pixelgate's process and every process under it (summed
+3. beside each measurement, the CPU seconds an image cost the side that did the work (this
+   process for the direct anchors, the server's process tree for a server, from /proc): on a
+   machine shared with other work it tells a side that waited for a CPU from one that worked;
+   the load average and CPU pressure before and after each case are printed too;
+4. memory: the resident memory of pixelgate's process and every process under it (summed
    from /proc; models may live in a child process), after each case (models stay loaded), and
    on CUDA the GPU memory of those processes (nvidia-smi);
-4. cold start (`--cold-start` alone, or as the last section of a full run): `pixelgate serve`
+5. cold start (`--cold-start` alone, or as the last section of a full run): `pixelgate serve`
    on a fresh data dir with only `PIXELGATE_DATA_DIR` and `PIXELGATE_ADMIN_KEY` set, from just
    before `Popen` to the first `pixelgate/shapes` image received over HTTP (the request is
    retried from the moment the port accepts connections), 3 times, best and median; also when
@@ -47,7 +51,7 @@ Aquiles-Image where measured); 8 concurrent requests >= 0.9x one direct batched 
 Modes (run from the repository root with pixelgate's venv; nothing is downloaded):
 
     # CPU, the default cases (tiny SD 1.x 256x256, pixelgate/shapes 64x64, small FLUX.1
-    # 256x256) and cold start; about 10-15 minutes on 2 shared cores
+    # 256x256) and cold start; about 15 minutes on 2 cores shared with other work
     .venv/bin/python bench/local_engine.py [--aquiles /tmp/aq/bin/python] [--json out.json]
 
     # cold start only (about a minute)
@@ -69,6 +73,10 @@ Aquiles-Image is not a pixelgate dependency: install it apart (see
 its defaults except the case's steps and guidance, `--batch-timeout 0.01` and
 `--max-concurrent-infer 8` (its default, 4, answers a fifth concurrent request with 429); its
 batch size defaults to 4, as pixelgate's does.
+
+`--torch-threads N` gives every side N torch threads; it is not a shipped default (a machine
+whose cores other work shares punishes 2-thread calls far more than 1-thread ones), so say so
+beside any number measured with it.
 
 A script, not a test: it needs the machine to itself as far as possible; the interleaving is
 there because on a shared machine it rarely has it.

@@ -332,6 +332,7 @@ def build_sd(
                     beta_start=0.00085,
                     beta_end=0.012,
                     beta_schedule="scaled_linear",
+                    steps_offset=1,
                     timestep_spacing="trailing",
                 )
             ),
