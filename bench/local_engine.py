@@ -321,11 +321,12 @@ class Direct:
         *,
         compile_denoiser: bool,
         channels_last: bool,
+        threads: int | None,
     ) -> None:
         self.case = case
         self.device = device
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="direct")
-        self.pipeline = self.pool.submit(self._load, path, dtype, channels_last).result()
+        self.pipeline = self.pool.submit(self._load, path, dtype, channels_last, threads).result()
         self.denoiser_name = "unet" if hasattr(self.pipeline, "unet") else "transformer"
         self.eager = getattr(self.pipeline, self.denoiser_name)
         self.compiled = None
@@ -335,10 +336,12 @@ class Direct:
             self.compiled = torch.compile(self.eager)
 
     @staticmethod
-    def _load(path: Path, dtype: Any, channels_last: bool) -> Any:
+    def _load(path: Path, dtype: Any, channels_last: bool, threads: int | None) -> Any:
         import torch
         from diffusers import DiffusionPipeline
 
+        if threads:  # in the thread that calls the pipeline: OpenMP's setting is per thread
+            torch.set_num_threads(threads)
         pipeline = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
         pipeline.set_progress_bar_config(disable=True)
         if channels_last and hasattr(pipeline, "unet"):
@@ -994,6 +997,7 @@ def engine(
                 dtype,
                 compile_denoiser=compile_direct,
                 channels_last=args.channels_last,
+                threads=args.torch_threads,
             )
             if args.device != "cpu":
                 direct.to(args.device)
