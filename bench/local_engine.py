@@ -63,8 +63,11 @@ Modes (run from the repository root with pixelgate's venv; nothing is downloaded
     .venv/bin/python bench/local_engine.py --device cuda --scale real [--cases bench/sd-turbo]
         [--server-compile] [--channels-last] [--dtype bf16|fp16]
 
-    # the CUDA mode's code path on a CPU, toy widths and sizes (a couple of minutes)
-    .venv/bin/python bench/local_engine.py --device cpu --scale tiny --compile --pairs 2
+    # the CUDA mode's code path on a CPU, toy widths and sizes (about 4 minutes); then the
+    # compiled anchors on one case (about 4 minutes: inductor compiles C++ for each shape)
+    .venv/bin/python bench/local_engine.py --device cpu --scale tiny --pairs 2 --no-cold-start
+    .venv/bin/python bench/local_engine.py --device cpu --scale tiny --pairs 2 --no-cold-start \
+        --compile --server-compile --cases bench/sd-turbo
 
 Aquiles-Image is not a pixelgate dependency: install it apart (see
 `/work/shared/peers/README.md`: a venv of its own, e.g. /tmp/aq) and pass its Python with
