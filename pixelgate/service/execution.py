@@ -133,6 +133,13 @@ class JobExecutor:
                 progress=lambda step, total: self._store.publish_progress(job_id, step, total),
                 cancel=token,
             )
+            if len(images) > options.n:
+                # never more than asked (and charged for): the extras are dropped unstored
+                log.warning(
+                    "job %s: %s returned %d images for n=%d; keeping %d",
+                    job_id, spec.provider, len(images), options.n, options.n,
+                )  # fmt: skip
+                images = images[: options.n]
             # 4. the safety check, when on: a flagged image is never stored
             if self._safety is not None:
                 self._safety.check_images(job.tenant_id, images)
