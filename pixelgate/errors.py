@@ -17,7 +17,8 @@
     ├── ServiceUnavailable     SERVICE_UNAVAILABLE  503
     ├── APIConnectionError     CONNECTION_ERROR     503  (SDK: the server could not be reached)
     ├── ModelUnavailable       MODEL_UNAVAILABLE    503
-    └── Timeout                TIMEOUT              504
+    ├── Timeout                TIMEOUT              504
+    └── StorageError           STORAGE_ERROR        507
 
 Each class carries its wire `code` and HTTP `status`; `api/errors.py` renders them and the SDK
 raises them again from a response with `error_from_code`.
@@ -43,6 +44,7 @@ __all__ = [
     "PayloadTooLarge",
     "RateLimited",
     "ServiceUnavailable",
+    "StorageError",
     "Timeout",
     "Unauthorized",
     "ValidationError",
@@ -170,6 +172,16 @@ class Timeout(Error):
     code = "TIMEOUT"
     status = 504
     retryable = True
+
+
+class StorageError(Error):
+    """A result could not be stored (the disk is full, the storage refused the write). The job
+    fails at once and is refunded: trying again would fail the same way until an operator
+    acts. 507 Insufficient Storage (RFC 4918) says exactly this, unlike a 503, which tells
+    clients and load balancers that the service is overloaded and to retry shortly."""
+
+    code = "STORAGE_ERROR"
+    status = 507
 
 
 def _all_subclasses(cls: type[Error]) -> list[type[Error]]:

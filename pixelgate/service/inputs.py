@@ -17,7 +17,7 @@ from PIL import Image
 from pixelgate.errors import PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
 from pixelgate.service.access import Principal
-from pixelgate.service.files import FileService
+from pixelgate.service.files import FileService, put_blob
 from pixelgate.storage import BlobStore
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -54,7 +54,7 @@ class InputImages:
             )
         image = self.inspect(data, upload.field)
         return {
-            "blob_key": self._blobs.put(data),
+            "blob_key": put_blob(self._blobs, data, what=f"the {upload.field}"),
             "content_type": image.content_type,
             "width": image.width,
             "height": image.height,
