@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -134,6 +135,10 @@ class Settings(BaseSettings):
     provider_retry_backoff_seconds: float = Field(default=0.5, ge=0)
     provider_retry_max_delay_seconds: float = Field(default=20.0, ge=0)
     """Cap on one wait between attempts, a provider's `Retry-After` included."""
+    provider_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts (names or addresses, comma-separated) that URLs returned by providers may point
+    at even when they resolve to a loopback, private or link-local address. Empty: only public
+    addresses, and each provider's configured base URL."""
     bfl_poll_interval_seconds: float = Field(default=0.5, gt=0)
     bfl_poll_timeout_seconds: float = Field(default=300.0, gt=0)
     """Give up on a Black Forest Labs task that is not ready after this long."""
@@ -163,6 +168,13 @@ class Settings(BaseSettings):
     @property
     def resolved_safety_model_file(self) -> Path:
         return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
+
+    @field_validator("provider_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
 
     @model_validator(mode="after")
     def _cluster_needs_a_shared_secret(self) -> Settings:

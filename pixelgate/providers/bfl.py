@@ -83,7 +83,7 @@ class BlackForestLabsProvider:
         return cls(
             api_key=settings.bfl_api_key,
             base_url=settings.bfl_base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings),
+            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=settings.bfl_base_url),
             poll_interval_seconds=settings.bfl_poll_interval_seconds,
             poll_timeout_seconds=settings.bfl_poll_timeout_seconds,
         )
@@ -141,7 +141,10 @@ class BlackForestLabsProvider:
         """The `result` of the task once it is `Ready`."""
         deadline = time.monotonic() + self._poll_timeout
         while True:
-            answer = _answer(self._http.send("GET", url, cancel=cancel, headers=headers))
+            polled = self._http.send(
+                "GET", url, cancel=cancel, headers=headers, on_providers_word=True
+            )
+            answer = _answer(polled)
             status = answer.get("status")
             if not isinstance(status, str):
                 raise malformed(PROVIDER, "a poll answer without `status`")

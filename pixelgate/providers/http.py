@@ -7,8 +7,11 @@ cannot park a worker for long. The client returns the last response, good or bad
 `UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
 
 `fetch_result` downloads a result URL a provider handed back, without the provider's key, so
-the caller can store the bytes (a provider's URL is never handed on). `read_image` turns result
-bytes into a `GeneratedImage`. Keys never reach a log line: headers are logged redacted.
+the caller can store the bytes (a provider's URL is never handed on). Every URL called on a
+provider's word (results, polling URLs, each redirect hop, followed here one by one) passes the
+client's `EgressGuard` first and is connected to the address it checked (SSRF; see `egress`).
+`read_image` turns result bytes into a `GeneratedImage`. Keys never reach a log line: headers
+are logged redacted.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from pydantic import SecretStr
 from pixelgate.catalog import ModelSpec
 from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
-from pixelgate.providers.transport import StdlibTransport
+from pixelgate.providers.egress import EgressGuard
+from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,8 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Larger answers are refused: ten high-quality base64 images fit well within this."""
 CANCEL_CHECK_SECONDS = 0.05
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+MAX_REDIRECTS = 5
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 FileField = tuple[str | None, bytes, str | None]
 """A multipart file part: (file name, bytes, content type)."""
@@ -147,11 +153,14 @@ class UpstreamClient:
         *,
         timeout_seconds: float,
         retry: RetryPolicy,
+        guard: EgressGuard | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
         self.timeout_seconds = timeout_seconds
         self.retry = retry
+        self.guard = guard or EgressGuard.create(provider)
+        """Checks URLs given on the provider's word; by default trusts none."""
         self._rng = rng or random.Random()
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
@@ -161,9 +170,15 @@ class UpstreamClient:
         )
 
     @classmethod
-    def from_settings(cls, provider: str, settings: Settings) -> UpstreamClient:
+    def from_settings(
+        cls, provider: str, settings: Settings, *, base_url: str | None = None
+    ) -> UpstreamClient:
+        """The client for a provider; `base_url`, its configured root, is trusted."""
         return cls(
             provider,
+            guard=EgressGuard.create(
+                provider, base_url=base_url, allowed_hosts=settings.provider_allowed_hosts
+            ),
             timeout_seconds=settings.provider_timeout_seconds,
             retry=RetryPolicy(
                 max_retries=settings.provider_max_retries,
@@ -184,7 +199,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         multipart: Mapping[str, str | FileField] | None = None,
-        follow_redirects: bool = False,
+        on_providers_word: bool = False,
     ) -> UpstreamResponse:
         """One upstream call, retried on 429, 5xx and connection failures. Returns the last
         response whatever its status; raises `Timeout` when the provider does not answer in
@@ -192,7 +207,11 @@ class UpstreamClient:
         before an attempt or during a wait.
 
         `multipart` is sent as multipart/form-data even when it holds no file: plain fields
-        become parts without a file name (Stability refuses url-encoded forms)."""
+        become parts without a file name (Stability refuses url-encoded forms).
+
+        `on_providers_word`: the URL came from the provider's answer, not from its configured
+        base URL; it passes the egress guard, and the connection goes to the checked address.
+        Redirects are never followed here."""
         sent_headers = dict(headers or {})
         parts: list[tuple[str, tuple[str | None, bytes, str | None]]] | None = None
         if multipart is not None:
@@ -212,11 +231,18 @@ class UpstreamClient:
                     loggable_url(url),
                     redact_headers(sent_headers),
                 )
+            # checked again on each attempt: the address is pinned for this connection only
+            address = self.guard.check(url).address if on_providers_word else None
             request = self._client.build_request(
-                method, url, headers=sent_headers, json=json_body, files=parts
+                method,
+                url,
+                headers=sent_headers,
+                json=json_body,
+                files=parts,
+                extensions={CONNECT_TO: address} if address else None,
             )
             try:
-                response = self._attempt(request, follow_redirects=follow_redirects)
+                response = self._attempt(request)
             except (httpx.ConnectTimeout, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 # no answer came back. Like the providers' own SDKs we try again, knowing that a
                 # request cut off mid-answer may reach the provider twice
@@ -259,7 +285,8 @@ class UpstreamClient:
             retries += 1
 
     def fetch_result(self, url: str, *, cancel: CancelToken) -> bytes:
-        """The bytes behind a result URL the provider returned. Sent without credentials."""
+        """The bytes behind a result URL the provider returned. Sent without credentials; each
+        redirect hop is checked by the egress guard before it is followed."""
         try:
             scheme = httpx.URL(url).scheme
         except httpx.InvalidURL:
@@ -268,7 +295,20 @@ class UpstreamClient:
             raise BackendError(
                 f"The {self.provider} provider returned a result URL that is not http(s)"
             )
-        response = self.send("GET", url, cancel=cancel, follow_redirects=True)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.send("GET", url, cancel=cancel, on_providers_word=True)
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                break
+            try:
+                url = str(httpx.URL(url).join(location))
+            except httpx.InvalidURL:
+                raise malformed(self.provider, "a redirect to a URL that cannot be read") from None
+        else:
+            raise BackendError(
+                f"Fetching the result from the {self.provider} provider took more than "
+                f"{MAX_REDIRECTS} redirects; refused"
+            )
         if not response.ok:
             raise BackendError(
                 f"Fetching the result from the {self.provider} provider failed with HTTP "
@@ -276,8 +316,8 @@ class UpstreamClient:
             )
         return response.content
 
-    def _attempt(self, request: httpx.Request, *, follow_redirects: bool) -> UpstreamResponse:
-        response = self._client.send(request, stream=True, follow_redirects=follow_redirects)
+    def _attempt(self, request: httpx.Request) -> UpstreamResponse:
+        response = self._client.send(request, stream=True, follow_redirects=False)
         try:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:

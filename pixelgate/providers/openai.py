@@ -73,7 +73,9 @@ class OpenAIProvider:
         return cls(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
-            http=UpstreamClient.from_settings(cls.name, settings),
+            http=UpstreamClient.from_settings(
+                cls.name, settings, base_url=settings.openai_base_url
+            ),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:

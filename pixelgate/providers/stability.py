@@ -92,7 +92,9 @@ class StabilityProvider:
         return cls(
             api_key=settings.stability_api_key,
             base_url=settings.stability_base_url,
-            http=UpstreamClient.from_settings(cls.name, settings),
+            http=UpstreamClient.from_settings(
+                cls.name, settings, base_url=settings.stability_base_url
+            ),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
