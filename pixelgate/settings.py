@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     """`torch.compile` the denoiser of each local model (slow first call, faster later)."""
     # --- end of local engine ---
 
+    # --- the embedded HTTP server's limits against slow clients (see `api.server`) ---
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request's headers must be complete this long after its first byte."""
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest wait for the next bytes of a request body."""
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    """An idle kept-alive connection is closed after this long."""
+    http_max_connections: int = Field(default=1000, ge=1)
+    """Open connections past this are closed as they arrive."""
+
     # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---
     # Keys come from here only (environment or file), never from requests; base URLs are the
     # providers' roots, without `/v1`.

@@ -43,8 +43,7 @@ def serve(
     host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
 ) -> None:
     """Run the HTTP API, with its in-process worker."""
-    import uvicorn
-
+    from pixelgate.api import server
     from pixelgate.api.app import create_app
     from pixelgate.logs import configure_logging
     from pixelgate.settings import load_settings
@@ -59,13 +58,7 @@ def serve(
     settings = load_settings(config_file, **overrides)
     configure_logging(settings.log_level)
     click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    server.serve(create_app(settings), settings)
 
 
 main.add_command(generate)
