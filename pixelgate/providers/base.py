@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 
@@ -52,6 +52,53 @@ TaskKind = Literal["generate", "edit", "variation", "remove-background"]
 
 
 @dataclass(frozen=True)
+class UpstreamTask:
+    """A request a hosted provider has (or may have) accepted for a job, noted with the job
+    before the provider is waited for, so that a later attempt (after a retry, a crash, a
+    restart) resumes it instead of sending it again, and a second bill never happens."""
+
+    provider: str
+    task_id: str | None = None
+    """The provider's id for the task, once it answered; None while it may have been sent."""
+    polling_url: str | None = None
+    deadline: float | None = None
+    """When to give up waiting for it (seconds since the epoch)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> UpstreamTask | None:
+        if not isinstance(data, dict) or not isinstance(data.get("provider"), str):
+            return None
+        return cls(
+            provider=data["provider"],
+            task_id=data.get("task_id"),
+            polling_url=data.get("polling_url"),
+            deadline=data.get("deadline"),
+        )
+
+
+class UpstreamState:
+    """What an earlier attempt of the job left with a hosted provider (`earlier`), and where
+    to note what this attempt sends (`note`, kept with the job before the call goes on)."""
+
+    def __init__(
+        self,
+        earlier: UpstreamTask | None = None,
+        keep: Callable[[UpstreamTask | None], None] | None = None,
+    ) -> None:
+        self.earlier = earlier
+        self._keep = keep
+
+    def note(self, task: UpstreamTask | None) -> None:
+        """Record `task` (None: nothing was sent after all, e.g. the connection failed)."""
+        self.earlier = task
+        if self._keep is not None:
+            self._keep(task)
+
+
+@dataclass(frozen=True)
 class ImageTask:
     """One unit of work for a provider: what to do, with which options and inputs."""
 
@@ -60,6 +107,8 @@ class ImageTask:
     image: ImageInput | None = None
     mask: ImageInput | None = None
     """White repaints, black keeps."""
+    upstream: UpstreamState = field(default_factory=UpstreamState)
+    """A hosted provider's request for this job, across attempts (`UpstreamTask`)."""
 
 
 class Provider(Protocol):

@@ -17,6 +17,10 @@ The protocol as this module speaks it (docs.bfl.ai), with the assumptions writte
 - The key travels with every poll, so a `polling_url` must point at the configured base URL's
   host (same scheme and port) or at an https host under the provider's own domains (regional
   hosts such as `api.eu1.bfl.ai`); any other is refused before it is called (SSRF).
+- A task is submitted once per job: its id, polling URL and give-up time are noted with the job
+  (`ImageTask.upstream`) as soon as it is accepted, and a later attempt of the job (a retry, a
+  restart) polls it again instead of submitting another (billed) one. Past its window it is a
+  `ProviderTimeout`: the job fails, refunded, and is not retried.
 - Errors: 422 `{"detail": [{"loc", "msg", "type"}]}` is the caller's input; 402 (no credits)
   and others are backend failures; 429 (too many active tasks) is retried by the HTTP policy.
 """
@@ -36,10 +40,16 @@ from pixelgate.errors import (
     BackendError,
     Error,
     MustProvideFile,
-    Timeout,
+    ProviderTimeout,
     ValidationError,
 )
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageTask,
+    ProgressCallback,
+    UpstreamTask,
+)
 from pixelgate.providers.http import (
     ProviderKey,
     UpstreamClient,
@@ -48,6 +58,7 @@ from pixelgate.providers.http import (
     malformed,
     read_image,
     require_capability,
+    send_once,
     wait,
 )
 from pixelgate.settings import Settings
@@ -105,14 +116,37 @@ class BlackForestLabsProvider:
         key = self._key.require(spec)
         headers = {"x-key": key, "accept": "application/json"}
         progress(0, 1)
-        # 2. submit
-        source = spec.source or spec.id.rsplit("/", 1)[-1]
-        submitted = self._http.send(
-            "POST", f"{self._base_url}/v1/{source}", cancel=cancel, headers=headers, json_body=body
-        )
-        polling_url = self._polling_url(_answer(submitted))
-        # 3. poll until the task is finished, canceled, or the window closes
-        result = self._poll(polling_url, headers, cancel)
+        # 2. submit, once per job: a task an earlier attempt submitted is polled again
+        earlier = task.upstream.earlier
+        if earlier is not None and earlier.polling_url is not None:
+            polling_url, deadline = earlier.polling_url, earlier.deadline or time.time()
+        else:
+            source = spec.source or spec.id.rsplit("/", 1)[-1]
+            submitted = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST",
+                    f"{self._base_url}/v1/{source}",
+                    cancel=cancel,
+                    headers=headers,
+                    json_body=body,
+                ),
+            )
+            answer = _answer(submitted)
+            polling_url = self._polling_url(answer)
+            deadline = time.time() + self._poll_timeout
+            task_id = answer.get("id")
+            task.upstream.note(
+                UpstreamTask(
+                    PROVIDER,
+                    task_id=task_id if isinstance(task_id, str) else None,
+                    polling_url=polling_url,
+                    deadline=deadline,
+                )
+            )
+        # 3. poll until the task is finished, canceled, or its window closes
+        result = self._poll(polling_url, headers, cancel, deadline)
         # 4. the image, fetched without the key
         sample = result.get("sample")
         if not isinstance(sample, str):
@@ -137,9 +171,11 @@ class BlackForestLabsProvider:
             return str(httpx.URL(f"{self._base_url}/v1/get_result", params={"id": task_id}))
         raise malformed(PROVIDER, "no `polling_url` or `id` in the submit answer")
 
-    def _poll(self, url: str, headers: dict[str, str], cancel: CancelToken) -> dict[str, Any]:
-        """The `result` of the task once it is `Ready`."""
-        deadline = time.monotonic() + self._poll_timeout
+    def _poll(
+        self, url: str, headers: dict[str, str], cancel: CancelToken, deadline: float
+    ) -> dict[str, Any]:
+        """The `result` of the task once it is `Ready`; `deadline` (seconds since the epoch)
+        is when the window that began at its submission closes."""
         while True:
             polled = self._http.send(
                 "GET", url, cancel=cancel, headers=headers, on_providers_word=True
@@ -161,9 +197,10 @@ class BlackForestLabsProvider:
             if status == NOT_FOUND:
                 raise BackendError("Black Forest Labs lost the task: Task not found")
             # anything else (Pending, ...) is not finished yet: wait, unless the window closed
-            left = deadline - time.monotonic()
+            left = deadline - time.time()
             if left <= 0:
-                raise Timeout("Image generation timed out")
+                # the task is Black Forest Labs' now (and billed): waited for, never resubmitted
+                raise ProviderTimeout("Image generation timed out")
             wait(min(self._poll_interval, left), cancel)
 
 

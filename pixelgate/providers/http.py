@@ -1,7 +1,9 @@
 """The upstream HTTP policy every hosted provider shares.
 
 One `UpstreamClient` per provider: httpx with timeouts, at most `max_retries + 1` attempts, and
-retries with exponential backoff and full jitter on 429, 5xx and connection failures. A
+retries with exponential backoff and full jitter on 429, 5xx and connection failures (a POST only
+when it never left: one that may have reached the provider may have been accepted and billed,
+and is never sent again; a timeout is a `ProviderTimeout`, which no job retries either). A
 `Retry-After` header (seconds or an HTTP date) replaces the backoff, capped so that a provider
 cannot park a worker for long. The client returns the last response, good or bad, as an
 `UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
@@ -22,7 +24,7 @@ import logging
 import random
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,8 +35,22 @@ from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.errors import (
+    BackendError,
+    Canceled,
+    Error,
+    ModelUnavailable,
+    ProviderTimeout,
+    Timeout,
+    ValidationError,
+)
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    UpstreamTask,
+)
 from pixelgate.providers.egress import EgressGuard
 from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.settings import Settings
@@ -49,6 +65,7 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 CANCEL_CHECK_SECONDS = 0.05
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 MAX_REDIRECTS = 5
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 FileField = tuple[str | None, bytes, str | None]
@@ -244,8 +261,16 @@ class UpstreamClient:
             try:
                 response = self._attempt(request)
             except (httpx.ConnectTimeout, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                # no answer came back. Like the providers' own SDKs we try again, knowing that a
-                # request cut off mid-answer may reach the provider twice
+                # no answer came back. A request that never left (no connection) is tried
+                # again, and so is a GET; a POST that may have reached the provider is not: it
+                # may have been accepted, and would be billed twice
+                unsent = isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError)
+                if not unsent and method not in IDEMPOTENT_METHODS:
+                    raise BackendError(
+                        f"The connection to the {self.provider} provider broke after the "
+                        f"request was sent ({type(exc).__name__}); it may have been accepted, "
+                        "so it is not sent again"
+                    ) from exc
                 if retries >= self.retry.max_retries:
                     raise self._unreachable(exc) from exc
                 delay = self.retry.delay(retries, None, self._rng)
@@ -259,8 +284,9 @@ class UpstreamClient:
                     delay,
                 )
             except httpx.TimeoutException as exc:
-                # no retry: the provider may still be working on (and billing) this request
-                raise Timeout(
+                # no retry, here or by the job: the provider may still be working on (and
+                # billing) this request
+                raise ProviderTimeout(
                     f"The {self.provider} provider did not answer within "
                     f"{self.timeout_seconds:g} seconds"
                 ) from exc
@@ -340,6 +366,27 @@ class UpstreamClient:
         if isinstance(exc, httpx.TimeoutException):
             return Timeout(f"Could not connect to the {self.provider} provider in time")
         return BackendError(f"Could not reach the {self.provider} provider: {type(exc).__name__}")
+
+
+def send_once(
+    provider: str, task: ImageTask, send: Callable[[], UpstreamResponse]
+) -> UpstreamResponse:
+    """`send()`, a request the provider bills, at most once per job. It is noted with the job
+    (`ImageTask.upstream`) before it goes; if an earlier attempt of the job noted it, it is not
+    sent again (the provider may have accepted and billed it) and the job fails. A failure that
+    shows the request never left (a retryable one: no connection) takes the note back."""
+    if task.upstream.earlier is not None:
+        raise BackendError(
+            f"An earlier attempt of this job sent its request to the {provider} provider, which "
+            "may have accepted (and billed) it; it is not sent again"
+        )
+    task.upstream.note(UpstreamTask(provider))
+    try:
+        return send()
+    except Error as exc:
+        if exc.retryable and not isinstance(exc, ProviderTimeout):
+            task.upstream.note(None)
+        raise
 
 
 def _retryable(status: int) -> bool:

@@ -48,6 +48,7 @@ from pixelgate.providers.http import (
     malformed,
     read_image,
     require_capability,
+    send_once,
 )
 from pixelgate.settings import Settings
 
@@ -105,8 +106,12 @@ class OpenAIProvider:
         # 2. the upstream call: JSON for generations, multipart for edits and variations
         url = self._base_url + path
         if task.image is None:
-            response = self._http.send(
-                "POST", url, cancel=cancel, headers=headers, json_body=fields
+            response = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST", url, cancel=cancel, headers=headers, json_body=fields
+                ),
             )
         else:
             parts: dict[str, str | FileField] = {
@@ -115,7 +120,13 @@ class OpenAIProvider:
             parts["image"] = image_part("image", task.image)
             if task.mask is not None:
                 parts["mask"] = image_part("mask", task.mask)
-            response = self._http.send("POST", url, cancel=cancel, headers=headers, multipart=parts)
+            response = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST", url, cancel=cancel, headers=headers, multipart=parts
+                ),
+            )
         # 3. the images, as bytes
         images = self._images(response, cancel)
         progress(1, 1)

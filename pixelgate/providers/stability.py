@@ -58,6 +58,7 @@ from pixelgate.providers.http import (
     malformed,
     read_image,
     require_capability,
+    send_once,
 )
 from pixelgate.settings import Settings
 
@@ -118,8 +119,12 @@ class StabilityProvider:
         }
         progress(0, 1)
         # 2. the upstream call
-        response = self._http.send(
-            "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+        response = send_once(
+            PROVIDER,
+            task,
+            lambda: self._http.send(
+                "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+            ),
         )
         # 3. the image
         image = read_result(response)

@@ -20,10 +20,16 @@ from pixelgate.clock import Clock
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
-from pixelgate.providers import CancelToken, ImageTask, ProviderRegistry
+from pixelgate.providers import (
+    CancelToken,
+    ImageTask,
+    ProviderRegistry,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
-from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -126,6 +132,7 @@ class JobExecutor:
                 options=options,
                 image=self._inputs.load(inputs["image"]) if "image" in inputs else None,
                 mask=self._inputs.load(inputs["mask"]) if "mask" in inputs else None,
+                upstream=self._upstream_of(job),
             )
             images = provider.run(
                 spec,
@@ -191,6 +198,18 @@ class JobExecutor:
             log.exception("job %s failed unexpectedly", job_id)
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
             return self._fail_or_retry(job, error, retry=False)
+
+    def _upstream_of(self, job: Job) -> UpstreamState:
+        """What an earlier attempt of the job left with a hosted provider, and the note-taker
+        for this attempt: kept with the job, so that no attempt sends a billed request twice."""
+        earlier = UpstreamTask.from_dict((job.result or {}).get(UPSTREAM))
+
+        def keep(task: UpstreamTask | None) -> None:
+            data = task.to_dict() if task is not None else None
+            if not self._store.keep_upstream(job.id, self.worker_id, data):
+                log.warning("job %s: could not note its upstream task (no longer held)", job.id)
+
+        return UpstreamState(earlier, keep)
 
     def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> Job | None:
         """A transient failure queues the job again while it has attempts left; otherwise

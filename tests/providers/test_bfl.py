@@ -15,10 +15,18 @@ from pixelgate.errors import (
     BackendError,
     Canceled,
     ModelUnavailable,
+    ProviderTimeout,
     Timeout,
     ValidationError,
 )
-from pixelgate.providers import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.providers.bfl import BlackForestLabsProvider, polling_url_allowed
 from tests.providers.conftest import BFL_KEY, Progress, options_for
 from tests.providers.upstreams.bfl import GET_RESULT, FakeBFL, Plan, unprocessable
@@ -367,3 +375,55 @@ def test_without_a_key_the_model_is_unavailable(
     with pytest.raises(ModelUnavailable):
         run(provider, catalog)
     assert upstream.received == []
+
+
+def test_a_task_submitted_by_an_earlier_attempt_is_polled_not_submitted_again(
+    upstream: FakeBFL, make_settings: Any, catalog: Catalog
+) -> None:
+    """Issue 19.3: a retried or restarted job resumes its task; one task is billed."""
+    provider = BlackForestLabsProvider.from_settings(
+        make_settings(bfl_api_key=BFL_KEY, bfl_base_url=upstream.url)
+    )
+    upstream.plan = Plan(pending_polls=5)
+    spec = catalog.resolve("flux-pro-1.1")
+    kept: list[UpstreamTask | None] = []
+    state = UpstreamState(keep=kept.append)
+    first_try = CancelToken()
+    threading.Timer(0.03, first_try.cancel).start()  # the first attempt is cut off mid-poll
+    task = ImageTask(kind="generate", options=options_for(catalog, spec), upstream=state)
+    with pytest.raises(Canceled):
+        provider.run(spec, task, progress=Progress(), cancel=first_try)
+    [noted_before_sending, noted] = kept
+    assert noted_before_sending == UpstreamTask("bfl")
+    assert noted is not None and noted.task_id in upstream.tasks and noted.polling_url
+
+    again = ImageTask(
+        kind="generate", options=options_for(catalog, spec), upstream=UpstreamState(noted)
+    )
+    [image] = provider.run(spec, again, progress=Progress(), cancel=CancelToken())
+
+    assert len([r for r in upstream.received if r.path == PRO]) == 1
+    assert image.data == upstream.made[0]
+
+
+def test_past_its_window_a_task_fails_for_good_and_is_never_resubmitted(
+    upstream: FakeBFL, make_settings: Any, catalog: Catalog
+) -> None:
+    provider = BlackForestLabsProvider.from_settings(
+        make_settings(
+            bfl_api_key=BFL_KEY,
+            bfl_base_url=upstream.url,
+            bfl_poll_interval_seconds=0.02,
+            bfl_poll_timeout_seconds=0.2,
+        )
+    )
+    upstream.plan = Plan(pending_polls=10**6)
+    spec = catalog.resolve("flux-pro-1.1")
+    state = UpstreamState()
+    for _ in range(3):  # the first attempt, then two retries of the job
+        task = ImageTask(kind="generate", options=options_for(catalog, spec), upstream=state)
+        with pytest.raises(ProviderTimeout) as caught:
+            provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+        assert not caught.value.retryable and caught.value.code == "TIMEOUT"
+
+    assert len([r for r in upstream.received if r.path == PRO]) == 1
