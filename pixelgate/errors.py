@@ -18,7 +18,9 @@
     ├── ServiceUnavailable     SERVICE_UNAVAILABLE  503
     ├── APIConnectionError     CONNECTION_ERROR     503  (SDK: the server could not be reached)
     ├── ModelUnavailable       MODEL_UNAVAILABLE    503
-    └── Timeout                TIMEOUT              504
+    ├── Timeout                TIMEOUT              504
+    │   └── ProviderTimeout    TIMEOUT              504  (not retried: the provider may bill it)
+    └── StorageError           STORAGE_ERROR        507
 
 Each class carries its wire `code` and HTTP `status`; `api/errors.py` renders them and the SDK
 raises them again from a response with `error_from_code`.
@@ -42,8 +44,10 @@ __all__ = [
     "MustProvideFile",
     "NotFound",
     "PayloadTooLarge",
+    "ProviderTimeout",
     "RateLimited",
     "ServiceUnavailable",
+    "StorageError",
     "Timeout",
     "Unauthorized",
     "ValidationError",
@@ -182,6 +186,23 @@ class Timeout(Error):
     retryable = True
 
 
+class ProviderTimeout(Timeout):
+    """A hosted provider did not finish in time after it may have accepted the request (and
+    billed it): the job fails, refunded, and is never retried by sending the request again."""
+
+    retryable = False
+
+
+class StorageError(Error):
+    """A result could not be stored (the disk is full, the storage refused the write). The job
+    fails at once and is refunded: trying again would fail the same way until an operator
+    acts. 507 Insufficient Storage (RFC 4918) says exactly this, unlike a 503, which tells
+    clients and load balancers that the service is overloaded and to retry shortly."""
+
+    code = "STORAGE_ERROR"
+    status = 507
+
+
 def _all_subclasses(cls: type[Error]) -> list[type[Error]]:
     found: list[type[Error]] = []
     for sub in cls.__subclasses__():
@@ -190,7 +211,9 @@ def _all_subclasses(cls: type[Error]) -> list[type[Error]]:
     return found
 
 
-_BY_CODE: dict[str, type[Error]] = {cls.code: cls for cls in _all_subclasses(Error)}
+_BY_CODE: dict[str, type[Error]] = {}
+for _cls in _all_subclasses(Error):
+    _BY_CODE.setdefault(_cls.code, _cls)  # a code's first class: `Timeout`, not its subclass
 
 
 def error_from_code(code: str, message: str, *, param: str | None = None) -> Error:

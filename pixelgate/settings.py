@@ -9,11 +9,12 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -126,6 +127,16 @@ class Settings(BaseSettings):
     code keeps after large jobs is returned). None: no ceiling."""
     # --- end of local engine ---
 
+    # --- the embedded HTTP server's limits against slow clients (see `api.server`) ---
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A request's headers must be complete this long after its first byte."""
+    http_body_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Longest wait for the next bytes of a request body."""
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    """An idle kept-alive connection is closed after this long."""
+    http_max_connections: int = Field(default=1000, ge=1)
+    """Open connections past this are closed as they arrive."""
+
     # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---
     # Keys come from here only (environment or file), never from requests; base URLs are the
     # providers' roots, without `/v1`.
@@ -142,6 +153,10 @@ class Settings(BaseSettings):
     provider_retry_backoff_seconds: float = Field(default=0.5, ge=0)
     provider_retry_max_delay_seconds: float = Field(default=20.0, ge=0)
     """Cap on one wait between attempts, a provider's `Retry-After` included."""
+    provider_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts (names or addresses, comma-separated) that URLs returned by providers may point
+    at even when they resolve to a loopback, private or link-local address. Empty: only public
+    addresses, and each provider's configured base URL."""
     bfl_poll_interval_seconds: float = Field(default=0.5, gt=0)
     bfl_poll_timeout_seconds: float = Field(default=300.0, gt=0)
     """Give up on a Black Forest Labs task that is not ready after this long."""
@@ -171,6 +186,13 @@ class Settings(BaseSettings):
     @property
     def resolved_safety_model_file(self) -> Path:
         return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
+
+    @field_validator("provider_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip() for host in value.split(",") if host.strip()]
+        return value
 
     @model_validator(mode="after")
     def _cluster_needs_a_shared_secret(self) -> Settings:

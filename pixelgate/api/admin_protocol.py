@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 Money = str
 """A decimal amount as a string, e.g. "12.50"; exact, never a float."""
 
-Scope = Literal["admin", "generate", "read"]
+Scope = Literal["admin", "tenant_admin", "generate", "read"]
 
 
 class Limits(BaseModel):

@@ -36,12 +36,21 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
 async def admin_principal(principal: CurrentPrincipal) -> Principal:
-    """The caller, who must hold the admin scope; checked before the body is read."""
+    """The caller, who must hold an admin scope (global or its tenant's); checked before the
+    body is read. Each admin route then checks the reach it needs."""
+    if not principal.is_admin:
+        principal.require("admin")
+    return principal
+
+
+async def global_admin_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must hold the operators' global `admin` scope."""
     principal.require("admin")
     return principal
 
 
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
+GlobalAdmin = Annotated[Principal, Depends(global_admin_principal)]
 
 
 async def get_base_url(request: Request, runtime: RuntimeDep) -> str:

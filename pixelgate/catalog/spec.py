@@ -53,7 +53,15 @@ def lookup_price(
     prices: Mapping[str, Decimal], *, size: str | None, quality: str | None
 ) -> Decimal:
     """The most specific price: `<quality> <size>`, then `<size>`, then `default`, else 0."""
+    price = find_price(prices, size=size, quality=quality)
+    return Decimal(0) if price is None else price
+
+
+def find_price(
+    prices: Mapping[str, Decimal], *, size: str | None, quality: str | None
+) -> Decimal | None:
+    """The most specific price in `prices`: `<quality> <size>`, `<size>`, `default`; or None."""
     for key in (f"{quality} {size}", f"{size}", "default"):
         if key in prices:
             return prices[key]
-    return Decimal(0)
+    return None

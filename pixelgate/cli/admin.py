@@ -152,8 +152,10 @@ def keys() -> None:
 @click.option("--tenant", "tenant_id", default="default", show_default=True)
 @click.option("--name", required=True)
 @click.option(
-    "--scope", "scopes", multiple=True, type=click.Choice(["admin", "generate", "read"]),
-    help="Repeat for several [default: generate, read].",
+    "--scope", "scopes", multiple=True,
+    type=click.Choice(["admin", "tenant_admin", "generate", "read"]),
+    help="Repeat for several [default: generate, read]. `admin` is the operators' (every "
+    "tenant; default tenant only); `tenant_admin` manages its own tenant's keys.",
 )  # fmt: skip
 @click.option("--expires-in-days", type=float, default=None)
 @click.option("--json", "as_json", is_flag=True)

@@ -63,20 +63,13 @@ def serve(
         if settings.preload_models:
             local_models.launch()
 
-    import uvicorn
-
+    from pixelgate.api import server
     from pixelgate.api.app import create_app
     from pixelgate.logs import configure_logging
 
     configure_logging(settings.log_level)
     click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
-    uvicorn.run(
-        create_app(settings, local_models=local_models),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=5,
-    )
+    server.serve(create_app(settings, local_models=local_models), settings)
 
 
 main.add_command(generate)

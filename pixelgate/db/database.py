@@ -1,14 +1,22 @@
-"""Connections: one SQLAlchemy engine per process; SQLite gets WAL and a busy timeout."""
+"""Connections: one SQLAlchemy engine per process; SQLite gets WAL and a busy timeout.
+
+SQLite has one writer at a time. In WAL mode readers never wait for it, so this module must
+not make them: the turn that this process's writers take (see `Database`) is taken at a unit
+of work's first write, not at its start, and reads pass by it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+READY_WAIT_SECONDS = 2.0
+"""How long readiness waits for SQLite's write lock before it calls the database locked."""
+_READ_ONLY = ("SELECT", "PRAGMA", "EXPLAIN")
 
 
 class Database:
@@ -16,25 +24,48 @@ class Database:
         self.url = url
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer; its busy handler sleeps with backoff when writers collide,
-        # so this process's units of work take turns here instead and wake at once
-        self._turns: AbstractContextManager[object] = (
-            threading.RLock() if url.startswith("sqlite") else nullcontext()
-        )
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            # SQLite has one writer; its busy handler sleeps with backoff when writers collide,
+            # so this process's writers take turns here instead and wake at once. The turn is
+            # taken by a unit of work's first write and given back when it commits or rolls
+            # back: a read never waits behind a writer (which may itself be waiting for
+            # another process's write lock)
+            _take_turns_at_first_write(self.engine, threading.RLock())
 
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self._turns, self._sessions() as session, session.begin():
+        with self._sessions() as session, session.begin():
             yield session
 
-    def ping(self) -> None:
-        """Raise if the database cannot be reached."""
-        with self.engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
+    def ping(self, *, wait_seconds: float = READY_WAIT_SECONDS) -> None:
+        """Raise if the database cannot be reached; SQLite's, also when it cannot be read or
+        its write lock not taken within `wait_seconds` (another process holds it: nothing
+        could be written)."""
+        if not self.is_sqlite:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            return
+        raw = self.engine.raw_connection()  # the driver's own: no turn taken, none waited for
+        try:
+            cursor = raw.cursor()
+            cursor.execute(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
+            try:
+                cursor.execute("SELECT count(*) FROM sqlite_master")  # reads the file itself
+                cursor.execute("BEGIN IMMEDIATE")  # the write lock, given back at once
+                cursor.execute("ROLLBACK")
+            finally:
+                cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                cursor.close()
+        finally:
+            raw.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+BUSY_TIMEOUT_MS = 30000
 
 
 def _create_engine(url: str) -> Engine:
@@ -51,7 +82,7 @@ def _create_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # checkpoint the WAL into the database every ~40 MB instead of ~4 MB: a page written by
         # every job (a budget, an index) is copied once per checkpoint, so fewer checkpoints
         # copy far fewer pages; the WAL is cut back to 64 MB after each
@@ -61,6 +92,26 @@ def _create_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _take_turns_at_first_write(engine: Engine, turn: threading.RLock) -> None:
+    """Make each connection take `turn` before its first writing statement and give it back
+    when its transaction ends (commit, rollback, or the pool's reset on return)."""
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(connection: Connection, cursor: Any, statement: str, *args: Any) -> None:
+        info = connection.info
+        if "turn" not in info and not statement.lstrip()[:7].upper().startswith(_READ_ONLY):
+            turn.acquire()
+            info["turn"] = True
+
+    def _give_back(info: dict[Any, Any]) -> None:
+        if info.pop("turn", False):
+            turn.release()
+
+    event.listen(engine, "commit", lambda connection: _give_back(connection.info))
+    event.listen(engine, "rollback", lambda connection: _give_back(connection.info))
+    event.listen(engine, "reset", lambda dbapi, record, *args: _give_back(record.info))
 
 
 def _connect_args(url: str) -> dict[str, Any]:

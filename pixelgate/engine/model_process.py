@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,7 +47,13 @@ from pixelgate.engine.model_messages import (
     Shutdown,
 )
 from pixelgate.errors import ServiceUnavailable, WorkerCrashed
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageTask,
+    ProgressCallback,
+    UpstreamState,
+)
 from pixelgate.providers.local_diffusion import unavailable_reason
 
 if TYPE_CHECKING:
@@ -153,7 +159,8 @@ class ModelProcess:
             child = self._current()
             child.pending[request_id] = inbox
         try:
-            self._send(child, Run(request_id, spec, task))
+            # a local model sends nothing upstream; the job's note-taker stays in this process
+            self._send(child, Run(request_id, spec, replace(task, upstream=UpstreamState())))
             return self._wait(child, request_id, inbox, progress, cancel)
         finally:
             with self._cond:

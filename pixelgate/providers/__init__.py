@@ -7,6 +7,8 @@ from pixelgate.providers.base import (
     ImageTask,
     ProgressCallback,
     Provider,
+    UpstreamState,
+    UpstreamTask,
 )
 from pixelgate.providers.registry import ProviderRegistry
 
@@ -18,4 +20,6 @@ __all__ = [
     "ProgressCallback",
     "Provider",
     "ProviderRegistry",
+    "UpstreamState",
+    "UpstreamTask",
 ]

@@ -4,9 +4,9 @@ HTTP. They report progress through a callback and stop at the next step when can
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 
@@ -52,6 +52,88 @@ TaskKind = Literal["generate", "edit", "variation", "remove-background"]
 
 
 @dataclass(frozen=True)
+class UpstreamTask:
+    """A request a hosted provider has (or may have) accepted for a job, noted with the job
+    before the provider is waited for, so that a later attempt (after a retry, a crash, a
+    restart) resumes it instead of sending it again, and a second bill never happens."""
+
+    provider: str
+    task_id: str | None = None
+    """The provider's id for the task, once it answered; None while it may have been sent."""
+    polling_url: str | None = None
+    deadline: float | None = None
+    """When to give up waiting for it (seconds since the epoch)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> UpstreamTask | None:
+        if not isinstance(data, dict) or not isinstance(data.get("provider"), str):
+            return None
+        return cls(
+            provider=data["provider"],
+            task_id=data.get("task_id"),
+            polling_url=data.get("polling_url"),
+            deadline=data.get("deadline"),
+        )
+
+
+class UpstreamState:
+    """What earlier attempts of the job left with a hosted provider, one `UpstreamTask` per
+    request (`earlier_of`), and where to note what this attempt sends (`note`, kept with the
+    job before the call goes on). A request that makes all `n` images is request 0; an upstream
+    that makes one image per call (`http.fan_out`) sends request `i` for image `i`, so each is
+    sent at most once per job and resumed on its own."""
+
+    def __init__(
+        self,
+        earlier: Mapping[int, UpstreamTask] | None = None,
+        keep: Callable[[Mapping[int, UpstreamTask]], None] | None = None,
+    ) -> None:
+        self._tasks = dict(earlier or {})
+        self._keep = keep
+
+    @property
+    def earlier(self) -> UpstreamTask | None:
+        """Request 0's record: the one request of a provider that makes all images at once."""
+        return self._tasks.get(0)
+
+    def earlier_of(self, index: int) -> UpstreamTask | None:
+        return self._tasks.get(index)
+
+    def note(self, task: UpstreamTask | None, *, index: int = 0) -> None:
+        """Record `task` as request `index` (None: nothing was sent after all, e.g. the
+        connection failed), and keep every record with the job."""
+        if task is None:
+            self._tasks.pop(index, None)
+        else:
+            self._tasks[index] = task
+        if self._keep is not None:
+            self._keep(dict(self._tasks))
+
+    @staticmethod
+    def data_of(records: Mapping[int, UpstreamTask]) -> dict[str, Any] | None:
+        """The records as JSON (None when there are none), read back by `records_from`."""
+        return {str(index): task.to_dict() for index, task in records.items()} or None
+
+    @staticmethod
+    def records_from(data: Any) -> dict[int, UpstreamTask]:
+        """The records `data_of` wrote; a lone record (the first form of the note) is
+        request 0's; anything unreadable is skipped."""
+        if isinstance(data, dict) and "provider" in data:
+            data = {"0": data}
+        if not isinstance(data, dict):
+            return {}
+        records: dict[int, UpstreamTask] = {}
+        for index, value in data.items():
+            task = UpstreamTask.from_dict(value)
+            if task is not None and str(index).isdigit():
+                records[int(index)] = task
+        return records
+
+
+@dataclass(frozen=True)
 class ImageTask:
     """One unit of work for a provider: what to do, with which options and inputs."""
 
@@ -60,6 +142,8 @@ class ImageTask:
     image: ImageInput | None = None
     mask: ImageInput | None = None
     """White repaints, black keeps."""
+    upstream: UpstreamState = field(default_factory=UpstreamState)
+    """A hosted provider's request for this job, across attempts (`UpstreamTask`)."""
 
 
 class Provider(Protocol):

@@ -18,6 +18,11 @@ The protocol as this module speaks it (docs.bfl.ai), with the assumptions writte
   host (same scheme and port) or at an https host under the provider's own domains (regional
   hosts such as `api.eu1.bfl.ai`); any other is refused before it is called (SSRF).
 - A task makes one image: `n` images are `n` tasks, the i-th with seed + i (`fan_out`).
+- A task is submitted once per job: its id, polling URL and give-up time are noted with the job
+  (`ImageTask.upstream`, one record per image) as soon as it is accepted, and a later attempt
+  of the job (a retry, a restart) polls each task it finds again instead of submitting another
+  (billed) one; only images without a task are submitted. Past its window a task is a
+  `ProviderTimeout`: its image fails, refunded, and is not retried.
 - Errors: 422 `{"detail": [{"loc", "msg", "type"}]}` is the caller's input; 402 (no credits)
   and others are backend failures; 429 (too many active tasks) is retried by the HTTP policy.
 """
@@ -37,10 +42,16 @@ from pixelgate.errors import (
     BackendError,
     Error,
     MustProvideFile,
-    Timeout,
+    ProviderTimeout,
     ValidationError,
 )
-from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.base import (
+    CancelToken,
+    GeneratedImage,
+    ImageTask,
+    ProgressCallback,
+    UpstreamTask,
+)
 from pixelgate.providers.http import (
     ProviderKey,
     UpstreamClient,
@@ -51,6 +62,7 @@ from pixelgate.providers.http import (
     read_image,
     require_capability,
     seed_for,
+    send_once,
     wait,
 )
 from pixelgate.settings import Settings
@@ -86,7 +98,7 @@ class BlackForestLabsProvider:
         return cls(
             api_key=settings.bfl_api_key,
             base_url=settings.bfl_base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings),
+            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=settings.bfl_base_url),
             poll_interval_seconds=settings.bfl_poll_interval_seconds,
             poll_timeout_seconds=settings.bfl_poll_timeout_seconds,
         )
@@ -110,21 +122,53 @@ class BlackForestLabsProvider:
         source = spec.source or spec.id.rsplit("/", 1)[-1]
 
         def one(index: int) -> GeneratedImage:
-            return self._one(source, request_body(task, index), headers, cancel)
+            return self._one(source, task, index, headers, cancel)
 
         return fan_out(task.options.n, one, provider=PROVIDER, progress=progress, cancel=cancel)
 
     def _one(
-        self, source: str, body: dict[str, Any], headers: dict[str, str], cancel: CancelToken
+        self,
+        source: str,
+        task: ImageTask,
+        index: int,
+        headers: dict[str, str],
+        cancel: CancelToken,
     ) -> GeneratedImage:
-        """One task: one image (`n` images are `n` tasks, the i-th with seed + i)."""
-        # 2. submit
-        submitted = self._http.send(
-            "POST", f"{self._base_url}/v1/{source}", cancel=cancel, headers=headers, json_body=body
-        )
-        polling_url = self._polling_url(_answer(submitted))
-        # 3. poll until the task is finished, canceled, or the window closes
-        result = self._poll(polling_url, headers, cancel)
+        """One task: one image (`n` images are `n` tasks, the i-th with seed + i), noted with
+        the job as request `index`."""
+        body = request_body(task, index)
+        # 2. submit, once per job: a task an earlier attempt submitted is polled again
+        earlier = task.upstream.earlier_of(index)
+        if earlier is not None and earlier.polling_url is not None:
+            polling_url, deadline = earlier.polling_url, earlier.deadline or time.time()
+        else:
+            submitted = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST",
+                    f"{self._base_url}/v1/{source}",
+                    cancel=cancel,
+                    headers=headers,
+                    json_body=body,
+                ),
+                index=index,
+            )
+            answer = _answer(submitted)
+            polling_url = self._polling_url(answer)
+            deadline = time.time() + self._poll_timeout
+            task_id = answer.get("id")
+            task.upstream.note(
+                UpstreamTask(
+                    PROVIDER,
+                    task_id=task_id if isinstance(task_id, str) else None,
+                    polling_url=polling_url,
+                    deadline=deadline,
+                ),
+                index=index,
+            )
+        # 3. poll until the task is finished, canceled, or its window closes
+        result = self._poll(polling_url, headers, cancel, deadline)
         # 4. the image, fetched without the key
         sample = result.get("sample")
         if not isinstance(sample, str):
@@ -147,11 +191,16 @@ class BlackForestLabsProvider:
             return str(httpx.URL(f"{self._base_url}/v1/get_result", params={"id": task_id}))
         raise malformed(PROVIDER, "no `polling_url` or `id` in the submit answer")
 
-    def _poll(self, url: str, headers: dict[str, str], cancel: CancelToken) -> dict[str, Any]:
-        """The `result` of the task once it is `Ready`."""
-        deadline = time.monotonic() + self._poll_timeout
+    def _poll(
+        self, url: str, headers: dict[str, str], cancel: CancelToken, deadline: float
+    ) -> dict[str, Any]:
+        """The `result` of the task once it is `Ready`; `deadline` (seconds since the epoch)
+        is when the window that began at its submission closes."""
         while True:
-            answer = _answer(self._http.send("GET", url, cancel=cancel, headers=headers))
+            polled = self._http.send(
+                "GET", url, cancel=cancel, headers=headers, on_providers_word=True
+            )
+            answer = _answer(polled)
             status = answer.get("status")
             if not isinstance(status, str):
                 raise malformed(PROVIDER, "a poll answer without `status`")
@@ -168,9 +217,10 @@ class BlackForestLabsProvider:
             if status == NOT_FOUND:
                 raise BackendError("Black Forest Labs lost the task: Task not found")
             # anything else (Pending, ...) is not finished yet: wait, unless the window closed
-            left = deadline - time.monotonic()
+            left = deadline - time.time()
             if left <= 0:
-                raise Timeout("Image generation timed out")
+                # the task is Black Forest Labs' now (and billed): waited for, never resubmitted
+                raise ProviderTimeout("Image generation timed out")
             wait(min(self._poll_interval, left), cancel)
 
 

@@ -1,14 +1,19 @@
 """The upstream HTTP policy every hosted provider shares.
 
 One `UpstreamClient` per provider: httpx with timeouts, at most `max_retries + 1` attempts, and
-retries with exponential backoff and full jitter on 429, 5xx and connection failures. A
+retries with exponential backoff and full jitter on 429, 5xx and connection failures (a POST only
+when it never left: one that may have reached the provider may have been accepted and billed,
+and is never sent again; a timeout is a `ProviderTimeout`, which no job retries either). A
 `Retry-After` header (seconds or an HTTP date) replaces the backoff, capped so that a provider
 cannot park a worker for long. The client returns the last response, good or bad, as an
 `UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
 
 `fetch_result` downloads a result URL a provider handed back, without the provider's key, so
-the caller can store the bytes (a provider's URL is never handed on). `read_image` turns result
-bytes into a `GeneratedImage`. Keys never reach a log line: headers are logged redacted.
+the caller can store the bytes (a provider's URL is never handed on). Every URL called on a
+provider's word (results, polling URLs, each redirect hop, followed here one by one) passes the
+client's `EgressGuard` first and is connected to the address it checked (SSRF; see `egress`).
+`read_image` turns result bytes into a `GeneratedImage`. Keys never reach a log line: headers
+are logged redacted.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from pixelgate.errors import (
     Canceled,
     Error,
     ModelUnavailable,
+    ProviderTimeout,
     Timeout,
     ValidationError,
 )
@@ -44,8 +50,10 @@ from pixelgate.providers.base import (
     ImageInput,
     ImageTask,
     ProgressCallback,
+    UpstreamTask,
 )
-from pixelgate.providers.transport import StdlibTransport
+from pixelgate.providers.egress import EgressGuard
+from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +65,9 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Larger answers are refused: ten high-quality base64 images fit well within this."""
 CANCEL_CHECK_SECONDS = 0.05
 IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+MAX_REDIRECTS = 5
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 FileField = tuple[str | None, bytes, str | None]
 """A multipart file part: (file name, bytes, content type)."""
@@ -160,11 +171,14 @@ class UpstreamClient:
         *,
         timeout_seconds: float,
         retry: RetryPolicy,
+        guard: EgressGuard | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.provider = provider
         self.timeout_seconds = timeout_seconds
         self.retry = retry
+        self.guard = guard or EgressGuard.create(provider)
+        """Checks URLs given on the provider's word; by default trusts none."""
         self._rng = rng or random.Random()
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
@@ -174,9 +188,15 @@ class UpstreamClient:
         )
 
     @classmethod
-    def from_settings(cls, provider: str, settings: Settings) -> UpstreamClient:
+    def from_settings(
+        cls, provider: str, settings: Settings, *, base_url: str | None = None
+    ) -> UpstreamClient:
+        """The client for a provider; `base_url`, its configured root, is trusted."""
         return cls(
             provider,
+            guard=EgressGuard.create(
+                provider, base_url=base_url, allowed_hosts=settings.provider_allowed_hosts
+            ),
             timeout_seconds=settings.provider_timeout_seconds,
             retry=RetryPolicy(
                 max_retries=settings.provider_max_retries,
@@ -197,7 +217,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         multipart: Mapping[str, str | FileField] | None = None,
-        follow_redirects: bool = False,
+        on_providers_word: bool = False,
     ) -> UpstreamResponse:
         """One upstream call, retried on 429, 5xx and connection failures. Returns the last
         response whatever its status; raises `Timeout` when the provider does not answer in
@@ -205,7 +225,11 @@ class UpstreamClient:
         before an attempt or during a wait.
 
         `multipart` is sent as multipart/form-data even when it holds no file: plain fields
-        become parts without a file name (Stability refuses url-encoded forms)."""
+        become parts without a file name (Stability refuses url-encoded forms).
+
+        `on_providers_word`: the URL came from the provider's answer, not from its configured
+        base URL; it passes the egress guard, and the connection goes to the checked address.
+        Redirects are never followed here."""
         sent_headers = dict(headers or {})
         parts: list[tuple[str, tuple[str | None, bytes, str | None]]] | None = None
         if multipart is not None:
@@ -225,14 +249,29 @@ class UpstreamClient:
                     loggable_url(url),
                     redact_headers(sent_headers),
                 )
+            # checked again on each attempt: the address is pinned for this connection only
+            address = self.guard.check(url).address if on_providers_word else None
             request = self._client.build_request(
-                method, url, headers=sent_headers, json=json_body, files=parts
+                method,
+                url,
+                headers=sent_headers,
+                json=json_body,
+                files=parts,
+                extensions={CONNECT_TO: address} if address else None,
             )
             try:
-                response = self._attempt(request, follow_redirects=follow_redirects)
+                response = self._attempt(request)
             except (httpx.ConnectTimeout, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                # no answer came back. Like the providers' own SDKs we try again, knowing that a
-                # request cut off mid-answer may reach the provider twice
+                # no answer came back. A request that never left (no connection) is tried
+                # again, and so is a GET; a POST that may have reached the provider is not: it
+                # may have been accepted, and would be billed twice
+                unsent = isinstance(exc, httpx.ConnectTimeout | httpx.ConnectError)
+                if not unsent and method not in IDEMPOTENT_METHODS:
+                    raise BackendError(
+                        f"The connection to the {self.provider} provider broke after the "
+                        f"request was sent ({type(exc).__name__}); it may have been accepted, "
+                        "so it is not sent again"
+                    ) from exc
                 if retries >= self.retry.max_retries:
                     raise self._unreachable(exc) from exc
                 delay = self.retry.delay(retries, None, self._rng)
@@ -246,8 +285,9 @@ class UpstreamClient:
                     delay,
                 )
             except httpx.TimeoutException as exc:
-                # no retry: the provider may still be working on (and billing) this request
-                raise Timeout(
+                # no retry, here or by the job: the provider may still be working on (and
+                # billing) this request
+                raise ProviderTimeout(
                     f"The {self.provider} provider did not answer within "
                     f"{self.timeout_seconds:g} seconds"
                 ) from exc
@@ -272,7 +312,8 @@ class UpstreamClient:
             retries += 1
 
     def fetch_result(self, url: str, *, cancel: CancelToken) -> bytes:
-        """The bytes behind a result URL the provider returned. Sent without credentials."""
+        """The bytes behind a result URL the provider returned. Sent without credentials; each
+        redirect hop is checked by the egress guard before it is followed."""
         try:
             scheme = httpx.URL(url).scheme
         except httpx.InvalidURL:
@@ -281,7 +322,20 @@ class UpstreamClient:
             raise BackendError(
                 f"The {self.provider} provider returned a result URL that is not http(s)"
             )
-        response = self.send("GET", url, cancel=cancel, follow_redirects=True)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.send("GET", url, cancel=cancel, on_providers_word=True)
+            location = response.headers.get("location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                break
+            try:
+                url = str(httpx.URL(url).join(location))
+            except httpx.InvalidURL:
+                raise malformed(self.provider, "a redirect to a URL that cannot be read") from None
+        else:
+            raise BackendError(
+                f"Fetching the result from the {self.provider} provider took more than "
+                f"{MAX_REDIRECTS} redirects; refused"
+            )
         if not response.ok:
             raise BackendError(
                 f"Fetching the result from the {self.provider} provider failed with HTTP "
@@ -289,8 +343,8 @@ class UpstreamClient:
             )
         return response.content
 
-    def _attempt(self, request: httpx.Request, *, follow_redirects: bool) -> UpstreamResponse:
-        response = self._client.send(request, stream=True, follow_redirects=follow_redirects)
+    def _attempt(self, request: httpx.Request) -> UpstreamResponse:
+        response = self._client.send(request, stream=True, follow_redirects=False)
         try:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
@@ -313,6 +367,32 @@ class UpstreamClient:
         if isinstance(exc, httpx.TimeoutException):
             return Timeout(f"Could not connect to the {self.provider} provider in time")
         return BackendError(f"Could not reach the {self.provider} provider: {type(exc).__name__}")
+
+
+def send_once(
+    provider: str,
+    task: ImageTask,
+    send: Callable[[], UpstreamResponse],
+    *,
+    index: int = 0,
+) -> UpstreamResponse:
+    """`send()`, a request the provider bills, at most once per job. It is noted with the job
+    (`ImageTask.upstream`, as request `index`: the image `fan_out` makes with it, or 0 for a
+    request that makes them all) before it goes; if an earlier attempt of the job noted it, it
+    is not sent again (the provider may have accepted and billed it) and it fails. A failure
+    that shows the request never left (a retryable one: no connection) takes the note back."""
+    if task.upstream.earlier_of(index) is not None:
+        raise BackendError(
+            f"An earlier attempt of this job sent its request to the {provider} provider, which "
+            "may have accepted (and billed) it; it is not sent again"
+        )
+    task.upstream.note(UpstreamTask(provider), index=index)
+    try:
+        return send()
+    except Error as exc:
+        if exc.retryable and not isinstance(exc, ProviderTimeout):
+            task.upstream.note(None, index=index)
+        raise
 
 
 def _retryable(status: int) -> bool:
@@ -408,7 +488,9 @@ def fan_out(
     so `n` means the same on every model. A call that fails does not stop the others; the job
     keeps the images made (each billed) and the failed ones are refunded, as for any job that
     made fewer than asked. Only when every call failed is the first failure raised (at once
-    when the upstream refused the request itself); a cancel stops at once."""
+    when the upstream refused the request itself); a cancel stops at once. Each call is its own
+    billed request: `make_one` sends it with `send_once(..., index=index)`, so a later attempt
+    of the job resumes or skips the images an earlier one sent, and sends only the others."""
     images: list[GeneratedImage] = []
     failures: list[Error] = []
     progress(0, n)

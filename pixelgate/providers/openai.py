@@ -55,6 +55,7 @@ from pixelgate.providers.http import (
     malformed,
     read_image,
     require_capability,
+    send_once,
 )
 from pixelgate.providers.masks import to_openai_image, to_openai_mask
 from pixelgate.settings import Settings
@@ -81,7 +82,9 @@ class OpenAIProvider:
         return cls(
             api_key=settings.openai_api_key,
             base_url=settings.openai_base_url,
-            http=UpstreamClient.from_settings(cls.name, settings),
+            http=UpstreamClient.from_settings(
+                cls.name, settings, base_url=settings.openai_base_url
+            ),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -111,8 +114,12 @@ class OpenAIProvider:
         # 2. the upstream call: JSON for generations, multipart for edits and variations
         url = self._base_url + path
         if task.image is None:
-            response = self._http.send(
-                "POST", url, cancel=cancel, headers=headers, json_body=fields
+            response = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST", url, cancel=cancel, headers=headers, json_body=fields
+                ),
             )
         else:
             parts: dict[str, str | FileField] = {
@@ -121,7 +128,13 @@ class OpenAIProvider:
             parts["image"] = image_part("image", as_png(task.image, to_openai_image))
             if task.mask is not None:
                 parts["mask"] = image_part("mask", as_png(task.mask, to_openai_mask))
-            response = self._http.send("POST", url, cancel=cancel, headers=headers, multipart=parts)
+            response = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST", url, cancel=cancel, headers=headers, multipart=parts
+                ),
+            )
         # 3. the images, as bytes
         images = self._images(response, cancel)
         progress(1, 1)

@@ -8,7 +8,9 @@ assumptions written down:
 - `generate`: `/v2beta/stable-image/generate/{source}` (`core` in the catalog), fields
   `prompt`, `aspect_ratio`, `negative_prompt`, `seed`, `style_preset`, `output_format`; unset
   options are left out (a seed of 0 would mean "random" there). One image per call: `n` images
-  are `n` calls, the i-th with seed + i (`fan_out`).
+  are `n` calls, the i-th with seed + i (`fan_out`). Each call is billed, so each is sent at
+  most once per job (`send_once`, noted as the image's request): a later attempt of the job
+  sends only the images no attempt sent, and the others are refunded.
 - `edit` with a mask: `/v2beta/stable-image/edit/inpaint`, files `image` and `mask`, fields
   `prompt`, `negative_prompt`, `seed`, `style_preset`, `output_format`. The mask is required
   here, although the API could read one from the image's alpha channel: pixelgate's masks are
@@ -61,6 +63,7 @@ from pixelgate.providers.http import (
     read_image,
     require_capability,
     seed_for,
+    send_once,
 )
 from pixelgate.settings import Settings
 
@@ -95,7 +98,9 @@ class StabilityProvider:
         return cls(
             api_key=settings.stability_api_key,
             base_url=settings.stability_base_url,
-            http=UpstreamClient.from_settings(cls.name, settings),
+            http=UpstreamClient.from_settings(
+                cls.name, settings, base_url=settings.stability_base_url
+            ),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -120,9 +125,15 @@ class StabilityProvider:
 
         def one(index: int) -> GeneratedImage:
             # 2. the upstream call: one image each, the index-th seed
+            # (sent once per job: a later attempt sends only the images no attempt sent)
             path, parts = self._request(spec, task, index)
-            response = self._http.send(
-                "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+            response = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST", self._base_url + path, cancel=cancel, headers=headers, multipart=parts
+                ),
+                index=index,
             )
             # 3. the image
             return read_result(response)

@@ -7,15 +7,21 @@ every image it forwards. Everything above the transport stays httpx's: building 
 multipart bodies, redirects, decoding, timeouts as configured, and its exception types, which
 this transport raises as httpx's does. HTTP/1.1 only, as httpx's default is.
 
-Connections are kept alive and reused, per (scheme, host, port), up to `max_idle_per_host`; an
-idle connection the server has closed meanwhile is noticed before reuse and dropped. With a proxy
-configured in the environment, `UpstreamClient` keeps httpx's own transport, which honours it.
+Connections are kept alive and reused, per (scheme, host, port, address), up to
+`max_idle_per_host`; an idle connection the server has closed meanwhile is noticed before reuse
+and dropped. With a proxy configured in the environment, `UpstreamClient` keeps httpx's own
+transport, which honours it.
+
+A request whose extensions carry `CONNECT_TO` (an address checked by `egress.EgressGuard`) is
+connected to that address, not to whatever the host name resolves to by then; TLS still
+verifies the certificate against the host name (SNI too), and `Host` still names it.
 """
 
 from __future__ import annotations
 
 import http.client
 import select
+import socket
 import ssl
 import threading
 from collections.abc import Iterator
@@ -23,7 +29,9 @@ from contextlib import contextmanager
 
 import httpx
 
-Origin = tuple[str, str, int]
+Origin = tuple[str, str, int, str]
+"""Scheme, host, port, and the address connected to ("" where the host name was)."""
+CONNECT_TO = "pixelgate.connect_to"
 
 READ_CHUNK = 64 * 1024
 
@@ -37,7 +45,9 @@ class StdlibTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
+        address = str(request.extensions.get(CONNECT_TO) or "")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        origin = (url.scheme, url.host, port, address)
         timeouts = request.extensions.get("timeout", {})
         connection = self._idle_connection(origin) or self._connect(origin, timeouts, request)
         try:
@@ -91,14 +101,21 @@ class StdlibTransport(httpx.BaseTransport):
     def _connect(
         self, origin: Origin, timeouts: dict[str, float | None], request: httpx.Request
     ) -> http.client.HTTPConnection:
-        scheme, host, port = origin
+        scheme, host, port, address = origin
         connection: http.client.HTTPConnection
-        if scheme == "https":
-            connection = http.client.HTTPSConnection(
-                host, port, timeout=timeouts.get("connect"), context=self._context()
+        timeout = timeouts.get("connect")
+        if scheme == "https" and address:
+            connection = _PinnedHTTPSConnection(
+                host, port, address=address, timeout=timeout, context=self._context()
             )
+        elif scheme == "https":
+            connection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=self._context()
+            )
+        elif scheme == "http" and address:
+            connection = _PinnedHTTPConnection(host, port, address=address, timeout=timeout)
         elif scheme == "http":
-            connection = http.client.HTTPConnection(host, port, timeout=timeouts.get("connect"))
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
         else:
             raise httpx.UnsupportedProtocol(f"Unsupported URL scheme {scheme!r}", request=request)
         with _mapped_errors(request, "connect"):
@@ -118,6 +135,40 @@ class StdlibTransport(httpx.BaseTransport):
                 pool.append(connection)
                 return
         connection.close()
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to a given address, whatever the host name resolves to now."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float | None) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to a given address, with the certificate checked against the host name."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        address: str,
+        timeout: float | None,
+        context: ssl.SSLContext,
+    ) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self.address = address
+        self.tls = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.address, self.port), self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.host)
 
 
 class _ResponseStream(httpx.SyncByteStream):

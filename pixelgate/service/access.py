@@ -16,11 +16,17 @@ from sqlalchemy import select, update
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.tables import ApiKey, Tenant
-from pixelgate.errors import Forbidden, NotFound, Unauthorized
+from pixelgate.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from pixelgate.service.recent import ReadLately
 
 DEFAULT_TENANT = "default"
-SCOPES = frozenset({"admin", "generate", "read"})
+GLOBAL_ADMIN = "admin"
+"""The operators' scope: every tenant, key, price and budget. Held only by keys of the
+`default` tenant, the operators' own (the bootstrap key, `PIXELGATE_ADMIN_KEY`)."""
+TENANT_ADMIN = "tenant_admin"
+"""A tenant's own administrator: its keys, its record and its usage; nothing of another
+tenant, and none of what the operators set (prices, budgets, limits, model lists)."""
+SCOPES = frozenset({GLOBAL_ADMIN, TENANT_ADMIN, "generate", "read"})
 ADMIN_KEY_FILE = "admin_key"
 
 
@@ -34,9 +40,29 @@ class Principal:
     limits: dict[str, Any] | None = None
     """The key's own rate and concurrency limits."""
 
+    @property
+    def is_global_admin(self) -> bool:
+        return GLOBAL_ADMIN in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        """An administrator of some reach: global, or of its own tenant."""
+        return bool(self.scopes & {GLOBAL_ADMIN, TENANT_ADMIN})
+
     def require(self, scope: str) -> None:
-        if scope not in self.scopes and "admin" not in self.scopes:
-            raise Forbidden(f"This API key lacks the {scope!r} scope")
+        """`generate` and `read` come with either admin scope (a tenant admin's act on its own
+        tenant, as every key's do); `admin` only with itself."""
+        if scope in self.scopes or self.is_global_admin:
+            return
+        if scope != GLOBAL_ADMIN and TENANT_ADMIN in self.scopes:
+            return
+        raise Forbidden(f"This API key lacks the {scope!r} scope")
+
+    def require_admin_of(self, tenant_id: str) -> None:
+        """Refuse unless the caller administers `tenant_id`: a global admin, or that tenant's."""
+        if self.is_global_admin or (TENANT_ADMIN in self.scopes and tenant_id == self.tenant_id):
+            return
+        raise Forbidden(f"This API key may not administer tenant {tenant_id!r}", param="tenant_id")
 
 
 def hash_key(key: str) -> str:
@@ -54,6 +80,16 @@ def _digest(authorization: str | None) -> str:
 
 def new_key() -> str:
     return "pg_" + secrets.token_urlsafe(32)
+
+
+def effective_scopes(record: ApiKey) -> frozenset[str]:
+    """A key's scopes as they act. A key of another tenant than the operators' that holds
+    `admin` (made before the two admin scopes were told apart) acts as its tenant's
+    administrator only, never globally."""
+    scopes = frozenset(record.scopes)
+    if GLOBAL_ADMIN in scopes and record.tenant_id != DEFAULT_TENANT:
+        return (scopes - {GLOBAL_ADMIN}) | {TENANT_ADMIN}
+    return scopes
 
 
 @dataclass(frozen=True)
@@ -83,7 +119,7 @@ class AccessService:
             raise Unauthorized("This API key has been revoked")
         if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
             raise Unauthorized("This API key has expired")
-        principal = Principal(record.id, record.tenant_id, frozenset(record.scopes), record.limits)
+        principal = Principal(record.id, record.tenant_id, effective_scopes(record), record.limits)
         self._recent.remember(digest, _ValidKey(principal, record.expires_at))
         return principal
 
@@ -113,6 +149,13 @@ class AccessService:
         unknown = scopes - SCOPES
         if unknown:
             raise ValueError(f"unknown scopes: {sorted(unknown)}")
+        if GLOBAL_ADMIN in scopes and tenant_id != DEFAULT_TENANT:
+            raise ValidationError(
+                f"The {GLOBAL_ADMIN!r} scope reaches every tenant and belongs to the operators' "
+                f"keys (tenant {DEFAULT_TENANT!r}); give a tenant's administrator "
+                f"{TENANT_ADMIN!r}",
+                param="scopes",
+            )
         key = plaintext or new_key()
         record = ApiKey(
             id="key_" + secrets.token_hex(8),
@@ -137,6 +180,13 @@ class AccessService:
             query = query.where(ApiKey.tenant_id == tenant_id)
         with self._db.session() as session:
             return list(session.scalars(query))
+
+    def get_key(self, key_id: str) -> ApiKey:
+        with self._db.session() as session:
+            record = session.get(ApiKey, key_id)
+        if record is None:
+            raise NotFound(f"No API key {key_id!r}", param="key_id")
+        return record
 
     def revoke(self, key_id: str) -> ApiKey:
         with self._db.session() as session:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from pixelgate.catalog import ImageOptions, ModelSpec
-from pixelgate.catalog.spec import lookup_price
+from pixelgate.catalog.spec import find_price, lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.rows import table
@@ -125,11 +125,16 @@ class Billing:
 
     def image_price(self, tenant: Tenant, spec: ModelSpec, options: ImageOptions) -> int:
         """The price of one image of this request for this tenant, in micros."""
-        overrides = (tenant.prices or {}).get(spec.id, {})
-        prices = {**spec.prices, **{key: Decimal(value) for key, value in overrides.items()}}
         width, height = getattr(options, "width", None), getattr(options, "height", None)
-        size = getattr(options, "size", None) or (width and height and f"{width}x{height}")
-        price = lookup_price(prices, size=size or None, quality=getattr(options, "quality", None))
+        size = getattr(options, "size", None) or (width and height and f"{width}x{height}") or None
+        quality = getattr(options, "quality", None)
+        # A tenant's prices for a model replace the catalog's: its most specific key, then its
+        # own `default`, and only then the catalog (whose size prices must not outrank it).
+        overrides = (tenant.prices or {}).get(spec.id, {})
+        own = {key: Decimal(value) for key, value in overrides.items()}
+        price = find_price(own, size=size, quality=quality)
+        if price is None:
+            price = lookup_price(spec.prices, size=size, quality=quality)
         return to_micros(price)
 
     # -- inside a job's own transaction ---------------------------------------------------

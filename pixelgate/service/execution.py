@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -20,10 +20,16 @@ from pixelgate.clock import Clock
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
-from pixelgate.providers import CancelToken, ImageTask, ProviderRegistry
+from pixelgate.providers import (
+    CancelToken,
+    ImageTask,
+    ProviderRegistry,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
-from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -126,6 +132,7 @@ class JobExecutor:
                 options=options,
                 image=self._inputs.load(inputs["image"]) if "image" in inputs else None,
                 mask=self._inputs.load(inputs["mask"]) if "mask" in inputs else None,
+                upstream=self._upstream_of(job),
             )
             images = provider.run(
                 spec,
@@ -133,6 +140,13 @@ class JobExecutor:
                 progress=lambda step, total: self._store.publish_progress(job_id, step, total),
                 cancel=token,
             )
+            if len(images) > options.n:
+                # never more than asked (and charged for): the extras are dropped unstored
+                log.warning(
+                    "job %s: %s returned %d images for n=%d; keeping %d",
+                    job_id, spec.provider, len(images), options.n, options.n,
+                )  # fmt: skip
+                images = images[: options.n]
             # 4. the safety check, when on: a flagged image is never stored
             if self._safety is not None:
                 self._safety.check_images(job.tenant_id, images)
@@ -184,6 +198,19 @@ class JobExecutor:
             log.exception("job %s failed unexpectedly", job_id)
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
             return self._fail_or_retry(job, error, retry=False)
+
+    def _upstream_of(self, job: Job) -> UpstreamState:
+        """What earlier attempts of the job left with a hosted provider (one record per
+        request, so per image where each image is its own request), and the note-taker for
+        this attempt: kept with the job, so that no attempt sends a billed request twice."""
+        earlier = UpstreamState.records_from((job.result or {}).get(UPSTREAM))
+
+        def keep(records: Mapping[int, UpstreamTask]) -> None:
+            data = UpstreamState.data_of(records)
+            if not self._store.keep_upstream(job.id, self.worker_id, data):
+                log.warning("job %s: could not note its upstream task (no longer held)", job.id)
+
+        return UpstreamState(earlier, keep)
 
     def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> Job | None:
         """A transient failure queues the job again while it has attempts left; otherwise

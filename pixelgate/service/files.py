@@ -15,7 +15,7 @@ from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.rows import new_record, table, values_of
 from pixelgate.db.tables import StoredFile
-from pixelgate.errors import NotFound
+from pixelgate.errors import NotFound, StorageError
 from pixelgate.providers import GeneratedImage
 from pixelgate.service.media import MediaLinks
 from pixelgate.storage import BlobNotFound, BlobStore
@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 
 RECENT_FILES = 1024
 INSERT_FILE = insert(table(StoredFile))
+
+
+def put_blob(blobs: BlobStore, data: bytes, *, what: str) -> str:
+    """`blobs.put`, with a failed write (a full disk, a read-only volume) as a `StorageError`."""
+    try:
+        return blobs.put(data)
+    except OSError as exc:
+        log.error("storing %s failed: %s", what, exc)
+        reason = exc.strerror or type(exc).__name__  # no path: the message reaches the caller
+        raise StorageError(f"Storing {what} failed: {reason}") from exc
 
 
 class FileService:
@@ -53,8 +63,8 @@ class FileService:
 
     def prepare(self, *, tenant_id: str, job_id: str | None, image: GeneratedImage) -> StoredFile:
         """Store the bytes; return their record, not yet saved: the caller saves it in its own
-        transaction (or with `save`)."""
-        key = self._blobs.put(image.data)
+        transaction (or with `save`). A failed write (a full disk) is a `StorageError`."""
+        key = put_blob(self._blobs, image.data, what="the result")
         now = self._clock.now()
         return new_record(
             StoredFile,

@@ -18,7 +18,7 @@ from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
 from pixelgate.providers.masks import read_mask
 from pixelgate.service.access import Principal
-from pixelgate.service.files import FileService
+from pixelgate.service.files import FileService, put_blob
 from pixelgate.storage import BlobStore
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -55,7 +55,7 @@ class InputImages:
             )
         image = self.inspect(data, upload.field)
         return {
-            "blob_key": self._blobs.put(data),
+            "blob_key": put_blob(self._blobs, data, what=f"the {upload.field}"),
             "content_type": image.content_type,
             "width": image.width,
             "height": image.height,
@@ -121,7 +121,7 @@ class InputImages:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return {
-            "blob_key": self._blobs.put(buffer.getvalue()),
+            "blob_key": put_blob(self._blobs, buffer.getvalue(), what="an input image"),
             "content_type": "image/png",
             "width": image.width,
             "height": image.height,

@@ -32,6 +32,9 @@ from pixelgate.db.rows import column_key, from_row, table, values_of
 from pixelgate.db.tables import Job, JobEvent
 from pixelgate.engine import EventBus, JobEventMessage
 
+UPSTREAM = "upstream"
+"""The key under which a running job's `result` holds what its provider accepted."""
+
 
 class JobStatus(StrEnum):
     QUEUED = "queued"
@@ -340,6 +343,19 @@ class JobStore:
             for row in rows
         }
         return {job_id: found.get(job_id, (False, False)) for job_id in ids}
+
+    def keep_upstream(self, job_id: str, held_by: str, upstream: dict[str, Any] | None) -> bool:
+        """Note with a running job what its provider accepted (`providers.UpstreamState.data_of`:
+        one `UpstreamTask` per request, by index), kept under `result` until the job's own
+        result replaces it; whether it was noted (the job is still held by `held_by`)."""
+        with self._db.session() as session:
+            changed = session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.worker_id == held_by, Job.status == "running")
+                .values(result={UPSTREAM: upstream} if upstream is not None else None),
+                execution_options=NO_SYNC,
+            )
+            return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     def expired_leases(self, now: datetime) -> list[Job]:
         """Running jobs whose worker stopped renewing their lease."""

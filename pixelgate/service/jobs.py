@@ -7,9 +7,11 @@ import asyncio
 import base64
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
@@ -17,7 +19,7 @@ from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pixelgate.catalog import OPTION_FAMILIES, Catalog, ModelSpec, PromptOptions
+from pixelgate.catalog import OPTION_FAMILIES, Catalog, ImageOptions, ModelSpec, PromptOptions
 from pixelgate.catalog.options import EditKind
 from pixelgate.clock import Clock
 from pixelgate.db.rows import new_record
@@ -36,7 +38,7 @@ from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import TaskKind
 from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
-from pixelgate.service.cache import ResultCache, cache_key
+from pixelgate.service.cache import InFlight, ResultCache, cache_key
 from pixelgate.service.edit_sizes import (
     ADJUSTMENT_KEY,
     adjustment,
@@ -56,6 +58,10 @@ from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 
 log = logging.getLogger(__name__)
+
+FOLLOW_FIRST_PAUSE = 0.02
+FOLLOW_MAX_PAUSE = 0.5
+"""How often a request that waits for an identical one in flight looks at it again."""
 
 Answer = TypeVar("Answer")
 """What a synchronous request makes of its succeeded job (`JobService.run`)."""
@@ -140,6 +146,7 @@ class JobService:
         self._executor = executor
         self._policies = policies
         self._max_attempts = max_attempts
+        self._flights = InFlight()
 
     # -- submitting -----------------------------------------------------------------------
 
@@ -151,11 +158,21 @@ class JobService:
         return job
 
     def _submit(
-        self, principal: Principal, command: ImageCommand, *, claim: bool
+        self,
+        principal: Principal,
+        command: ImageCommand,
+        *,
+        claim: bool,
+        follow_until: float | None = None,
     ) -> tuple[Job, bool]:
         """`submit`; with `claim`, a new job is recorded as claimed by this process's executor
         and not queued, for the caller to run. Returns the job and whether it was so claimed
-        (an earlier job or a cached one is not)."""
+        (an earlier job or a cached one is not).
+
+        `follow_until` (a `time.monotonic()` deadline): the caller waits for the result, so a
+        cacheable request that finds an identical one in flight waits for that one to end,
+        then is served from the cache under the tenant's cache policy, instead of computing
+        (and paying for) the same images again. Raises `Timeout` past the deadline."""
         rules = self._policies
         principal.require("generate")
         # 1. who may use what
@@ -200,17 +217,48 @@ class JobService:
         elif "mask" in inputs and "image" in inputs:
             inputs = self._mask_to_image_size(inputs)
         inputs = with_option_adjustment(inputs, option_change)
-        # 4. a fixed seed makes the result cacheable
+        # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
+        # request) and finds the same request in flight waits for it and takes its result
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
             key = cache_key(
                 task=command.task, model=spec.id, options=dump, inputs=image_inputs(inputs)
             )
-            hit = rules.cache.lookup(tenant.id, key) if command.use_cache else None
-            if hit is not None:
-                cached = self._serve_cached(principal, tenant, command, hit, key, fingerprint)
-                return cached, False
+        if key is None or not command.use_cache:
+            return self._create(principal, command, spec, tenant, options, inputs, key,
+                                fingerprint, subjects, claim=claim)  # fmt: skip
+        while True:
+            with self._flights.one_at_a_time(rules.cache.scope(tenant.id, key)):
+                # identical requests of this process look and record one after the other, so
+                # the second one sees the first one's job in flight
+                hit = rules.cache.lookup(tenant.id, key)
+                if hit is not None:
+                    cached = self._serve_cached(principal, tenant, command, hit, key, fingerprint)
+                    return cached, False
+                leader = rules.cache.in_flight(tenant.id, key) if follow_until else None
+                if leader is None:
+                    return self._create(principal, command, spec, tenant, options, inputs, key,
+                                        fingerprint, subjects, claim=claim)  # fmt: skip
+            assert follow_until is not None
+            self._await_end(leader.id, follow_until)
+
+    def _create(
+        self,
+        principal: Principal,
+        command: ImageCommand,
+        spec: ModelSpec,
+        tenant: Tenant,
+        options: ImageOptions,
+        inputs: dict[str, Any],
+        key: str | None,
+        fingerprint: str,
+        subjects: list[Subject],
+        *,
+        claim: bool,
+    ) -> tuple[Job, bool]:
+        """Record (and, unless claimed, queue) a new job for an accepted request."""
+        rules = self._policies
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
@@ -269,6 +317,22 @@ class JobService:
             "mask", mask_size, size, "the mask is resized to the image's size"
         )
         return {**inputs, "mask": resized}
+
+    def _await_end(self, job_id: str, deadline: float) -> None:
+        """Block until the job is over (however it ended), or raise `Timeout` at `deadline`."""
+        pause = FOLLOW_FIRST_PAUSE
+        while True:
+            job = self._store.load(job_id)
+            if job is None or JobStatus(job.status).is_terminal:
+                return
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Timeout(
+                    "An identical request is still running; it was waited for until the "
+                    "synchronous timeout. Send this one again, or asynchronously"
+                )
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, FOLLOW_MAX_PAUSE)
 
     def _hand_over(self, job: Job) -> None:
         """Queue an accepted job. If the queue is down the job stays recorded as queued, and
@@ -455,15 +519,18 @@ class JobService:
         cancelable, followable); one that is queued again for another try is waited for like
         any other."""
         caller = _Caller.starting_now(principal, timeout, disconnected)
+        follow_until = time.monotonic() + timeout  # an identical request in flight: wait for it
         if not self._queue.runs_here(self._catalog.resolve(command.model).id):
-            job = await to_thread.run_sync(self.submit, principal, command)
+            job, _ = await to_thread.run_sync(
+                partial(self._submit, principal, command, claim=False, follow_until=follow_until)
+            )
             succeeded = await self._wait(caller, job.id, submitted=job)
             return await to_thread.run_sync(answer, succeeded)
         accepted: list[Job] = []
 
         def submit_and_run() -> tuple[Job | None, list[Answer]]:
             """The job as it is after its run, and its answer if it succeeded (else none)."""
-            job, claimed = self._submit(principal, command, claim=True)
+            job, claimed = self._submit(principal, command, claim=True, follow_until=follow_until)
             accepted.append(job)
             ended = self._executor.run_claimed(job) if claimed else job
             if ended is not None and ended.status == JobStatus.SUCCEEDED:

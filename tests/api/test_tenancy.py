@@ -112,6 +112,83 @@ def test_admin_routes_need_the_admin_scope(admin: httpx.Client) -> None:
         assert response.json()["error"]["code"] == "FORBIDDEN"
 
 
+def key_for(admin: httpx.Client, tenant_id: str, scopes: list[str]) -> httpx.Client:
+    made = admin.post(
+        "/v1/admin/keys", json={"tenant_id": tenant_id, "name": "k", "scopes": scopes}
+    )
+    assert made.status_code == 201, made.text
+    return httpx.Client(
+        base_url=str(admin.base_url),
+        headers={"Authorization": f"Bearer {made.json()['data']['key']}"},
+        timeout=60,
+    )
+
+
+def test_a_tenant_admin_reaches_its_own_tenant_and_no_other(admin: httpx.Client) -> None:
+    """Issue 19.5: an admin key of tenant B minted keys for tenant A."""
+    make_tenant(admin, "tenant-a")
+    make_tenant(admin, "tenant-b")
+    a_key = admin.get("/v1/admin/keys", params={"tenant_id": "tenant-a"}).json()["data"][0]
+    b_admin = key_for(admin, "tenant-b", ["tenant_admin"])
+
+    # its own tenant: keys made, listed and revoked; its record and usage read
+    own = b_admin.post("/v1/admin/keys", json={"tenant_id": "tenant-b", "name": "app"})
+    assert own.status_code == 201, own.text
+    listed = b_admin.get("/v1/admin/keys").json()["data"]
+    assert {k["tenant_id"] for k in listed} == {"tenant-b"}
+    assert b_admin.post(f"/v1/admin/keys/{own.json()['data']['id']}/revoke").status_code == 200
+    assert b_admin.get("/v1/admin/tenants/tenant-b").status_code == 200
+    assert [u["tenant_id"] for u in b_admin.get("/v1/admin/usage").json()["data"]] == ["tenant-b"]
+    assert b_admin.get("/v1/models").status_code == 200  # and uses its tenant as any key
+
+    # another tenant: nothing
+    for method, path, body in (
+        ("POST", "/v1/admin/keys", {"tenant_id": "tenant-a", "name": "stolen"}),
+        ("GET", "/v1/admin/keys?tenant_id=tenant-a", None),
+        ("GET", "/v1/admin/tenants/tenant-a", None),
+        ("GET", "/v1/admin/usage?tenant_id=tenant-a", None),
+    ):
+        response = b_admin.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, response.text)
+    revoke = b_admin.post(f"/v1/admin/keys/{a_key['id']}/revoke")
+    assert revoke.status_code == 404
+    assert (
+        admin.get("/v1/admin/keys", params={"tenant_id": "tenant-a"}).json()["data"][0][
+            "revoked_at"
+        ]
+        is None
+    )
+
+    # nor what the operators set, nor their scope
+    for method, path, body in (
+        ("POST", "/v1/admin/tenants", {"id": "tenant-c", "name": "C"}),
+        ("GET", "/v1/admin/tenants", None),
+        ("PATCH", "/v1/admin/tenants/tenant-b", {"budget_total": "1000"}),
+        ("GET", "/v1/admin/workers", None),
+        ("POST", "/v1/admin/keys", {"tenant_id": "tenant-b", "name": "up", "scopes": ["admin"]}),
+    ):
+        response = b_admin.request(method, path, json=body)
+        assert response.status_code == 403, (method, path, response.text)
+
+
+def test_the_global_admin_scope_is_the_operators_alone(admin: httpx.Client) -> None:
+    """`admin` reaches every tenant, so only the operators' tenant's keys may hold it."""
+    make_tenant(admin, "tenant-g")
+    refused = admin.post(
+        "/v1/admin/keys", json={"tenant_id": "tenant-g", "name": "x", "scopes": ["admin"]}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "scopes"
+
+    operator = key_for(admin, "default", ["admin"])
+    made = operator.post("/v1/admin/keys", json={"tenant_id": "tenant-g", "name": "app"})
+    assert made.status_code == 201
+    assert operator.get("/v1/admin/tenants").status_code == 200
+    assert (
+        operator.patch("/v1/admin/tenants/tenant-g", json={"budget_total": "5"}).status_code == 200
+    )
+
+
 def test_a_read_only_key_cannot_generate(tenancy: Server, admin: httpx.Client) -> None:
     admin.post("/v1/admin/tenants", json={"id": "ro-t", "name": "RO"})
     key = admin.post(

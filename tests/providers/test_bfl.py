@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -15,10 +15,18 @@ from pixelgate.errors import (
     BackendError,
     Canceled,
     ModelUnavailable,
+    ProviderTimeout,
     Timeout,
     ValidationError,
 )
-from pixelgate.providers import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.providers.bfl import BlackForestLabsProvider, polling_url_allowed
 from tests.providers.conftest import BFL_KEY, Progress, options_for
 from tests.providers.upstreams.bfl import GET_RESULT, FakeBFL, Plan, unprocessable
@@ -386,3 +394,118 @@ def test_kontext_takes_n_too(
     images = run(provider, catalog, "flux-kontext-pro", n=3, seed=1)
     assert [image.seed for image in images] == [1, 2, 3]
     assert len(upstream.requests_to(KONTEXT)) == 3
+
+
+def test_a_task_submitted_by_an_earlier_attempt_is_polled_not_submitted_again(
+    upstream: FakeBFL, make_settings: Any, catalog: Catalog
+) -> None:
+    """Issue 19.3: a retried or restarted job resumes its task; one task is billed."""
+    provider = BlackForestLabsProvider.from_settings(
+        make_settings(bfl_api_key=BFL_KEY, bfl_base_url=upstream.url)
+    )
+    upstream.plan = Plan(pending_polls=5)
+    spec = catalog.resolve("flux-pro-1.1")
+    kept: list[Mapping[int, UpstreamTask]] = []  # the job's records, by image, at each note
+    state = UpstreamState(keep=kept.append)
+    first_try = CancelToken()
+    threading.Timer(0.03, first_try.cancel).start()  # the first attempt is cut off mid-poll
+    task = ImageTask(kind="generate", options=options_for(catalog, spec), upstream=state)
+    with pytest.raises(Canceled):
+        provider.run(spec, task, progress=Progress(), cancel=first_try)
+    [noted_before_sending, noted_after] = kept
+    assert noted_before_sending == {0: UpstreamTask("bfl")}
+    noted = noted_after[0]
+    assert noted.task_id in upstream.tasks and noted.polling_url
+
+    again = ImageTask(
+        kind="generate", options=options_for(catalog, spec), upstream=UpstreamState({0: noted})
+    )
+    [image] = provider.run(spec, again, progress=Progress(), cancel=CancelToken())
+
+    assert len([r for r in upstream.received if r.path == PRO]) == 1
+    assert image.data == upstream.made[0]
+
+
+def test_past_its_window_a_task_fails_for_good_and_is_never_resubmitted(
+    upstream: FakeBFL, make_settings: Any, catalog: Catalog
+) -> None:
+    provider = BlackForestLabsProvider.from_settings(
+        make_settings(
+            bfl_api_key=BFL_KEY,
+            bfl_base_url=upstream.url,
+            bfl_poll_interval_seconds=0.02,
+            bfl_poll_timeout_seconds=0.2,
+        )
+    )
+    upstream.plan = Plan(pending_polls=10**6)
+    spec = catalog.resolve("flux-pro-1.1")
+    state = UpstreamState()
+    for _ in range(3):  # the first attempt, then two retries of the job
+        task = ImageTask(kind="generate", options=options_for(catalog, spec), upstream=state)
+        with pytest.raises(ProviderTimeout) as caught:
+            provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+        assert not caught.value.retryable and caught.value.code == "TIMEOUT"
+
+    assert len([r for r in upstream.received if r.path == PRO]) == 1
+
+
+# -- issue 19, items 3 and 10 together: each of the `n` tasks is submitted once per job -----
+
+
+def test_each_of_n_tasks_is_submitted_once_and_resumed_by_a_later_attempt(
+    upstream: FakeBFL, make_settings: Any, catalog: Catalog
+) -> None:
+    """`n` images are `n` billed tasks, one record each: a later attempt polls the tasks it
+    finds and submits only the images no attempt submitted."""
+    provider = BlackForestLabsProvider.from_settings(
+        make_settings(bfl_api_key=BFL_KEY, bfl_base_url=upstream.url)
+    )
+    upstream.plan = Plan(pending_polls=3)
+    spec = catalog.resolve("flux-pro-1.1")
+    first_try = CancelToken()
+    kept: list[Mapping[int, UpstreamTask]] = []
+
+    def keep(records: Mapping[int, UpstreamTask]) -> None:
+        kept.append(records)
+        if 0 in records and records[0].polling_url:
+            first_try.cancel()  # cut off (a crash, say) while the first image's task runs
+
+    def task(state: UpstreamState) -> ImageTask:
+        return ImageTask(
+            kind="generate", options=options_for(catalog, spec, n=2, seed=5), upstream=state
+        )
+
+    with pytest.raises(Canceled):
+        provider.run(spec, task(UpstreamState(keep=keep)), progress=Progress(), cancel=first_try)
+    assert list(kept[-1]) == [0] and len(upstream.requests_to(PRO)) == 1
+
+    second = UpstreamState(kept[-1], keep=kept.append)
+    images = provider.run(spec, task(second), progress=Progress(), cancel=CancelToken())
+
+    assert [image.seed for image in images] == [5, 6]
+    assert [submit.json["seed"] for submit in upstream.requests_to(PRO)] == [5, 6]
+    assert kept[-1][0] == kept[1][0]  # image 0's task is the first attempt's
+    assert sorted(kept[-1]) == [0, 1]
+
+    # a third attempt (a crash before the result was stored) submits nothing more
+    again = provider.run(
+        spec, task(UpstreamState(kept[-1])), progress=Progress(), cancel=CancelToken()
+    )
+    assert [image.data for image in again] == [image.data for image in images]
+    assert len(upstream.requests_to(PRO)) == 2
+
+
+def test_the_records_of_n_tasks_are_kept_by_image_and_read_back() -> None:
+    records = {
+        0: UpstreamTask("bfl", task_id="a", polling_url="https://api.bfl.ai/a", deadline=1.5),
+        2: UpstreamTask("bfl"),
+    }
+
+    data = UpstreamState.data_of(records)
+
+    assert data is not None and sorted(data) == ["0", "2"]
+    assert UpstreamState.records_from(data) == records
+    assert UpstreamState.data_of({}) is None
+    # the first form of the note (one record, for the one request) is request 0's
+    assert UpstreamState.records_from(records[0].to_dict()) == {0: records[0]}
+    assert UpstreamState.records_from(None) == {}

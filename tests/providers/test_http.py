@@ -15,6 +15,7 @@ import pytest
 
 from pixelgate.errors import BackendError, Canceled
 from pixelgate.providers import CancelToken
+from pixelgate.providers.egress import EgressGuard
 from pixelgate.providers.http import (
     RetryPolicy,
     UpstreamClient,
@@ -39,7 +40,9 @@ def client(**policy: float) -> UpstreamClient:
         backoff_seconds=policy.pop("backoff_seconds", 0.001),
         max_delay_seconds=policy.pop("max_delay_seconds", 0.2),
     )
-    return UpstreamClient("example", timeout_seconds=2.0, retry=retry)
+    # the fakes are on loopback: allowed by name, as an operator would allow an internal host
+    guard = EgressGuard.create("example", allowed_hosts=["127.0.0.1"])
+    return UpstreamClient("example", timeout_seconds=2.0, retry=retry, guard=guard)
 
 
 @pytest.mark.parametrize(

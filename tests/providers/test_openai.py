@@ -14,7 +14,14 @@ from PIL import Image
 
 from pixelgate.catalog import Catalog
 from pixelgate.errors import BackendError, Canceled, ModelUnavailable, Timeout, ValidationError
-from pixelgate.providers import CancelToken, ImageInput, ImageTask, ProviderRegistry
+from pixelgate.providers import (
+    CancelToken,
+    ImageInput,
+    ImageTask,
+    ProviderRegistry,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.providers.openai import OpenAIProvider
 from tests.providers.conftest import OPENAI_KEY, Progress, options_for
 from tests.providers.upstreams.images import image_bytes
@@ -220,15 +227,29 @@ def test_500_is_a_backend_error_after_the_retries(
     assert len(upstream.requests_to(GENERATIONS)) == 3  # one attempt and two retries
 
 
-def test_a_dropped_connection_is_retried(
+def test_a_connection_dropped_after_the_request_was_sent_is_not_sent_again(
     provider: OpenAIProvider, upstream: FakeOpenAI, catalog: Catalog
 ) -> None:
+    """Issue 19.3: the provider may have accepted (and billed) it."""
     upstream.script(GENERATIONS, Reply(drop=True))
 
-    [image] = generate(provider, catalog, "dall-e-2", size="256x256")
+    with pytest.raises(BackendError, match="may have been accepted, so it is not sent again"):
+        generate(provider, catalog, "dall-e-2", size="256x256")
 
-    assert image.data == upstream.made[0]
-    assert len(upstream.requests_to(GENERATIONS)) == 2
+    assert len(upstream.requests_to(GENERATIONS)) == 1
+
+
+def test_a_request_an_earlier_attempt_sent_is_not_sent_again(
+    provider: OpenAIProvider, upstream: FakeOpenAI, catalog: Catalog
+) -> None:
+    spec = catalog.resolve("dall-e-2")
+    state = UpstreamState({0: UpstreamTask("openai")})  # a crash after sending, say
+    task = ImageTask(kind="generate", options=options_for(catalog, spec), upstream=state)
+
+    with pytest.raises(BackendError, match="earlier attempt of this job sent its request"):
+        provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+
+    assert upstream.requests_to(GENERATIONS) == []
 
 
 @pytest.mark.parametrize(

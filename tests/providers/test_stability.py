@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -18,7 +18,14 @@ from pixelgate.errors import (
     Timeout,
     ValidationError,
 )
-from pixelgate.providers import CancelToken, GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers import (
+    CancelToken,
+    GeneratedImage,
+    ImageInput,
+    ImageTask,
+    UpstreamState,
+    UpstreamTask,
+)
 from pixelgate.providers.http import UpstreamClient
 from pixelgate.providers.stability import StabilityProvider
 from tests.providers.conftest import STABILITY_KEY, Progress, options_for
@@ -402,3 +409,25 @@ def test_a_request_the_upstream_refuses_is_not_sent_again(
     with pytest.raises(ValidationError, match="too odd"):
         run(provider, catalog, n=3)
     assert len(upstream.requests_to(CORE)) == 1
+
+
+# -- issue 19, items 3 and 10 together: each of the `n` calls is sent once per job ----------
+
+
+def test_a_later_attempt_sends_only_the_images_no_attempt_sent(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    """Image 0's call was sent by an earlier attempt (and may be billed): it is not sent
+    again and that image is refunded; image 1's, never sent, is."""
+    spec = catalog.resolve("stable-image-core")
+    kept: list[Mapping[int, UpstreamTask]] = []
+    state = UpstreamState({0: UpstreamTask("stability")}, keep=kept.append)
+    task = ImageTask(
+        kind="generate", options=options_for(catalog, spec, n=2, seed=10), upstream=state
+    )
+
+    images = provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+
+    assert [image.seed for image in images] == [11]
+    assert [request.parts["seed"].text for request in upstream.requests_to(CORE)] == ["11"]
+    assert sorted(kept[-1]) == [0, 1]

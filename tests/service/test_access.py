@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select, update
 
 from pixelgate.db.tables import ApiKey
-from pixelgate.errors import Forbidden, Unauthorized
+from pixelgate.errors import Forbidden, Unauthorized, ValidationError
+from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
 
@@ -65,3 +66,26 @@ def test_the_bootstrap_admin_key_is_made_once_and_kept_private(
     assert key_file.read_text().strip() == key
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert "admin" in services.access.authenticate(f"Bearer {key}").scopes
+
+
+def test_an_admin_key_of_another_tenant_made_before_the_split_acts_for_its_tenant_only(
+    services: Services,
+) -> None:
+    """Issue 19.5: such a key minted keys for every tenant; it now administers its own."""
+    services.tenants.create(tenant_id="tenant-b", name="B", changes=TenantChanges())
+    record, key = services.access.create_key(
+        tenant_id="default", name="old", scopes=frozenset({"admin"})
+    )
+    with services.db.session() as session:  # as an older release stored it
+        session.execute(update(ApiKey).where(ApiKey.id == record.id).values(tenant_id="tenant-b"))
+    principal = services.access.authenticate(f"Bearer {key}")
+
+    assert not principal.is_global_admin and principal.is_admin
+    principal.require_admin_of("tenant-b")
+    principal.require("generate")
+    with pytest.raises(Forbidden):
+        principal.require_admin_of("default")
+    with pytest.raises(Forbidden):
+        principal.require("admin")
+    with pytest.raises(ValidationError):
+        services.access.create_key(tenant_id="tenant-b", name="x", scopes=frozenset({"admin"}))

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from pixelgate.errors import BackendError, Canceled
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pixelgate.db.tables import BudgetAccount
+from pixelgate.errors import BackendError, Canceled, StorageError
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand
+from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
 RUNNING, QUEUED = JobStatus.RUNNING, JobStatus.QUEUED
@@ -134,3 +145,54 @@ def test_another_tenant_cannot_see_or_cancel_a_job(services: Services) -> None:
         except NotFound:
             continue
         raise AssertionError(f"{action.__name__} let another tenant see the job")
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real full file system (a tmpfs of 64 KiB, filled) mounted over the blob store's
+    folder; the database stays where it was. Needs the right to mount (root in CI's
+    containers)."""
+    blobs = tmp_path / "blobs"
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small file system needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(blobs)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}")
+    try:
+        with contextlib.suppress(OSError), (blobs / "filler").open("wb") as filler:
+            while True:
+                filler.write(b"\0" * 4096)
+                filler.flush()
+        yield blobs
+    finally:
+        subprocess.run(["umount", "-l", str(blobs)], check=False)
+
+
+def test_a_full_disk_fails_the_job_at_once_with_storage_error_and_refunds(
+    services: Services, full_disk: Path
+) -> None:
+    """Issue 19.7: the job stayed `running`, money reserved, until housekeeping failed it."""
+    services.tenants.create(
+        tenant_id="acme",
+        name="acme",
+        changes=TenantChanges(prices={"test/fixture": {"default": "0.25"}}),
+    )
+    caller = Principal("key_acme", "acme", frozenset({"generate", "read"}))
+    job = services.jobs.submit(
+        caller,
+        ImageCommand(task="generate", model="test/fixture", options={"prompt": "x", "seed": 3}),
+    )
+    services.executor.run(job.id)
+
+    ended = services.jobs.get(caller, job.id)
+    assert (ended.status, ended.error_code) == ("failed", "STORAGE_ERROR")
+    assert ended.error_message == "Storing the result failed: No space left on device"
+    assert services.queue.job_ids == [job.id]  # not queued again
+    assert services.provider.runs == 1
+    with services.db.session() as session:
+        held = session.get(BudgetAccount, ("acme", "total"))
+        assert held is not None and (held.spent, held.reserved) == (0, 0)
+    assert StorageError.status == 507
+    assert not [p for p in full_disk.rglob(".tmp-*")]  # no partial file left behind

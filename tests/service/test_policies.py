@@ -106,6 +106,19 @@ def test_a_partial_result_pays_only_for_what_was_made(services: Services) -> Non
     assert ledger(services, "acme") == {"reserve": 750_000, "settle": 250_000, "refund": 500_000}
 
 
+def test_a_tenants_default_price_outranks_the_catalogs_size_prices(services: Services) -> None:
+    """Issue 19.2: the catalog prices dall-e-2 by size; a tenant's own `default` wins."""
+    spec = services.jobs._catalog.resolve("openai/dall-e-2")
+    options = services.jobs._catalog.validate_options(spec, {"prompt": "x", "size": "256x256"})
+    tenant(services, "flat", prices={"openai/dall-e-2": {"default": "1.00"}})
+    tenant(services, "sized", prices={"openai/dall-e-2": {"256x256": "0.50", "default": "1.00"}})
+    tenant(services, "other", prices={"openai/dall-e-2": {"1024x1024": "0.70"}})
+    price = services.billing.image_price
+    assert price(services.tenants.get("flat"), spec, options) == 1_000_000
+    assert price(services.tenants.get("sized"), spec, options) == 500_000
+    assert price(services.tenants.get("other"), spec, options) == 16_000  # then the catalog
+
+
 def test_over_budget_is_refused_with_what_remains(services: Services) -> None:
     caller = tenant(services, budget_total="0.60", **PRICED)
     services.jobs.submit(caller, command(n=2))

@@ -10,11 +10,12 @@ import time
 
 import pytest
 
-from pixelgate.db.tables import Job
-from pixelgate.errors import Canceled, ServiceUnavailable, Timeout
+from pixelgate.db.tables import BudgetAccount, Job
+from pixelgate.errors import BackendError, Canceled, ServiceUnavailable, Timeout
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
 from pixelgate.service.jobs import ImageCommand
+from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
@@ -224,3 +225,78 @@ def test_the_same_idempotency_key_waits_for_the_job_run_by_the_first_request(
     assert first.id == second.id
     assert (first.status, second.status) == ("succeeded", "succeeded")
     assert services.provider.runs == 1
+
+
+@pytest.mark.parametrize("policy", ["free", "charge"])
+def test_concurrent_identical_seeded_requests_compute_once_and_the_rest_are_cache_hits(
+    services: Services, policy: str
+) -> None:
+    """Issue 19.17: 50 identical seeded requests each computed and each paid (0 cache hits)."""
+    services.queue.inline = True
+    services.tenants.create(
+        tenant_id="acme",
+        name="acme",
+        changes=TenantChanges(cache_policy=policy, prices={"test/fixture": {"default": "0.25"}}),
+    )
+    caller = Principal("key_acme", "acme", frozenset({"generate", "read"}))
+
+    def slow(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        time.sleep(0.5)
+        return [GeneratedImage(b"\x89PNG once", "image/png", 8, 8, seed=task.options.seed_value)]
+
+    services.provider.behaviour = slow
+    requests = 20
+
+    async def scenario() -> list[Job]:
+        return list(
+            await asyncio.gather(
+                *(
+                    services.jobs.run(caller, COMMAND, timeout=20, disconnected=stays, answer=as_is)
+                    for _ in range(requests)
+                )
+            )
+        )
+
+    jobs = asyncio.run(scenario())
+
+    assert services.provider.runs == 1
+    assert sorted(job.cached for job in jobs) == [False] + [True] * (requests - 1)
+    assert len({job.id for job in jobs}) == requests  # each caller has a job of its own
+    assert all(job.status == "succeeded" for job in jobs)
+    with services.db.session() as session:
+        account = session.get(BudgetAccount, ("acme", "total"))
+        assert account is not None
+        per_hit = 250_000 if policy == "charge" else 0
+        assert (account.spent, account.reserved) == (250_000 + per_hit * (requests - 1), 0)
+
+
+def test_a_request_that_follows_a_failed_one_computes_itself(services: Services) -> None:
+    services.queue.inline = True
+    calls: list[int] = []
+
+    def fails_first(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        calls.append(1)
+        failing = len(calls) == 1
+        time.sleep(0.3)
+        if failing:
+            raise BackendError("upstream said no")
+        return [GeneratedImage(b"\x89PNG second", "image/png", 8, 8, seed=3)]
+
+    services.provider.behaviour = fails_first
+
+    async def scenario() -> list[Job | BaseException]:
+        first = asyncio.create_task(
+            services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays, answer=as_is)
+        )
+        await asyncio.sleep(0.1)
+        second = services.jobs.run(CALLER, COMMAND, timeout=10, disconnected=stays, answer=as_is)
+        return list(await asyncio.gather(first, second, return_exceptions=True))
+
+    first, second = asyncio.run(scenario())
+    assert isinstance(first, BackendError)
+    assert isinstance(second, Job) and second.status == "succeeded" and not second.cached
+    assert len(calls) == 2

@@ -1,4 +1,8 @@
-"""Admin routes: tenants, keys, prices, budgets, limits and everyone's usage. Admin scope."""
+"""Admin routes: tenants, keys, prices, budgets, limits and everyone's usage.
+
+Two reaches (see `service.access`): the operators' global `admin` scope reaches everything; a
+`tenant_admin` key reaches its own tenant's keys, record and usage, and nothing else. Every
+route names the reach it needs."""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from pixelgate.api.admin_protocol import (
     UsagePublic,
     WorkerPublic,
 )
-from pixelgate.api.deps import RuntimeDep, admin_principal
+from pixelgate.api.deps import AdminPrincipal, GlobalAdmin, RuntimeDep, admin_principal
 from pixelgate.api.protocol import Envelope
 from pixelgate.api.views import key_public, tenant_public, usage_public, worker_public
+from pixelgate.errors import NotFound
 from pixelgate.service.tenants import TenantChanges
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_principal)])
@@ -32,7 +37,9 @@ def _changes(body: TenantFields) -> TenantChanges:
 
 
 @router.post("/tenants", response_model=Envelope[TenantPublic], status_code=201)
-def create_tenant(body: TenantCreate, runtime: RuntimeDep) -> Envelope[TenantPublic]:
+def create_tenant(
+    body: TenantCreate, runtime: RuntimeDep, _: GlobalAdmin
+) -> Envelope[TenantPublic]:
     fields = body.model_copy()
     fields.model_fields_set.discard("name")
     tenant = runtime.tenants.create(tenant_id=body.id, name=body.name, changes=_changes(fields))
@@ -40,18 +47,21 @@ def create_tenant(body: TenantCreate, runtime: RuntimeDep) -> Envelope[TenantPub
 
 
 @router.get("/tenants", response_model=Envelope[list[TenantPublic]])
-def list_tenants(runtime: RuntimeDep) -> Envelope[list[TenantPublic]]:
+def list_tenants(runtime: RuntimeDep, _: GlobalAdmin) -> Envelope[list[TenantPublic]]:
     return Envelope(data=[tenant_public(runtime, t) for t in runtime.tenants.list_tenants()])
 
 
 @router.get("/tenants/{tenant_id}", response_model=Envelope[TenantPublic])
-def get_tenant(tenant_id: str, runtime: RuntimeDep) -> Envelope[TenantPublic]:
+def get_tenant(
+    tenant_id: str, runtime: RuntimeDep, principal: AdminPrincipal
+) -> Envelope[TenantPublic]:
+    principal.require_admin_of(tenant_id)
     return Envelope(data=tenant_public(runtime, runtime.tenants.get(tenant_id)))
 
 
 @router.patch("/tenants/{tenant_id}", response_model=Envelope[TenantPublic])
 def update_tenant(
-    tenant_id: str, body: TenantFields, runtime: RuntimeDep
+    tenant_id: str, body: TenantFields, runtime: RuntimeDep, _: GlobalAdmin
 ) -> Envelope[TenantPublic]:
     """Change a tenant's model lists, prices, budgets, limits or cache policy."""
     tenant = runtime.tenants.update(tenant_id, _changes(body))
@@ -59,8 +69,13 @@ def update_tenant(
 
 
 @router.post("/keys", response_model=Envelope[KeyCreated], status_code=201)
-def create_key(body: KeyCreate, runtime: RuntimeDep) -> Envelope[KeyCreated]:
+def create_key(
+    body: KeyCreate, runtime: RuntimeDep, principal: AdminPrincipal
+) -> Envelope[KeyCreated]:
     """A new API key for a tenant. The key is in this answer and nowhere else, ever."""
+    principal.require_admin_of(body.tenant_id)
+    if "admin" in body.scopes:
+        principal.require("admin")  # only the operators grant their own scope
     runtime.tenants.get(body.tenant_id)
     record, key = runtime.access.create_key(
         tenant_id=body.tenant_id,
@@ -74,22 +89,36 @@ def create_key(body: KeyCreate, runtime: RuntimeDep) -> Envelope[KeyCreated]:
 
 
 @router.get("/keys", response_model=Envelope[list[KeyPublic]])
-def list_keys(runtime: RuntimeDep, tenant_id: str | None = None) -> Envelope[list[KeyPublic]]:
+def list_keys(
+    runtime: RuntimeDep, principal: AdminPrincipal, tenant_id: str | None = None
+) -> Envelope[list[KeyPublic]]:
+    """Keys of one tenant, or of all (global admins); a tenant admin's of its own tenant."""
+    if not principal.is_global_admin:
+        tenant_id = tenant_id or principal.tenant_id
+        principal.require_admin_of(tenant_id)
     return Envelope(data=[key_public(record) for record in runtime.access.list_keys(tenant_id)])
 
 
 @router.post("/keys/{key_id}/revoke", response_model=Envelope[KeyPublic])
-def revoke_key(key_id: str, runtime: RuntimeDep) -> Envelope[KeyPublic]:
+def revoke_key(key_id: str, runtime: RuntimeDep, principal: AdminPrincipal) -> Envelope[KeyPublic]:
+    if not principal.is_global_admin:
+        record = runtime.access.get_key(key_id)
+        if record.tenant_id != principal.tenant_id:  # not found, as another tenant's jobs are
+            raise NotFound(f"No API key {key_id!r}", param="key_id")
     return Envelope(data=key_public(runtime.access.revoke(key_id)))
 
 
 @router.get("/usage", response_model=Envelope[list[UsagePublic]])
 def all_usage(
     runtime: RuntimeDep,
+    principal: AdminPrincipal,
     tenant_id: str | None = None,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> Envelope[list[UsagePublic]]:
-    """Spend and images per tenant, by model and by day."""
+    """Spend and images per tenant, by model and by day (a tenant admin: its own)."""
+    if not principal.is_global_admin:
+        tenant_id = tenant_id or principal.tenant_id
+        principal.require_admin_of(tenant_id)
     tenants = [runtime.tenants.get(tenant_id)] if tenant_id else runtime.tenants.list_tenants()
     return Envelope(data=[usage_public(runtime.billing.usage(t, days=days)) for t in tenants])
 
@@ -101,6 +130,7 @@ MAX_WITHIN_SECONDS = 366 * 86400
 @router.get("/workers", response_model=Envelope[list[WorkerPublic]])
 def list_workers(
     runtime: RuntimeDep,
+    _: GlobalAdmin,
     within_seconds: Annotated[float, Query(gt=0, le=MAX_WITHIN_SECONDS, allow_inf_nan=False)] = 60,
 ) -> Envelope[list[WorkerPublic]]:
     """Cluster workers seen in the last `within_seconds`, with their models and jobs."""

@@ -13,7 +13,9 @@ from PIL import Image
 
 from tests.api.openai.conftest import image_of, message_of, png
 from tests.conftest import Server
+from tests.providers.upstreams.images import image_bytes
 from tests.providers.upstreams.openai import EDITS, GENERATIONS, VARIATIONS, FakeOpenAI
+from tests.providers.upstreams.server import Reply
 
 
 def test_generate_a_url_that_serves_the_png(client: openai.OpenAI, gateway: Server) -> None:
@@ -298,3 +300,25 @@ def test_dall_e_2_gets_a_square_rgba_png_and_openais_mask(
     alpha = sent_mask.getchannel("A")
     assert alpha.crop((0, 0, 48, 96)).getextrema() == (0, 0)
     assert alpha.crop((48, 0, 96, 96)).getextrema() == (255, 255)
+
+
+def test_an_upstream_that_answers_more_images_than_asked_is_cut_to_n(
+    client: openai.OpenAI, upstream: FakeOpenAI, gateway: Server
+) -> None:
+    """Issue 19.4: eight images for `n=1` were all stored and returned while one was charged."""
+    extra = [image_bytes(256, 256, "png", color=(i, 1, 2)) for i in range(8)]
+    upstream.script(
+        GENERATIONS,
+        Reply.json(
+            {"created": 1, "data": [{"b64_json": base64.b64encode(raw).decode()} for raw in extra]}
+        ),
+    )
+    raw = client.images.with_raw_response.generate(
+        model="dall-e-2", prompt="one", n=1, size="256x256", response_format="b64_json"
+    )
+
+    result = raw.parse()
+    assert [base64.b64decode(item.b64_json or "") for item in result.data] == extra[:1]
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
+    assert len(job["result"]["data"]) == 1

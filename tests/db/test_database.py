@@ -1,0 +1,87 @@
+"""SQLite under another process's write lock: reads go on, readiness notices (issue 19.18)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from pixelgate.db import Database
+
+HOLD_SECONDS = 4.0
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with database.session() as session:
+        session.execute(text("CREATE TABLE t (x INTEGER)"))
+        session.execute(text("INSERT INTO t VALUES (1)"))
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def write_lock_elsewhere(database: Database) -> Iterator[subprocess.Popen[str]]:
+    """Another process (as `pixelgate` CLI or a second server would be) holds the write lock."""
+    path = database.url.removeprefix("sqlite:///")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"c = sqlite3.connect({path!r}, isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE'); c.execute('INSERT INTO t VALUES (2)')\n"
+            "print('held', flush=True)\n"
+            f"time.sleep({HOLD_SECONDS}); c.execute('COMMIT')\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    yield holder
+    holder.wait(30)
+
+
+def test_a_read_does_not_wait_behind_a_writer_waiting_for_another_process(
+    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+) -> None:
+    def write() -> None:  # this process's writer waits for the other process's lock
+        with database.session() as session:
+            session.execute(text("INSERT INTO t VALUES (3)"))
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    time.sleep(0.3)
+    assert writer.is_alive()
+    started = time.monotonic()
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    took = time.monotonic() - started
+    writer.join(30)
+    assert took < 1.0, f"a read waited {took:.1f}s behind a writer"
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 3
+
+
+def test_readiness_notices_a_database_locked_by_another_process(
+    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+) -> None:
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        database.ping(wait_seconds=0.5)
+    assert time.monotonic() - started < 2.0
+    write_lock_elsewhere.wait(30)
+    database.ping(wait_seconds=0.5)  # the lock gone: ready again
+
+
+def test_sqlite_is_in_wal_mode_so_readers_never_block_on_a_writer(database: Database) -> None:
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
