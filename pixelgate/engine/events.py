@@ -33,13 +33,18 @@ class JobEventMessage:
 
 
 class Subscription:
-    def __init__(self, bus: EventBus, job_id: str) -> None:
+    def __init__(self, bus: EventBus, job_id: str, *, only_endings: bool = False) -> None:
         self._bus = bus
         self.job_id = job_id
+        self.only_endings = only_endings
+        """Deliver the terminal event only: a waiter that wants the outcome is not woken at
+        every step (each wake-up takes a core from a model running on all of them)."""
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[JobEventMessage] = asyncio.Queue()
 
     def deliver(self, event: JobEventMessage) -> None:
+        if self.only_endings and not event.is_terminal:
+            return
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
             self._loop.call_soon_threadsafe(self._queue.put_nowait, event)
 
@@ -63,11 +68,11 @@ class EventBus:
         self._endings: OrderedDict[str, JobEventMessage] = OrderedDict()
         """The terminal events of the latest jobs to end, oldest first."""
 
-    def subscribe(self, job_id: str) -> Subscription:
+    def subscribe(self, job_id: str, *, only_endings: bool = False) -> Subscription:
         """Called from the event loop; events are delivered into that loop. A job that ended
         lately (its terminal event passed through this bus) delivers that event at once, so a
         subscriber who comes a moment late does not wait for news that has passed."""
-        subscription = Subscription(self, job_id)
+        subscription = Subscription(self, job_id, only_endings=only_endings)
         with self._lock:
             self._subscriptions.setdefault(job_id, set()).add(subscription)
             ended = self._endings.get(job_id)

@@ -80,10 +80,18 @@ class _Stopped:
 
 
 @dataclass(eq=False)
+class _Pending:
+    """A request sent to a child: where its answer goes, and whom its progress is told."""
+
+    inbox: queue.SimpleQueue[Done | _Stopped]
+    progress: ProgressCallback
+
+
+@dataclass(eq=False)
 class _Child:
     process: subprocess.Popen[bytes]
     channel: Channel
-    pending: dict[int, queue.SimpleQueue[Progress | Done | _Stopped]] = field(default_factory=dict)
+    pending: dict[int, _Pending] = field(default_factory=dict)
     alive: bool = True
     retiring: bool = False
     """Due for recycling: takes no new work, and is replaced once its last job ends."""
@@ -154,14 +162,14 @@ class ModelProcess:
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
         request_id = next(self._ids)
-        inbox: queue.SimpleQueue[Progress | Done | _Stopped] = queue.SimpleQueue()
+        inbox: queue.SimpleQueue[Done | _Stopped] = queue.SimpleQueue()
         with self._cond:
             child = self._current()
-            child.pending[request_id] = inbox
+            child.pending[request_id] = _Pending(inbox, progress)
         try:
             # a local model sends nothing upstream; the job's note-taker stays in this process
             self._send(child, Run(request_id, spec, replace(task, upstream=UpstreamState())))
-            return self._wait(child, request_id, inbox, progress, cancel)
+            return self._wait(child, request_id, inbox, cancel)
         finally:
             with self._cond:
                 child.pending.pop(request_id, None)
@@ -264,9 +272,15 @@ class ModelProcess:
         while (message := child.channel.receive()) is not None:
             if isinstance(message, Progress | Done):
                 with self._cond:
-                    inbox = child.pending.get(message.request_id)
-                if inbox is not None:
-                    inbox.put(message)
+                    pending = child.pending.get(message.request_id)
+                if pending is None:
+                    continue
+                if isinstance(message, Progress):
+                    # told from here: waking the request's thread at every step would take a
+                    # core from the model, which runs on all of them
+                    pending.progress(message.step, message.total)
+                else:
+                    pending.inbox.put(message)
             elif isinstance(message, Loaded):
                 with self._cond:
                     self._loaded[message.model_id] = message.error
@@ -286,8 +300,8 @@ class ModelProcess:
         reason = _describe_exit(returncode)
         with self._cond:
             child.alive = False
-            for inbox in child.pending.values():
-                inbox.put(_Stopped(reason))
+            for pending in child.pending.values():
+                pending.inbox.put(_Stopped(reason))
             unexpected = not child.retiring and not self._stopping
             if self._child is child:
                 self._child = None
@@ -318,11 +332,10 @@ class ModelProcess:
         self,
         child: _Child,
         request_id: int,
-        inbox: queue.SimpleQueue[Progress | Done | _Stopped],
-        progress: ProgressCallback,
+        inbox: queue.SimpleQueue[Done | _Stopped],
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
-        """The request's messages until its answer; a cancel is passed on once."""
+        """The request's answer; a cancel is passed on once."""
         cancel_sent = False
         while True:
             try:
@@ -332,9 +345,7 @@ class ModelProcess:
                     cancel_sent = True
                     self._send(child, Cancel(request_id))
                 continue
-            if isinstance(message, Progress):
-                progress(message.step, message.total)
-            elif isinstance(message, _Stopped):
+            if isinstance(message, _Stopped):
                 raise WorkerCrashed(
                     f"The model worker process stopped ({message.reason}) while running this "
                     "job; it was restarted"

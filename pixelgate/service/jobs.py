@@ -563,7 +563,7 @@ class JobService:
         waiting. The job's end comes as an event (carrying the ended record when
         it ended in this process, else it is read); the record is read again at least every
         second in case an event went astray."""
-        subscription = self._bus.subscribe(job_id)
+        subscription = self._bus.subscribe(job_id, only_endings=True)
         job = submitted
         try:
             while True:
@@ -577,8 +577,6 @@ class JobService:
                 job = None
                 try:
                     event = await subscription.next(limit)
-                    while not event.is_terminal:
-                        event = await subscription.next(limit)
                     job = _ended_job(caller.principal, event)
                 except TimeoutError:
                     pass
