@@ -189,10 +189,10 @@ class ModelProcess:
         now and after every restart. With `wait`, return once all are loaded; raises
         `ServiceUnavailable` naming a model that failed."""
         with self._cond:
+            child = self._current()  # a child started from now on gets them with the rest
             self._preloads.extend(specs)
             for spec, _ in specs:
                 self._loaded[spec.id] = "loading"
-            child = self._current()
         for spec, warm_up in specs:
             self._send(child, Preload(spec, warm_up))
         if wait:
@@ -204,7 +204,8 @@ class ModelProcess:
                 raise ServiceUnavailable(f"Preloading failed: {failed}")
 
     def readiness(self) -> str:
-        """ "ok" once every preloaded model is loaded and warm; else what is not."""
+        """How the preloaded models are: "ok" once all are loaded and warm; else which are
+        still loading, or which failed and why."""
         with self._cond:
             states = sorted(self._loaded.items())
         failed = [f"{key}: {state}" for key, state in states if state not in (None, "loading")]
