@@ -265,6 +265,7 @@ class JobService:
         job = self._new_job(principal, command, spec.id, options.model_dump(mode="json"))
         job.inputs = inputs or None
         job.cache_key = key
+        job.cache_bypassed = not command.use_cache
         # 5. money, reserved in the job's own transaction
         cost = rules.billing.image_price(tenant, spec, options) * options.n
 
@@ -413,6 +414,7 @@ class JobService:
             attempts=0,
             cancel_requested=False,
             cached=False,
+            cache_bypassed=False,
             created_at=self._clock.now(),
             enqueued_at=self._clock.now(),
         )
