@@ -193,7 +193,9 @@ class Runtime:
                     images_per_day=settings.default_images_per_day,
                     concurrent_jobs=settings.default_concurrent_jobs,
                 ),
-                cache=ResultCache(self.db, self.files, shared=settings.cache_shared),
+                cache=ResultCache(
+                    self.db, self.files, self.billing, self.clock, shared=settings.cache_shared
+                ),
                 idempotency=IdempotencyKeys(self.db, self.clock),
                 safety=self.safety,
             ),

@@ -164,7 +164,7 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         billing=billing,
         limits=RateLimits(),
         default_limits=LimitValues(),
-        cache=ResultCache(db, files, shared=False),
+        cache=ResultCache(db, files, billing, clock, shared=False),
         idempotency=IdempotencyKeys(db, clock),
     )
     executor = JobExecutor(
