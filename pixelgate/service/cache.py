@@ -2,10 +2,18 @@
 input images gets the stored result at once. Hits are per tenant unless the operator shares
 them.
 
-Identical requests that arrive together are merged in flight: a caller who waits for its
-result and finds the same request queued or running waits for that job and is then served
-from the cache (see `JobService._submit`); `InFlight` makes identical requests of one process
-look and record one after the other, so that they see each other's jobs."""
+Identical requests that arrive together are merged in flight, so that one computes and the rest
+are served from the cache:
+
+- a caller who waits for its result (a synchronous request) and finds the same request queued
+  or running waits for that job before it has one of its own (see `JobService._submit`);
+  `InFlight` makes identical requests of one process look and record one after the other, so
+  that they see each other's jobs;
+- a job of its own (an asynchronous request) is merged when it runs: before it computes, it
+  waits for an older identical job in flight (see `JobExecutor._identical_result`).
+
+Either way the hit becomes a job of the caller's own over the stored images, billed under the
+tenant's cache policy, in one place: `ResultCache.serve`."""
 
 from __future__ import annotations
 
@@ -18,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
@@ -107,9 +115,11 @@ class ResultCache:
         """The name under which hits for this key are shared: the tenant's, or everyone's."""
         return key if self.shared else f"{tenant_id}/{key}"
 
-    def in_flight(self, tenant_id: str, key: str) -> Job | None:
+    def in_flight(self, tenant_id: str, key: str, *, before: Job | None = None) -> Job | None:
         """The oldest job with this key that is queued or running (not being canceled): the
-        one an identical request may wait for."""
+        one an identical request may wait for. With `before`, only a job older than that one
+        (created earlier; the id decides a tie): a job waits only for older ones, so no two
+        jobs ever wait for each other."""
         query = (
             select(Job)
             .where(
@@ -118,11 +128,18 @@ class ResultCache:
                 Job.cached.is_(False),
                 Job.cancel_requested.is_(False),
             )
-            .order_by(Job.created_at)
+            .order_by(Job.created_at, Job.id)
             .limit(1)
         )
         if not self.shared:
             query = query.where(Job.tenant_id == tenant_id)
+        if before is not None:
+            query = query.where(
+                or_(
+                    Job.created_at < before.created_at,
+                    and_(Job.created_at == before.created_at, Job.id < before.id),
+                )
+            )
         with self._db.session() as session:
             return session.scalars(query).first()
 

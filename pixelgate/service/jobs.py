@@ -214,7 +214,8 @@ class JobService:
             inputs = self._mask_to_image_size(inputs)
         inputs = with_option_adjustment(inputs, option_change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
-        # request) and finds the same request in flight waits for it and takes its result
+        # request) and finds the same request in flight waits for it and takes its result;
+        # a job of its own (an asynchronous request) does so when it runs (`JobExecutor`)
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
