@@ -131,6 +131,9 @@ class Runtime:
         )
         self.workers = WorkerRegistry(self.db, self.clock)
         self.worker_id = WorkerRegistry.new_id()
+        cache = ResultCache(
+            self.db, self.files, self.billing, self.clock, shared=settings.cache_shared
+        )
         self.executor = JobExecutor(
             store,
             self.catalog,
@@ -144,6 +147,7 @@ class Runtime:
             max_attempts=settings.max_attempts,
             requeue=self.enqueue,
             safety=self.safety,
+            cache=cache,
         )
         self.celery = _celery(settings.broker_url) if settings.broker_url else None
         self.local_worker = (
@@ -193,7 +197,7 @@ class Runtime:
                     images_per_day=settings.default_images_per_day,
                     concurrent_jobs=settings.default_concurrent_jobs,
                 ),
-                cache=ResultCache(self.db, self.files, shared=settings.cache_shared),
+                cache=cache,
                 idempotency=IdempotencyKeys(self.db, self.clock),
                 safety=self.safety,
             ),

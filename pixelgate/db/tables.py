@@ -93,6 +93,10 @@ class Job(Base):
     cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     """This job's result was served from the cache."""
+    cache_bypassed: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The request skipped the result cache (`"cache": false`): the job computes its images,
+    neither served from the cache nor waiting for an identical job in flight. Its result still
+    serves later requests."""
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -27,6 +27,10 @@ class CancelToken:
     def canceled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, timeout: float) -> bool:
+        """Block until canceled or for `timeout` seconds; whether it was canceled."""
+        return self._event.wait(timeout)
+
 
 @dataclass(frozen=True)
 class GeneratedImage:

@@ -2,10 +2,18 @@
 input images gets the stored result at once. Hits are per tenant unless the operator shares
 them.
 
-Identical requests that arrive together are merged in flight: a caller who waits for its
-result and finds the same request queued or running waits for that job and is then served
-from the cache (see `JobService._submit`); `InFlight` makes identical requests of one process
-look and record one after the other, so that they see each other's jobs."""
+Identical requests that arrive together are merged in flight, so that one computes and the rest
+are served from the cache:
+
+- a caller who waits for its result (a synchronous request) and finds the same request queued
+  or running waits for that job before it has one of its own (see `JobService._submit`);
+  `InFlight` makes identical requests of one process look and record one after the other, so
+  that they see each other's jobs;
+- a job of its own (an asynchronous request) is merged when it runs: before it computes, it
+  waits for an older identical job in flight (see `JobExecutor._identical_result`).
+
+Either way the hit becomes a job of the caller's own over the stored images, billed under the
+tenant's cache policy, in one place: `ResultCache.serve`."""
 
 from __future__ import annotations
 
@@ -13,18 +21,35 @@ import hashlib
 import json
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
 
+from pixelgate.clock import Clock
 from pixelgate.db import Database
-from pixelgate.db.tables import Job
+from pixelgate.db.tables import Job, Tenant
+from pixelgate.service.billing import Billing
 from pixelgate.service.files import FileService
 from pixelgate.service.job_store import JobStatus
 
 IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+FOLLOW_FIRST_PAUSE = 0.02
+FOLLOW_MAX_PAUSE = 0.5
+"""How often a request that waits for an identical one in flight looks at it again."""
+
+
+def follow_pauses() -> Iterator[float]:
+    """The pauses between looks at a job in flight that a request waits for: short at first,
+    for the job that is about to end, then doubling up to `FOLLOW_MAX_PAUSE`."""
+    pause = FOLLOW_FIRST_PAUSE
+    while True:
+        yield pause
+        pause = min(pause * 2, FOLLOW_MAX_PAUSE)
 
 
 def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: dict[str, Any]) -> str:
@@ -46,10 +71,26 @@ def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: dict[st
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class ServedHit:
+    """An earlier job's images as a job of the caller's own (`ResultCache.serve`)."""
+
+    result: dict[str, Any]
+    """The job's result: the earlier job's, pointing at the job's own file records over the
+    same stored bytes."""
+    record: Callable[[Session], None]
+    """To run in the transaction that records the job's success: records those files and bills
+    the hit under the tenant's cache policy."""
+
+
 class ResultCache:
-    def __init__(self, db: Database, files: FileService, *, shared: bool) -> None:
+    def __init__(
+        self, db: Database, files: FileService, billing: Billing, clock: Clock, *, shared: bool
+    ) -> None:
         self._db = db
         self._files = files
+        self._billing = billing
+        self._clock = clock
         self.shared = shared
 
     def lookup(self, tenant_id: str, key: str) -> Job | None:
@@ -74,9 +115,11 @@ class ResultCache:
         """The name under which hits for this key are shared: the tenant's, or everyone's."""
         return key if self.shared else f"{tenant_id}/{key}"
 
-    def in_flight(self, tenant_id: str, key: str) -> Job | None:
+    def in_flight(self, tenant_id: str, key: str, *, before: Job | None = None) -> Job | None:
         """The oldest job with this key that is queued or running (not being canceled): the
-        one an identical request may wait for."""
+        one an identical request may wait for. With `before`, only a job older than that one
+        (created earlier; the id decides a tie): a job waits only for older ones, so no two
+        jobs ever wait for each other."""
         query = (
             select(Job)
             .where(
@@ -85,13 +128,59 @@ class ResultCache:
                 Job.cached.is_(False),
                 Job.cancel_requested.is_(False),
             )
-            .order_by(Job.created_at)
+            .order_by(Job.created_at, Job.id)
             .limit(1)
         )
         if not self.shared:
             query = query.where(Job.tenant_id == tenant_id)
+        if before is not None:
+            query = query.where(
+                or_(
+                    Job.created_at < before.created_at,
+                    and_(Job.created_at == before.created_at, Job.id < before.id),
+                )
+            )
         with self._db.session() as session:
             return session.scalars(query).first()
+
+    def serve(self, hit: Job, *, tenant_id: str, job_id: str, price: int | None) -> ServedHit:
+        """The images of `hit` (a `lookup`) as the result of the tenant's job `job_id`, and how
+        to record them and bill it: a tenant whose cache policy is "charge" pays for the
+        images, one whose policy is "free" nothing.
+
+        `price`: the price of one image, for a job made as a hit, which reserved nothing (a
+        request served as it is accepted); None for a job that reserved its price when it was
+        accepted (one served when it runs), whose reservation is then settled in full or
+        refunded in full."""
+        items = (hit.result or {}).get("images", [])
+        records = self._files.get_many(hit.tenant_id, [item["file_id"] for item in items])
+        copies = [
+            self._files.duplicate(records[item["file_id"]], tenant_id=tenant_id, job_id=job_id)
+            for item in items
+        ]
+        result = {
+            "created": int(self._clock.now().timestamp()),
+            "images": [
+                {**item, "file_id": copy.id} for item, copy in zip(items, copies, strict=True)
+            ],
+        }
+
+        def record(session: Session) -> None:
+            session.add_all(copies)
+            tenant = session.get(Tenant, tenant_id)
+            charged = tenant is not None and tenant.cache_policy == "charge"
+            images = len(copies)
+            if price is None:
+                self._billing.finish(session, job_id, produced=images if charged else 0)
+            elif charged and price * images > 0:
+                assert tenant is not None
+                self._billing.reserve(
+                    session, tenant=tenant, job_id=job_id, model=hit.model,
+                    amount=price * images, images=images,
+                )  # fmt: skip
+                self._billing.finish(session, job_id, produced=images)
+
+        return ServedHit(result, record)
 
 
 class _Turn:

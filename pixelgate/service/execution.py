@@ -5,12 +5,17 @@ method. The claim is a conditional update in the database, so a job handed out t
 The claim leases the job to this worker; the worker renews the lease while it works, and only
 the lease holder may end the job, so a job taken back from a worker presumed dead is never
 finished twice.
+
+A cacheable job (a fixed seed, the cache not bypassed) looks for an identical request's result
+before it computes: a cache hit ends it at once, and an older identical job in flight is waited
+for first (see `_identical_result`), so that identical asynchronous requests compute once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
@@ -27,6 +32,7 @@ from pixelgate.providers import (
     UpstreamState,
     UpstreamTask,
 )
+from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
@@ -39,6 +45,12 @@ RUNNING = (JobStatus.RUNNING,)
 
 TRANSIENT = (OSError, MemoryError)
 """Unexpected failures worth another try (I/O, memory); other surprises are bugs and fail."""
+
+FOLLOW_QUEUED_LIMIT = 2.0
+"""How long (seconds) a job waits for an older identical job that is still queued. That job is
+older, so it is normally taken before this one and runs within moments; one queued for longer
+waits behind other work (its retry, a busy worker elsewhere), and this job computes instead of
+holding a worker thread that the other may need."""
 
 
 class JobExecutor:
@@ -57,7 +69,10 @@ class JobExecutor:
         max_attempts: int,
         requeue: Callable[[str, str], None],
         safety: Safety | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
+        """`cache`: the result cache, for a cacheable job to be served from when it runs (an
+        identical job finished or in flight); None, and every job computes."""
         self._store = store
         self._catalog = catalog
         self._providers = providers
@@ -70,6 +85,7 @@ class JobExecutor:
         self._max_attempts = max_attempts
         self._requeue = requeue
         self._safety = safety
+        self._cache = cache
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         self._keeper = _LeaseKeeper(store, clock, worker_id=worker_id, lease=self._lease)
@@ -125,7 +141,11 @@ class JobExecutor:
             provider = self._providers.for_model(spec)
             if token.canceled:
                 raise Canceled("Job canceled")
-            # 3. the work, with progress and cancel at every step
+            # 3. the result of an identical request, when there is one or one is on its way
+            hit = self._identical_result(job, token)
+            if hit is not None:
+                return self._end_as_hit(job, hit)
+            # 4. the work, with progress and cancel at every step
             inputs = job.inputs or {}
             task = ImageTask(
                 kind=job.task,  # type: ignore[arg-type]
@@ -147,10 +167,10 @@ class JobExecutor:
                     job_id, spec.provider, len(images), options.n, options.n,
                 )  # fmt: skip
                 images = images[: options.n]
-            # 4. the safety check, when on: a flagged image is never stored
+            # 5. the safety check, when on: a flagged image is never stored
             if self._safety is not None:
                 self._safety.check_images(job.tenant_id, images)
-            # 5. the results: bytes stored first, then their records and the success in one
+            # 6. the results: bytes stored first, then their records and the success in one
             # transaction, so a job that says it succeeded always has its files
             stored = [
                 self._files.prepare(tenant_id=job.tenant_id, job_id=job_id, image=image)
@@ -198,6 +218,61 @@ class JobExecutor:
             log.exception("job %s failed unexpectedly", job_id)
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
             return self._fail_or_retry(job, error, retry=False)
+
+    def _identical_result(self, job: Job, token: CancelToken) -> Job | None:
+        """For a cacheable job: the succeeded job of an identical request to serve it from,
+        waiting first for an older identical job in flight to end; None when this job
+        computes (it is not cacheable, it is the oldest, or the one it waited for failed).
+
+        A job waits only for an older one, so no two jobs wait for each other; and it waits
+        for one still queued only briefly (`FOLLOW_QUEUED_LIMIT`), so waiting jobs never hold
+        every worker thread while the job they wait for is queued behind them."""
+        cache, key = self._cache, job.cache_key
+        if cache is None or key is None or job.cache_bypassed:
+            return None
+        while True:
+            hit = cache.lookup(job.tenant_id, key)
+            if hit is not None:
+                return hit
+            leader = cache.in_flight(job.tenant_id, key, before=job)
+            if leader is None:
+                return cache.lookup(job.tenant_id, key)  # one that ended between the looks
+            if not self._await_end(leader.id, token):
+                return None
+
+    def _await_end(self, leader_id: str, token: CancelToken) -> bool:
+        """Wait for the job `leader_id` to end (however it ends): True once it has; False when
+        it is still queued after `FOLLOW_QUEUED_LIMIT`. Raises `Canceled` when this job is
+        canceled meanwhile (its lease is kept by `_LeaseKeeper` all along)."""
+        queued_since: float | None = None
+        for pause in follow_pauses():
+            leader = self._store.load(leader_id)
+            if leader is None or JobStatus(leader.status).is_terminal:
+                return True
+            if leader.status != JobStatus.QUEUED:
+                queued_since = None
+            elif queued_since is None:
+                queued_since = time.monotonic()
+            elif time.monotonic() - queued_since > FOLLOW_QUEUED_LIMIT:
+                return False
+            if token.wait(pause):
+                raise Canceled("Job canceled")
+        return False  # not reached: the pauses never end
+
+    def _end_as_hit(self, job: Job, hit: Job) -> Job | None:
+        """End the job as a cache hit over the images of `hit`, billed under the tenant's cache
+        policy as a hit served at once is (see `ResultCache.serve`)."""
+        assert self._cache is not None
+        served = self._cache.serve(hit, tenant_id=job.tenant_id, job_id=job.id, price=None)
+        return self._store.end(
+            job.id,
+            to=JobStatus.SUCCEEDED,
+            held_by=self.worker_id,
+            event_data={"cached": True},
+            within=served.record,
+            result=served.result,
+            cached=True,
+        )
 
     def _upstream_of(self, job: Job) -> UpstreamState:
         """What earlier attempts of the job left with a hosted provider (one record per

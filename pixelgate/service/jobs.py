@@ -38,7 +38,7 @@ from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import TaskKind
 from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
-from pixelgate.service.cache import InFlight, ResultCache, cache_key
+from pixelgate.service.cache import InFlight, ResultCache, cache_key, follow_pauses
 from pixelgate.service.edit_sizes import (
     ADJUSTMENT_KEY,
     adjustment,
@@ -58,10 +58,6 @@ from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 
 log = logging.getLogger(__name__)
-
-FOLLOW_FIRST_PAUSE = 0.02
-FOLLOW_MAX_PAUSE = 0.5
-"""How often a request that waits for an identical one in flight looks at it again."""
 
 Answer = TypeVar("Answer")
 """What a synchronous request makes of its succeeded job (`JobService.run`)."""
@@ -218,7 +214,8 @@ class JobService:
             inputs = self._mask_to_image_size(inputs)
         inputs = with_option_adjustment(inputs, option_change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
-        # request) and finds the same request in flight waits for it and takes its result
+        # request) and finds the same request in flight waits for it and takes its result;
+        # a job of its own (an asynchronous request) does so when it runs (`JobExecutor`)
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
@@ -265,6 +262,7 @@ class JobService:
         job = self._new_job(principal, command, spec.id, options.model_dump(mode="json"))
         job.inputs = inputs or None
         job.cache_key = key
+        job.cache_bypassed = not command.use_cache
         # 5. money, reserved in the job's own transaction
         cost = rules.billing.image_price(tenant, spec, options) * options.n
 
@@ -320,8 +318,7 @@ class JobService:
 
     def _await_end(self, job_id: str, deadline: float) -> None:
         """Block until the job is over (however it ended), or raise `Timeout` at `deadline`."""
-        pause = FOLLOW_FIRST_PAUSE
-        while True:
+        for pause in follow_pauses():
             job = self._store.load(job_id)
             if job is None or JobStatus(job.status).is_terminal:
                 return
@@ -332,7 +329,6 @@ class JobService:
                     "synchronous timeout. Send this one again, or asynchronously"
                 )
             time.sleep(min(pause, left))
-            pause = min(pause * 2, FOLLOW_MAX_PAUSE)
 
     def _hand_over(self, job: Job) -> None:
         """Queue an accepted job. If the queue is down the job stays recorded as queued, and
@@ -354,36 +350,20 @@ class JobService:
         """A finished job of the caller's own, over the stored images of an earlier one."""
         rules = self._policies
         job = self._new_job(principal, command, hit.model, hit.options)
-        items = (hit.result or {}).get("images", [])
-        records = self._files.get_many(hit.tenant_id, [item["file_id"] for item in items])
-        copies = [
-            self._files.duplicate(records[item["file_id"]], tenant_id=tenant.id, job_id=job.id)
-            for item in items
-        ]
+        spec = self._catalog.resolve(hit.model)
+        options = self._catalog.validate_options(spec, hit.options, task=hit.task)
+        price = rules.billing.image_price(tenant, spec, options)
+        served = rules.cache.serve(hit, tenant_id=tenant.id, job_id=job.id, price=price)
         now = self._clock.now()
         job.status = JobStatus.SUCCEEDED
         job.cached = True
         job.cache_key = key
         job.inputs = hit.inputs
         job.started_at = job.finished_at = now
-        job.result = {
-            "created": int(now.timestamp()),
-            "images": [
-                {**item, "file_id": copy.id} for item, copy in zip(items, copies, strict=True)
-            ],
-        }
-        spec = self._catalog.resolve(hit.model)
-        options = self._catalog.validate_options(spec, hit.options, task=hit.task)
-        cost = rules.billing.image_price(tenant, spec, options) * len(copies)
+        job.result = served.result
 
         def within(session: Session) -> None:
-            session.add_all(copies)
-            if tenant.cache_policy == "charge" and cost > 0:
-                rules.billing.reserve(
-                    session, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
-                    images=len(copies),
-                )  # fmt: skip
-                rules.billing.finish(session, job.id, produced=len(copies))
+            served.record(session)
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
 
         try:
@@ -413,6 +393,7 @@ class JobService:
             attempts=0,
             cancel_requested=False,
             cached=False,
+            cache_bypassed=False,
             created_at=self._clock.now(),
             enqueued_at=self._clock.now(),
         )

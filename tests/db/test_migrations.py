@@ -69,8 +69,10 @@ def test_upgrading_a_populated_database_keeps_every_row(blank_database: Database
     upgrade(database)
 
     with database.engine.connect() as connection:
-        cached, cache_key = connection.execute(text("SELECT cached, cache_key FROM jobs")).one()
-        assert (bool(cached), cache_key) == (False, None)
+        cached, cache_key, bypassed = connection.execute(
+            text("SELECT cached, cache_key, cache_bypassed FROM jobs")
+        ).one()
+        assert (bool(cached), cache_key, bool(bypassed)) == (False, None, False)
         assert connection.execute(text("SELECT cache_policy FROM tenants")).scalar() == "free"
         assert connection.execute(text("SELECT count(*) FROM job_events")).scalar() == 1
         assert connection.execute(text("SELECT count(*) FROM files")).scalar() == 1

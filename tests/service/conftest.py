@@ -159,12 +159,13 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
     tenants = TenantService(db, clock)
     billing = Billing(db, clock)
     store = JobStore(db, bus, clock, on_finish=[billing.on_job_finished])
+    cache = ResultCache(db, files, billing, clock, shared=False)
     policies = Policies(
         tenants=tenants,
         billing=billing,
         limits=RateLimits(),
         default_limits=LimitValues(),
-        cache=ResultCache(db, files, shared=False),
+        cache=cache,
         idempotency=IdempotencyKeys(db, clock),
     )
     executor = JobExecutor(
@@ -179,6 +180,7 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         lease_seconds=30,
         max_attempts=2,
         requeue=queue.enqueue,
+        cache=cache,
     )
     jobs = JobService(
         store,
