@@ -67,6 +67,9 @@ class UpstreamTask:
     polling_url: str | None = None
     deadline: float | None = None
     """When to give up waiting for it (seconds since the epoch)."""
+    by_attempt: int | None = None
+    """The attempt of the job that noted it; the note made when that attempt claimed the job
+    (see `SENDS_ONE_REQUEST`) lets it send without a note of its own."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +83,7 @@ class UpstreamTask:
             task_id=data.get("task_id"),
             polling_url=data.get("polling_url"),
             deadline=data.get("deadline"),
+            by_attempt=data.get("by_attempt"),
         )
 
 
@@ -94,9 +98,13 @@ class UpstreamState:
         self,
         earlier: Mapping[int, UpstreamTask] | None = None,
         keep: Callable[[Mapping[int, UpstreamTask]], None] | None = None,
+        *,
+        attempt: int | None = None,
     ) -> None:
         self._tasks = dict(earlier or {})
         self._keep = keep
+        self.attempt = attempt
+        """This attempt of the job (its count of starts); None outside a job."""
 
     @property
     def earlier(self) -> UpstreamTask | None:
@@ -105,6 +113,11 @@ class UpstreamState:
 
     def earlier_of(self, index: int) -> UpstreamTask | None:
         return self._tasks.get(index)
+
+    def noted_by_this_attempt(self, task: UpstreamTask) -> bool:
+        """Whether `task` is this attempt's own note (made when it claimed the job), not a
+        request an earlier attempt may have sent."""
+        return task.by_attempt is not None and task.by_attempt == self.attempt
 
     def note(self, task: UpstreamTask | None, *, index: int = 0) -> None:
         """Record `task` as request `index` (None: nothing was sent after all, e.g. the
@@ -135,6 +148,13 @@ class UpstreamState:
             if task is not None and str(index).isdigit():
                 records[int(index)] = task
         return records
+
+
+def sends_one_request(provider: object) -> bool:
+    """Whether `provider` makes all of a job's images with one billed request (its request 0):
+    the service then notes that request with the job in the write that claims it, instead of a
+    write of its own just before sending (one transaction less on every request)."""
+    return bool(getattr(provider, "sends_one_request", False))
 
 
 @dataclass(frozen=True)

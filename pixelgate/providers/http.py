@@ -381,12 +381,14 @@ def send_once(
     request that makes them all) before it goes; if an earlier attempt of the job noted it, it
     is not sent again (the provider may have accepted and billed it) and it fails. A failure
     that shows the request never left (a retryable one: no connection) takes the note back."""
-    if task.upstream.earlier_of(index) is not None:
+    noted = task.upstream.earlier_of(index)
+    if noted is not None and not task.upstream.noted_by_this_attempt(noted):
         raise BackendError(
             f"An earlier attempt of this job sent its request to the {provider} provider, which "
             "may have accepted (and billed) it; it is not sent again"
         )
-    task.upstream.note(UpstreamTask(provider), index=index)
+    if noted is None:
+        task.upstream.note(UpstreamTask(provider, by_attempt=task.upstream.attempt), index=index)
     try:
         return send()
     except Error as exc:

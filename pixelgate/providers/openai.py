@@ -71,6 +71,8 @@ MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 
 class OpenAIProvider:
     name = PROVIDER
+    sends_one_request = True
+    """A job's `n` images come from one request (see `providers.base.sends_one_request`)."""
 
     def __init__(self, *, api_key: SecretStr | None, base_url: str, http: UpstreamClient) -> None:
         self._key = ProviderKey(self.name, api_key, "PIXELGATE_OPENAI_API_KEY")

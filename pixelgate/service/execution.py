@@ -285,7 +285,7 @@ class JobExecutor:
             if not self._store.keep_upstream(job.id, self.worker_id, data):
                 log.warning("job %s: could not note its upstream task (no longer held)", job.id)
 
-        return UpstreamState(earlier, keep)
+        return UpstreamState(earlier, keep, attempt=job.attempts)
 
     def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> Job | None:
         """A transient failure queues the job again while it has attempts left; otherwise

@@ -35,7 +35,12 @@ from pixelgate.errors import (
     error_from_code,
 )
 from pixelgate.providers import ProviderRegistry
-from pixelgate.providers.base import TaskKind
+from pixelgate.providers.base import (
+    TaskKind,
+    UpstreamState,
+    UpstreamTask,
+    sends_one_request,
+)
 from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import InFlight, ResultCache, cache_key, follow_pauses
@@ -52,7 +57,7 @@ from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
-from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -276,6 +281,11 @@ class JobService:
 
         holder = self._executor.worker_id if claim else None
         lease_until = self._clock.now() + self._executor.lease if claim else None
+        if claim and sends_one_request(self._providers.for_model(spec)):
+            # the claim notes the one billed request its attempt (the first) may send, so that
+            # no later attempt sends it again, and the call needs no write of its own
+            first = UpstreamTask(spec.provider, by_attempt=1)
+            job.result = {UPSTREAM: UpstreamState.data_of({0: first})}
         with rules.limits.concurrency_slot(subjects, self._count_active):
             try:
                 self._store.create(job, within=within, claimed_by=holder, lease_until=lease_until)

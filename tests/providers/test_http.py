@@ -11,17 +11,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import httpx
 import pytest
 
+from pixelgate.catalog import Catalog
 from pixelgate.errors import BackendError, Canceled
-from pixelgate.providers import CancelToken
+from pixelgate.providers import CancelToken, ImageTask
+from pixelgate.providers.base import UpstreamState, UpstreamTask
 from pixelgate.providers.egress import EgressGuard
 from pixelgate.providers.http import (
     RetryPolicy,
     UpstreamClient,
+    UpstreamResponse,
     loggable_url,
     redact_headers,
     retry_after_seconds,
+    send_once,
 )
 from tests.providers.upstreams.server import FakeUpstream, Reply
 
@@ -150,3 +155,46 @@ def test_logged_urls_lose_their_query_where_signatures_live() -> None:
     url = "https://blob.example/images/img-1.png?se=2025-06-01&sig=c2VjcmV0"
 
     assert loggable_url(url) == "https://blob.example/images/img-1.png"
+
+
+# -- a billed request, sent once per job --------------------------------------------------
+
+
+def _task_with(earlier: dict[int, UpstreamTask], attempt: int, kept: list[object]) -> ImageTask:
+    options = Catalog.load().validate_options(
+        Catalog.load().resolve("openai/dall-e-2"), {"prompt": "a lighthouse"}
+    )
+    upstream = UpstreamState(earlier, kept.append, attempt=attempt)
+    return ImageTask("generate", options, upstream=upstream)
+
+
+def test_the_claims_own_note_lets_its_attempt_send_without_a_write_of_its_own() -> None:
+    kept: list[object] = []
+    sent: list[int] = []
+    task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 1, kept)
+
+    response = send_once(
+        "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"{}")
+    )
+
+    assert response.ok and sent == [1]
+    assert kept == []  # noted when the job was claimed: no second write before the call
+
+
+def test_a_request_noted_by_an_earlier_attempt_is_never_sent_again() -> None:
+    kept: list[object] = []
+    sent: list[int] = []
+    task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 2, kept)
+
+    with pytest.raises(BackendError, match="not sent again"):
+        send_once(
+            "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"")
+        )
+    assert sent == []
+
+
+def test_without_a_claims_note_the_request_is_noted_before_it_goes() -> None:
+    kept: list[object] = []
+    task = _task_with({}, 1, kept)
+    send_once("openai", task, lambda: UpstreamResponse(200, httpx.Headers(), b"{}"))
+    assert kept == [{0: UpstreamTask("openai", by_attempt=1)}]
