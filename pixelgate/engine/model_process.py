@@ -124,8 +124,6 @@ class ModelProcess:
         self._preloads: list[tuple[ModelSpec, ImageTask | None]] = []
         self._loaded: dict[str, str | None] = {}
         """Preloaded model id → None when loaded and warm, else what is wrong (or loading)."""
-        self.restarts = 0
-        """Children started after the first: crashes and recycling."""
         self._failed_starts = 0
         """Children in a row that died before loading their preloaded models."""
 
@@ -215,12 +213,6 @@ class ModelProcess:
         if waiting:
             return "loading " + ", ".join(waiting)
         return "ok"
-
-    @property
-    def pid(self) -> int | None:
-        """The current child's process id (None before the first start)."""
-        with self._cond:
-            return self._child.process.pid if self._child is not None else None
 
     def stop(self) -> None:
         with self._cond:
@@ -325,7 +317,6 @@ class ModelProcess:
                     child.process.pid,
                     reason,
                 )
-                self.restarts += 1
                 self._child = self._spawn()
             self._cond.notify_all()
 
@@ -394,7 +385,6 @@ class ModelProcess:
             if self._child is old:
                 self._child = None
             if not self._stopping:
-                self.restarts += 1
                 self._child = self._spawn()
             self._replacing = False
             self._cond.notify_all()
