@@ -237,6 +237,45 @@ def test_canceling_one_job_of_a_batch_cancels_only_that_job(
     assert provider.batch_stats(tiny.id).largest >= 2
 
 
+def test_every_pipeline_call_runs_on_the_one_model_thread(
+    provider: LocalDiffusionProvider, tiny: ModelSpec
+) -> None:
+    threads: set[str] = set()
+
+    def note_thread(_step: int, _total: int) -> None:  # called from inside the pipeline call
+        threads.add(threading.current_thread().name)
+
+    shapes = Catalog.load().resolve("pixelgate/shapes")
+    callers = [(tiny, {"seed": 31}), (tiny, {"seed": 32}), (shapes, {"seed": 33, "num_steps": 2})]
+    for spec, options in callers:  # each from a thread of its own, as the model host runs them
+        caller = threading.Thread(
+            target=run_job, args=(provider, spec, options), kwargs={"progress": note_thread}
+        )
+        caller.start()
+        caller.join()
+
+    assert len(threads) == 1 and next(iter(threads)).startswith("pixelgate-model"), threads
+
+
+def test_a_cpu_model_keeps_its_convolutions_in_channels_last(
+    provider: LocalDiffusionProvider, tiny: ModelSpec
+) -> None:
+    import torch
+
+    run_job(provider, tiny, {"seed": 5})
+    with provider.models.use(tiny.id) as model:
+        pipeline = next(iter(model.pipelines.values()))
+        for name in ("unet", "vae"):
+            convolutions = [
+                module.weight
+                for module in getattr(pipeline, name).modules()
+                if isinstance(module, torch.nn.Conv2d)
+            ]
+            assert convolutions and all(
+                weight.is_contiguous(memory_format=torch.channels_last) for weight in convolutions
+            ), name
+
+
 # -- through the server -------------------------------------------------------------------
 
 
@@ -257,3 +296,4 @@ def test_concurrent_requests_to_the_server_batch_and_match_solo_runs(make_server
     for batched, alone in zip(together, solo, strict=True):
         assert np.abs(pixels(batched) - pixels(alone)).max() <= MAX_BATCH_DRIFT
     assert "batch of 3 jobs" in server.log_path.read_text()
+
