@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session
@@ -39,6 +39,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.posts_in_progress = 0
+        """POST requests this process is handling now (counted on the event loop)."""
+        Gauge(
+            "pixelgate_http_posts_in_progress",
+            "POST requests being handled now.",
+            registry=self.registry,
+        ).set_function(lambda: self.posts_in_progress)
         self.job_duration = Histogram(
             "pixelgate_job_duration_seconds",
             "Time from a job's start to its end, by model and final state.",

@@ -168,6 +168,7 @@ class Runtime:
             if self.celery is not None
             else self._local_worker()
         )
+        self.local_models.more_on_the_way = self._more_on_the_way
         self.maintenance = Maintenance(
             store,
             self.enqueue,
@@ -212,6 +213,16 @@ class Runtime:
         self._housekeeper = threading.Thread(
             target=self._housekeeping, name="pixelgate-housekeeping", daemon=True
         )
+
+    def _more_on_the_way(self, model: str) -> bool:
+        """Whether another job for local `model` may reach the model worker within a batch
+        window of the one being sent: another POST is being handled (a request still being
+        read or waiting for its images), a job is queued, or another of the model's jobs is
+        in a worker thread. Unknown in a cluster, where other processes submit: then yes."""
+        worker = self.local_worker
+        if worker is None:
+            return True
+        return self.metrics.posts_in_progress > 1 or worker.depth > 0 or worker.in_hand(model) > 1
 
     def _local_worker(self) -> ThreadWorker:
         assert self.local_worker is not None

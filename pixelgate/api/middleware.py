@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pixelgate.errors import PayloadTooLarge
 from pixelgate.logs import request_id
+from pixelgate.metrics import Metrics
 
 log = logging.getLogger("pixelgate.access")
 
@@ -31,6 +32,10 @@ class RequestContext:
         token = request_id.set(current)
         started = time.perf_counter()
         status = 500
+        # POSTs in progress tell the local model worker whether more jobs may be on their way
+        posting = _metrics(scope) if scope["method"] == "POST" else None
+        if posting is not None:
+            posting.posts_in_progress += 1
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -49,6 +54,8 @@ class RequestContext:
                 return
             await self.app(scope, _limited(receive, self.max_body_bytes), send_with_id)
         finally:
+            if posting is not None:
+                posting.posts_in_progress -= 1
             seconds = time.perf_counter() - started
             log.info(
                 "request",
@@ -63,14 +70,19 @@ class RequestContext:
             request_id.reset(token)
 
 
+def _metrics(scope: Scope) -> Metrics | None:
+    runtime = getattr(scope["app"].state, "runtime", None)
+    return None if runtime is None else runtime.metrics
+
+
 def _observe(scope: Scope, status: int, seconds: float) -> None:
     """Count the request under its route template (`/v1/jobs/{job_id}`), never its raw path,
     so metrics stay bounded."""
-    runtime = getattr(scope["app"].state, "runtime", None)
     route = scope.get("route")
     template = getattr(route, "path", None) or "unmatched"
-    if runtime is not None:
-        runtime.metrics.observe_request(scope["method"], template, status, seconds)
+    metrics = _metrics(scope)
+    if metrics is not None:
+        metrics.observe_request(scope["method"], template, status, seconds)
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

@@ -119,7 +119,9 @@ class _Host:
         images = None
         error = None
         try:
-            images = self._provider.run(message.spec, message.task, progress=progress, cancel=token)
+            images = self._provider.run(
+                message.spec, message.task, progress=progress, cancel=token, alone=message.alone
+            )
         except Exception as exc:
             if not isinstance(exc, Error):
                 log.exception("model code failed on request %d", request_id)

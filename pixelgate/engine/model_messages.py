@@ -65,6 +65,8 @@ class Run:
     request_id: int
     spec: ModelSpec
     task: ImageTask
+    alone: bool = False
+    """No other job for the model is on its way: the batcher need not wait for companions."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,6 +126,10 @@ class ModelProcess:
         """Preloaded model id → None when loaded and warm, else what is wrong (or loading)."""
         self._failed_starts = 0
         """Children in a row that died before loading their preloaded models."""
+        self.more_on_the_way: Callable[[str], bool] = lambda _model: True
+        """Whether another job for a model may follow the one being sent within a batch window
+        (set by the runtime, which sees the requests and the queue); when not, the model's
+        batcher runs the job without waiting for companions."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelProcess:
@@ -166,7 +170,8 @@ class ModelProcess:
             child.pending[request_id] = _Pending(inbox, progress)
         try:
             # a local model sends nothing upstream; the job's note-taker stays in this process
-            self._send(child, Run(request_id, spec, replace(task, upstream=UpstreamState())))
+            alone = not self.more_on_the_way(spec.id)
+            self._send(child, Run(request_id, spec, replace(task, upstream=UpstreamState()), alone))
             return self._wait(child, request_id, inbox, cancel)
         finally:
             with self._cond:

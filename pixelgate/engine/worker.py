@@ -83,6 +83,11 @@ class ThreadWorker:
     def runs_here(self, model: str) -> bool:
         return not self._grouped(model)
 
+    def in_hand(self, model: str) -> int:
+        """`model`'s jobs handed out to a thread and not yet finished."""
+        with self._cond:
+            return self._running.get(model, 0)
+
     @property
     def alive(self) -> bool:
         return all(thread.is_alive() for thread in self._threads)

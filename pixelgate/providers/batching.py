@@ -5,7 +5,8 @@ idle, one waiting caller becomes the leader: it waits a short quiet window for c
 takes the oldest item and every later item with the same compatibility key (up to
 `max_size`), runs them in one call and hands each caller its own outcome. Only one call runs
 at a time, so a model is never called from two threads at once. Items that arrive while a call
-runs wait for the next one.
+runs wait for the next one. An item submitted `alone` (its caller knows of nothing else on its
+way) skips the window when it is all there is.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class _Entry(Generic[T, R]):
     key: Hashable
     item: T
     size: int
+    alone: bool = False
     done: bool = False
     result: R | None = None
     error: BaseException | None = None
@@ -86,10 +88,11 @@ class Batcher(Generic[T, R]):
         with self._cond:
             return self._running or bool(self._pending)
 
-    def submit(self, key: Hashable, item: T) -> R:
+    def submit(self, key: Hashable, item: T, *, alone: bool = False) -> R:
         """Run `item` (with whatever joins it) and return its own result. Raises its own
-        error, or `Withdrawn` when it was canceled before its call began."""
-        entry: _Entry[T, R] = _Entry(key, item, max(1, self._size(item)))
+        error, or `Withdrawn` when it was canceled before its call began. `alone`: the caller
+        knows of no other item on its way, so waiting for companions would only add latency."""
+        entry: _Entry[T, R] = _Entry(key, item, max(1, self._size(item)), alone)
         with self._cond:
             self._pending.append(entry)
             self._last_arrival = entry.arrived
@@ -140,7 +143,8 @@ class Batcher(Generic[T, R]):
             now = time.monotonic()
             quiet_until = min(self._last_arrival, started + 3 * self.window_seconds)
             remaining = quiet_until + self.window_seconds - now
-            if filled >= self.max_size or remaining <= 0:
+            alone = all(entry.alone for entry in self._pending)
+            if filled >= self.max_size or remaining <= 0 or alone:
                 break
             self._cond.wait(remaining)
         if not self._pending:

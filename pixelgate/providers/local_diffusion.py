@@ -173,7 +173,10 @@ class LocalDiffusionProvider:
         *,
         progress: ProgressCallback,
         cancel: CancelToken,
+        alone: bool = False,
     ) -> list[GeneratedImage]:
+        """The provider interface's `run`; `alone`: no other job for this model is on its way
+        (the model worker process is told so by the API process), so the batcher starts at once."""
         options = task.options
         if not isinstance(options, DiffusionOptions) or options.seed is None:
             raise TypeError("local diffusion needs DiffusionOptions with a seed")
@@ -201,7 +204,7 @@ class LocalDiffusionProvider:
             raise Canceled("Job canceled")
         # 3. the pipeline call, shared with compatible jobs that wait for the same model
         try:
-            return self._batcher(spec).submit(key, request)
+            return self._batcher(spec).submit(key, request, alone=alone)
         except Withdrawn:
             raise Canceled("Job canceled") from None
 

@@ -23,7 +23,7 @@ from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask
 from pixelgate.providers.batching import Batcher, Withdrawn
 from pixelgate.providers.local_diffusion import LocalDiffusionProvider
 from tests.conftest import Server
-from tests.helpers import submit, wait_for
+from tests.helpers import GENERATE, submit, wait_for
 
 MAX_BATCH_DRIFT = 4
 """Largest difference of one channel of one pixel (of 255) between a batched image and its solo
@@ -129,6 +129,21 @@ def test_an_item_canceled_while_it_waits_leaves_without_a_call() -> None:
             second.result(timeout=0.4)  # before the first call ends
         assert first.result() == 10
     assert record.calls == [("a", [1])]
+
+
+def test_an_item_sent_alone_skips_the_window_and_others_still_wait_for_it() -> None:
+    record = Recorder(delay=0.0)
+    batcher: Batcher[int, int] = Batcher(record, max_size=4, window_seconds=0.5)
+
+    started = time.monotonic()
+    assert batcher.submit("a", 1, alone=True) == 10
+    alone = time.monotonic() - started
+    started = time.monotonic()
+    assert batcher.submit("a", 2) == 20
+    waited = time.monotonic() - started
+
+    assert alone < 0.25 <= 0.5 <= waited
+    assert record.calls == [("a", [1]), ("a", [2])]
 
 
 # -- the local provider: batched images show the solo images ---------------------------------
@@ -297,3 +312,26 @@ def test_concurrent_requests_to_the_server_batch_and_match_solo_runs(make_server
         assert np.abs(pixels(batched) - pixels(alone)).max() <= MAX_BATCH_DRIFT
     assert "batch of 3 jobs" in server.log_path.read_text()
 
+
+def test_a_lone_request_does_not_wait_for_companions_and_a_burst_still_batches(
+    make_server: Any,
+) -> None:
+    window = 1.5
+    server: Server = make_server(PIXELGATE_BATCH_WINDOW_MS=str(int(window * 1000))).start()
+    body = {"model": "local/tiny", "prompt": "a red circle", "num_steps": 2, "cache": False}
+    with server.client() as api:
+        api.post(GENERATE, json={**body, "seed": 40}).raise_for_status()  # loads the model
+        started = time.monotonic()
+        response = api.post(GENERATE, json={**body, "seed": 41})
+        alone = time.monotonic() - started
+        assert response.status_code == 200, response.text
+
+        def one(seed: int) -> int:
+            return api.post(GENERATE, json={**body, "seed": seed}).status_code
+
+        with ThreadPoolExecutor(3) as pool:
+            assert list(pool.map(one, (42, 43, 44))) == [200, 200, 200]
+
+    # without the hint a lone request waits a whole quiet window for companions
+    assert alone < window, alone
+    assert "batch of 3 jobs" in server.log_path.read_text()
