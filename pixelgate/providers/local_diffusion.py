@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import threading
 from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -156,6 +157,11 @@ class LocalDiffusionProvider:
             1, thread_name_prefix="pixelgate-model", initializer=self._set_threads
         )
         """Where every pipeline call runs (see the module's docstring)."""
+        self._encoders = ThreadPoolExecutor(
+            max(2, torch_threads or os.cpu_count() or 1), thread_name_prefix="pixelgate-encode"
+        )
+        """Where a batch's images are encoded, several at once: a batch of 8 of 256x256 took
+        47 ms instead of 77-94 ms on 2 cores."""
         self._lock = threading.Lock()
 
     def model_path(self, spec: ModelSpec) -> Path:
@@ -299,18 +305,25 @@ class LocalDiffusionProvider:
                 log.info("batch of %d jobs (%d images) on %s", len(live), len(rows), spec.id)
             with torch.inference_mode():
                 images = pipeline(**arguments, callback_on_step_end=on_step_end).images
-        # 5. each job's images; a canceled job never gets the half-made ones
+        # 5. each job's images, encoded side by side (the encoders let go of the GIL); a
+        # canceled job never gets the half-made ones
         position = 0
+        kept: list[tuple[int, list[tuple[Image.Image, int]]]] = []
         for index in live:
             request = requests[index]
             mine = images[position : position + len(request.seeds)]
             position += len(request.seeds)
-            if request.cancel.canceled:
-                continue
-            outcomes[index] = [
-                _result(image, seed, request, key.task)
-                for image, seed in zip(mine, request.seeds, strict=True)
-            ]
+            if not request.cancel.canceled:
+                kept.append((index, list(zip(mine, request.seeds, strict=True))))
+
+        def encode(item: tuple[int, Image.Image, int]) -> GeneratedImage:
+            index, image, seed = item
+            return _result(image, seed, requests[index], key.task)
+
+        work = [(index, image, seed) for index, pairs in kept for image, seed in pairs]
+        encoded = iter(self._encoders.map(encode, work) if len(work) > 1 else map(encode, work))
+        for index, pairs in kept:
+            outcomes[index] = [next(encoded) for _ in pairs]
         return outcomes
 
     def _set_threads(self) -> None:
