@@ -347,8 +347,10 @@ class Direct:
             torch.set_num_threads(threads)
         pipeline = DiffusionPipeline.from_pretrained(path, dtype=dtype, local_files_only=True)
         pipeline.set_progress_bar_config(disable=True)
-        if channels_last and hasattr(pipeline, "unet"):
-            pipeline.unet.to(memory_format=torch.channels_last)
+        if channels_last:  # what pixelgate does on a CPU
+            for name in ("unet", "vae"):
+                if getattr(pipeline, name, None) is not None:
+                    getattr(pipeline, name).to(memory_format=torch.channels_last)
         return pipeline
 
     def to(self, device: str) -> None:
@@ -890,7 +892,7 @@ def main() -> None:
     parser.add_argument(
         "--channels-last",
         action="store_true",
-        help="direct side: the UNet in channels-last memory format",
+        help="direct side: the UNet and VAE in channels-last memory format (as pixelgate on a CPU)",
     )
     parser.add_argument(
         "--torch-threads",
