@@ -17,6 +17,8 @@ from sqlalchemy import event, text
 from pixelgate.db import Database
 
 HOLD_SECONDS = 4.0
+WRITERS = 40
+"""As many writers as the API's threads (AnyIO's 40) can run at once."""
 
 
 @pytest.fixture
@@ -70,6 +72,32 @@ def test_a_read_does_not_wait_behind_a_writer_waiting_for_another_process(
     assert took < 1.0, f"a read waited {took:.1f}s behind a writer"
     with database.session() as session:
         assert session.execute(text("SELECT count(*) FROM t")).scalar() == 3
+
+
+def test_a_read_does_not_wait_for_a_connection_held_by_writers_waiting_their_turn(
+    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+) -> None:
+    """Each writer waiting for this process's turn holds a pooled connection: a pool that can
+    run out (SQLAlchemy's default, 15) would make a read wait behind them after all."""
+
+    def write(value: int) -> None:
+        with database.session() as session:
+            session.execute(text("INSERT INTO t VALUES (:value)"), {"value": value})
+
+    writers = [threading.Thread(target=write, args=(10 + n,)) for n in range(WRITERS)]
+    for writer in writers:
+        writer.start()
+    time.sleep(0.5)
+    assert all(writer.is_alive() for writer in writers)
+    started = time.monotonic()
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    took = time.monotonic() - started
+    for writer in writers:
+        writer.join(30)
+    assert took < 1.0, f"a read waited {took:.1f}s for a connection"
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 2 + WRITERS
 
 
 def test_the_next_writer_is_let_in_after_the_commit_not_before(database: Database) -> None:
