@@ -1,4 +1,5 @@
-"""SQLite under another process's write lock: reads go on, readiness notices (issue 19.18)."""
+"""SQLite under another process's write lock: reads go on, readiness notices (issue 19.18).
+This process's writers take turns, each after the last one's COMMIT."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from pixelgate.db import Database
 
 HOLD_SECONDS = 4.0
+WRITERS = 40
+"""As many writers as the API's threads (AnyIO's 40) can run at once."""
 
 
 @pytest.fixture
@@ -67,6 +70,71 @@ def test_a_read_does_not_wait_behind_a_writer_waiting_for_another_process(
     took = time.monotonic() - started
     writer.join(30)
     assert took < 1.0, f"a read waited {took:.1f}s behind a writer"
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 3
+
+
+def test_a_read_does_not_wait_for_a_connection_held_by_writers_waiting_their_turn(
+    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+) -> None:
+    """Each writer waiting for this process's turn holds a pooled connection: a pool that can
+    run out (SQLAlchemy's default, 15) would make a read wait behind them after all."""
+
+    def write(value: int) -> None:
+        with database.session() as session:
+            session.execute(text("INSERT INTO t VALUES (:value)"), {"value": value})
+
+    writers = [threading.Thread(target=write, args=(10 + n,)) for n in range(WRITERS)]
+    for writer in writers:
+        writer.start()
+    time.sleep(0.5)
+    assert all(writer.is_alive() for writer in writers)
+    started = time.monotonic()
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 1
+    took = time.monotonic() - started
+    for writer in writers:
+        writer.join(30)
+    assert took < 1.0, f"a read waited {took:.1f}s for a connection"
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 2 + WRITERS
+
+
+def test_the_next_writer_is_let_in_after_the_commit_not_before(database: Database) -> None:
+    """SQLAlchemy's "commit" event comes before the driver's COMMIT: a turn given back there
+    let the next writer run into SQLite's write lock, to sleep in SQLite's busy handler (1 ms
+    and up, at worst the 30 s timeout) instead of waiting for the turn and waking at once."""
+    committing = threading.Event()
+    statements: list[float] = []  # how long each of the second writer's statements took
+    second: threading.Thread | None = None
+
+    @event.listens_for(database.engine, "commit")
+    def _slow_commit(connection: object) -> None:  # runs before the driver's COMMIT
+        if threading.current_thread() is threading.main_thread():
+            committing.set()
+            time.sleep(0.5)
+
+    @event.listens_for(database.engine, "before_cursor_execute")
+    def _started(*args: object) -> None:  # runs after the turn is taken (listened to later)
+        if threading.current_thread() is second:
+            statements.append(time.monotonic())
+
+    @event.listens_for(database.engine, "after_cursor_execute")
+    def _ended(*args: object) -> None:
+        if threading.current_thread() is second:
+            statements[-1] = time.monotonic() - statements[-1]
+
+    def write_second() -> None:
+        committing.wait(10)
+        with database.session() as session:
+            session.execute(text("INSERT INTO t VALUES (5)"))
+
+    second = threading.Thread(target=write_second)
+    second.start()
+    with database.session() as session:
+        session.execute(text("INSERT INTO t VALUES (4)"))
+    second.join(30)
+    assert statements and max(statements) < 0.2, f"the second writer's statements: {statements}"
     with database.session() as session:
         assert session.execute(text("SELECT count(*) FROM t")).scalar() == 3
 
