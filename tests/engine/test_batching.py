@@ -5,9 +5,10 @@ kernels' last bits of the solo image), and canceling one job of a batch cancels 
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -319,6 +320,12 @@ def test_a_lone_request_does_not_wait_for_companions_and_a_burst_still_batches(
     window = 1.5
     server: Server = make_server(PIXELGATE_BATCH_WINDOW_MS=str(int(window * 1000))).start()
     body = {"model": "local/tiny", "prompt": "a red circle", "num_steps": 2, "cache": False}
+    release = threading.Event()
+
+    def held_back(seed: int) -> Iterator[bytes]:
+        release.wait(10)
+        yield json.dumps({**body, "seed": seed}).encode()
+
     with server.client() as api:
         api.post(GENERATE, json={**body, "seed": 40}).raise_for_status()  # loads the model
         started = time.monotonic()
@@ -327,11 +334,17 @@ def test_a_lone_request_does_not_wait_for_companions_and_a_burst_still_batches(
         assert response.status_code == 200, response.text
 
         def one(seed: int) -> int:
-            return api.post(GENERATE, json={**body, "seed": seed}).status_code
+            headers = {"Content-Type": "application/json"}
+            return api.post(GENERATE, content=held_back(seed), headers=headers).status_code
 
+        # a burst: three requests in progress (headers sent) before the first job is sent
         with ThreadPoolExecutor(3) as pool:
-            assert list(pool.map(one, (42, 43, 44))) == [200, 200, 200]
+            burst = pool.map(one, (42, 43, 44))
+            time.sleep(0.5)
+            release.set()
+            assert list(burst) == [200, 200, 200]
 
-    # without the hint a lone request waits a whole quiet window for companions
+    # without the hint a lone request waits a whole quiet window for companions, and with a
+    # hint that always said "alone" the burst's first job would run by itself
     assert alone < window, alone
     assert "batch of 3 jobs" in server.log_path.read_text()
