@@ -64,10 +64,21 @@ class ApiKey(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        # a tenant's jobs, newest first (`GET /v1/jobs`), read in index order: no sort
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        # the same in one state (`GET /v1/jobs?status=`), and a tenant's active jobs counted
+        # against its concurrency limit
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        # the result cache (`ResultCache.lookup`, `.in_flight`): one probe to the computed jobs
+        # of a key in one state, newest finished first; the tenant, last, is read in the index
+        # when hits stay within a tenant, and skipped when they are shared
+        Index("ix_jobs_cache_lookup", "cache_key", "cached", "status", "finished_at", "tenant_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     api_key_id: Mapped[str | None] = mapped_column(String(64))
     task: Mapped[str] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(200))
@@ -90,7 +101,7 @@ class Job(Base):
     """A running job's worker renews this; past it, the job is taken back and queued again."""
     enqueued_at: Mapped[datetime | None]
     """When the job was last handed to the queue; a queued job not taken is handed again."""
-    cache_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    cache_key: Mapped[str | None] = mapped_column(String(64))
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     """This job's result was served from the cache."""
     cache_bypassed: Mapped[bool] = mapped_column(Boolean, default=False)

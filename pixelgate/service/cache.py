@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from pixelgate.clock import Clock
+from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.service.billing import Billing
@@ -94,10 +94,13 @@ class ResultCache:
         self.shared = shared
 
     def lookup(self, tenant_id: str, key: str) -> Job | None:
-        """The newest succeeded job with this key whose images are all still stored."""
+        """The newest succeeded job with this key whose images are all still stored, among
+        the jobs that computed their images: a hit's own job (`cached`) holds copies of the
+        same images, so it is never looked at, and hits do not add to what a lookup reads.
+        One probe of `ix_jobs_cache_lookup`, in its order."""
         query = (
             select(Job)
-            .where(Job.cache_key == key, Job.status == "succeeded")
+            .where(Job.cache_key == key, Job.cached.is_(False), Job.status == "succeeded")
             .order_by(Job.finished_at.desc())
             .limit(5)
         )
@@ -119,17 +122,16 @@ class ResultCache:
         """The oldest job with this key that is queued or running (not being canceled): the
         one an identical request may wait for. With `before`, only a job older than that one
         (created earlier; the id decides a tie): a job waits only for older ones, so no two
-        jobs ever wait for each other."""
-        query = (
-            select(Job)
-            .where(
-                Job.cache_key == key,
-                Job.status.in_(IN_FLIGHT),
-                Job.cached.is_(False),
-                Job.cancel_requested.is_(False),
-            )
-            .order_by(Job.created_at, Job.id)
-            .limit(1)
+        jobs ever wait for each other.
+
+        The jobs in flight with one key are few (identical requests wait for the oldest), so
+        they are all read, by one probe of `ix_jobs_cache_lookup`, and the oldest picked here:
+        the database sorts nothing."""
+        query = select(Job).where(
+            Job.cache_key == key,
+            Job.cached.is_(False),
+            Job.status.in_(IN_FLIGHT),
+            Job.cancel_requested.is_(False),
         )
         if not self.shared:
             query = query.where(Job.tenant_id == tenant_id)
@@ -141,7 +143,8 @@ class ResultCache:
                 )
             )
         with self._db.session() as session:
-            return session.scalars(query).first()
+            flying = list(session.scalars(query))
+        return min(flying, key=lambda job: (as_utc(job.created_at), job.id), default=None)
 
     def serve(self, hit: Job, *, tenant_id: str, job_id: str, price: int | None) -> ServedHit:
         """The images of `hit` (a `lookup`) as the result of the tenant's job `job_id`, and how
