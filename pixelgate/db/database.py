@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -25,18 +25,26 @@ class Database:
         self.engine = _create_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.is_sqlite = url.startswith("sqlite")
+        self._turn: threading.RLock | None = None
         if self.is_sqlite:
             # SQLite has one writer; its busy handler sleeps with backoff when writers collide,
             # so this process's writers take turns here instead and wake at once. The turn is
             # taken by a unit of work's first write and given back once it has committed or
             # rolled back: a read never waits behind a writer (which may itself be waiting
             # for another process's write lock)
-            _take_turns_at_first_write(self.engine, threading.RLock())
+            self._turn = threading.RLock()
+            _take_turns_at_first_write(self.engine, self._turn)
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A unit of work: committed when the block ends, rolled back if it raises."""
-        with self._sessions() as session, session.begin():
+    def session(self, *, writes: bool = False) -> Iterator[Session]:
+        """A unit of work: committed when the block ends, rolled back if it raises.
+
+        `writes`: its first statement writes. It then takes this process's writer turn (see
+        above) before it starts, rather than at that statement, so that it waits for the turn
+        holding no connection and runs its statements in one go once it has it. A unit of work
+        that may only read, or reads before it writes, leaves it False."""
+        turn = self._turn if writes and self._turn is not None else nullcontext()
+        with turn, self._sessions() as session, session.begin():
             yield session
 
     def ping(self, *, wait_seconds: float = READY_WAIT_SECONDS) -> None:

@@ -129,7 +129,7 @@ class JobStore:
             job.started_at = now
             job.attempts += 1
             events.append((str(job.status), {"attempt": job.attempts}))
-        with self._db.session() as session:
+        with self._db.session(writes=True) as session:
             session.execute(INSERT_JOB, values_of(job))
             if within is not None:
                 within(session)
@@ -222,7 +222,7 @@ class JobStore:
             job_id, to, allowed_from, held_by, conditions, values, returning=returning
         )
         snapshot: Job | None = None
-        with self._db.session() as session:
+        with self._db.session(writes=True) as session:
             if returning:
                 # the ended job comes back with the update: the finish hooks and whoever
                 # waits in this process read it from here, not from another query
@@ -293,7 +293,7 @@ class JobStore:
         """Move a queued job to running, leased to `worker_id`, and return it as claimed; None
         when it is not queued (already taken, finished or canceled: a duplicate delivery)."""
         values = {"b_id": job_id, "b_worker": worker_id, "b_now": now, "b_until": lease_until}
-        with self._db.session() as session:
+        with self._db.session(writes=True) as session:
             if self._returning:
                 row = session.execute(CLAIM_RETURNING, values).one_or_none()
                 job = None if row is None else from_row(Job, row)
@@ -348,7 +348,7 @@ class JobStore:
         """Note with a running job what its provider accepted (`providers.UpstreamState.data_of`:
         one `UpstreamTask` per request, by index), kept under `result` until the job's own
         result replaces it; whether it was noted (the job is still held by `held_by`)."""
-        with self._db.session() as session:
+        with self._db.session(writes=True) as session:
             changed = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == held_by, Job.status == "running")

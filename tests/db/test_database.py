@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.pool import QueuePool
 
 from pixelgate.db import Database
 
@@ -53,11 +54,12 @@ def write_lock_elsewhere(database: Database) -> Iterator[subprocess.Popen[str]]:
     holder.wait(30)
 
 
+@pytest.mark.parametrize("writes", [False, True], ids=["turn at first write", "turn first"])
 def test_a_read_does_not_wait_behind_a_writer_waiting_for_another_process(
-    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+    database: Database, write_lock_elsewhere: subprocess.Popen[str], writes: bool
 ) -> None:
     def write() -> None:  # this process's writer waits for the other process's lock
-        with database.session() as session:
+        with database.session(writes=writes) as session:
             session.execute(text("INSERT INTO t VALUES (3)"))
 
     writer = threading.Thread(target=write)
@@ -72,6 +74,29 @@ def test_a_read_does_not_wait_behind_a_writer_waiting_for_another_process(
     assert took < 1.0, f"a read waited {took:.1f}s behind a writer"
     with database.session() as session:
         assert session.execute(text("SELECT count(*) FROM t")).scalar() == 3
+
+
+def test_a_unit_of_work_that_writes_first_waits_for_the_turn_holding_no_connection(
+    database: Database, write_lock_elsewhere: subprocess.Popen[str]
+) -> None:
+    def write(value: int, *, writes: bool) -> None:
+        with database.session(writes=writes) as session:
+            session.execute(text("INSERT INTO t VALUES (:value)"), {"value": value})
+
+    first = threading.Thread(target=write, args=(6,), kwargs={"writes": False})
+    first.start()  # takes the turn at its INSERT, then waits for the other process's lock
+    time.sleep(0.3)
+    second = threading.Thread(target=write, args=(7,), kwargs={"writes": True})
+    second.start()
+    time.sleep(0.3)
+    assert first.is_alive() and second.is_alive()
+    pool = database.engine.pool
+    assert isinstance(pool, QueuePool)
+    assert pool.checkedout() == 1, "the second writer took a connection before its turn"
+    first.join(30)
+    second.join(30)
+    with database.session() as session:
+        assert session.execute(text("SELECT count(*) FROM t")).scalar() == 4
 
 
 def test_a_read_does_not_wait_for_a_connection_held_by_writers_waiting_their_turn(
