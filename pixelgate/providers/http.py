@@ -18,6 +18,7 @@ are logged redacted.
 
 from __future__ import annotations
 
+import http.cookiejar
 import io
 import json
 import logging
@@ -183,6 +184,10 @@ class UpstreamClient:
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
             follow_redirects=False,
+            # one client serves every tenant: a cookie an upstream sets must never be sent back
+            cookies=http.cookiejar.CookieJar(
+                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
+            ),
             # httpx's own transport where a proxy is configured: it honours the environment's
             transport=None if urllib.request.getproxies() else StdlibTransport(),
         )

@@ -106,6 +106,18 @@ def test_the_last_retryable_answer_is_returned_after_all_attempts(
     assert len(upstream.requests_to("/busy")) == 3
 
 
+def test_a_cookie_an_upstream_sets_is_never_sent_back(upstream: FakeUpstream) -> None:
+    # the client is shared by every tenant's calls to the provider
+    upstream.script("/first", Reply(200, headers={"Set-Cookie": "session=tenant-a; Path=/"}))
+    upstream.script("/second", Reply(200))
+    shared = client()
+
+    shared.send("POST", f"{upstream.url}/first", cancel=CancelToken())
+    shared.send("POST", f"{upstream.url}/second", cancel=CancelToken())
+
+    assert upstream.requests_to("/second")[0].headers.get("Cookie") is None
+
+
 def test_a_4xx_answer_is_not_retried(upstream: FakeUpstream) -> None:
     upstream.script("/bad", Reply(400))
 
