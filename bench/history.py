@@ -65,6 +65,10 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_pressure, process_tree
+
 ADMIN_KEY = "pg_bench_admin_key_0123456789"
 MODEL = "local/tiny"
 GENERATE = "/v1/inference/images/generate"
@@ -87,34 +91,6 @@ class Series:
 
     def spread(self) -> str:
         return f"{min(self.values):.2f}-{max(self.values):.2f}" if self.values else ""
-
-
-def cpu_pressure() -> str:
-    """The machine's load: load average, and the share of time some task waited for a CPU over
-    the last minute (/proc/pressure/cpu), when the kernel reports it."""
-    text = f"load average {os.getloadavg()[0]:.1f}"
-    try:
-        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
-        text += f", CPU pressure {some[2].split('=')[1]}% (some, avg60)"
-    except (OSError, IndexError):
-        pass
-    return text
-
-
-def process_tree(pid: int) -> set[int]:
-    """`pid` and every process under it."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with suppress(OSError, IndexError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                parents[int(entry.name)] = int(fields[1])
-    family, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        family.add(current)
-        todo.extend(child for child, parent in parents.items() if parent == current)
-    return family
 
 
 def cpu_seconds(pid: int) -> float:

@@ -113,6 +113,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local_models import SCALES, Case, Scale, cases, folder_name
+from machine import cpu_pressure, process_tree
 
 ADMIN_KEY = "pg_bench_admin_key_0123456789"
 AQUILES_KEY = "sk-bench-aquiles"
@@ -167,24 +168,6 @@ def accepts(port: int) -> bool:
         return False
 
 
-def process_tree(pid: int) -> set[int]:
-    """`pid` and every process under it."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(fields[1])
-    family, todo = set(), [pid]
-    while todo:
-        current = todo.pop()
-        family.add(current)
-        todo.extend(child for child, parent in parents.items() if parent == current)
-    return family
-
-
 def tree_cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process and its descendants (live ones)."""
     ticks = 0
@@ -195,18 +178,6 @@ def tree_cpu_seconds(pid: int) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])
     return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_pressure() -> str:
-    """The machine's load: load average, and the share of time some task waited for a CPU over
-    the last minute (/proc/pressure/cpu), when the kernel reports it."""
-    text = f"load average {os.getloadavg()[0]:.1f}"
-    try:
-        some = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
-        text += f", CPU pressure {some[2].split('=')[1]}% (some, avg60)"
-    except (OSError, IndexError):
-        pass
-    return text
 
 
 def tree_rss_mb(pid: int) -> float:
