@@ -50,6 +50,22 @@ def wait_for(condition: Callable[[], bool], what: str) -> None:
     raise AssertionError(f"timed out waiting until {what}")
 
 
+def hold_first_run(services: Services) -> threading.Event:
+    """Make the provider's first run wait until the returned event is set; later runs answer
+    at once."""
+    release = threading.Event()
+
+    def first_held(
+        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+    ) -> list[GeneratedImage]:
+        if services.provider.runs == 1:
+            assert release.wait(10)
+        return image(task)
+
+    services.provider.behaviour = first_held
+    return release
+
+
 def one_after_another(services: Services, *commands: ImageCommand) -> list[Job]:
     """Submit the commands a second apart, so that each job is older than the next (jobs made
     in the same instant are ordered by id)."""
@@ -188,16 +204,7 @@ def test_canceling_a_waiting_job_cancels_it(services: Services) -> None:
 def test_an_unseeded_or_cache_bypassing_request_never_waits(
     services: Services, command: str
 ) -> None:
-    release = threading.Event()
-
-    def first_held(
-        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
-    ) -> list[GeneratedImage]:
-        if services.provider.runs == 1:
-            assert release.wait(10)
-        return image(task)
-
-    services.provider.behaviour = first_held
+    release = hold_first_run(services)
     other = (
         ImageCommand(task="generate", model="test/fixture", options={"prompt": "x"})
         if command == "unseeded"
@@ -243,16 +250,7 @@ def test_a_job_never_waits_for_a_newer_one(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(execution, "FOLLOW_QUEUED_LIMIT", 0.1)  # the newer one starts soon
-    release = threading.Event()
-
-    def held(
-        task: ImageTask, progress: ProgressCallback, cancel: CancelToken
-    ) -> list[GeneratedImage]:
-        if services.provider.runs == 1:
-            assert release.wait(10)
-        return image(task)
-
-    services.provider.behaviour = held
+    release = hold_first_run(services)
     first, second = one_after_another(services, SEEDED, SEEDED)
     newer = in_thread(lambda: services.executor.run(second.id))
     wait_for(lambda: services.provider.runs == 1, "the newer job computes")
