@@ -33,6 +33,7 @@ from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
+from pixelgate.service.erasure import TenantEraser
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys
@@ -42,6 +43,7 @@ from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
@@ -100,13 +102,16 @@ class Runtime:
         self._s3 = _s3_store(settings) if settings.storage_url else None
         self.blobs: BlobStore = self._s3 or LocalBlobStore(settings.data_dir / "blobs")
         blobs = self.blobs
+        retention = timedelta(days=settings.retention_days)
         self.files = FileService(
             self.db,
             blobs,
             links,
             self.clock,
-            retention=timedelta(days=settings.retention_days),
+            retention=retention,
+            retention_days_of=lambda tenant_id: self.tenants.current(tenant_id).retention_days,
         )
+        self.retention = Retention(self.db, self.files, self.clock, retention=retention)
         self.inputs = InputImages(
             blobs,
             self.files,
@@ -114,7 +119,10 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
-        self.tenants = TenantService(self.db, self.clock)
+        self.tenants = TenantService(
+            self.db, self.clock, on_retention_change=self.files.apply_retention
+        )
+        self.eraser = TenantEraser(self.db, self.files, self.tenants, self.clock)
         self.safety = Safety(
             self.tenants,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
@@ -337,7 +345,7 @@ class Runtime:
         due = dict.fromkeys(every, 0.0)
         tasks: dict[str, Callable[[], object]] = {
             "leases": self.maintenance.take_back_expired,
-            "retention": self.files.sweep_expired,
+            "retention": self.retention.sweep,
         }
         if self.settings.clustered:
             tasks["resend"] = self.maintenance.resend_waiting

@@ -389,7 +389,7 @@ def test_usage_by_model_and_day(admin: httpx.Client) -> None:
     generate(client, n=3)
     usage = client.get("/v1/usage").json()["data"]
     today = datetime.now(UTC).date().isoformat()
-    assert usage["by_day"] == {today: {"spent": "0.06", "images": 3}}
+    assert usage["by_day"] == {today: {"spent": "0.06", "images": 3, "jobs": 1}}
     everyone = admin.get("/v1/admin/usage", params={"tenant_id": "counted"}).json()["data"]
     assert everyone[0]["spent"] == "0.06"
 
