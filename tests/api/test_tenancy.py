@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -427,3 +428,49 @@ def test_bad_admin_input_is_refused_clearly(admin: httpx.Client) -> None:
     scope = admin.post("/v1/admin/keys", json={"tenant_id": "dup", "name": "k", "scopes": ["root"]})
     assert scope.status_code == 400
     assert json.loads(scope.text)["error"]["param"] == "scopes.0"
+
+
+# -- retention and erasure ----------------------------------------------------------------
+
+
+def test_a_tenants_retention_is_set_checked_and_shown(admin: httpx.Client) -> None:
+    created = admin.post(
+        "/v1/admin/tenants", json={"id": "kept-7", "name": "k", "retention_days": 7}
+    )
+    assert created.status_code == 201 and created.json()["data"]["retention_days"] == 7.0
+    for bad in (-1, 0, "soon"):
+        refused = admin.patch("/v1/admin/tenants/kept-7", json={"retention_days": bad})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "retention_days"
+    cleared = admin.patch("/v1/admin/tenants/kept-7", json={"retention_days": None})
+    assert cleared.json()["data"]["retention_days"] is None
+    missing = admin.patch("/v1/admin/tenants/nobody", json={"retention_days": 3})
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "tenant_id"
+
+
+def test_erasing_a_tenant_over_http(admin: httpx.Client) -> None:
+    client = make_tenant(admin, "leaving", prices={"local/tiny": {"default": "0.02"}})
+    file_id = generate(client).json()["data"]["data"][0]["file_id"]
+    busy = submit(client, prompt="slow", **SLOW)["id"]
+
+    refused = admin.post("/v1/admin/tenants/leaving/erase")
+    assert refused.status_code == 409 and refused.json()["error"]["param"] == "tenant_id"
+    assert "queued or running" in refused.json()["error"]["message"]
+    assert client.post(f"/v1/jobs/{busy}/cancel").status_code in (200, 202)
+    wait_for(client, busy, "canceled")
+
+    erased = admin.post("/v1/admin/tenants/leaving/erase")
+    assert erased.status_code == 200, erased.text
+    body = erased.json()["data"]
+    assert (body["jobs"], body["files"], body["api_keys"]) == (2, 1, 1)
+    tenant = admin.get("/v1/admin/tenants/leaving").json()["data"]
+    assert tenant["erased_at"] is not None and tenant["budgets"][0]["spent"] == "0.02"
+    deadline = time.monotonic() + 10  # a key is trusted for 2 s after it was last read
+    while client.get(f"/v1/files/{file_id}").status_code != 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    new_key = admin.post("/v1/admin/keys", json={"tenant_id": "leaving", "name": "x"})
+    assert new_key.status_code == 409
+    assert admin.post("/v1/admin/tenants/default/erase").status_code == 409
+    assert admin.post("/v1/admin/tenants/nobody/erase").status_code == 404
+    assert admin.get("/v1/usage").json()["data"]["tenant_id"] == "default"
