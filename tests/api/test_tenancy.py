@@ -277,7 +277,7 @@ def test_fifty_concurrent_requests_into_a_budget_for_ten(admin: httpx.Client) ->
     assert state["total"]["reserved"] == "0.00"
     assert state["total"]["remaining"] == "0.00"
     assert state["usage"]["images"] == 10
-    assert state["usage"]["by_model"] == {"local/tiny": {"spent": "0.10", "images": 10}}
+    assert state["usage"]["by_model"] == {"local/tiny": {"spent": "0.10", "images": 10, "jobs": 10}}
     refused = generate(client)
     assert refused.status_code == 402
     assert refused.json()["error"]["message"] == (
