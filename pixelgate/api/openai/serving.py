@@ -46,10 +46,9 @@ from pixelgate.api.openai.protocol import (
     ModelList,
 )
 from pixelgate.api.submission import SubmitHeaders
-from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
+from pixelgate.catalog import OPTION_FAMILIES, ModelSpec, TaskKind
 from pixelgate.db.tables import Job
 from pixelgate.errors import ValidationError
-from pixelgate.providers.base import TaskKind
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
 from pixelgate.service.inputs import ImageUpload
