@@ -41,6 +41,7 @@ from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
+from pixelgate.service.models import ModelDirectory
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
@@ -115,6 +116,7 @@ class Runtime:
         )
         self.access = AccessService(self.db, self.clock)
         self.tenants = TenantService(self.db, self.clock)
+        self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
         self.safety = Safety(
             self.tenants,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
