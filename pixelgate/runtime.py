@@ -42,6 +42,7 @@ from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
+from pixelgate.service.models import ModelDirectory
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
@@ -123,6 +124,7 @@ class Runtime:
             self.db, self.clock, on_retention_change=self.files.apply_retention
         )
         self.eraser = TenantEraser(self.db, self.files, self.tenants, self.clock)
+        self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
         self.safety = Safety(
             self.tenants,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),

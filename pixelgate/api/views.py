@@ -96,7 +96,7 @@ def file_public(runtime: Runtime, record: StoredFile, base_url: str) -> FilePubl
 
 
 def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
-    reason = runtime.providers.unavailable_reason(spec)
+    reason = runtime.model_directory.unavailable_reason(spec)
     return ModelPublic(
         id=spec.id,
         created=int(runtime.clock.now().timestamp()),

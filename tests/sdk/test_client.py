@@ -58,6 +58,14 @@ def test_seed_round_trips_and_reproduces_the_image(client: pixelgate.Client) -> 
     assert first.data[0].content() == again.data[0].content()
 
 
+def test_a_repeat_says_it_came_from_the_cache(client: pixelgate.Client) -> None:
+    first = client.images.generate(model="local/tiny", prompt="a repeat", seed=77, **FAST)
+    again = client.images.generate(model="local/tiny", prompt="a repeat", seed=77, **FAST)
+
+    assert (first.cached, again.cached) == (False, True)
+    assert again.data[0].content() == first.data[0].content()
+
+
 def test_several_images_in_one_request(client: pixelgate.Client) -> None:
     result = client.images.generate(model="local/tiny", prompt="dots", n=2, **FAST)
 
