@@ -143,12 +143,13 @@ def test_a_tenant_admin_reaches_its_own_tenant_and_no_other(admin: httpx.Client)
     assert b_admin.get("/v1/models").status_code == 200  # and uses its tenant as any key
 
     # another tenant: nothing
-    for method, path, body in (
+    requests: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
         ("POST", "/v1/admin/keys", {"tenant_id": "tenant-a", "name": "stolen"}),
         ("GET", "/v1/admin/keys?tenant_id=tenant-a", None),
         ("GET", "/v1/admin/tenants/tenant-a", None),
         ("GET", "/v1/admin/usage?tenant_id=tenant-a", None),
-    ):
+    )
+    for method, path, body in requests:
         response = b_admin.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.text)
     revoke = b_admin.post(f"/v1/admin/keys/{a_key['id']}/revoke")
@@ -161,13 +162,14 @@ def test_a_tenant_admin_reaches_its_own_tenant_and_no_other(admin: httpx.Client)
     )
 
     # nor what the operators set, nor their scope
-    for method, path, body in (
+    requests = (
         ("POST", "/v1/admin/tenants", {"id": "tenant-c", "name": "C"}),
         ("GET", "/v1/admin/tenants", None),
         ("PATCH", "/v1/admin/tenants/tenant-b", {"budget_total": "1000"}),
         ("GET", "/v1/admin/workers", None),
         ("POST", "/v1/admin/keys", {"tenant_id": "tenant-b", "name": "up", "scopes": ["admin"]}),
-    ):
+    )
+    for method, path, body in requests:
         response = b_admin.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.text)
 

@@ -39,7 +39,7 @@ def test_every_model_accepts_a_bare_prompt_with_its_own_defaults() -> None:
         if not issubclass(OPTION_FAMILIES[spec.family], PromptOptions):
             continue  # background removal takes no prompt (tests/providers/test_rembg.py)
         options = catalog.validate_options(spec, {"prompt": "a cat"})
-        assert options.prompt == "a cat"
+        assert isinstance(options, PromptOptions) and options.prompt == "a cat"
 
 
 def test_prices_depend_on_size_and_quality() -> None:

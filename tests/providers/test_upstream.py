@@ -144,9 +144,11 @@ def test_the_claims_own_note_lets_its_attempt_send_without_a_write_of_its_own() 
     sent: list[int] = []
     task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 1, kept)
 
-    response = send_once(
-        "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"{}")
-    )
+    def send() -> UpstreamResponse:
+        sent.append(1)
+        return UpstreamResponse(200, httpx.Headers(), b"{}")
+
+    response = send_once("openai", task, send)
 
     assert response.ok and sent == [1]
     assert kept == []  # noted when the job was claimed: no second write before the call
@@ -157,10 +159,12 @@ def test_a_request_noted_by_an_earlier_attempt_is_never_sent_again() -> None:
     sent: list[int] = []
     task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 2, kept)
 
+    def send() -> UpstreamResponse:
+        sent.append(1)
+        return UpstreamResponse(200, httpx.Headers(), b"")
+
     with pytest.raises(BackendError, match="not sent again"):
-        send_once(
-            "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"")
-        )
+        send_once("openai", task, send)
     assert sent == []
 
 

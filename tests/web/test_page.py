@@ -165,6 +165,7 @@ def test_paint_a_mask_and_inpaint(page: Page, tmp_path: Path) -> None:
     expect(page.locator("#results img")).to_have_count(1)
 
     body = sent.value.post_data_json
+    assert isinstance(body, dict)
     assert body["model"] == "local/tiny" and "width" not in body
     painted = Image.open(io.BytesIO(base64.b64decode(body["mask_image"]))).convert("L")
     assert painted.size == (64, 64)
