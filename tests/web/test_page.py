@@ -11,12 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ADMIN_KEY, Server
 from tests.rembg_server import disc_picture, is_cut_out, rembg_server
 
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)  # the first job loads the model on 2 busy cores
 
@@ -26,17 +25,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     instance = rembg_server(tmp_path_factory.mktemp("web") / "data", models_dir)
     yield instance
     instance.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

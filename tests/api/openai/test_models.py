@@ -52,7 +52,8 @@ def test_openapi_lists_the_headers_each_openai_route_reads(gateway: Server) -> N
     for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
         operation = schema["paths"][path]["post"]
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-        assert headers == {"authorization", "prefer", "idempotency-key", "cache-control"}, path
+        assert headers == {"prefer", "idempotency-key", "cache-control"}, path
+        assert operation["security"] == [{"bearer": []}], path  # the key
     edits = schema["paths"]["/v1/images/edits"]["post"]  # its multipart body is kept beside them
     assert "multipart/form-data" in edits["requestBody"]["content"]
 
