@@ -315,7 +315,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Models */
+        /**
+         * List Models
+         * @description The models the caller may use, each saying whether it can run here now and why not.
+         */
         get: operations["models_list"];
         put?: never;
         post?: never;
@@ -399,6 +402,28 @@ export interface paths {
          * @description Change a tenant's model lists, prices, budgets, limits or cache policy.
          */
         patch: operations["admin_update_tenant"];
+        trace?: never;
+    };
+    "/v1/admin/tenants/{tenant_id}/erase": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Erase Tenant
+         * @description Delete everything of a tenant (jobs, events, files and their bytes, inputs, keys,
+         *     idempotency keys, ledger entries, usage) but its budget accounts and a tombstone of its
+         *     record. 409 while it has jobs queued or running, and for the default tenant.
+         */
+        post: operations["admin_erase_tenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/admin/keys": {
@@ -544,6 +569,16 @@ export interface components {
             /** Remaining */
             remaining: string | null;
         };
+        /** Envelope[ErasurePublic] */
+        Envelope_ErasurePublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["ErasurePublic"];
+        };
         /** Envelope[FilePublic] */
         Envelope_FilePublic_: {
             /**
@@ -678,6 +713,42 @@ export interface components {
             status: "ok";
             /** Data */
             data: components["schemas"]["WorkerPublic"][];
+        };
+        /** ErasurePublic */
+        ErasurePublic: {
+            /**
+             * Object
+             * @default tenant.erasure
+             * @constant
+             */
+            object: "tenant.erasure";
+            /** Tenant Id */
+            tenant_id: string;
+            /**
+             * Jobs
+             * @description Jobs deleted, with their events and input images.
+             */
+            jobs: number;
+            /**
+             * Files
+             * @description File records deleted.
+             */
+            files: number;
+            /**
+             * Blobs
+             * @description Stored blobs deleted (those no other file or job uses).
+             */
+            blobs: number;
+            /**
+             * Api Keys
+             * @description API keys deleted.
+             */
+            api_keys: number;
+            /**
+             * Kept
+             * @description What stays, and why (the money accounted).
+             */
+            kept: string[];
         };
         /** ErrorBody */
         ErrorBody: {
@@ -1096,6 +1167,11 @@ export interface components {
             /** Safety Threshold */
             safety_threshold?: number | null;
             /**
+             * Retention Days
+             * @description How long its results and jobs are kept; null: the global retention.
+             */
+            retention_days?: number | null;
+            /**
              * Id
              * @description Made up when not given.
              */
@@ -1134,6 +1210,11 @@ export interface components {
             cache_policy?: ("free" | "charge") | null;
             /** Safety Threshold */
             safety_threshold?: number | null;
+            /**
+             * Retention Days
+             * @description How long its results and jobs are kept; null: the global retention.
+             */
+            retention_days?: number | null;
         };
         /** TenantPublic */
         TenantPublic: {
@@ -1171,6 +1252,13 @@ export interface components {
             cache_policy: string;
             /** Safety Threshold */
             safety_threshold: number | null;
+            /** Retention Days */
+            retention_days: number | null;
+            /**
+             * Erased At
+             * @description Set once the tenant was erased.
+             */
+            erased_at: string | null;
             /** Budgets */
             budgets: components["schemas"]["BudgetPublic"][];
         };
@@ -1180,6 +1268,11 @@ export interface components {
             spent: string;
             /** Images */
             images: number;
+            /**
+             * Jobs
+             * @description Jobs settled: each that reserved money, whatever it made.
+             */
+            jobs: number;
         };
         /** UsagePublic */
         UsagePublic: {
@@ -1200,6 +1293,8 @@ export interface components {
             spent: string;
             /** Images */
             images: number;
+            /** Jobs */
+            jobs: number;
             /** By Model */
             by_model: {
                 [key: string]: components["schemas"]["UsageBucket"];
@@ -2496,6 +2591,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Envelope_TenantPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    admin_erase_tenant: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                tenant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ErasurePublic_"];
                 };
             };
             /** @description Validation Error */
