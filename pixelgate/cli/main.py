@@ -43,6 +43,7 @@ def serve(
     host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
 ) -> None:
     """Run the HTTP API, with its in-process worker."""
+    from pixelgate.paths import default_models_dir, legacy_models_dir
     from pixelgate.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -53,6 +54,14 @@ def serve(
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     settings = load_settings(config_file, **overrides)
+    legacy = None if settings.models_dir else legacy_models_dir(settings.data_dir)
+    if legacy is not None:
+        click.echo(
+            f"pixelgate: reading models from {legacy} (their place before the shared cache); "
+            f"move its contents into {default_models_dir()} to share them with every data "
+            "directory",
+            err=True,
+        )
     local_models = None
     if not settings.clustered:
         # the model worker process first: its imports (torch, diffusers: seconds) then overlap
