@@ -24,6 +24,7 @@ from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
 from pixelgate.engine.model_process import ModelProcess
+from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
@@ -265,7 +266,9 @@ class Runtime:
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
         """The local models among `names`, each with a one-step warm-up task where it makes
-        images from text."""
+        images from text; none without the local engine (`pixelgate[local]`)."""
+        if not installed("local"):
+            return []
         specs = [self.catalog.resolve(name) for name in names]
         return [
             (spec, self._warm_up_task(spec) if "generate" in spec.capabilities else None)

@@ -15,6 +15,7 @@ from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
+from pixelgate.extras import missing_extra
 
 
 @click.group(cls=ErrorReportingGroup)
@@ -43,6 +44,9 @@ def serve(
     host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
 ) -> None:
     """Run the HTTP API, with its in-process worker."""
+    problem = missing_extra("pixelgate serve", "server")
+    if problem is not None:
+        raise click.ClickException(problem)
     from pixelgate.paths import default_models_dir, legacy_models_dir
     from pixelgate.settings import load_settings
 
@@ -69,7 +73,10 @@ def serve(
         from pixelgate.engine.model_process import ModelProcess
 
         local_models = ModelProcess.from_settings(settings)
-        if settings.preload_models:
+        without_local = missing_extra("a local model", "local")
+        if without_local is not None:
+            click.echo(f"pixelgate: {without_local}", err=True)
+        elif settings.preload_models:
             local_models.launch()
 
     from pixelgate.api import server
