@@ -20,7 +20,14 @@ MODULES: dict[Extra, tuple[str, ...]] = {
 
 @functools.cache
 def installed(extra: Extra) -> bool:
-    return all(importlib.util.find_spec(module) is not None for module in MODULES[extra])
+    return all(_found(module) for module in MODULES[extra])
+
+
+def _found(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # a finder that refuses the name
+        return False
 
 
 def missing_extra(what: str, *extras: Extra) -> str | None:

@@ -251,7 +251,10 @@ class Runtime:
                 )
         if self._redis_bus is not None:
             self._redis_bus.start()
-        if self.role == "worker":
+        # without the local engine (`pixelgate[local]`) no model worker process starts: local
+        # models are listed as unavailable, naming the extra
+        local_engine = installed("local")
+        if self.role == "worker" and local_engine:
             # a worker loads its models before it takes a job or says it is alive
             self.local_models.preload(self._preloads(self.models), wait=True)
         if self.local_worker is not None:
@@ -261,14 +264,13 @@ class Runtime:
                 log.info("resuming %d unfinished jobs", resumed)
             self.local_worker.start()
             # in the background: the API answers while the models load and warm up
-            self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
+            if local_engine:
+                self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
         self._housekeeper.start()
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
         """The local models among `names`, each with a one-step warm-up task where it makes
-        images from text; none without the local engine (`pixelgate[local]`)."""
-        if not installed("local"):
-            return []
+        images from text."""
         specs = [self.catalog.resolve(name) for name in names]
         return [
             (spec, self._warm_up_task(spec) if "generate" in spec.capabilities else None)
