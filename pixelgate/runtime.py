@@ -22,6 +22,7 @@ from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
 from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
 from pixelgate.engine.model_process import ModelProcess
+from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
@@ -278,7 +279,10 @@ class Runtime:
                 )
         if self._redis_bus is not None:
             self._redis_bus.start()
-        if self.role == "worker":
+        # without the local engine (`pixelgate[local]`) no model worker process starts: local
+        # models are listed as unavailable, naming the extra
+        local_engine = installed("local")
+        if self.role == "worker" and local_engine:
             # a worker loads its models before it takes a job or says it is alive
             self.local_models.preload(self._preloads(self.models), wait=True)
         if self.local_worker is not None:
@@ -288,7 +292,8 @@ class Runtime:
                 log.info("resuming %d unfinished jobs", resumed)
             self.local_worker.start()
             # in the background: the API answers while the models load and warm up
-            self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
+            if local_engine:
+                self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
         self.housekeeper.start()
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:

@@ -20,12 +20,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from pixelgate.paths import default_data_dir, default_models_dir, legacy_models_dir
+
 _config_file: ContextVar[Path | None] = ContextVar("pixelgate_config_file", default=None)
-
-
-def default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "pixelgate"
 
 
 class Settings(BaseSettings):
@@ -35,7 +32,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; SQLite in the data directory when unset."""
     models_dir: Path | None = None
-    """Where model weights live; `<data_dir>/models` when unset."""
+    """Where model weights live, shared by every data directory: `$XDG_CACHE_HOME/pixelgate/models`
+    (`~/.cache/pixelgate/models`) when unset, or `<data_dir>/models` if that holds files (the
+    place before the shared cache)."""
     catalog_file: Path | None = None
     """An operator's TOML catalog, merged over the built-in one."""
 
@@ -177,7 +176,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_models_dir(self) -> Path:
-        return self.models_dir or self.data_dir / "models"
+        return self.models_dir or legacy_models_dir(self.data_dir) or default_models_dir()
 
     @property
     def resolved_rembg_home(self) -> Path:

@@ -15,6 +15,7 @@ from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
+from pixelgate.extras import missing_extra
 
 
 @click.group(cls=ErrorReportingGroup)
@@ -43,6 +44,10 @@ def serve(
     host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
 ) -> None:
     """Run the HTTP API, with its in-process worker."""
+    problem = missing_extra("pixelgate serve", "server")
+    if problem is not None:
+        raise click.ClickException(problem)
+    from pixelgate.paths import default_models_dir, legacy_models_dir
     from pixelgate.settings import load_settings
 
     overrides: dict[str, object] = {}
@@ -53,6 +58,14 @@ def serve(
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     settings = load_settings(config_file, **overrides)
+    legacy = None if settings.models_dir else legacy_models_dir(settings.data_dir)
+    if legacy is not None:
+        click.echo(
+            f"pixelgate: reading models from {legacy} (their place before the shared cache); "
+            f"move its contents into {default_models_dir()} to share them with every data "
+            "directory",
+            err=True,
+        )
     local_models = None
     if not settings.clustered:
         # the model worker process first: its imports (torch, diffusers: seconds) then overlap
@@ -60,7 +73,10 @@ def serve(
         from pixelgate.engine.model_process import ModelProcess
 
         local_models = ModelProcess.from_settings(settings)
-        if settings.preload_models:
+        without_local = missing_extra("a local model", "local")
+        if without_local is not None:
+            click.echo(f"pixelgate: {without_local}", err=True)
+        elif settings.preload_models:
             local_models.launch()
 
     from pixelgate.api import server

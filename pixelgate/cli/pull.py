@@ -20,6 +20,7 @@ from rich.progress import (
 
 from pixelgate.cli.common import stderr_console
 from pixelgate.errors import ModelUnavailable, ValidationError
+from pixelgate.extras import missing_extra
 
 WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "tokenizer*/*"]
 """What a diffusers folder needs; `.bin` / `.ckpt` duplicates of safetensors weights are skipped."""
@@ -116,11 +117,14 @@ def pull_model(model: str, *, models_dir: Path, catalog_file: Path | None, show:
     "--models-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where weights go [default: PIXELGATE_MODELS_DIR, else <data dir>/models].",
+    help="Where weights go [default: PIXELGATE_MODELS_DIR, else ~/.cache/pixelgate/models].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def pull(model: str, models_dir: Path | None, quiet: bool) -> None:
     """Download MODEL's weights (a catalog id or alias) for the local engine."""
+    problem = missing_extra("pixelgate pull", "local")
+    if problem is not None:
+        raise click.ClickException(problem)
     from pixelgate.settings import load_settings
 
     settings = load_settings()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from pixelgate.extras import missing_extra
+
 
 @click.command()
 @click.option(
@@ -22,6 +24,9 @@ import click
 def worker(models: str, concurrency: int, metrics_port: int | None) -> None:
     """Take jobs for MODELS from the broker (PIXELGATE_BROKER_URL) and run them, keeping the
     models loaded. Needs the same database and storage settings as `serve`."""
+    problem = missing_extra("pixelgate worker", "server", "cluster")
+    if problem is not None:
+        raise click.ClickException(problem)
     from prometheus_client import start_http_server
 
     from pixelgate.engine.celery_queue import queue_name, serve_jobs_with

@@ -39,6 +39,7 @@ from PIL import Image
 from pixelgate.catalog import DiffusionOptions, ModelSpec
 from pixelgate.catalog.options import DEFAULT_STRENGTH
 from pixelgate.errors import Canceled, ModelUnavailable, ValidationError
+from pixelgate.extras import missing_extra
 from pixelgate.imaging import CONTENT_TYPES, encode_image
 from pixelgate.providers.base import (
     CancelToken,
@@ -86,7 +87,11 @@ def model_path(models_dir: Path, spec: ModelSpec) -> Path:
 
 
 def unavailable_reason(models_dir: Path, spec: ModelSpec) -> str | None:
-    """Why a local model cannot run here (its weights are missing), or None when it can."""
+    """Why a local model cannot run here (no local engine installed, or its weights are
+    missing), or None when it can."""
+    without_engine = missing_extra("a local model", "local")
+    if without_engine is not None:
+        return without_engine
     source = spec.source or spec.id
     if source in BUILTIN_BUILDERS or (model_path(models_dir, spec) / "model_index.json").exists():
         return None

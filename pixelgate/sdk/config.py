@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pixelgate.paths import default_data_dir
+
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 ADMIN_KEY_FILE = "admin_key"
 
@@ -66,8 +68,6 @@ def data_dir() -> Path:
     configured = os.environ.get("PIXELGATE_DATA_DIR")
     if configured:
         return Path(configured)
-    from pixelgate.settings import default_data_dir  # pydantic-settings: only when needed
-
     return default_data_dir()
 
 

@@ -1,0 +1,41 @@
+# pixelgate's server image: `docker build -t pixelgate .` (CPU PyTorch), or for NVIDIA GPUs
+# `docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 -t pixelgate:cuda .`
+# (run with `--gpus all` and PIXELGATE_DEVICE=cuda). One image for every role:
+# `serve` (the default command) and `worker --models ...`. See docs/deployment.md and compose.yaml.
+ARG BASE=python:3.12-slim-bookworm
+
+FROM ${BASE} AS build
+ARG EXTRAS=all
+ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+ARG TORCH_SPEC=torch==2.13.0
+ENV PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY scripts/install-server scripts/fetch-weights scripts/
+COPY pixelgate pixelgate
+RUN PIXELGATE_TORCH_INDEX="$TORCH_INDEX" PIXELGATE_TORCH_SPEC="$TORCH_SPEC" \
+    scripts/install-server /opt/pixelgate/venv /opt/pixelgate/weights "$EXTRAS"
+
+FROM ${BASE}
+RUN groupadd --system --gid 10001 pixelgate \
+    && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/pixelgate pixelgate \
+    && mkdir /models && chown pixelgate:pixelgate /models
+COPY --from=build /opt/pixelgate /opt/pixelgate
+ENV PATH=/opt/pixelgate/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PIXELGATE_HOST=0.0.0.0 \
+    PIXELGATE_PORT=8000 \
+    PIXELGATE_DATA_DIR=/var/lib/pixelgate \
+    PIXELGATE_MODELS_DIR=/models \
+    PIXELGATE_REMBG_HOME=/opt/pixelgate/weights/rembg \
+    PIXELGATE_SAFETY_MODEL_FILE=/opt/pixelgate/weights/safety/open-nsfw.onnx
+USER 10001:10001
+WORKDIR /var/lib/pixelgate
+VOLUME ["/var/lib/pixelgate", "/models"]
+EXPOSE 8000
+# ready once the database, storage and the preloaded models are (the default model loads in
+# seconds on a CPU; a large one on a GPU may need a longer start period)
+HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import urllib.request as r; r.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+ENTRYPOINT ["pixelgate"]
+CMD ["serve"]
