@@ -6,6 +6,7 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 
 from sqlalchemy import delete, insert, select
@@ -123,10 +124,16 @@ class FileService:
             raise NotFound(f"No file {file_id!r}", param="file_id")
         return record
 
-    def get_many(self, tenant_id: str, file_ids: list[str]) -> dict[str, StoredFile]:
-        """The tenant's live files among these ids."""
-        with self._recent_lock:
-            known = [self._recent.get(file_id) for file_id in file_ids]
+    def get_many(
+        self, tenant_id: str, file_ids: list[str], *, fresh: bool = False
+    ) -> dict[str, StoredFile]:
+        """The tenant's live files among these ids. `fresh` reads them from the database, not
+        from this process's memory of the files it saved, which does not know of a deletion
+        made by another process."""
+        known: list[StoredFile | None] = []
+        if not fresh:
+            with self._recent_lock:
+                known = [self._recent.get(file_id) for file_id in file_ids]
         records = [record for record in known if record is not None]
         if len(records) < len(file_ids):
             with self._db.session() as session:
@@ -163,16 +170,54 @@ class FileService:
         now = self._clock.now()
         with self._db.session() as session:
             expired = session.scalars(select(StoredFile).where(StoredFile.expires_at <= now)).all()
-            keys = {record.blob_key for record in expired}
             session.execute(delete(StoredFile).where(StoredFile.expires_at <= now))
+        self.forget(record.id for record in expired)
+        keys = {record.blob_key for record in expired}
+        dropped = self.drop_unused_blobs(keys)
+        if expired:
+            log.info("retention removed %d files, %d blobs", len(expired), dropped)
+        return len(expired)
+
+    def delete(self, tenant_id: str, file_id: str) -> None:
+        """Delete a tenant's file: its record, so its links answer 404 at once, then its
+        bytes unless another file (a cache hit's copy, identical bytes) still uses them.
+        Another tenant's file, or an expired one, is not found."""
+        record = self.get(tenant_id, file_id)
+        with self._db.session(writes=True) as session:
+            deleted = session.execute(
+                delete(StoredFile).where(
+                    StoredFile.id == file_id, StoredFile.tenant_id == tenant_id
+                )
+            )
+            if not deleted.rowcount:  # type: ignore[attr-defined]
+                raise NotFound(f"No file {file_id!r}", param="file_id")  # deleted meanwhile
+        self.forget([file_id])
+        self.drop_unused_blobs({record.blob_key})
+
+    def forget(self, file_ids: Iterable[str]) -> None:
+        """Deleted files: no longer handed back from memory (`get_many`)."""
+        with self._recent_lock:
+            for file_id in file_ids:
+                self._recent.pop(file_id, None)
+
+    def drop_unused_blobs(self, keys: Collection[str]) -> int:
+        """Delete the blobs among `keys` that no file uses, once the files that used them are
+        deleted (committed); returns how many. Blobs are content-addressed and shared between
+        files, so a blob is read while another file uses it and is never deleted under it.
+
+        A file that copies a record over the same blob (`ResultCache.serve`) checks in its own
+        transaction that the record it copies still exists, so it is either committed before
+        this looks (and its blob is kept) or not at all."""
+        if not keys:
+            return 0
+        with self._db.session() as session:
             still_used = set(
                 session.scalars(select(StoredFile.blob_key).where(StoredFile.blob_key.in_(keys)))
             )
-        for key in keys - still_used:
+        unused = set(keys) - still_used
+        for key in unused:
             self._blobs.delete(key)
-        if expired:
-            log.info("retention removed %d files, %d blobs", len(expired), len(keys - still_used))
-        return len(expired)
+        return len(unused)
 
     def _expired(self, record: StoredFile) -> bool:
         return record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now()

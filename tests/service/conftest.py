@@ -124,6 +124,7 @@ class Services:
     cancels: CancelRegistry
     tenants: TenantService
     billing: Billing
+    blobs: LocalBlobStore
 
 
 @pytest.fixture(params=ENGINES)
@@ -210,5 +211,6 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         cancels,
         tenants,
         billing,
+        blobs,
     )
     db.dispose()
