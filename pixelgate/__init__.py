@@ -38,6 +38,7 @@ from pixelgate.sdk import (
     JobError,
     JobEvent,
     Model,
+    Page,
 )
 
 __version__ = "0.1.0"
@@ -64,6 +65,7 @@ __all__ = [
     "ModelUnavailable",
     "MustProvideFile",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
     "ProviderTimeout",
     "RateLimited",

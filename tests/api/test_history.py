@@ -14,19 +14,13 @@ import pytest
 from pixelgate.storage import LocalBlobStore
 from pixelgate.storage.blobs import blob_key
 from tests.conftest import Server
-from tests.helpers import SLOW, generate, submit, wait_for
+from tests.helpers import SLOW, generate, submit, tenant_key, wait_for
 
 
 @pytest.fixture
-def tenant(server: Server) -> Iterator[httpx.Client]:
-    """A client with a generate+read key of a tenant of its own: an empty history."""
-    tenant_id = "hist-" + secrets.token_hex(4)
-    with server.client() as admin:
-        created = admin.post("/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id})
-        assert created.status_code == 201, created.text
-        key = admin.post("/v1/admin/keys", json={"tenant_id": tenant_id, "name": "app"})
-        assert key.status_code == 201, key.text
-    with server.client(key.json()["data"]["key"]) as client:
+def tenant(server: Server, api: httpx.Client) -> Iterator[httpx.Client]:
+    """A client of a tenant of its own: an empty history."""
+    with server.client(tenant_key(api)) as client:
         yield client
 
 

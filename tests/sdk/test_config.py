@@ -67,6 +67,7 @@ def test_the_exported_surface() -> None:
         "ModelUnavailable",
         "MustProvideFile",
         "NotFound",
+        "Page",
         "PayloadTooLarge",
         "ProviderTimeout",
         "RateLimited",
