@@ -469,12 +469,6 @@ class JobService:
             raise NotFound(f"No job {job_id!r}", param="job_id")
         return job
 
-    def recent(
-        self, principal: Principal, *, status: JobStatus | None = None, limit: int = 20
-    ) -> list[Job]:
-        """The tenant's most recent jobs, newest first."""
-        return self._store.recent(principal.tenant_id, status=status, limit=limit)
-
     def outputs(self, job: Job) -> list[ImageOutput]:
         """The images of a succeeded job, with fresh links or inline bytes as requested."""
         items = (job.result or {}).get("images", [])
