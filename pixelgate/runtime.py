@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +31,7 @@ from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
+from pixelgate.service.erasure import TenantEraser
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.history import History
@@ -40,9 +39,11 @@ from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
-from pixelgate.service.maintenance import Maintenance, WorkerRegistry
+from pixelgate.service.maintenance import Chore, Housekeeper, Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
+from pixelgate.service.models import ModelDirectory
 from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.settings import Settings
@@ -101,13 +102,16 @@ class Runtime:
         self._s3 = _s3_store(settings) if settings.storage_url else None
         self.blobs: BlobStore = self._s3 or LocalBlobStore(settings.data_dir / "blobs")
         blobs = self.blobs
+        retention = timedelta(days=settings.retention_days)
         self.files = FileService(
             self.db,
             blobs,
             links,
             self.clock,
-            retention=timedelta(days=settings.retention_days),
+            retention=retention,
+            retention_days_of=lambda tenant_id: self.tenants.current(tenant_id).retention_days,
         )
+        self.retention = Retention(self.db, self.files, self.clock, retention=retention)
         self.inputs = InputImages(
             blobs,
             self.files,
@@ -115,7 +119,11 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
-        self.tenants = TenantService(self.db, self.clock)
+        self.tenants = TenantService(
+            self.db, self.clock, on_retention_change=self.files.apply_retention
+        )
+        self.eraser = TenantEraser(self.db, self.files, self.tenants, self.clock)
+        self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
         self.safety = Safety(
             self.tenants,
             NsfwClassifier(settings.resolved_safety_model_file, threads=settings.torch_threads),
@@ -211,10 +219,30 @@ class Runtime:
             queue_depth=lambda: self.queue.depth,
             spend_by_tenant=self.billing.spend_by_tenant,
         )
-        self._stopping = threading.Event()
-        self._housekeeper = threading.Thread(
-            target=self._housekeeping, name="pixelgate-housekeeping", daemon=True
-        )
+        self.housekeeper = Housekeeper(self._chores())
+
+    def _chores(self) -> list[Chore]:
+        """Leases and retention everywhere; lost messages in a cluster; a worker's heartbeat."""
+        settings = self.settings
+        chores = [
+            Chore("leases", settings.lease_seconds / 3, self.maintenance.take_back_expired),
+            Chore("retention", SWEEP_INTERVAL_SECONDS, self.retention.sweep),
+        ]
+        if settings.clustered:
+            chores.append(
+                Chore("resend", settings.requeue_after_seconds / 2, self.maintenance.resend_waiting)
+            )
+        if self.role == "worker":
+            chores.append(
+                Chore(
+                    "heartbeat",
+                    settings.worker_heartbeat_seconds,
+                    lambda: self.workers.beat(
+                        self.worker_id, models=self.models, running=self.executor.running
+                    ),
+                )
+            )
+        return chores
 
     def _more_on_the_way(self, model: str) -> bool:
         """Whether another job for local `model` may reach the model worker within a batch
@@ -263,7 +291,7 @@ class Runtime:
             self.local_worker.start()
             # in the background: the API answers while the models load and warm up
             self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
-        self._housekeeper.start()
+        self.housekeeper.start()
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
         """The local models among `names`, each with a one-step warm-up task where it makes
@@ -280,12 +308,10 @@ class Runtime:
         return ImageTask("generate", self.catalog.validate_options(spec, options, task="generate"))
 
     def stop(self) -> None:
-        self._stopping.set()
+        self.housekeeper.stop()
         if self.local_worker is not None:
             self.local_worker.stop()
         self.local_models.stop()
-        if self._housekeeper.is_alive():
-            self._housekeeper.join(5)
         if self.role == "worker":
             self.workers.leave(self.worker_id)
         if self._redis_bus is not None:
@@ -326,37 +352,6 @@ class Runtime:
     def _check_local_worker(self) -> None:
         if self.local_worker is None or not self.local_worker.alive:
             raise RuntimeError("the worker threads stopped")
-
-    def _housekeeping(self) -> None:
-        """Leases, lost messages, heartbeats and retention, on their own clocks."""
-        settings = self.settings
-        every = {
-            "leases": settings.lease_seconds / 3,
-            "resend": settings.requeue_after_seconds / 2,
-            "heartbeat": settings.worker_heartbeat_seconds,
-            "retention": SWEEP_INTERVAL_SECONDS,
-        }
-        due = dict.fromkeys(every, 0.0)
-        tasks: dict[str, Callable[[], object]] = {
-            "leases": self.maintenance.take_back_expired,
-            "retention": self.files.sweep_expired,
-        }
-        if self.settings.clustered:
-            tasks["resend"] = self.maintenance.resend_waiting
-        if self.role == "worker":
-            tasks["heartbeat"] = lambda: self.workers.beat(
-                self.worker_id, models=self.models, running=self.executor.running
-            )
-        while not self._stopping.is_set():
-            now = time.monotonic()
-            for name, task in tasks.items():
-                if now >= due[name]:
-                    due[name] = now + every[name]
-                    try:
-                        task()
-                    except Exception as exc:
-                        log.warning("housekeeping %s failed: %s", name, exc)
-            self._stopping.wait(min(1.0, *every.values()))
 
 
 def _secret_key(settings: Settings) -> bytes:

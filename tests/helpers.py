@@ -56,7 +56,7 @@ def read_events(
     job_id: str,
     *,
     into: list[tuple[str, dict[str, Any], str | None]] | None = None,
-    **headers: str,
+    headers: dict[str, str] | None = None,
 ) -> list[tuple[str, dict[str, Any], str | None]]:
     """The whole SSE stream of a job, as (event, data, id) tuples; appended to `into` as each
     arrives, when given."""
@@ -76,6 +76,13 @@ def read_events(
             name, _, value = line.partition(": ")
             fields[name] = value
     return events
+
+
+def alpha_at(image: Image.Image, xy: tuple[int, int]) -> int:
+    """The opacity of one pixel of an RGBA image, 0 to 255."""
+    value = image.getchannel("A").getpixel(xy)
+    assert isinstance(value, int)
+    return value
 
 
 def png_size(data: bytes) -> tuple[int, int]:

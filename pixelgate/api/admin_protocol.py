@@ -41,6 +41,12 @@ class TenantFields(BaseModel):
     limits: Limits | None = None
     cache_policy: Literal["free", "charge"] | None = None
     safety_threshold: float | None = Field(default=None, ge=0, le=1)
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        lt=36500,
+        description="How long its results and jobs are kept; null: the global retention.",
+    )
 
 
 class TenantCreate(TenantFields):
@@ -69,7 +75,19 @@ class TenantPublic(BaseModel):
     limits: Limits | None
     cache_policy: str
     safety_threshold: float | None
+    retention_days: float | None
+    erased_at: datetime | None = Field(description="Set once the tenant was erased.")
     budgets: list[BudgetPublic]
+
+
+class ErasurePublic(BaseModel):
+    object: Literal["tenant.erasure"] = "tenant.erasure"
+    tenant_id: str
+    jobs: int = Field(description="Jobs deleted, with their events and input images.")
+    files: int = Field(description="File records deleted.")
+    blobs: int = Field(description="Stored blobs deleted (those no other file or job uses).")
+    api_keys: int = Field(description="API keys deleted.")
+    kept: list[str] = Field(description="What stays, and why (the money accounted).")
 
 
 class KeyCreate(BaseModel):
@@ -102,6 +120,7 @@ class KeyCreated(KeyPublic):
 class UsageBucket(BaseModel):
     spent: Money
     images: int
+    jobs: int = Field(description="Jobs settled: each that reserved money, whatever it made.")
 
 
 class UsagePublic(BaseModel):
@@ -110,6 +129,7 @@ class UsagePublic(BaseModel):
     since: datetime
     spent: Money
     images: int
+    jobs: int
     by_model: dict[str, UsageBucket]
     by_day: dict[str, UsageBucket]
     budgets: list[BudgetPublic]

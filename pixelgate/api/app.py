@@ -6,13 +6,14 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate import __version__
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.middleware import RequestContext
 from pixelgate.api.openai import routes as openai_routes
+from pixelgate.api.openapi import create_documented_app
 from pixelgate.api.routes import (
     admin,
     background,
@@ -27,6 +28,13 @@ from pixelgate.api.routes import (
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.runtime import Runtime
 from pixelgate.settings import Settings
+
+ROUTERS: tuple[APIRouter, ...] = (
+    # the OpenAI routes first: requests are matched in order, and a gateway's traffic is theirs
+    openai_routes.router,
+    openai_routes.oai_router,
+    *(m.router for m in (health, images, jobs, media, models, usage, admin, background, web)),
+)
 
 
 def create_app(settings: Settings, *, local_models: ModelProcess | None = None) -> FastAPI:
@@ -46,7 +54,8 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
         finally:
             await run_in_threadpool(runtime.stop)
 
-    app = FastAPI(
+    app = create_documented_app(
+        ROUTERS,
         title="pixelgate",
         version=__version__,
         summary="One API for every image model, local or hosted.",
@@ -54,9 +63,4 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
     )
     install_error_handlers(app)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
-    # the OpenAI routes first: requests are matched in order, and a gateway's traffic is theirs
-    app.include_router(openai_routes.router)
-    app.include_router(openai_routes.oai_router)
-    for module in (health, images, jobs, media, models, usage, admin, background, web):
-        app.include_router(module.router)
     return app

@@ -24,7 +24,9 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def current_principal(
-    runtime: RuntimeDep, authorization: Annotated[str | None, Header()] = None
+    runtime: RuntimeDep,
+    # in the OpenAPI document as the bearer scheme (api/openapi.py), not as a parameter
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
     """The caller; the database is read (in a worker thread) only for a key not seen lately."""
     principal = runtime.access.recently_authenticated(authorization)

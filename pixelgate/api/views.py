@@ -6,6 +6,7 @@ from typing import Any, Protocol, TypeVar
 
 from pixelgate.api.admin_protocol import (
     BudgetPublic,
+    ErasurePublic,
     KeyPublic,
     Limits,
     TenantPublic,
@@ -28,6 +29,7 @@ from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
 from pixelgate.service.edit_sizes import adjustments_of
+from pixelgate.service.erasure import KEPT, Erasure
 from pixelgate.service.history import FileEntry
 
 
@@ -117,7 +119,7 @@ def page_public(items: list[PublicItem]) -> dict[str, Any]:
 
 
 def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
-    reason = runtime.providers.unavailable_reason(spec)
+    reason = runtime.model_directory.unavailable_reason(spec)
     return ModelPublic(
         id=spec.id,
         created=int(runtime.clock.now().timestamp()),
@@ -160,7 +162,20 @@ def tenant_public(runtime: Runtime, tenant: Tenant) -> TenantPublic:
         limits=Limits(**tenant.limits) if tenant.limits else None,
         cache_policy=tenant.cache_policy,
         safety_threshold=tenant.safety_threshold,
+        retention_days=tenant.retention_days,
+        erased_at=as_utc(tenant.erased_at) if tenant.erased_at else None,
         budgets=[budget_public(status) for status in runtime.billing.budgets(tenant)],
+    )
+
+
+def erasure_public(erasure: Erasure) -> ErasurePublic:
+    return ErasurePublic(
+        tenant_id=erasure.tenant_id,
+        jobs=erasure.jobs,
+        files=erasure.files,
+        blobs=erasure.blobs,
+        api_keys=erasure.api_keys,
+        kept=list(KEPT),
     )
 
 
@@ -181,7 +196,7 @@ def key_public(record: ApiKey) -> KeyPublic:
 def usage_public(report: UsageReport) -> UsagePublic:
     def buckets(table: dict[str, dict[str, int]]) -> dict[str, UsageBucket]:
         return {
-            name: UsageBucket(spent=format_money(b["spent"]), images=b["images"])
+            name: UsageBucket(spent=format_money(b["spent"]), images=b["images"], jobs=b["jobs"])
             for name, b in table.items()
         }
 
@@ -190,6 +205,7 @@ def usage_public(report: UsageReport) -> UsagePublic:
         since=report.since,
         spent=format_money(report.spent),
         images=report.images,
+        jobs=report.jobs,
         by_model=buckets(report.by_model),
         by_day=buckets(report.by_day),
         budgets=[budget_public(status) for status in report.budgets],

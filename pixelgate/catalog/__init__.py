@@ -8,10 +8,11 @@ from pixelgate.catalog.options import (
     ImageOptions,
     PromptOptions,
 )
-from pixelgate.catalog.spec import Limits, ModelSpec
+from pixelgate.catalog.spec import TASK_NAMES, Limits, ModelSpec, TaskKind
 
 __all__ = [
     "OPTION_FAMILIES",
+    "TASK_NAMES",
     "BackgroundRemovalOptions",
     "Catalog",
     "DiffusionOptions",
@@ -19,4 +20,5 @@ __all__ = [
     "Limits",
     "ModelSpec",
     "PromptOptions",
+    "TaskKind",
 ]

@@ -9,6 +9,29 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Capability = Literal["generate", "edit", "inpaint", "variations", "remove-background"]
+TaskKind = Literal["generate", "edit", "variation", "remove-background"]
+
+TASK_NAMES: dict[TaskKind, str] = {
+    "generate": "text-to-image",
+    "edit": "image editing",
+    "variation": "image variations",
+    "remove-background": "background removal",
+}
+
+CAPABILITY_OF: dict[TaskKind, Capability] = {
+    "generate": "generate",
+    "variation": "variations",
+    "remove-background": "remove-background",
+}
+"""The one capability each task but an edit needs."""
+
+
+def capabilities_for(kind: TaskKind, *, masked: bool) -> frozenset[Capability]:
+    """The capabilities any one of which lets a model do a task. An edit with a mask is done by
+    a model that edits or one that inpaints; one without a mask only by a model that edits."""
+    if kind == "edit":
+        return frozenset({"edit", "inpaint"} if masked else {"edit"})
+    return frozenset({CAPABILITY_OF[kind]})
 
 
 class Limits(BaseModel):
@@ -44,6 +67,10 @@ class ModelSpec(BaseModel):
     defaults: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Decimal] = Field(default_factory=dict)
     """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices."""
+
+    def supports(self, kind: TaskKind, *, masked: bool = False) -> bool:
+        """Whether the model does a task (`masked`: an edit that comes with a mask)."""
+        return bool(capabilities_for(kind, masked=masked) & set(self.capabilities))
 
     def price_per_image(self, *, size: str | None = None, quality: str | None = None) -> Decimal:
         return lookup_price(self.prices, size=size, quality=quality)

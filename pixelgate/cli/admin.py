@@ -27,6 +27,12 @@ def tenant_options(function: Any) -> Any:
         click.option("--concurrent", type=int, default=None, help="Jobs queued or running."),
         click.option("--cache-policy", type=click.Choice(["free", "charge"]), default=None),
         click.option(
+            "--retention-days",
+            type=float,
+            default=None,
+            help="Keep its results and jobs this many days (its stored files too).",
+        ),
+        click.option(
             "--price",
             "prices",
             multiple=True,
@@ -41,7 +47,7 @@ def tenant_options(function: Any) -> Any:
 
 def tenant_fields(values: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("name", "budget_total", "budget_monthly", "cache_policy"):
+    for name in ("name", "budget_total", "budget_monthly", "cache_policy", "retention_days"):
         if values[name] is not None:
             fields[name] = values[name]
     for name in ("allow_models", "deny_models"):
@@ -70,7 +76,8 @@ def show_tenant(tenant: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name in ("id", "name", "allow_models", "deny_models", "cache_policy", "limits", "prices"):
+    shown = ("id", "name", "allow_models", "deny_models", "cache_policy", "limits", "prices")
+    for name in (*shown, "retention_days", "erased_at"):
         if tenant.get(name) is not None:
             table.add_row(name, str(tenant[name]))
     for budget in tenant.get("budgets", []):
@@ -123,6 +130,31 @@ def show(tenant_id: str, as_json: bool, url: str | None, api_key: str | None) ->
     with open_client(url, api_key) as client:
         tenant = client.admin.get_tenant(tenant_id)
     print_json(tenant) if as_json else show_tenant(tenant)
+
+
+@tenants.command("erase")
+@click.argument("tenant_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True)
+@connection_options
+def erase_tenant(
+    tenant_id: str, yes: bool, as_json: bool, url: str | None, api_key: str | None
+) -> None:
+    """Delete all of a tenant's jobs, files, keys and usage; only its budget accounts and a
+    tombstone stay. Refused while it has jobs queued or running."""
+    if not yes:
+        click.confirm(f"Erase tenant {tenant_id!r} and everything it stored?", abort=True)
+    with open_client(url, api_key) as client:
+        erased = client.admin.erase_tenant(tenant_id)
+    if as_json:
+        print_json(erased)
+        return
+    click.echo(
+        f"{tenant_id}: erased {erased['jobs']} jobs, {erased['files']} files, "
+        f"{erased['blobs']} blobs, {erased['api_keys']} API keys"
+    )
+    for kept in erased["kept"]:
+        click.echo(f"kept: {kept}")
 
 
 @tenants.command("list")

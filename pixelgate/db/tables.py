@@ -43,6 +43,12 @@ class Tenant(Base):
     cache_policy: Mapped[str] = mapped_column(String(16), default="free")
     safety_threshold: Mapped[float | None] = mapped_column(Float)
     """NSFW score above which this tenant's images are withheld; None uses the global one."""
+    retention_days: Mapped[float | None] = mapped_column(Float)
+    """How long this tenant's results and jobs are kept; None uses `retention_days` of the
+    settings."""
+    erased_at: Mapped[datetime | None]
+    """Set when the tenant was erased (`service.erasure`): the row stays as a tombstone, with
+    its budget accounts, so the id is never reused and the money it spent stays accounted."""
 
 
 class ApiKey(Base):
@@ -189,8 +195,34 @@ class IdempotencyKey(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    job_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime]
+
+
+class JobInputBlob(Base):
+    """A blob a job's inputs use (`jobs.inputs`), so that deleting a blob can ask, by one index
+    probe, whether any job still needs it."""
+
+    __tablename__ = "job_input_blobs"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    blob_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class UsageDaily(Base):
+    """What a tenant spent and made with one model on one UTC day: the ledger's settlements
+    summed as they are written (`Billing.finish`), so usage reports read this, not the ledger."""
+
+    __tablename__ = "usage_daily"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """`YYYY-MM-DD`, UTC."""
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    jobs: Mapped[int] = mapped_column(Integer, default=0)
+    """Jobs settled: each job that reserved money, once, whatever it made."""
 
 
 class WorkerRecord(Base):

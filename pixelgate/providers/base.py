@@ -6,9 +6,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog import TASK_NAMES, ImageOptions, ModelSpec, TaskKind
+from pixelgate.errors import ValidationError
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (steps done, total steps)."""
@@ -52,9 +53,6 @@ class ImageInput:
     height: int
 
 
-TaskKind = Literal["generate", "edit", "variation", "remove-background"]
-
-
 @dataclass(frozen=True)
 class UpstreamTask:
     """A request a hosted provider has (or may have) accepted for a job, noted with the job
@@ -91,7 +89,7 @@ class UpstreamState:
     """What earlier attempts of the job left with a hosted provider, one `UpstreamTask` per
     request (`earlier_of`), and where to note what this attempt sends (`note`, kept with the
     job before the call goes on). A request that makes all `n` images is request 0; an upstream
-    that makes one image per call (`http.fan_out`) sends request `i` for image `i`, so each is
+    that makes one image per call (`results.fan_out`) sends request `i` for image `i`, so each is
     sent at most once per job and resumed on its own."""
 
     def __init__(
@@ -168,6 +166,13 @@ class ImageTask:
     """White repaints, black keeps."""
     upstream: UpstreamState = field(default_factory=UpstreamState)
     """A hosted provider's request for this job, across attempts (`UpstreamTask`)."""
+
+    def require_support(self, spec: ModelSpec) -> None:
+        """Refuse a task the catalog does not list for the model, before any work."""
+        if not spec.supports(self.kind, masked=self.mask is not None):
+            raise ValidationError(
+                f"Model {spec.id!r} does not support {TASK_NAMES[self.kind]}", param="model"
+            )
 
 
 class Provider(Protocol):

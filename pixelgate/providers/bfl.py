@@ -52,19 +52,10 @@ from pixelgate.providers.base import (
     ProgressCallback,
     UpstreamTask,
 )
-from pixelgate.providers.http import (
-    ProviderKey,
-    UpstreamClient,
-    UpstreamResponse,
-    fan_out,
-    key_refused,
-    malformed,
-    read_image,
-    require_capability,
-    seed_for,
-    send_once,
-    wait,
-)
+from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.results import fan_out, malformed, read_image, seed_for
+from pixelgate.providers.retries import wait
+from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
 from pixelgate.settings import Settings
 
 PROVIDER = "bfl"
@@ -115,7 +106,7 @@ class BlackForestLabsProvider:
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
-        require_capability(spec, task)
+        task.require_support(spec)
         request_body(task, 0)
         key = self._key.require(spec)
         headers = {"x-key": key, "accept": "application/json"}

@@ -45,19 +45,10 @@ from pixelgate.providers.base import (
     ImageTask,
     ProgressCallback,
 )
-from pixelgate.providers.http import (
-    FileField,
-    ProviderKey,
-    UpstreamClient,
-    UpstreamResponse,
-    image_part,
-    key_refused,
-    malformed,
-    read_image,
-    require_capability,
-    send_once,
-)
+from pixelgate.providers.keys import ProviderKey, key_refused
 from pixelgate.providers.masks import to_openai_image, to_openai_mask
+from pixelgate.providers.results import FileField, image_part, malformed, read_image
+from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
 from pixelgate.settings import Settings
 
 PROVIDER = "openai"
@@ -101,7 +92,7 @@ class OpenAIProvider:
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
-        require_capability(spec, task)
+        task.require_support(spec)
         path = PATHS.get(task.kind)
         if path is None:
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")

@@ -51,20 +51,16 @@ from pixelgate.providers.base import (
     ImageTask,
     ProgressCallback,
 )
-from pixelgate.providers.http import (
+from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.results import (
     FileField,
-    ProviderKey,
-    UpstreamClient,
-    UpstreamResponse,
     fan_out,
     image_part,
-    key_refused,
     malformed,
     read_image,
-    require_capability,
     seed_for,
-    send_once,
 )
+from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
 from pixelgate.settings import Settings
 
 PROVIDER = "stability"
@@ -115,7 +111,7 @@ class StabilityProvider:
         cancel: CancelToken,
     ) -> list[GeneratedImage]:
         # 1. the endpoint and its parts, checked before any upstream call
-        require_capability(spec, task)
+        task.require_support(spec)
         self._request(spec, task, 0)
         key = self._key.require(spec)
         headers = {

@@ -51,7 +51,7 @@ class Admin:
 
     def create_tenant(self, tenant_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """Fields: name, allow_models, deny_models, prices, budget_total, budget_monthly,
-        limits, cache_policy, safety_threshold."""
+        limits, cache_policy, safety_threshold, retention_days."""
         body = {**fields, "id": tenant_id} if tenant_id else fields
         return data_object(self._transport.request("POST", TENANTS, json=body))
 
@@ -65,6 +65,11 @@ class Admin:
 
     def list_tenants(self) -> list[dict[str, Any]]:
         return data_list(self._transport.request("GET", TENANTS))
+
+    def erase_tenant(self, tenant_id: str) -> dict[str, Any]:
+        """Delete everything of the tenant but its budget accounts and a tombstone; what was
+        removed and what was kept. `Conflict` while it has jobs queued or running."""
+        return data_object(self._transport.request("POST", _tenant_path(tenant_id) + "/erase"))
 
     def create_key(
         self,
@@ -115,6 +120,10 @@ class AsyncAdmin:
 
     async def list_tenants(self) -> list[dict[str, Any]]:
         return data_list(await self._transport.request("GET", TENANTS))
+
+    async def erase_tenant(self, tenant_id: str) -> dict[str, Any]:
+        path = _tenant_path(tenant_id) + "/erase"
+        return data_object(await self._transport.request("POST", path))
 
     async def create_key(
         self,

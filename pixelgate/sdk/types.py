@@ -134,6 +134,8 @@ class ImagesResponse:
     metadata: dict[str, MetadataValue] | None = None
     adjustments: list[dict[str, str]] | None = None
     """Edits: inputs the server resized to fit the model (`param`, `from`, `to`, `reason`)."""
+    cached: bool = False
+    """The images were served from the result cache (an identical earlier request's)."""
 
     @classmethod
     def from_dict(
@@ -146,6 +148,7 @@ class ImagesResponse:
             model=str(body["model"]),
             metadata=body.get("metadata"),
             adjustments=body.get("adjustments"),
+            cached=bool(body.get("cached", False)),
         )
 
 

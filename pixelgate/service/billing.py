@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Update, bindparam, insert, select, update
+from sqlalchemy import Insert, Update, bindparam, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,7 +24,7 @@ from pixelgate.catalog.spec import find_price, lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.rows import table
-from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant
+from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant, UsageDaily
 from pixelgate.errors import BudgetExceeded, ValidationError
 from pixelgate.service.job_store import JobStatus
 
@@ -63,6 +64,11 @@ SETTLE = (
     )
 )
 INSERT_ENTRY = insert(LEDGER)
+USAGE = table(UsageDaily)
+USAGE_SINCE = select(USAGE.c.day, USAGE.c.model, USAGE.c.spent, USAGE.c.images, USAGE.c.jobs).where(
+    USAGE.c.tenant_id == bindparam("tenant_id"), USAGE.c.day >= bindparam("since")
+)
+"""A tenant's days since one: a range of the primary key (tenant, day, model)."""
 ENTRIES_OF_JOB = select(
     LEDGER.c.kind,
     LEDGER.c.tenant_id,
@@ -94,6 +100,27 @@ def month_of(moment: datetime) -> str:
     return moment.strftime("%Y-%m")
 
 
+def day_of(moment: datetime) -> str:
+    return as_utc(moment).date().isoformat()
+
+
+def add_usage_statement(dialect: str) -> Insert:
+    """Add one settlement to its tenant's day and model: an insert that adds to the row when
+    it exists (`ON CONFLICT DO UPDATE`, on SQLite and PostgreSQL alike). One statement, so two
+    settlements of the same day and model at once both count: the second waits for the first's
+    row and adds to it."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(USAGE)
+    return statement.on_conflict_do_update(
+        index_elements=[USAGE.c.tenant_id, USAGE.c.day, USAGE.c.model],
+        set_={
+            "spent": USAGE.c.spent + statement.excluded.spent,
+            "images": USAGE.c.images + statement.excluded.images,
+            "jobs": USAGE.c.jobs + statement.excluded.jobs,
+        },
+    )
+
+
 @dataclass(frozen=True)
 class BudgetStatus:
     period: str
@@ -112,6 +139,7 @@ class UsageReport:
     since: datetime
     spent: int = 0
     images: int = 0
+    jobs: int = 0
     by_model: dict[str, dict[str, int]] = field(default_factory=dict)
     by_day: dict[str, dict[str, int]] = field(default_factory=dict)
     budgets: list[BudgetStatus] = field(default_factory=list)
@@ -122,6 +150,7 @@ class Billing:
         self._db = db
         self._clock = clock
         self._returning = bool(db.engine.dialect.update_returning)
+        self._add_usage = add_usage_statement(db.engine.dialect.name)
 
     def image_price(self, tenant: Tenant, spec: ModelSpec, options: ImageOptions) -> int:
         """The price of one image of this request for this tenant, in micros."""
@@ -203,6 +232,17 @@ class Billing:
             refund = reservation.amount - spent
             rows.append(self._row(*args, "refund", refund, reservation.images - produced, *tail))
         session.execute(INSERT_ENTRY, rows)
+        session.execute(
+            self._add_usage,
+            {
+                "tenant_id": reservation.tenant_id,
+                "day": day_of(self._clock.now()),
+                "model": reservation.model,
+                "spent": spent,
+                "images": produced,
+                "jobs": 1,
+            },
+        )
 
     def on_job_finished(
         self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
@@ -236,26 +276,27 @@ class Billing:
             ]
 
     def usage(self, tenant: Tenant, *, days: int) -> UsageReport:
-        """What the tenant spent and made, by model and by day, over the last `days` days."""
-        since = self._clock.now() - timedelta(days=days)
+        """What the tenant spent and made, by model and by day, over the last `days` UTC days
+        (today included), read from the daily sums (`usage_daily`), never from the ledger."""
+        today = as_utc(self._clock.now()).date()
+        first = today - timedelta(days=days - 1)
+        since = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
         report = UsageReport(tenant_id=tenant.id, since=since, budgets=self.budgets(tenant))
-        by_model: dict[str, dict[str, int]] = defaultdict(lambda: {"spent": 0, "images": 0})
-        by_day: dict[str, dict[str, int]] = defaultdict(lambda: {"spent": 0, "images": 0})
+        zero = {"spent": 0, "images": 0, "jobs": 0}
+        by_model: dict[str, dict[str, int]] = defaultdict(lambda: dict(zero))
+        by_day: dict[str, dict[str, int]] = defaultdict(lambda: dict(zero))
         with self._db.session() as session:
-            settled = session.scalars(
-                select(LedgerEntry).where(
-                    LedgerEntry.tenant_id == tenant.id,
-                    LedgerEntry.kind == "settle",
-                    LedgerEntry.created_at >= since,
-                )
+            rows = session.execute(
+                USAGE_SINCE, {"tenant_id": tenant.id, "since": first.isoformat()}
             ).all()
-        for entry in settled:
-            day = as_utc(entry.created_at).date().isoformat()
-            for bucket in (by_model[entry.model], by_day[day]):
-                bucket["spent"] += entry.amount
-                bucket["images"] += entry.images
-            report.spent += entry.amount
-            report.images += entry.images
+        for row in rows:
+            for bucket in (by_model[row.model], by_day[row.day]):
+                bucket["spent"] += row.spent
+                bucket["images"] += row.images
+                bucket["jobs"] += row.jobs
+            report.spent += row.spent
+            report.images += row.images
+            report.jobs += row.jobs
         report.by_model = dict(by_model)
         report.by_day = dict(sorted(by_day.items()))
         return report

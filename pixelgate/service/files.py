@@ -6,16 +6,16 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.rows import new_record, table, values_of
-from pixelgate.db.tables import StoredFile
+from pixelgate.db.tables import JobInputBlob, StoredFile
 from pixelgate.errors import NotFound, StorageError
 from pixelgate.providers import GeneratedImage
 from pixelgate.service.media import MediaLinks
@@ -24,7 +24,18 @@ from pixelgate.storage import BlobNotFound, BlobStore
 log = logging.getLogger(__name__)
 
 RECENT_FILES = 1024
-INSERT_FILE = insert(table(StoredFile))
+FILES = table(StoredFile)
+INSERT_FILE = insert(FILES)
+SET_EXPIRY = (
+    update(FILES).where(FILES.c.id == bindparam("b_id")).values(expires_at=bindparam("b_expires"))
+)
+SWEEP_BATCH = 500
+"""Rows deleted (or rewritten) per transaction by housekeeping and erasure: each transaction
+is short, so a request's write waits at most one batch behind it on SQLite's single writer."""
+
+
+def no_override(tenant_id: str) -> float | None:
+    return None
 
 
 def put_blob(blobs: BlobStore, data: bytes, *, what: str) -> str:
@@ -46,15 +57,19 @@ class FileService:
         clock: Clock,
         *,
         retention: timedelta,
+        retention_days_of: Callable[[str], float | None] = no_override,
     ) -> None:
+        """`retention`: the global one; `retention_days_of`: a tenant's own, in days, or None
+        (read lately: `TenantService.current`)."""
         self._db = db
         self._blobs = blobs
         self._clock = clock
         self.links = links
         self._retention = retention
+        self._retention_days_of = retention_days_of
         self._recent: OrderedDict[str, StoredFile] = OrderedDict()
         """The latest records saved by this process, by id, oldest first. A record changes
-        only by its deletion, which `sweep_expired` makes after it expires."""
+        by its deletion (`forget`) or a new retention of its tenant (`forget_tenant`)."""
         self._recent_lock = threading.Lock()
 
     def store(self, *, tenant_id: str, job_id: str | None, image: GeneratedImage) -> StoredFile:
@@ -78,8 +93,13 @@ class FileService:
             width=image.width,
             height=image.height,
             created_at=now,
-            expires_at=now + self._retention,
+            expires_at=now + self.retention_of(tenant_id),
         )
+
+    def retention_of(self, tenant_id: str) -> timedelta:
+        """How long the tenant's results are kept: its own retention, else the global one."""
+        days = self._retention_days_of(tenant_id)
+        return self._retention if days is None else timedelta(days=days)
 
     def save(self, records: list[StoredFile]) -> None:
         with self._db.session() as session:
@@ -113,7 +133,7 @@ class FileService:
             width=record.width,
             height=record.height,
             created_at=now,
-            expires_at=now + self._retention,
+            expires_at=now + self.retention_of(tenant_id),
         )
 
     def get(self, tenant_id: str, file_id: str) -> StoredFile:
@@ -165,59 +185,100 @@ class FileService:
             raise NotFound("This file no longer exists")
         return record, self.read(record)
 
-    def sweep_expired(self) -> int:
-        """Delete files past retention, and blobs no live file uses. Returns files removed."""
-        now = self._clock.now()
+    def sweep_expired(self, *, batch: int = SWEEP_BATCH) -> int:
+        """Delete files past retention, `batch` per transaction (the oldest first, by the
+        `expires_at` index), and the blobs nothing uses any more. Returns files removed."""
+        removed = blobs = 0
+        while True:
+            now = self._clock.now()
+            with self._db.session() as session:
+                rows = session.execute(
+                    select(FILES.c.id, FILES.c.blob_key)
+                    .where(FILES.c.expires_at <= now)
+                    .order_by(FILES.c.expires_at)
+                    .limit(batch)
+                ).all()
+                if rows:
+                    session.execute(delete(FILES).where(FILES.c.id.in_([r.id for r in rows])))
+            self.forget([row.id for row in rows])
+            blobs += self.delete_unused_blobs({row.blob_key for row in rows})
+            removed += len(rows)
+            if len(rows) < batch:
+                break
+        if removed:
+            log.info("retention removed %d files, %d blobs", removed, blobs)
+        return removed
+
+    def delete_unused_blobs(self, keys: Collection[str]) -> int:
+        """Delete those of these blobs that no file and no job's inputs use (blobs are
+        content-addressed: another tenant's file may hold the same bytes). Each is asked by one
+        probe of `ix_files_blob_key` and of `ix_job_input_blobs_blob_key`. Returns how many.
+
+        A file made with the same bytes between this check and the deletion loses them (the
+        check and the store are not one transaction); results are rarely byte-identical but
+        for cache hits, which copy a record whose blob is in use, and so is kept."""
+        keys = set(keys)
+        if not keys:
+            return 0
         with self._db.session() as session:
-            expired = session.scalars(select(StoredFile).where(StoredFile.expires_at <= now)).all()
-            session.execute(delete(StoredFile).where(StoredFile.expires_at <= now))
-        self.forget(record.id for record in expired)
-        keys = {record.blob_key for record in expired}
-        dropped = self.drop_unused_blobs(keys)
-        if expired:
-            log.info("retention removed %d files, %d blobs", len(expired), dropped)
-        return len(expired)
+            used = set(session.scalars(select(FILES.c.blob_key).where(FILES.c.blob_key.in_(keys))))
+            used.update(
+                session.scalars(
+                    select(JobInputBlob.blob_key).where(JobInputBlob.blob_key.in_(keys))
+                )
+            )
+        for key in keys - used:
+            self._blobs.delete(key)
+        return len(keys - used)
 
     def delete(self, tenant_id: str, file_id: str) -> None:
         """Delete a tenant's file: its record, so its links answer 404 at once, then its
-        bytes unless another file (a cache hit's copy, identical bytes) still uses them.
-        Another tenant's file, or an expired one, is not found."""
+        bytes unless something else (a cache hit's copy, identical bytes, a job's inputs)
+        still uses them. Another tenant's file, or an expired one, is not found.
+
+        A cache hit that copies a record over the same blob (`ResultCache.serve`) checks in
+        its own transaction that the record it copies still exists, so it is either
+        committed before `delete_unused_blobs` looks (and the blob is kept) or not at all."""
         record = self.get(tenant_id, file_id)
         with self._db.session(writes=True) as session:
             deleted = session.execute(
-                delete(StoredFile).where(
-                    StoredFile.id == file_id, StoredFile.tenant_id == tenant_id
-                )
+                delete(FILES).where(FILES.c.id == file_id, FILES.c.tenant_id == tenant_id)
             )
             if not deleted.rowcount:  # type: ignore[attr-defined]
                 raise NotFound(f"No file {file_id!r}", param="file_id")  # deleted meanwhile
         self.forget([file_id])
-        self.drop_unused_blobs({record.blob_key})
+        self.delete_unused_blobs({record.blob_key})
 
-    def forget(self, file_ids: Iterable[str]) -> None:
-        """Deleted files: no longer handed back from memory (`get_many`)."""
+    def apply_retention(self, tenant_id: str, *, batch: int = SWEEP_BATCH) -> int:
+        """A tenant's retention changed: every file of its own expires at its creation plus the
+        new retention, so reads and the sweep keep reading `expires_at` alone (one index range),
+        never the tenant. Rewritten `batch` per transaction. Returns the files rewritten."""
+        retention = self.retention_of(tenant_id)
+        query = select(FILES.c.id, FILES.c.created_at).where(FILES.c.tenant_id == tenant_id)
+        changed = 0
+        with self._db.engine.connect() as reader:  # read apart: no write waits behind it
+            result = reader.execution_options(yield_per=batch).execute(query)
+            for rows in result.partitions():
+                changes = [
+                    {"b_id": row.id, "b_expires": as_utc(row.created_at) + retention}
+                    for row in rows
+                ]
+                with self._db.session(writes=True) as session:
+                    session.execute(SET_EXPIRY, changes)
+                changed += len(changes)
+        self.forget_tenant(tenant_id)
+        return changed
+
+    def forget(self, file_ids: Collection[str]) -> None:
+        """Records deleted: no longer handed back from memory."""
         with self._recent_lock:
             for file_id in file_ids:
                 self._recent.pop(file_id, None)
 
-    def drop_unused_blobs(self, keys: Collection[str]) -> int:
-        """Delete the blobs among `keys` that no file uses, once the files that used them are
-        deleted (committed); returns how many. Blobs are content-addressed and shared between
-        files, so a blob is read while another file uses it and is never deleted under it.
-
-        A file that copies a record over the same blob (`ResultCache.serve`) checks in its own
-        transaction that the record it copies still exists, so it is either committed before
-        this looks (and its blob is kept) or not at all."""
-        if not keys:
-            return 0
-        with self._db.session() as session:
-            still_used = set(
-                session.scalars(select(StoredFile.blob_key).where(StoredFile.blob_key.in_(keys)))
-            )
-        unused = set(keys) - still_used
-        for key in unused:
-            self._blobs.delete(key)
-        return len(unused)
+    def forget_tenant(self, tenant_id: str) -> None:
+        with self._recent_lock:
+            for file_id in [k for k, r in self._recent.items() if r.tenant_id == tenant_id]:
+                del self._recent[file_id]
 
     def _expired(self, record: StoredFile) -> bool:
         return record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now()

@@ -14,16 +14,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, delete, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
 from pixelgate.db import Database
-from pixelgate.db.tables import Job, JobEvent, StoredFile
+from pixelgate.db.tables import Job, StoredFile
 from pixelgate.errors import Conflict, NotFound, ValidationError
 from pixelgate.service.files import FileService
 from pixelgate.service.job_store import JobStatus
+from pixelgate.service.retention import delete_jobs
 
 T = TypeVar("T")
 Item = TypeVar("Item", Job, StoredFile)
@@ -185,31 +186,25 @@ class History:
         self._files.delete(tenant_id, file_id)
 
     def delete_job(self, tenant_id: str, job_id: str) -> None:
-        """Delete a finished job of the tenant, with its files (and their blobs, unless another
-        file still uses one) and its events. Its ledger entries stay: money records are never
-        deleted. A queued or running job is a conflict: cancel it first."""
+        """Delete a finished job of the tenant, as retention does (`retention.delete_jobs`):
+        with its events, files, input references and idempotency keys (a request sent again
+        with the key is a new request), then the blobs nothing else uses. Its ledger entries
+        stay: money records are never deleted here. A queued or running job is a conflict:
+        cancel it first."""
         with self._db.session() as session:
             job = session.get(Job, job_id)
             if job is None or job.tenant_id != tenant_id:
                 raise NotFound(f"No job {job_id!r}", param="job_id")
-            files = session.execute(
-                select(StoredFile.id, StoredFile.blob_key).where(StoredFile.job_id == job_id)
-            ).all()
-        if not JobStatus(job.status).is_terminal:
+        if not JobStatus(job.status).is_terminal:  # and so never again active
             raise Conflict(
                 f"Job {job_id} is {job.status}; cancel it first (POST /v1/jobs/{job_id}/cancel), "
                 "then delete it",
                 param="job_id",
             )
-        terminal = [str(status) for status in JobStatus if status.is_terminal]
-        with self._db.session(writes=True) as session:
-            session.execute(delete(StoredFile).where(StoredFile.job_id == job_id))
-            session.execute(delete(JobEvent).where(JobEvent.job_id == job_id))
-            deleted = session.execute(delete(Job).where(Job.id == job_id, Job.status.in_(terminal)))
-            if not deleted.rowcount:  # type: ignore[attr-defined]
-                raise NotFound(f"No job {job_id!r}", param="job_id")  # deleted meanwhile
-        self._files.forget(row.id for row in files)
-        self._files.drop_unused_blobs({row.blob_key for row in files})
+        with self._db.session() as session:
+            file_ids, keys = delete_jobs(session, [job_id])
+        self._files.forget(file_ids)
+        self._files.delete_unused_blobs(keys)
 
 
 def _paged(

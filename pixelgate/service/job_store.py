@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from pixelgate.clock import Clock
 from pixelgate.db import Database
 from pixelgate.db.rows import column_key, from_row, table, values_of
-from pixelgate.db.tables import Job, JobEvent
+from pixelgate.db.tables import Job, JobEvent, JobInputBlob
 from pixelgate.engine import EventBus, JobEventMessage
 
 UPSTREAM = "upstream"
@@ -64,6 +64,18 @@ JOBS = table(Job)
 EVENTS = table(JobEvent)
 INSERT_JOB = insert(JOBS)
 INSERT_EVENT = insert(EVENTS)
+INSERT_INPUT_BLOB = insert(table(JobInputBlob))
+
+
+def input_blob_keys(inputs: dict[str, Any] | None) -> set[str]:
+    """The blobs a job's inputs (`jobs.inputs`, by role) use."""
+    return {
+        stored["blob_key"]
+        for stored in (inputs or {}).values()
+        if isinstance(stored, dict) and isinstance(stored.get("blob_key"), str)
+    }
+
+
 CLAIM = (
     update(JOBS)
     .where(JOBS.c.id == bindparam("b_id"), JOBS.c.status == JobStatus.QUEUED.value)
@@ -131,6 +143,9 @@ class JobStore:
             events.append((str(job.status), {"attempt": job.attempts}))
         with self._db.session(writes=True) as session:
             session.execute(INSERT_JOB, values_of(job))
+            if keys := input_blob_keys(job.inputs):  # which jobs need a blob (`service.erasure`)
+                rows = [{"job_id": job.id, "blob_key": key} for key in sorted(keys)]
+                session.execute(INSERT_INPUT_BLOB, rows)
             if within is not None:
                 within(session)
             recorded = [

@@ -19,7 +19,15 @@ from PIL import Image
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from pixelgate.catalog import OPTION_FAMILIES, Catalog, ImageOptions, ModelSpec, PromptOptions
+from pixelgate.catalog import (
+    OPTION_FAMILIES,
+    TASK_NAMES,
+    Catalog,
+    ImageOptions,
+    ModelSpec,
+    PromptOptions,
+    TaskKind,
+)
 from pixelgate.catalog.options import EditKind
 from pixelgate.clock import Clock
 from pixelgate.db.rows import new_record
@@ -36,7 +44,6 @@ from pixelgate.errors import (
 )
 from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import (
-    TaskKind,
     UpstreamState,
     UpstreamTask,
     sends_one_request,
@@ -68,13 +75,6 @@ Answer = TypeVar("Answer")
 """What a synchronous request makes of its succeeded job (`JobService.run`)."""
 
 ResponseFormat = Literal["url", "b64_json"]
-
-TASK_NAMES = {
-    "generate": "text-to-image",
-    "edit": "image editing",
-    "variation": "image variations",
-    "remove-background": "background removal",
-}
 
 
 @dataclass(frozen=True)
@@ -734,17 +734,8 @@ def _edit_kind(command: ImageCommand) -> EditKind | None:
 
 def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
     """The model can do the task, and the inputs fit the task."""
-    capabilities = set(spec.capabilities)
-    if command.task == "edit" and command.mask is not None:
-        able = bool(capabilities & {"edit", "inpaint"})
-    else:
-        able = {
-            "generate": "generate",
-            "edit": "edit",
-            "variation": "variations",
-            "remove-background": "remove-background",
-        }[command.task] in capabilities
-    if not able and command.task == "edit" and "inpaint" in capabilities:
+    able = spec.supports(command.task, masked=command.mask is not None)
+    if not able and command.task == "edit" and "inpaint" in spec.capabilities:
         raise MustProvideFile(
             f"Model {spec.id!r} only inpaints: send a mask with the image (white repaints, "
             "black keeps)",

@@ -1,6 +1,7 @@
 """Housekeeping every process does, safely at once: take back jobs whose worker died, hand
 queued jobs to the queue again when their message may be lost, keep worker heartbeats, and
-remove results past retention. Each step is a conditional update, so two processes doing it
+remove results past retention (`service.retention`), each a `Chore` on its own clock in the
+`Housekeeper`'s thread. Each step is a conditional update, so two processes doing it
 at the same moment do it once."""
 
 from __future__ import annotations
@@ -8,7 +9,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
@@ -19,6 +23,49 @@ from pixelgate.db.tables import Job, WorkerRecord
 from pixelgate.service.job_store import JobStatus, JobStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Chore:
+    """One housekeeping task and how often it runs."""
+
+    name: str
+    every_seconds: float
+    run: Callable[[], object]
+
+
+class Housekeeper:
+    """Runs each chore on its own clock, in one background thread, until stopped. A chore that
+    fails is logged and runs again at its next turn."""
+
+    def __init__(self, chores: Sequence[Chore]) -> None:
+        self.chores = list(chores)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="pixelgate-housekeeping", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        due = dict.fromkeys((chore.name for chore in self.chores), 0.0)
+        pause = min([1.0, *(chore.every_seconds for chore in self.chores)])
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            for chore in self.chores:
+                if now >= due[chore.name]:
+                    due[chore.name] = now + chore.every_seconds
+                    try:
+                        chore.run()
+                    except Exception as exc:
+                        log.warning("housekeeping %s failed: %s", chore.name, exc)
+            self._stopping.wait(pause)
 
 
 class Maintenance:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -37,12 +38,22 @@ class TenantChanges:
     limits: Any = UNSET
     cache_policy: Any = UNSET
     safety_threshold: Any = UNSET
+    retention_days: Any = UNSET
 
 
 class TenantService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        on_retention_change: Callable[[str], object] | None = None,
+    ) -> None:
+        """`on_retention_change`: called with a tenant's id once a new retention of its is
+        recorded (`FileService.apply_retention`: its stored files expire by it)."""
         self._db = db
         self._clock = clock
+        self._on_retention_change = on_retention_change
         self._recent: ReadLately[str, Tenant] = ReadLately(clock)
         """Tenants as read lately (see `recent.TRUSTED_FOR`); replaced whole, never changed."""
 
@@ -87,9 +98,17 @@ class TenantService:
             tenant = session.get(Tenant, tenant_id)
             if tenant is None:
                 raise NotFound(f"No tenant {tenant_id!r}", param="tenant_id")
+            refuse_erased(tenant)
+            retention = tenant.retention_days
             _apply(tenant, changes)
         self._recent.forget(tenant_id)
+        if tenant.retention_days != retention and self._on_retention_change is not None:
+            self._on_retention_change(tenant_id)
         return tenant
+
+    def forget(self, tenant_id: str) -> None:
+        """The tenant changed in another unit of work: read it again next time."""
+        self._recent.forget(tenant_id)
 
     # -- model access ---------------------------------------------------------------------
 
@@ -109,6 +128,12 @@ class TenantService:
             raise ModelAccessDenied(
                 f"Model {spec.id!r} is not allowed for this API key's tenant", param="model"
             )
+
+
+def refuse_erased(tenant: Tenant) -> None:
+    """An erased tenant (`service.erasure`) is a tombstone: nothing of it changes again."""
+    if tenant.erased_at is not None:
+        raise Conflict(f"Tenant {tenant.id!r} was erased", param="tenant_id")
 
 
 def _apply(tenant: Tenant, changes: TenantChanges) -> None:
@@ -140,6 +165,20 @@ def _apply(tenant: Tenant, changes: TenantChanges) -> None:
                 "Invalid safety_threshold: a number from 0 to 1", param="safety_threshold"
             )
         tenant.safety_threshold = None if value is None else float(value)
+    if changes.retention_days is not UNSET:
+        tenant.retention_days = _retention_days(changes.retention_days)
+
+
+def _retention_days(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 36500:
+        raise ValidationError(
+            "Invalid retention_days: a number of days above 0 (fractions allowed), or null "
+            "for the global retention",
+            param="retention_days",
+        )
+    return float(value)
 
 
 def _prices(value: Any) -> dict[str, dict[str, str]] | None:

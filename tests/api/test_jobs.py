@@ -52,7 +52,7 @@ def test_recorded_events_carry_ids_and_resume_after_last_event_id(api: httpx.Cli
 
     first_id = recorded[0][1]
     assert first_id is not None
-    resumed = read_events(api, job["id"], **{"Last-Event-ID": first_id})
+    resumed = read_events(api, job["id"], headers={"Last-Event-ID": first_id})
     assert [name for name, _, _ in resumed] == ["running", "succeeded"]
 
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.conftest import Server
-from tests.helpers import wait_for
+from tests.helpers import alpha_at, wait_for
 from tests.installed_weights import rembg_home
 
 PATH = "/v1/inference/images/remove-background"
@@ -33,11 +33,10 @@ def picture(fmt: str = "PNG", size: tuple[int, int] = (200, 150)) -> bytes:
 def assert_cut_out(data: bytes, size: tuple[int, int] = (200, 150)) -> None:
     cutout = Image.open(io.BytesIO(data))
     assert (cutout.format, cutout.mode, cutout.size) == ("PNG", "RGBA", size)
-    alpha = cutout.getchannel("A")
     width, height = size
-    assert alpha.getpixel((width // 2, height // 2)) >= 200  # the disc
-    assert alpha.getpixel((2, 2)) <= 20  # the background
-    assert alpha.getpixel((width - 3, height - 3)) <= 20
+    assert alpha_at(cutout, (width // 2, height // 2)) >= 200  # the disc
+    assert alpha_at(cutout, (2, 2)) <= 20  # the background
+    assert alpha_at(cutout, (width - 3, height - 3)) <= 20
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -142,12 +143,13 @@ def test_a_tenant_admin_reaches_its_own_tenant_and_no_other(admin: httpx.Client)
     assert b_admin.get("/v1/models").status_code == 200  # and uses its tenant as any key
 
     # another tenant: nothing
-    for method, path, body in (
+    requests: tuple[tuple[str, str, dict[str, Any] | None], ...] = (
         ("POST", "/v1/admin/keys", {"tenant_id": "tenant-a", "name": "stolen"}),
         ("GET", "/v1/admin/keys?tenant_id=tenant-a", None),
         ("GET", "/v1/admin/tenants/tenant-a", None),
         ("GET", "/v1/admin/usage?tenant_id=tenant-a", None),
-    ):
+    )
+    for method, path, body in requests:
         response = b_admin.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.text)
     revoke = b_admin.post(f"/v1/admin/keys/{a_key['id']}/revoke")
@@ -160,13 +162,14 @@ def test_a_tenant_admin_reaches_its_own_tenant_and_no_other(admin: httpx.Client)
     )
 
     # nor what the operators set, nor their scope
-    for method, path, body in (
+    requests = (
         ("POST", "/v1/admin/tenants", {"id": "tenant-c", "name": "C"}),
         ("GET", "/v1/admin/tenants", None),
         ("PATCH", "/v1/admin/tenants/tenant-b", {"budget_total": "1000"}),
         ("GET", "/v1/admin/workers", None),
         ("POST", "/v1/admin/keys", {"tenant_id": "tenant-b", "name": "up", "scopes": ["admin"]}),
-    ):
+    )
+    for method, path, body in requests:
         response = b_admin.request(method, path, json=body)
         assert response.status_code == 403, (method, path, response.text)
 
@@ -276,7 +279,7 @@ def test_fifty_concurrent_requests_into_a_budget_for_ten(admin: httpx.Client) ->
     assert state["total"]["reserved"] == "0.00"
     assert state["total"]["remaining"] == "0.00"
     assert state["usage"]["images"] == 10
-    assert state["usage"]["by_model"] == {"local/tiny": {"spent": "0.10", "images": 10}}
+    assert state["usage"]["by_model"] == {"local/tiny": {"spent": "0.10", "images": 10, "jobs": 10}}
     refused = generate(client)
     assert refused.status_code == 402
     assert refused.json()["error"]["message"] == (
@@ -389,7 +392,7 @@ def test_usage_by_model_and_day(admin: httpx.Client) -> None:
     generate(client, n=3)
     usage = client.get("/v1/usage").json()["data"]
     today = datetime.now(UTC).date().isoformat()
-    assert usage["by_day"] == {today: {"spent": "0.06", "images": 3}}
+    assert usage["by_day"] == {today: {"spent": "0.06", "images": 3, "jobs": 1}}
     everyone = admin.get("/v1/admin/usage", params={"tenant_id": "counted"}).json()["data"]
     assert everyone[0]["spent"] == "0.06"
 
@@ -427,3 +430,49 @@ def test_bad_admin_input_is_refused_clearly(admin: httpx.Client) -> None:
     scope = admin.post("/v1/admin/keys", json={"tenant_id": "dup", "name": "k", "scopes": ["root"]})
     assert scope.status_code == 400
     assert json.loads(scope.text)["error"]["param"] == "scopes.0"
+
+
+# -- retention and erasure ----------------------------------------------------------------
+
+
+def test_a_tenants_retention_is_set_checked_and_shown(admin: httpx.Client) -> None:
+    created = admin.post(
+        "/v1/admin/tenants", json={"id": "kept-7", "name": "k", "retention_days": 7}
+    )
+    assert created.status_code == 201 and created.json()["data"]["retention_days"] == 7.0
+    for bad in (-1, 0, "soon"):
+        refused = admin.patch("/v1/admin/tenants/kept-7", json={"retention_days": bad})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["param"] == "retention_days"
+    cleared = admin.patch("/v1/admin/tenants/kept-7", json={"retention_days": None})
+    assert cleared.json()["data"]["retention_days"] is None
+    missing = admin.patch("/v1/admin/tenants/nobody", json={"retention_days": 3})
+    assert missing.status_code == 404 and missing.json()["error"]["param"] == "tenant_id"
+
+
+def test_erasing_a_tenant_over_http(admin: httpx.Client) -> None:
+    client = make_tenant(admin, "leaving", prices={"local/tiny": {"default": "0.02"}})
+    file_id = generate(client).json()["data"]["data"][0]["file_id"]
+    busy = submit(client, prompt="slow", **SLOW)["id"]
+
+    refused = admin.post("/v1/admin/tenants/leaving/erase")
+    assert refused.status_code == 409 and refused.json()["error"]["param"] == "tenant_id"
+    assert "queued or running" in refused.json()["error"]["message"]
+    assert client.post(f"/v1/jobs/{busy}/cancel").status_code in (200, 202)
+    wait_for(client, busy, "canceled")
+
+    erased = admin.post("/v1/admin/tenants/leaving/erase")
+    assert erased.status_code == 200, erased.text
+    body = erased.json()["data"]
+    assert (body["jobs"], body["files"], body["api_keys"]) == (2, 1, 1)
+    tenant = admin.get("/v1/admin/tenants/leaving").json()["data"]
+    assert tenant["erased_at"] is not None and tenant["budgets"][0]["spent"] == "0.02"
+    deadline = time.monotonic() + 10  # a key is trusted for 2 s after it was last read
+    while client.get(f"/v1/files/{file_id}").status_code != 401:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    new_key = admin.post("/v1/admin/keys", json={"tenant_id": "leaving", "name": "x"})
+    assert new_key.status_code == 409
+    assert admin.post("/v1/admin/tenants/default/erase").status_code == 409
+    assert admin.post("/v1/admin/tenants/nobody/erase").status_code == 404
+    assert admin.get("/v1/usage").json()["data"]["tenant_id"] == "default"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pixelgate.catalog import OPTION_FAMILIES, Catalog, PromptOptions
+from pixelgate.catalog import OPTION_FAMILIES, Catalog, ModelSpec, PromptOptions, TaskKind
+from pixelgate.catalog.spec import Capability
 from pixelgate.errors import ValidationError
 
 PRODUCT_MODELS = {
@@ -38,7 +39,7 @@ def test_every_model_accepts_a_bare_prompt_with_its_own_defaults() -> None:
         if not issubclass(OPTION_FAMILIES[spec.family], PromptOptions):
             continue  # background removal takes no prompt (tests/providers/test_rembg.py)
         options = catalog.validate_options(spec, {"prompt": "a cat"})
-        assert options.prompt == "a cat"
+        assert isinstance(options, PromptOptions) and options.prompt == "a cat"
 
 
 def test_prices_depend_on_size_and_quality() -> None:
@@ -87,3 +88,26 @@ def test_an_unknown_model_names_the_param() -> None:
         Catalog.load().resolve("gpt-9")
     assert caught.value.param == "model"
     assert caught.value.message.startswith("Unsupported image model name: 'gpt-9'")
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "kind", "masked", "supported"),
+    [
+        (("generate",), "generate", False, True),
+        (("generate",), "edit", False, False),
+        (("edit",), "edit", False, True),
+        (("edit",), "edit", True, True),
+        (("inpaint",), "edit", True, True),
+        (("inpaint",), "edit", False, False),  # an inpainting model needs the mask
+        (("variations",), "variation", False, True),
+        (("generate", "edit"), "variation", False, False),
+        (("remove-background",), "remove-background", False, True),
+        (("generate",), "remove-background", False, False),
+    ],
+)
+def test_which_task_a_model_supports_is_one_rule(
+    capabilities: tuple[Capability, ...], kind: TaskKind, masked: bool, supported: bool
+) -> None:
+    spec = ModelSpec(id="m", provider="p", family="diffusion", capabilities=capabilities)
+
+    assert spec.supports(kind, masked=masked) is supported

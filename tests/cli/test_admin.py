@@ -65,3 +65,26 @@ def test_a_bad_price_is_a_usage_error(make_server) -> None:  # type: ignore[no-u
     code, _, err = run(server, "tenants", "create", "x", "--price", "nonsense")
     assert code == 2
     assert "MODEL:KEY=AMOUNT" in err
+
+
+def test_retention_and_erasure_from_the_command_line(make_server) -> None:  # type: ignore[no-untyped-def]
+    server: Server = make_server().start()
+    code, out, _ = run(server, "tenants", "create", "short", "--retention-days", "7", "--json")
+    assert code == 0, out
+    assert json.loads(out)["retention_days"] == 7.0
+    code, out, _ = run(server, "keys", "create", "--tenant", "short", "--name", "app")
+    key = out.strip()
+    code, out, _ = run(
+        server, "generate", "a dot", "--model", "local/tiny", "-o", "/dev/null", key=key
+    )
+    assert code == 0, out
+
+    code, out, _ = run(server, "tenants", "erase", "short", "--yes")
+    assert code == 0, out
+    assert "erased 1 jobs, 1 files, 1 blobs, 1 API keys" in out and "kept: budget_accounts" in out
+    code, out, _ = run(server, "tenants", "show", "short", "--json")
+    assert json.loads(out)["erased_at"] is not None
+    code, _, err = run(server, "models", key=key)
+    assert code == 3 and "UNAUTHORIZED" in err
+    code, _, err = run(server, "tenants", "erase", "nobody", "--yes")
+    assert code != 0 and "NOT_FOUND" in err

@@ -20,7 +20,8 @@ def test_migrations_build_exactly_the_tables_the_code_declares(blank_database: D
     tables = set(inspect(database.engine).get_table_names())
     assert {
         "tenants", "api_keys", "jobs", "job_events", "files", "budget_accounts",
-        "ledger_entries", "idempotency_keys", "workers", "alembic_version",
+        "ledger_entries", "idempotency_keys", "workers", "alembic_version", "usage_daily",
+        "job_input_blobs",
     } <= tables  # fmt: skip
 
 
@@ -79,3 +80,56 @@ def test_upgrading_a_populated_database_keeps_every_row(blank_database: Database
         if database.engine.dialect.name == "sqlite":
             assert connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+
+def test_0008_fills_usage_by_day_from_the_ledger_and_input_blobs_from_jobs(
+    blank_database: Database,
+) -> None:
+    from sqlalchemy import text
+
+    database = blank_database
+    upgrade(database, "0006")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tenants (id, name, created_at, cache_policy)"
+                " VALUES ('t1', 'T', :at, 'free')"
+            ),
+            {"at": "2026-03-04 10:00:00"},
+        )
+        inputs = (
+            '{"image": {"blob_key": "' + "a" * 64 + '"}, "mask": {"blob_key": "' + "b" * 64 + '"}}'
+        )
+        connection.execute(
+            text(
+                "INSERT INTO jobs (id, tenant_id, task, model, status, options, inputs,"
+                " response_format, attempts, cancel_requested, cached, cache_bypassed, created_at)"
+                " VALUES ('job_1', 't1', 'edit', 'm', 'succeeded', '{}', :inputs, 'url', 1,"
+                " false, false, false, :at)"
+            ),
+            {"inputs": inputs, "at": "2026-03-04 10:00:00"},
+        )
+        for kind, amount, images, at in [
+            ("reserve", 30, 3, "2026-03-04 10:00:00"),
+            ("settle", 20, 2, "2026-03-04 23:59:59"),
+            ("settle", 5, 1, "2026-03-04 01:00:00"),
+            ("settle", 7, 1, "2026-03-05 00:00:01"),
+        ]:
+            connection.execute(
+                text(
+                    "INSERT INTO ledger_entries (tenant_id, job_id, kind, amount, images, model,"
+                    " period, created_at) VALUES ('t1', 'job_1', :kind, :amount, :images, 'm',"
+                    " '2026-03', :at)"
+                ),
+                {"kind": kind, "amount": amount, "images": images, "at": at},
+            )
+
+    upgrade(database)
+
+    with database.engine.connect() as connection:
+        usage = connection.execute(
+            text("SELECT day, spent, images, jobs FROM usage_daily ORDER BY day")
+        ).all()
+        refs = connection.execute(text("SELECT blob_key FROM job_input_blobs ORDER BY 1")).all()
+    assert [tuple(row) for row in usage] == [("2026-03-04", 25, 3, 2), ("2026-03-05", 7, 1, 1)]
+    assert [row[0] for row in refs] == ["a" * 64, "b" * 64]

@@ -111,7 +111,7 @@ def test_a_killed_model_worker_costs_one_attempt_and_the_job_is_billed_once(
         assert answers and set(answers) == {200}  # the API answered all along
         usage = api.get("/v1/usage").json()["data"]
         assert usage["images"] == 1
-        assert usage["by_model"] == {"local/tiny": {"spent": "0.25", "images": 1}}
+        assert usage["by_model"] == {"local/tiny": {"spent": "0.25", "images": 1, "jobs": 1}}
         budget = {b["period"]: b for b in usage["budgets"]}["total"]
         assert (budget["spent"], budget["reserved"]) == ("0.25", "0.00")
         image = httpx.get(done["result"]["data"][0]["url"])

@@ -15,8 +15,9 @@ from pixelgate.errors import BackendError
 from pixelgate.providers import CancelToken, ImageTask, egress
 from pixelgate.providers.bfl import BlackForestLabsProvider
 from pixelgate.providers.egress import EgressGuard, why_not_public
-from pixelgate.providers.http import RetryPolicy, UpstreamClient
 from pixelgate.providers.openai import OpenAIProvider
+from pixelgate.providers.retries import RetryPolicy
+from pixelgate.providers.upstream import UpstreamClient
 from tests.providers.conftest import BFL_KEY, OPENAI_KEY, Progress, options_for
 from tests.providers.upstreams.bfl import FakeBFL
 from tests.providers.upstreams.images import image_bytes

@@ -92,7 +92,12 @@ def test_a_model_in_use_is_never_evicted(wide_models: Path) -> None:
     loaded_b = threading.Event()
 
     with provider.models.use("test/a"):  # work in flight on a
-        thread = threading.Thread(target=lambda: (run_once(provider, b), loaded_b.set()))
+
+        def run_b() -> None:
+            run_once(provider, b)
+            loaded_b.set()
+
+        thread = threading.Thread(target=run_b)
         thread.start()
         time.sleep(1.0)
         assert not loaded_b.is_set()  # b waits: a cannot be evicted while it works

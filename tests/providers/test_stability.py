@@ -26,8 +26,8 @@ from pixelgate.providers import (
     UpstreamState,
     UpstreamTask,
 )
-from pixelgate.providers.http import UpstreamClient
 from pixelgate.providers.stability import StabilityProvider
+from pixelgate.providers.upstream import UpstreamClient
 from tests.providers.conftest import STABILITY_KEY, Progress, options_for
 from tests.providers.upstreams.images import image_bytes
 from tests.providers.upstreams.server import Reply

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from pixelgate.providers.http import RetryPolicy, UpstreamClient
+from pixelgate.providers.retries import RetryPolicy
 from pixelgate.providers.transport import StdlibTransport
+from pixelgate.providers.upstream import UpstreamClient
 
 Answer = Callable[[socket.socket, bytes], bool]
 """Writes the answer to one request (its head as read); returns whether to keep the connection."""

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict
 
 import pytest
 
 import pixelgate
 from tests.conftest import ADMIN_KEY, Server
 
-FAST = {"width": 64, "height": 64, "num_steps": 4}
+
+class Fast(TypedDict):
+    width: int
+    height: int
+    num_steps: int
+
+
+FAST: Fast = {"width": 64, "height": 64, "num_steps": 4}
 """local/tiny options that run in a fraction of a second."""
 
 

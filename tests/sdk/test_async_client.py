@@ -33,7 +33,7 @@ async def test_generate_url_and_b64_json(server: Server, tmp_path: Path) -> None
 async def test_submit_events_and_wait(server: Server) -> None:
     async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
         job = await client.images.submit(
-            model="local/tiny", prompt="b", **{**FAST, "num_steps": 12}
+            model="local/tiny", prompt="b", width=64, height=64, num_steps=12
         )
 
         types = [event.type async for event in client.jobs.events(job.id)]

@@ -21,7 +21,9 @@ def test_generate_url_saves_a_png_of_the_requested_size(
         model="local/tiny",
         prompt="a red circle",
         metadata={"purpose": "test"},
-        **{**FAST, "width": 96, "height": 64},
+        num_steps=FAST["num_steps"],
+        width=96,
+        height=64,
     )
 
     assert result.model == "local/tiny"
@@ -58,6 +60,14 @@ def test_seed_round_trips_and_reproduces_the_image(client: pixelgate.Client) -> 
     assert first.data[0].content() == again.data[0].content()
 
 
+def test_a_repeat_says_it_came_from_the_cache(client: pixelgate.Client) -> None:
+    first = client.images.generate(model="local/tiny", prompt="a repeat", seed=77, **FAST)
+    again = client.images.generate(model="local/tiny", prompt="a repeat", seed=77, **FAST)
+
+    assert (first.cached, again.cached) == (False, True)
+    assert again.data[0].content() == first.data[0].content()
+
+
 def test_several_images_in_one_request(client: pixelgate.Client) -> None:
     result = client.images.generate(model="local/tiny", prompt="dots", n=2, **FAST)
 
@@ -83,7 +93,9 @@ def test_submit_then_wait_returns_the_finished_job(client: pixelgate.Client) -> 
 
 
 def test_events_arrive_in_order_with_increasing_progress(client: pixelgate.Client) -> None:
-    job = client.images.submit(model="local/tiny", prompt="waves", **{**FAST, "num_steps": 20})
+    job = client.images.submit(
+        model="local/tiny", prompt="waves", width=64, height=64, num_steps=20
+    )
 
     events = list(client.jobs.events(job.id))
 
@@ -93,7 +105,7 @@ def test_events_arrive_in_order_with_increasing_progress(client: pixelgate.Clien
     progress = [event for event in events if event.type == "progress"]
     assert progress, types
     assert set(types[2:-1]) == {"progress"}
-    steps = [event.step for event in progress]
+    steps = [event.step or 0 for event in progress]
     assert steps == sorted(set(steps))
     assert all(event.total == 20 for event in progress)
     final = events[-1].job

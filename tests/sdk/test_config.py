@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 import pixelgate
+import pixelgate.errors
+import pixelgate.sdk
 
 
 def test_defaults_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,40 +46,16 @@ def test_no_key_anywhere_is_none(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         assert client.config.api_key is None
 
 
-def test_the_exported_surface() -> None:
-    assert set(pixelgate.__all__) == {
-        "APIConnectionError",
-        "AsyncClient",
-        "BackendError",
-        "BudgetExceeded",
-        "Canceled",
-        "Client",
-        "Conflict",
-        "Error",
-        "File",
-        "Forbidden",
-        "Image",
-        "ImagesResponse",
-        "InternalError",
-        "Job",
-        "JobError",
-        "JobEvent",
-        "Model",
-        "ModelAccessDenied",
-        "ModelUnavailable",
-        "MustProvideFile",
-        "NotFound",
-        "Page",
-        "PayloadTooLarge",
-        "ProviderTimeout",
-        "RateLimited",
-        "StorageError",
-        "Timeout",
-        "Unauthorized",
-        "ValidationError",
-        "WorkerCrashed",
-        "__version__",
+def test_the_exported_surface_is_every_error_and_every_sdk_type() -> None:
+    errors = {
+        name
+        for name, value in vars(pixelgate.errors).items()
+        if not name.startswith("_")
+        and isinstance(value, type)
+        and issubclass(value, pixelgate.errors.Error)
     }
+
+    assert set(pixelgate.__all__) == errors | set(pixelgate.sdk.__all__) | {"__version__"}
     for name in pixelgate.__all__:
         assert getattr(pixelgate, name) is not None
     assert issubclass(pixelgate.APIConnectionError, pixelgate.Error)

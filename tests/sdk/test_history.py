@@ -10,7 +10,7 @@ import pytest
 import pixelgate
 from pixelgate.errors import Conflict, NotFound, ValidationError
 from tests.conftest import Server
-from tests.helpers import SLOW, tenant_key
+from tests.helpers import tenant_key
 from tests.sdk.conftest import FAST
 
 
@@ -64,7 +64,9 @@ def test_deleting_a_file_and_a_job(own: pixelgate.Client) -> None:
     own.jobs.delete(result.job_id)
     with pytest.raises(NotFound):
         own.files.get(kept.file_id)
-    running = own.images.submit(prompt="busy", **SLOW)
+    running = own.images.submit(
+        model="local/tiny", prompt="busy", num_steps=200, width=128, height=128
+    )
     with pytest.raises(Conflict, match="cancel it first"):
         own.jobs.delete(running.id)
     own.jobs.cancel(running.id)

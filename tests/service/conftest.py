@@ -23,6 +23,7 @@ from pixelgate.providers import (
 from pixelgate.service.access import AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
+from pixelgate.service.erasure import TenantEraser
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys
@@ -31,8 +32,9 @@ from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.rate_limits import LimitValues, RateLimits
+from pixelgate.service.retention import Retention
 from pixelgate.service.tenants import TenantService
-from pixelgate.storage import LocalBlobStore
+from pixelgate.storage import BlobStore, LocalBlobStore
 from tests.databases import ENGINES, open_database
 
 FIXTURE_MODEL = ModelSpec(
@@ -124,11 +126,21 @@ class Services:
     cancels: CancelRegistry
     tenants: TenantService
     billing: Billing
-    blobs: LocalBlobStore
+    blobs: BlobStore
+    retention: Retention
+    eraser: TenantEraser
+
+
+@pytest.fixture
+def blob_store(tmp_path: Path) -> BlobStore:
+    """Where the services keep bytes; a test module may give another (S3)."""
+    return LocalBlobStore(tmp_path / "blobs")
 
 
 @pytest.fixture(params=ENGINES)
-def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Services]:
+def services(
+    tmp_path: Path, request: pytest.FixtureRequest, blob_store: BlobStore
+) -> Iterator[Services]:
     db = open_database(request.param, tmp_path, request)
     clock = ManualClock()
     access = AccessService(db, clock)
@@ -147,17 +159,18 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
     )
     provider = FixtureProvider()
     providers = ProviderRegistry([provider])
-    blobs = LocalBlobStore(tmp_path / "blobs")
+    blobs = blob_store
     files = FileService(
         db,
         blobs,
         MediaLinks(b"k" * 32, clock, ttl_seconds=60),
         clock,
         retention=timedelta(days=1),
+        retention_days_of=lambda tenant_id: tenants.current(tenant_id).retention_days,
     )
+    tenants = TenantService(db, clock, on_retention_change=files.apply_retention)
     inputs = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
     queue = RecordingQueue()
-    tenants = TenantService(db, clock)
     billing = Billing(db, clock)
     store = JobStore(db, bus, clock, on_finish=[billing.on_job_finished])
     cache = ResultCache(db, files, billing, clock, shared=False)
@@ -212,5 +225,7 @@ def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Service
         tenants,
         billing,
         blobs,
+        Retention(db, files, clock, retention=timedelta(days=1)),
+        TenantEraser(db, files, tenants, clock),
     )
     db.dispose()

@@ -7,10 +7,10 @@ import itertools
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from pixelgate.catalog import Catalog
-from pixelgate.db.tables import IdempotencyKey, Job, JobEvent, LedgerEntry
+from pixelgate.db.tables import IdempotencyKey, Job, JobEvent, JobInputBlob, LedgerEntry
 from pixelgate.errors import Conflict, NotFound, ValidationError
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
@@ -301,7 +301,7 @@ def test_a_queued_or_running_job_is_refused_until_canceled(
         history.delete_job("default", job.id)
 
 
-def test_replaying_the_idempotency_key_of_a_deleted_job_is_not_found(
+def test_the_idempotency_key_of_a_deleted_job_goes_with_it(
     services: Services, history: History
 ) -> None:
     keyed = ImageCommand(
@@ -311,9 +311,25 @@ def test_replaying_the_idempotency_key_of_a_deleted_job_is_not_found(
     services.executor.run(job.id)
     history.delete_job("default", job.id)
 
+    again = services.jobs.submit(CALLER, keyed)  # a new request, as after retention
+
+    assert again.id != job.id and again.status == "queued"
+    with services.db.session() as session:
+        record = session.get(IdempotencyKey, ("default", "order-7"))
+        assert record is not None and record.job_id == again.id
+
+
+def test_a_key_whose_job_is_gone_answers_404_not_a_crash(services: Services) -> None:
+    keyed = ImageCommand(
+        task="generate", model="test/fixture", options={"prompt": "x"}, idempotency_key="order-8"
+    )
+    job = services.jobs.submit(CALLER, keyed)
+    with services.db.session() as session:  # a job row gone under its key (a race)
+        session.execute(delete(JobEvent).where(JobEvent.job_id == job.id))
+        session.execute(delete(JobInputBlob).where(JobInputBlob.job_id == job.id))
+        session.execute(delete(Job).where(Job.id == job.id))
+
     with pytest.raises(NotFound) as caught:
         services.jobs.submit(CALLER, keyed)
 
     assert caught.value.param == "Idempotency-Key" and job.id in caught.value.message
-    with services.db.session() as session:
-        assert session.get(IdempotencyKey, ("default", "order-7")) is not None  # still spent

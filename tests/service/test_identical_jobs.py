@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
@@ -104,7 +105,7 @@ def test_concurrent_identical_async_requests_compute_once_and_the_rest_are_cache
     ids = [services.jobs.submit(caller, SEEDED).id for _ in range(requests)]
     assert not any(job(services, job_id, caller).cached for job_id in ids)  # all accepted to run
 
-    workers = [in_thread(lambda job_id=job_id: services.executor.run(job_id)) for job_id in ids]
+    workers = [in_thread(partial(services.executor.run, job_id)) for job_id in ids]
     for worker in workers:
         worker.join(20)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import TypedDict
 
 import pytest
 from sqlalchemy import func, select
@@ -34,7 +35,11 @@ def command(seed: int | None = None, n: int = 1, **extra: object) -> ImageComman
     return ImageCommand(task="generate", model="test/fixture", options=options, **extra)  # type: ignore[arg-type]
 
 
-PRICED = {"prices": {"test/fixture": {"default": "0.25"}}}
+class Priced(TypedDict):
+    prices: dict[str, dict[str, str]]
+
+
+PRICED: Priced = {"prices": {"test/fixture": {"default": "0.25"}}}
 
 
 def ledger(services: Services, tenant_id: str) -> dict[str, int]:

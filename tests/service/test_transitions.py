@@ -4,6 +4,7 @@ own job, with its own values, and only from the allowed state and holder."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import inspect
 
@@ -59,7 +60,7 @@ def test_a_reused_change_still_checks_who_holds_the_job(services: Services) -> N
         services.store.transition(
             job_id, to=RUNNING, allowed_from=(QUEUED,), worker_id="w1", lease_expires_at=until
         )
-    ended = {"error_code": "X", "error_message": "m"}
+    ended: dict[str, Any] = {"error_code": "X", "error_message": "m"}
     assert services.store.transition(
         first, to=FAILED, allowed_from=(RUNNING,), held_by="w1", **ended
     )

@@ -11,13 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ADMIN_KEY, Server
 from tests.helpers import generate, tenant_key
 from tests.rembg_server import disc_picture, is_cut_out, rembg_server
 
-CHROMIUM = "/usr/bin/chromium"
 TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)  # the first job loads the model on 2 busy cores
 
@@ -27,17 +26,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
     instance = rembg_server(tmp_path_factory.mktemp("web") / "data", models_dir)
     yield instance
     instance.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
@@ -166,6 +154,7 @@ def test_paint_a_mask_and_inpaint(page: Page, tmp_path: Path) -> None:
     expect(page.locator("#results img")).to_have_count(1)
 
     body = sent.value.post_data_json
+    assert isinstance(body, dict)
     assert body["model"] == "local/tiny" and "width" not in body
     painted = Image.open(io.BytesIO(base64.b64decode(body["mask_image"]))).convert("L")
     assert painted.size == (64, 64)

@@ -46,10 +46,11 @@ async def openai_serving(request: Request, response: Response) -> OpenAIServing:
 HEADERS: dict[str, Any] = {
     "parameters": [
         {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
-        for name in ("authorization", "prefer", "idempotency-key", "cache-control")
+        for name in ("prefer", "idempotency-key", "cache-control")
     ]
 }
-"""The headers `openai_serving` reads, as the OpenAPI parameters of every route."""
+"""The headers `openai_serving` reads, as the OpenAPI parameters of every route; the fourth,
+`authorization`, is the document's bearer scheme (api/openapi.py)."""
 
 
 Serving = Annotated[OpenAIServing, Depends(openai_serving)]
@@ -104,8 +105,9 @@ def retrieve_model(model_id: str, serving: Serving) -> Model:
     return serving.get_model(model_id)
 
 
-def build_router(prefix: str, *, with_models: bool, in_schema: bool) -> APIRouter:
-    router = APIRouter(prefix=prefix, tags=["openai"], include_in_schema=in_schema)
+def build_router(prefix: str, *, tag: str, with_models: bool, in_schema: bool) -> APIRouter:
+    """The routes under `prefix`; `tag` begins their operation ids, unique across mounts."""
+    router = APIRouter(prefix=prefix, tags=[tag], include_in_schema=in_schema)
     images: dict[str, Any] = {
         "methods": ["POST"],
         "response_model": ImagesResponse,
@@ -133,6 +135,6 @@ def build_router(prefix: str, *, with_models: bool, in_schema: bool) -> APIRoute
     return router
 
 
-router = build_router("/v1", with_models=False, in_schema=True)
+router = build_router("/v1", tag="openai", with_models=False, in_schema=True)
 """Beside the native routes; `/v1/models` is the native one."""
-oai_router = build_router("/oai/v1", with_models=True, in_schema=False)
+oai_router = build_router("/oai/v1", tag="oai", with_models=True, in_schema=False)

@@ -46,10 +46,9 @@ from pixelgate.api.openai.protocol import (
     ModelList,
 )
 from pixelgate.api.submission import SubmitHeaders
-from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
+from pixelgate.catalog import OPTION_FAMILIES, ModelSpec, TaskKind
 from pixelgate.db.tables import Job
 from pixelgate.errors import ValidationError
-from pixelgate.providers.base import TaskKind
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
 from pixelgate.service.inputs import ImageUpload
@@ -257,25 +256,13 @@ class OpenAIServing:
     # -- models ---------------------------------------------------------------------------
 
     def list_models(self) -> ModelList:
-        """The models the caller may use and that can run here now."""
-        self._principal.require("read")
-        runtime = self._runtime
-        tenant = runtime.tenants.get(self._principal.tenant_id)
-        return ModelList(
-            data=[
-                self._model(spec)
-                for spec in runtime.catalog
-                if runtime.tenants.may_use(tenant, spec)
-                and runtime.providers.unavailable_reason(spec) is None
-            ]
-        )
+        """The models the caller may use and that can run here now: OpenAI's model object has
+        no field to say that one cannot, which the native list says."""
+        specs = self._runtime.model_directory.visible_to(self._principal, runnable_only=True)
+        return ModelList(data=[self._model(spec) for spec in specs])
 
     def get_model(self, model_id: str) -> Model:
-        self._principal.require("read")
-        spec = self._runtime.catalog.resolve(model_id)
-        tenant = self._runtime.tenants.get(self._principal.tenant_id)
-        self._runtime.tenants.check_model(tenant, spec)
-        return self._model(spec)
+        return self._model(self._runtime.model_directory.find(self._principal, model_id))
 
     def _model(self, spec: ModelSpec) -> Model:
         created = int(self._runtime.clock.now().timestamp())

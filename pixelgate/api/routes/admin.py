@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from pixelgate.api.admin_protocol import (
+    ErasurePublic,
     KeyCreate,
     KeyCreated,
     KeyPublic,
@@ -23,9 +24,15 @@ from pixelgate.api.admin_protocol import (
 )
 from pixelgate.api.deps import AdminPrincipal, GlobalAdmin, RuntimeDep, admin_principal
 from pixelgate.api.protocol import Envelope
-from pixelgate.api.views import key_public, tenant_public, usage_public, worker_public
+from pixelgate.api.views import (
+    erasure_public,
+    key_public,
+    tenant_public,
+    usage_public,
+    worker_public,
+)
 from pixelgate.errors import NotFound
-from pixelgate.service.tenants import TenantChanges
+from pixelgate.service.tenants import TenantChanges, refuse_erased
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[Depends(admin_principal)])
 
@@ -68,6 +75,14 @@ def update_tenant(
     return Envelope(data=tenant_public(runtime, tenant))
 
 
+@router.post("/tenants/{tenant_id}/erase", response_model=Envelope[ErasurePublic])
+def erase_tenant(tenant_id: str, runtime: RuntimeDep, _: GlobalAdmin) -> Envelope[ErasurePublic]:
+    """Delete everything of a tenant (jobs, events, files and their bytes, inputs, keys,
+    idempotency keys, ledger entries, usage) but its budget accounts and a tombstone of its
+    record. 409 while it has jobs queued or running, and for the default tenant."""
+    return Envelope(data=erasure_public(runtime.eraser.erase(tenant_id)))
+
+
 @router.post("/keys", response_model=Envelope[KeyCreated], status_code=201)
 def create_key(
     body: KeyCreate, runtime: RuntimeDep, principal: AdminPrincipal
@@ -76,7 +91,7 @@ def create_key(
     principal.require_admin_of(body.tenant_id)
     if "admin" in body.scopes:
         principal.require("admin")  # only the operators grant their own scope
-    runtime.tenants.get(body.tenant_id)
+    refuse_erased(runtime.tenants.get(body.tenant_id))
     record, key = runtime.access.create_key(
         tenant_id=body.tenant_id,
         name=body.name,

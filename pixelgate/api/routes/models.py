@@ -18,17 +18,12 @@ from pixelgate.api.protocol import Envelope, ModelList, ModelPublic
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=ModelList)  # only what the caller may use
+@router.get("", response_model=ModelList)
 def list_models(
     principal: CurrentPrincipal, runtime: RuntimeDep, modality: Literal["image"] | None = None
 ) -> ModelList:
-    principal.require("read")
-    tenant = runtime.tenants.get(principal.tenant_id)
-    specs = [
-        spec
-        for spec in runtime.catalog
-        if modality in (None, spec.modality) and runtime.tenants.may_use(tenant, spec)
-    ]
+    """The models the caller may use, each saying whether it can run here now and why not."""
+    specs = runtime.model_directory.visible_to(principal, modality=modality)
     return ModelList(data=[views.model_public(runtime, spec) for spec in specs])
 
 
@@ -36,7 +31,5 @@ def list_models(
 def get_model(
     model_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
 ) -> Envelope[ModelPublic]:
-    principal.require("read")
-    spec = runtime.catalog.resolve(model_id)
-    runtime.tenants.check_model(runtime.tenants.get(principal.tenant_id), spec)
+    spec = runtime.model_directory.find(principal, model_id)
     return Envelope(data=views.model_public(runtime, spec))

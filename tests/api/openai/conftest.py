@@ -64,6 +64,12 @@ def admin(gateway: Server) -> Iterator[httpx.Client]:
         yield native
 
 
+def images(result: openai.types.ImagesResponse) -> list[openai.types.Image]:
+    """The images of a response (the SDK types `data` as optional)."""
+    assert result.data is not None
+    return result.data
+
+
 def png(size: tuple[int, int] = (64, 64), color: tuple[int, ...] = (200, 40, 40)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGBA" if len(color) == 4 else "RGB", size, color).save(buffer, format="PNG")

@@ -23,7 +23,7 @@ from tests.providers.upstreams.openai import GENERATIONS, FakeOpenAI, openai_err
 )
 def test_an_invalid_size_names_size(client: openai.OpenAI, size: str, message: str) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.images.generate(model="local/tiny", prompt="x", size=size)  # type: ignore[arg-type]
+        client.images.generate(model="local/tiny", prompt="x", size=size)
 
     assert caught.value.status_code == 400
     assert caught.value.param == "size"

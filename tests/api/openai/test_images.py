@@ -11,7 +11,7 @@ import openai
 import pytest
 from PIL import Image
 
-from tests.api.openai.conftest import image_of, message_of, png
+from tests.api.openai.conftest import image_of, images, message_of, png
 from tests.conftest import Server
 from tests.providers.upstreams.images import image_bytes
 from tests.providers.upstreams.openai import EDITS, GENERATIONS, VARIATIONS, FakeOpenAI
@@ -21,7 +21,7 @@ from tests.providers.upstreams.server import Reply
 def test_generate_a_url_that_serves_the_png(client: openai.OpenAI, gateway: Server) -> None:
     result = client.images.generate(model="local/tiny", prompt="a red circle", size="64x64")
 
-    [item] = result.data
+    [item] = images(result)
     assert item.b64_json is None
     assert item.url is not None and item.url.startswith(gateway.url + "/v1/media/")
     assert result.size == "64x64"
@@ -37,8 +37,8 @@ def test_generate_b64_json_with_the_size_as_width_and_height(client: openai.Open
         model="tiny", prompt="a blue square", size="96x32", n=2, response_format="b64_json"
     )
 
-    assert len(result.data) == 2
-    for item in result.data:
+    assert len(images(result)) == 2
+    for item in images(result):
         assert item.url is None and item.b64_json is not None
         picture = image_of(base64.b64decode(item.b64_json))
         assert (picture.format, picture.size) == ("PNG", (96, 32))
@@ -53,7 +53,7 @@ def test_the_models_own_options_ride_in_extra_body(client: openai.OpenAI) -> Non
             extra_body={"seed": 1234, "num_steps": 2, "output_format": "webp"},
         )
         assert result.output_format == "webp"
-        return base64.b64decode(result.data[0].b64_json or "")
+        return base64.b64decode(images(result)[0].b64_json or "")
 
     first, second = draw(), draw()
 
@@ -77,7 +77,7 @@ async def test_async_client_generates(async_client: openai.AsyncOpenAI) -> None:
         model="local/tiny", prompt="async", size="32x48", response_format="b64_json"
     )
 
-    assert image_of(base64.b64decode(result.data[0].b64_json or "")).size == (32, 48)
+    assert image_of(base64.b64decode(images(result)[0].b64_json or "")).size == (32, 48)
 
 
 def test_edit_with_a_mask(client: openai.OpenAI) -> None:
@@ -92,7 +92,7 @@ def test_edit_with_a_mask(client: openai.OpenAI) -> None:
         extra_body={"seed": 3, "num_steps": 2},
     )
 
-    [item] = result.data
+    [item] = images(result)
     assert image_of(base64.b64decode(item.b64_json or "")).size == (64, 64)
 
 
@@ -105,7 +105,7 @@ async def test_async_edit_answers_a_link(async_client: openai.AsyncOpenAI) -> No
         extra_body={"strength": 0.5, "num_steps": 2},
     )
 
-    url = result.data[0].url
+    url = images(result)[0].url
     assert url is not None
     async with httpx.AsyncClient() as http:
         assert image_of((await http.get(url)).content).size == (64, 64)
@@ -146,7 +146,7 @@ def test_dall_e_3_revised_prompt_and_pixelgates_own_link(
         model="dall-e-3", prompt="a lighthouse", size="1792x1024", quality="hd"
     )
 
-    [item] = result.data
+    [item] = images(result)
     assert item.revised_prompt == "A detailed rendering of a lighthouse"
     assert item.url is not None and item.url.startswith(gateway.url + "/v1/media/")
     assert upstream.url not in item.url
@@ -161,7 +161,7 @@ def test_gpt_image_answers_b64_json_by_default(client: openai.OpenAI, upstream: 
         model="gpt-image-1", prompt="a fox", size="1024x1024", background="opaque"
     )
 
-    [item] = result.data
+    [item] = images(result)
     assert item.url is None
     assert base64.b64decode(item.b64_json or "") == upstream.made[-1]
     assert (result.background, result.output_format) == ("opaque", "png")
@@ -172,11 +172,11 @@ def test_variations_of_dall_e_2(client: openai.OpenAI, upstream: FakeOpenAI) -> 
         model="dall-e-2", image=("in.png", png((256, 256)), "image/png"), n=2, size="256x256"
     )
 
-    assert len(result.data) == 2
+    assert len(images(result)) == 2
     sent = upstream.requests_to(VARIATIONS)[-1]
     assert sent.parts["image"].filename is not None
     assert (sent.parts["n"].text, sent.parts["size"].text) == ("2", "256x256")
-    fetched = [httpx.get(item.url or "").content for item in result.data]
+    fetched = [httpx.get(item.url or "").content for item in images(result)]
     assert fetched == upstream.made[-2:]
 
 
@@ -262,7 +262,7 @@ def test_an_sdk_mask_keeps_its_opaque_half_on_a_local_model(client: openai.OpenA
         extra_body={"seed": 5, "num_steps": 2},
     )
 
-    edited = image_of(base64.b64decode(result.data[0].b64_json or "")).convert("RGB")
+    edited = image_of(base64.b64decode(images(result)[0].b64_json or "")).convert("RGB")
     original = image_of(source).convert("RGB")
     kept, repainted = (32, 0, 64, 64), (0, 0, 32, 64)
     assert edited.crop(kept).tobytes() == original.crop(kept).tobytes()
@@ -318,7 +318,7 @@ def test_an_upstream_that_answers_more_images_than_asked_is_cut_to_n(
     )
 
     result = raw.parse()
-    assert [base64.b64decode(item.b64_json or "") for item in result.data] == extra[:1]
+    assert [base64.b64decode(item.b64_json or "") for item in images(result)] == extra[:1]
     with gateway.client() as native:
         job = native.get(f"/v1/jobs/{raw.headers['x-pixelgate-job-id']}").json()["data"]
     assert len(job["result"]["data"]) == 1

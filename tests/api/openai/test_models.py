@@ -52,6 +52,29 @@ def test_openapi_lists_the_headers_each_openai_route_reads(gateway: Server) -> N
     for path in ("/v1/images/generations", "/v1/images/edits", "/v1/images/variations"):
         operation = schema["paths"][path]["post"]
         headers = {p["name"] for p in operation["parameters"] if p["in"] == "header"}
-        assert headers == {"authorization", "prefer", "idempotency-key", "cache-control"}, path
+        assert headers == {"prefer", "idempotency-key", "cache-control"}, path
+        assert operation["security"] == [{"bearer": []}], path  # the key
     edits = schema["paths"]["/v1/images/edits"]["post"]  # its multipart body is kept beside them
     assert "multipart/form-data" in edits["requestBody"]["content"]
+
+
+def test_both_surfaces_list_one_set_of_models(gateway: Server, admin: httpx.Client) -> None:
+    """The OpenAI list is the native list less the models that cannot run here; a tenant's
+    deny list hides a model from both, and from a lookup on either."""
+    created = admin.post(
+        "/v1/admin/tenants",
+        json={"id": "oai-lists", "name": "lists", "deny_models": ["openai/dall-e-2"]},
+    )
+    assert created.status_code == 201, created.text
+    key = admin.post("/v1/admin/keys", json={"tenant_id": "oai-lists", "name": "app"})
+    headers = {"Authorization": f"Bearer {key.json()['data']['key']}"}
+
+    native = httpx.get(gateway.url + "/v1/models", headers=headers).json()["data"]
+    oai = httpx.get(gateway.url + "/oai/v1/models", headers=headers).json()["data"]
+    hidden_native = httpx.get(gateway.url + "/v1/models/openai/dall-e-2", headers=headers)
+    hidden_oai = httpx.get(gateway.url + "/oai/v1/models/dall-e-2", headers=headers)
+
+    assert [model["id"] for model in oai] == [m["id"] for m in native if m["available"]]
+    assert any(not model["available"] for model in native)  # no Black Forest Labs key here
+    assert "openai/dall-e-2" not in {model["id"] for model in native}
+    assert (hidden_native.status_code, hidden_oai.status_code) == (403, 403)

@@ -1,15 +1,12 @@
-"""The shared upstream HTTP policy: Retry-After, backoff with full jitter, redaction,
-cancel during a wait, unreachable hosts, result fetching."""
+"""The client every hosted provider calls its upstream with: retries as the policy says,
+redaction, cancel during a wait, unreachable hosts, result fetching, one billed send per job."""
 
 from __future__ import annotations
 
-import random
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -19,18 +16,15 @@ from pixelgate.errors import BackendError, Canceled
 from pixelgate.providers import CancelToken, ImageTask
 from pixelgate.providers.base import UpstreamState, UpstreamTask
 from pixelgate.providers.egress import EgressGuard
-from pixelgate.providers.http import (
-    RetryPolicy,
+from pixelgate.providers.retries import RetryPolicy
+from pixelgate.providers.upstream import (
     UpstreamClient,
     UpstreamResponse,
     loggable_url,
     redact_headers,
-    retry_after_seconds,
     send_once,
 )
 from tests.providers.upstreams.server import FakeUpstream, Reply
-
-NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -48,41 +42,6 @@ def client(**policy: float) -> UpstreamClient:
     # the fakes are on loopback: allowed by name, as an operator would allow an internal host
     guard = EgressGuard.create("example", allowed_hosts=["127.0.0.1"])
     return UpstreamClient("example", timeout_seconds=2.0, retry=retry, guard=guard)
-
-
-@pytest.mark.parametrize(
-    ("value", "seconds"),
-    [
-        ("120", 120.0),
-        (" 3 ", 3.0),
-        (format_datetime(NOW + timedelta(seconds=30), usegmt=True), 30.0),
-        (format_datetime(NOW - timedelta(seconds=30), usegmt=True), 0.0),
-        ("soon", None),
-        ("", None),
-        (None, None),
-    ],
-)
-def test_retry_after_reads_seconds_and_http_dates(value: str | None, seconds: float) -> None:
-    assert retry_after_seconds(value, now=NOW) == seconds
-
-
-def test_backoff_is_full_jitter_under_a_doubling_ceiling() -> None:
-    policy = RetryPolicy(max_retries=5, backoff_seconds=0.5, max_delay_seconds=3.0)
-    rng = random.Random(1)
-
-    for retry, ceiling in enumerate([0.5, 1.0, 2.0, 3.0, 3.0]):
-        delays = [policy.delay(retry, None, rng) for _ in range(200)]
-        assert all(0.0 <= delay <= ceiling for delay in delays)
-        assert max(delays) > ceiling * 0.8  # spread over the whole window, not bunched
-        assert min(delays) < ceiling * 0.2
-
-
-def test_retry_after_replaces_the_backoff_up_to_the_cap() -> None:
-    policy = RetryPolicy(max_retries=2, backoff_seconds=0.5, max_delay_seconds=20.0)
-    rng = random.Random(1)
-
-    assert policy.delay(0, "7", rng) == 7.0
-    assert policy.delay(0, "3600", rng) == 20.0
 
 
 def test_credentials_are_redacted() -> None:
@@ -185,9 +144,11 @@ def test_the_claims_own_note_lets_its_attempt_send_without_a_write_of_its_own() 
     sent: list[int] = []
     task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 1, kept)
 
-    response = send_once(
-        "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"{}")
-    )
+    def send() -> UpstreamResponse:
+        sent.append(1)
+        return UpstreamResponse(200, httpx.Headers(), b"{}")
+
+    response = send_once("openai", task, send)
 
     assert response.ok and sent == [1]
     assert kept == []  # noted when the job was claimed: no second write before the call
@@ -198,10 +159,12 @@ def test_a_request_noted_by_an_earlier_attempt_is_never_sent_again() -> None:
     sent: list[int] = []
     task = _task_with({0: UpstreamTask("openai", by_attempt=1)}, 2, kept)
 
+    def send() -> UpstreamResponse:
+        sent.append(1)
+        return UpstreamResponse(200, httpx.Headers(), b"")
+
     with pytest.raises(BackendError, match="not sent again"):
-        send_once(
-            "openai", task, lambda: sent.append(1) or UpstreamResponse(200, httpx.Headers(), b"")
-        )
+        send_once("openai", task, send)
     assert sent == []
 
 

@@ -1,4 +1,4 @@
-"""The upstream HTTP policy every hosted provider shares.
+"""The HTTP client every hosted provider calls its upstream with.
 
 One `UpstreamClient` per provider: httpx with timeouts, at most `max_retries + 1` attempts, and
 retries with exponential backoff and full jitter on 429, 5xx and connection failures (a POST only
@@ -19,41 +19,21 @@ are logged redacted.
 from __future__ import annotations
 
 import http.cookiejar
-import io
 import json
 import logging
 import random
-import time
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
-from PIL import Image, UnidentifiedImageError
-from pydantic import SecretStr
 
-from pixelgate.catalog import ModelSpec
-from pixelgate.errors import (
-    BackendError,
-    Canceled,
-    Error,
-    ModelUnavailable,
-    ProviderTimeout,
-    Timeout,
-    ValidationError,
-)
-from pixelgate.providers.base import (
-    CancelToken,
-    GeneratedImage,
-    ImageInput,
-    ImageTask,
-    ProgressCallback,
-    UpstreamTask,
-)
+from pixelgate.errors import BackendError, Canceled, Error, ProviderTimeout, Timeout
+from pixelgate.providers.base import CancelToken, ImageTask, UpstreamTask
 from pixelgate.providers.egress import EgressGuard
+from pixelgate.providers.results import FileField, malformed
+from pixelgate.providers.retries import RetryPolicy, retryable_status, wait
 from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.settings import Settings
 
@@ -64,51 +44,9 @@ SENSITIVE_HEADERS = frozenset(
 )
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Larger answers are refused: ten high-quality base64 images fit well within this."""
-CANCEL_CHECK_SECONDS = 0.05
-IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 MAX_REDIRECTS = 5
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-
-FileField = tuple[str | None, bytes, str | None]
-"""A multipart file part: (file name, bytes, content type)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """How often and how patiently a failed upstream call is tried again."""
-
-    max_retries: int = 2
-    backoff_seconds: float = 0.5
-    """The first retry waits up to this long; each later one up to twice the one before."""
-    max_delay_seconds: float = 30.0
-    """Cap on any single wait, `Retry-After` included."""
-
-    def delay(self, retry: int, retry_after: str | None, rng: random.Random) -> float:
-        """Seconds to wait before retry number `retry` (0 for the first)."""
-        asked = retry_after_seconds(retry_after, now=datetime.now(UTC))
-        if asked is not None:
-            return min(asked, self.max_delay_seconds)
-        # full jitter: spreads the retries of many workers over the whole window
-        ceiling = min(self.max_delay_seconds, self.backoff_seconds * 2**retry)
-        return rng.uniform(0.0, ceiling)
-
-
-def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
-    """A `Retry-After` header in seconds: delay-seconds or an HTTP date; None when absent or
-    unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -126,18 +64,6 @@ def loggable_url(url: str) -> str:
         return str(httpx.URL(url).copy_with(query=None, fragment=None))
     except httpx.InvalidURL:
         return "<invalid URL>"
-
-
-def wait(seconds: float, cancel: CancelToken | None) -> None:
-    """Sleep, waking early to raise `Canceled` when the job is canceled."""
-    deadline = time.monotonic() + seconds
-    while True:
-        if cancel is not None and cancel.canceled:
-            raise Canceled("Job canceled")
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return
-        time.sleep(min(left, CANCEL_CHECK_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -301,7 +227,7 @@ class UpstreamClient:
                     f"Calling the {self.provider} provider failed: {type(exc).__name__}"
                 ) from exc
             else:
-                if not _retryable(response.status) or retries >= self.retry.max_retries:
+                if not retryable_status(response.status) or retries >= self.retry.max_retries:
                     return response
                 delay = self.retry.delay(retries, response.headers.get("retry-after"), self._rng)
                 log.warning(
@@ -400,126 +326,3 @@ def send_once(
         if exc.retryable and not isinstance(exc, ProviderTimeout):
             task.upstream.note(None, index=index)
         raise
-
-
-def _retryable(status: int) -> bool:
-    return status == 429 or status >= 500
-
-
-def read_image(
-    data: bytes, *, provider: str, seed: int | None = None, revised_prompt: str | None = None
-) -> GeneratedImage:
-    """A result image from its bytes: its format and size are read from the bytes themselves,
-    so a body that is not an image is refused here rather than stored."""
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "").lower()
-            width, height = image.size
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
-        raise BackendError(f"The {provider} provider returned data that is not an image") from exc
-    content_type = Image.MIME.get(fmt.upper(), f"image/{fmt}")
-    return GeneratedImage(
-        data=data,
-        content_type=content_type,
-        width=width,
-        height=height,
-        seed=seed,
-        revised_prompt=revised_prompt,
-    )
-
-
-def image_part(name: str, image: ImageInput) -> FileField:
-    """A multipart file part for an input image, with a file name that matches its type."""
-    extension = IMAGE_EXTENSIONS.get(image.content_type, "png")
-    return (f"{name}.{extension}", image.data, image.content_type)
-
-
-def malformed(provider: str, what: str) -> BackendError:
-    return BackendError(f"The {provider} provider sent a malformed response: {what}")
-
-
-@dataclass(frozen=True)
-class ProviderKey:
-    """A hosted provider's API key, from settings only, and the variable that sets it."""
-
-    provider: str
-    value: SecretStr | None
-    variable: str  # PIXELGATE_OPENAI_API_KEY, ...
-
-    def missing(self) -> str | None:
-        """Why the provider's models cannot run here, or None when the key is set."""
-        if self.value is None:
-            return f"provider {self.provider!r} has no API key (set {self.variable})"
-        return None
-
-    def require(self, spec: ModelSpec) -> str:
-        """The key, for a request about to be sent; refuses the model when none is set."""
-        if self.value is None:
-            raise ModelUnavailable(
-                f"Model {spec.id!r} is unavailable: {self.missing()}", param="model"
-            )
-        return self.value.get_secret_value()
-
-
-def key_refused(provider: str, status: int) -> BackendError:
-    """401/403 from a provider: our configured key was refused; the caller's key is fine."""
-    return BackendError(
-        f"The {provider} provider refused pixelgate's API key for it (HTTP {status}); "
-        "the operator should check the configured key"
-    )
-
-
-CAPABILITY_OF_KIND: dict[str, tuple[str, ...]] = {
-    "generate": ("generate",),
-    "edit": ("edit", "inpaint"),
-    "variation": ("variations",),
-    "remove-background": ("remove-background",),
-}
-
-
-def require_capability(spec: ModelSpec, task: ImageTask) -> None:
-    """Refuse a task kind the catalog does not list for the model, before any upstream call."""
-    if not set(CAPABILITY_OF_KIND[task.kind]) & set(spec.capabilities):
-        raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
-
-
-def fan_out(
-    n: int,
-    make_one: Callable[[int], GeneratedImage],
-    *,
-    provider: str,
-    progress: ProgressCallback,
-    cancel: CancelToken,
-) -> list[GeneratedImage]:
-    """`n` images from an upstream that makes one per call: `make_one(index)` called `n` times,
-    so `n` means the same on every model. A call that fails does not stop the others; the job
-    keeps the images made (each billed) and the failed ones are refunded, as for any job that
-    made fewer than asked. Only when every call failed is the first failure raised (at once
-    when the upstream refused the request itself); a cancel stops at once. Each call is its own
-    billed request: `make_one` sends it with `send_once(..., index=index)`, so a later attempt
-    of the job resumes or skips the images an earlier one sent, and sends only the others."""
-    images: list[GeneratedImage] = []
-    failures: list[Error] = []
-    progress(0, n)
-    for index in range(n):
-        if cancel.canceled:
-            raise Canceled("Job canceled")
-        try:
-            images.append(make_one(index))
-        except Canceled:
-            raise
-        except Error as exc:
-            if n == 1 or (isinstance(exc, ValidationError) and not images):
-                raise  # the request itself was refused: the next calls would be too
-            log.warning("%s: image %d of %d failed: %s", provider, index + 1, n, exc.message)
-            failures.append(exc)
-        progress(index + 1, n)
-    if not images:
-        raise failures[0]
-    return images
-
-
-def seed_for(seed: int | None, index: int) -> int | None:
-    """The seed of the `index`-th image of a request: consecutive, as local models draw them,
-    so each image can be made again alone."""
-    return None if seed is None else (seed + index) % 2**32
