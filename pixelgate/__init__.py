@@ -39,6 +39,7 @@ from pixelgate.sdk import (
     JobError,
     JobEvent,
     Model,
+    Page,
 )
 
 __version__ = "0.1.0"
@@ -65,6 +66,7 @@ __all__ = [
     "ModelUnavailable",
     "MustProvideFile",
     "NotFound",
+    "Page",
     "PayloadTooLarge",
     "ProviderTimeout",
     "RateLimited",

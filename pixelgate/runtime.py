@@ -35,6 +35,7 @@ from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
 from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
+from pixelgate.service.history import History
 from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
@@ -213,6 +214,7 @@ class Runtime:
             ),
             max_attempts=settings.max_attempts,
         )
+        self.history = History(self.db, self.files, self.catalog, self.clock)
         self.metrics.watch(
             jobs_by_state=store.counts_by_state,
             queue_depth=lambda: self.queue.depth,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import time
 from typing import Any
 
@@ -26,6 +27,16 @@ def submit(client: httpx.Client, **body: Any) -> dict[str, Any]:
     assert response.status_code == 202, response.text
     job: dict[str, Any] = response.json()["data"]
     return job
+
+
+def tenant_key(admin: httpx.Client) -> str:
+    """A key (generate, read) of a new tenant of its own: an empty history."""
+    tenant_id = "t-" + secrets.token_hex(6)
+    created = admin.post("/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id})
+    assert created.status_code == 201, created.text
+    key = admin.post("/v1/admin/keys", json={"tenant_id": tenant_id, "name": "app"})
+    assert key.status_code == 201, key.text
+    return str(key.json()["data"]["key"])
 
 
 def wait_for(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
+from pixelgate.service.history import Filters, parse_instant
 
 # Dependencies are `async def` where they need no I/O: FastAPI runs a plain `def` one in a
 # worker thread, and the hop costs more than the work.
@@ -61,3 +62,38 @@ async def get_base_url(request: Request, runtime: RuntimeDep) -> str:
 
 
 BaseUrl = Annotated[str, Depends(get_base_url)]
+
+
+async def page_filters(
+    after: Annotated[
+        str | None, Query(description="An item's id: the items older than it (the next page).")
+    ] = None,
+    before: Annotated[
+        str | None, Query(description="An item's id: the items newer than it (the page before).")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    model: Annotated[str | None, Query(description="Only this model's (an id or alias).")] = None,
+    created_after: Annotated[
+        str | None,
+        Query(description="Created at or after: ISO 8601 (UTC without an offset) or unix seconds."),
+    ] = None,
+    created_before: Annotated[
+        str | None, Query(description="Created before: ISO 8601 or unix seconds.")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=500, description="Text in the prompt, any case.")
+    ] = None,
+) -> Filters:
+    """The paging and filters that the job list and the file list share."""
+    return Filters(
+        limit=limit,
+        after=after,
+        before=before,
+        model=model,
+        created_after=parse_instant(created_after, param="created_after"),
+        created_before=parse_instant(created_before, param="created_before"),
+        q=q,
+    )
+
+
+PageFilters = Annotated[Filters, Depends(page_filters)]

@@ -159,6 +159,26 @@ class Envelope(BaseModel, Generic[T]):
     data: T
 
 
+class ListEnvelope(Envelope[list[T]], Generic[T]):
+    """A page of a list, newest first, paged as OpenAI's lists are: pass `last_id` as
+    `after` for the next (older) page, `first_id` as `before` for the previous (newer) one."""
+
+    object: Literal["list"] = "list"
+    has_more: bool = Field(
+        description="More items follow: older ones (no cursor, or `after`), newer ones (`before`)."
+    )
+    first_id: str | None = Field(description="The first item's id; null on an empty page.")
+    last_id: str | None = Field(description="The last item's id; null on an empty page.")
+
+
+class Deleted(BaseModel):
+    """What a DELETE answers (OpenAI's shape)."""
+
+    id: str
+    object: Literal["file", "job"]
+    deleted: Literal[True] = True
+
+
 class ErrorBody(BaseModel):
     code: str
     message: str
@@ -229,6 +249,8 @@ class FilePublic(BaseModel):
     id: str
     object: Literal["file"] = "file"
     job_id: str | None
+    model: str | None = Field(default=None, description="The model of the job that made it.")
+    prompt: str | None = Field(default=None, description="The prompt of the job that made it.")
     content_type: str
     size_bytes: int
     width: int

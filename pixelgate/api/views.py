@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, TypeVar
+
 from pixelgate.api.admin_protocol import (
     BudgetPublic,
     ErasurePublic,
@@ -23,11 +25,20 @@ from pixelgate.api.protocol import (
 )
 from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
 from pixelgate.clock import as_utc
-from pixelgate.db.tables import ApiKey, Job, StoredFile, Tenant, WorkerRecord
+from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
 from pixelgate.service.edit_sizes import adjustments_of
 from pixelgate.service.erasure import KEPT, Erasure
+from pixelgate.service.history import FileEntry
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+PublicItem = TypeVar("PublicItem", bound=_HasId)
 
 
 def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult:
@@ -79,11 +90,14 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
     )
 
 
-def file_public(runtime: Runtime, record: StoredFile, base_url: str) -> FilePublic:
+def file_public(runtime: Runtime, entry: FileEntry, base_url: str) -> FilePublic:
+    record = entry.record
     token, url_expires_at = runtime.files.links.sign(record.id)
     return FilePublic(
         id=record.id,
         job_id=record.job_id,
+        model=entry.model,
+        prompt=entry.prompt,
         content_type=record.content_type,
         size_bytes=record.size_bytes,
         width=record.width,
@@ -93,6 +107,15 @@ def file_public(runtime: Runtime, record: StoredFile, base_url: str) -> FilePubl
         url=f"{base_url}/v1/media/{token}",
         url_expires_at=url_expires_at,
     )
+
+
+def page_public(items: list[PublicItem]) -> dict[str, Any]:
+    """The paging fields of a `ListEnvelope` of these items (besides `has_more`)."""
+    return {
+        "data": items,
+        "first_id": items[0].id if items else None,
+        "last_id": items[-1].id if items else None,
+    }
 
 
 def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.table import Table
 
 from pixelgate.errors import (
     BackendError,
@@ -21,7 +22,7 @@ from pixelgate.errors import (
     Unauthorized,
     ValidationError,
 )
-from pixelgate.sdk import Client
+from pixelgate.sdk import Client, Page
 from pixelgate.sdk.types import to_jsonable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -95,3 +96,26 @@ class ErrorReportingGroup(click.Group):
         except Error as error:
             click.echo(describe(error), err=True)
             ctx.exit(exit_code(error))
+
+
+def delete_each(ids: tuple[str, ...], delete: Callable[[str], None]) -> None:
+    """Delete every id in turn, one line each; one that fails is reported on stderr and the
+    rest go on, and the command exits with the status of the last failure."""
+    status = EXIT_OK
+    for item_id in ids:
+        try:
+            delete(item_id)
+        except Error as error:
+            click.echo(f"{item_id}: {describe(error)}", err=True)
+            status = exit_code(error)
+        else:
+            click.echo(f"{item_id}: deleted")
+    if status != EXIT_OK:
+        raise SystemExit(status)
+
+
+def print_page(table: Table, page: Page[Any]) -> None:
+    """A page's table on stdout and, on stderr, how to ask for the next page if any."""
+    Console(highlight=False).print(table)
+    if page.has_more:
+        stderr_console().print(f"more: --after {page.last_id}")

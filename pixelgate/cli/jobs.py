@@ -1,4 +1,4 @@
-"""`pixelgate jobs get|cancel`."""
+"""`pixelgate jobs get|cancel|list|delete`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pixelgate.cli.common import connection_options, open_client, print_json
+from pixelgate.cli.common import (
+    connection_options,
+    delete_each,
+    open_client,
+    print_json,
+    print_page,
+)
 from pixelgate.sdk import Job
 from pixelgate.sdk.endpoints import JobStatusFilter
 
@@ -35,7 +41,7 @@ def job_table(job: Job) -> Table:
 
 @click.group()
 def jobs() -> None:
-    """Look at and cancel jobs."""
+    """Look at, cancel and delete jobs."""
 
 
 @jobs.command()
@@ -77,19 +83,25 @@ def cancel(job_id: str, as_json: bool, url: str | None, api_key: str | None) -> 
     default=None,
     help="Only jobs in this state.",
 )
+@click.option("--model", default=None, help="Only this model's jobs.")
+@click.option("--q", default=None, help="Only jobs whose prompt contains this text (any case).")
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--after", default=None, help="The page after this job id (older jobs).")
 @click.option("--json", "as_json", is_flag=True, help="Print the jobs as JSON.")
 @connection_options
 def list_jobs(
     status: JobStatusFilter | None,
+    model: str | None,
+    q: str | None,
     limit: int,
+    after: str | None,
     as_json: bool,
     url: str | None,
     api_key: str | None,
 ) -> None:
-    """Your most recent jobs, newest first."""
+    """Your jobs, newest first, a page at a time."""
     with open_client(url, api_key) as client:
-        found = client.jobs.list(status=status, limit=limit)
+        found = client.jobs.list(status=status, model=model, q=q, limit=limit, after=after)
     if as_json:
         print_json(found)
         return
@@ -105,4 +117,13 @@ def list_jobs(
             outcome = str(len(job.result.data)) if job.result else ""
         created = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(job.id, job.task, job.model, job.status, created, outcome)
-    Console(highlight=False).print(table)
+    print_page(table, found)
+
+
+@jobs.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@connection_options
+def delete(job_ids: tuple[str, ...], url: str | None, api_key: str | None) -> None:
+    """Delete finished jobs with their files (cancel a queued or running one first)."""
+    with open_client(url, api_key) as client:
+        delete_each(job_ids, client.jobs.delete)

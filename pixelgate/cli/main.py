@@ -11,6 +11,7 @@ from pixelgate.cli.background import remove_bg
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.edit import edit
+from pixelgate.cli.files import files
 from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
 from pixelgate.cli.pull import pull
@@ -91,6 +92,7 @@ def serve(
 main.add_command(generate)
 main.add_command(models)
 main.add_command(jobs)
+main.add_command(files)
 main.add_command(tenants)
 main.add_command(keys)
 main.add_command(usage)

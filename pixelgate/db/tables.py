@@ -72,11 +72,14 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
-        # a tenant's jobs, newest first (`GET /v1/jobs`), read in index order: no sort
-        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        # a tenant's jobs, newest first (`GET /v1/jobs`), read in index order: no sort; the id
+        # last orders jobs created at the same time, so cursor pages never skip or repeat one
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at", "id"),
         # the same in one state (`GET /v1/jobs?status=`), and a tenant's active jobs counted
         # against its concurrency limit
-        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at"),
+        Index("ix_jobs_tenant_status_created", "tenant_id", "status", "created_at", "id"),
+        # the same of one model (`GET /v1/jobs?model=`)
+        Index("ix_jobs_tenant_model_created", "tenant_id", "model", "created_at", "id"),
         # the result cache (`ResultCache.lookup`, `.in_flight`): one probe to the computed jobs
         # of a key in one state, newest finished first; the tenant, last, is read in the index
         # when hits stay within a tenant, and skipped when they are shared
@@ -91,6 +94,8 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))
     options: Mapped[dict[str, Any]]
     """The validated options, seed included, so a resumed job makes the same images."""
+    prompt: Mapped[str | None] = mapped_column(Text)
+    """The options' prompt, where the search of `GET /v1/jobs?q=` reads it."""
     inputs: Mapped[dict[str, Any] | None]
     """Input images by role (`image`, `mask`): blob key, content type, size."""
     response_format: Mapped[str] = mapped_column(String(16))
@@ -135,10 +140,16 @@ class JobEvent(Base):
 
 class StoredFile(Base):
     __tablename__ = "files"
+    __table_args__ = (
+        # a tenant's files, newest first (`GET /v1/files`), in index order: no sort
+        Index("ix_files_tenant_created", "tenant_id", "created_at", "id"),
+        # a job's files (`GET /v1/files?job_id=`, a job's deletion), in the same order
+        Index("ix_files_job_created", "job_id", "created_at", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"), index=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id"))
     blob_key: Mapped[str] = mapped_column(String(64), index=True)
     content_type: Mapped[str] = mapped_column(String(64))
     size_bytes: Mapped[int] = mapped_column(Integer)

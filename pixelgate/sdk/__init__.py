@@ -1,7 +1,7 @@
 """pixelgate's Python SDK: `Client` and `AsyncClient` for the native HTTP API."""
 
 from pixelgate.sdk.client import AsyncClient, Client
-from pixelgate.sdk.types import File, Image, ImagesResponse, Job, JobError, JobEvent, Model
+from pixelgate.sdk.types import File, Image, ImagesResponse, Job, JobError, JobEvent, Model, Page
 
 __all__ = [
     "AsyncClient",
@@ -13,4 +13,5 @@ __all__ = [
     "JobError",
     "JobEvent",
     "Model",
+    "Page",
 ]

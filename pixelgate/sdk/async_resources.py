@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, Unpack
 
 import anyio
 
@@ -14,19 +14,34 @@ from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
     EDIT_PATH,
     REMOVE_BACKGROUND_PATH,
-    JobStatusFilter,
+    FileFilters,
+    JobFilters,
     ResponseFormat,
     edit_body,
     file_path,
     generate_body,
     job_path,
-    jobs_params,
+    list_params,
     model_path,
     remove_background_body,
 )
-from pixelgate.sdk.resources import GENERATE_PATH
-from pixelgate.sdk.transport import AsyncTransport, data_list, data_object
-from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
+from pixelgate.sdk.resources import FILES_PATH, GENERATE_PATH, JOBS_PATH
+from pixelgate.sdk.transport import AsyncTransport, data_list, data_object, data_page
+from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model, Page
+
+T = TypeVar("T")
+
+
+async def every_item(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
+    """The items of every page, `await fetch(after)` asked for each page after the last."""
+    after = None
+    while True:
+        page = await fetch(after)
+        for item in page:
+            yield item
+        if not page.has_more or page.last_id is None:
+            return
+        after = page.last_id
 
 
 class AsyncImages:
@@ -196,14 +211,22 @@ class AsyncJobs:
         self._transport = transport
 
     async def list(
-        self, *, status: JobStatusFilter | None = None, limit: int = 20
-    ) -> builtins.list[Job]:
-        """The caller's most recent jobs, newest first (at most `limit`, up to 100), of one
-        `status` or all."""
-        response = await self._transport.request(
-            "GET", "/v1/jobs", params=jobs_params(status, limit)
-        )
-        return [Job.from_dict(item, self._transport) for item in data_list(response)]
+        self, *, after: str | None = None, before: str | None = None, **filters: Unpack[JobFilters]
+    ) -> Page[Job]:
+        """A page of the caller's jobs, newest first: the first, or the one `after` (older
+        than) or `before` (newer than) a job id; filtered by `JobFilters`."""
+        params = list_params(filters, after=after, before=before)
+        response = await self._transport.request("GET", JOBS_PATH, params=params)
+        return data_page(response, lambda item: Job.from_dict(item, self._transport))
+
+    def iter(self, **filters: Unpack[JobFilters]) -> AsyncIterator[Job]:
+        """Every job that matches, newest first, a page at a time (`async for`)."""
+        return every_item(lambda after: self.list(after=after, **filters))
+
+    async def delete(self, job_id: str) -> None:
+        """Delete a finished job with its files; a queued or running one raises `Conflict`
+        (cancel it first)."""
+        await self._transport.request("DELETE", job_path(job_id))
 
     async def get(self, job_id: str) -> Job:
         response = await self._transport.request("GET", job_path(job_id))
@@ -284,10 +307,27 @@ class AsyncFiles:
     def __init__(self, transport: AsyncTransport) -> None:
         self._transport = transport
 
+    async def list(
+        self, *, after: str | None = None, before: str | None = None, **filters: Unpack[FileFilters]
+    ) -> Page[File]:
+        """A page of the caller's stored results, newest first, each with a fresh link: the
+        first, or the one `after` or `before` a file id; filtered by `FileFilters`."""
+        params = list_params(filters, after=after, before=before)
+        response = await self._transport.request("GET", FILES_PATH, params=params)
+        return data_page(response, File.from_dict)
+
+    def iter(self, **filters: Unpack[FileFilters]) -> AsyncIterator[File]:
+        """Every stored result that matches, newest first, a page at a time (`async for`)."""
+        return every_item(lambda after: self.list(after=after, **filters))
+
     async def get(self, file_id: str) -> File:
         """The file's record, with a freshly signed link."""
         response = await self._transport.request("GET", file_path(file_id))
         return File.from_dict(data_object(response))
+
+    async def delete(self, file_id: str) -> None:
+        """Delete a stored result; its links stop working at once."""
+        await self._transport.request("DELETE", file_path(file_id))
 
     async def content(self, file_id: str) -> bytes:
         return (await self._transport.request("GET", file_path(file_id, "content"))).content

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 from urllib.parse import quote
 
 from pixelgate.sdk.types import MetadataValue
@@ -89,11 +91,49 @@ def edit_body(
     return body
 
 
-def jobs_params(status: JobStatusFilter | None, limit: int) -> dict[str, str]:
-    params = {"limit": str(limit)}
-    if status is not None:
-        params["status"] = status
-    return params
+Moment = datetime | int | float | str
+"""A time for a filter: a datetime (naive is UTC), unix seconds, or ISO 8601 text."""
+
+
+class ListFilters(TypedDict, total=False):
+    """What the job and file lists filter by; every one is optional (None is left out).
+
+    - `model`: a model id or alias;
+    - `created_after` (inclusive), `created_before` (exclusive): a `Moment`;
+    - `q`: text in the prompt, any case;
+    - `limit`: items per page, 1 to 100 (default 20)."""
+
+    model: str | None
+    created_after: Moment | None
+    created_before: Moment | None
+    q: str | None
+    limit: int
+
+
+class JobFilters(ListFilters, total=False):
+    """`ListFilters`, and `status`: only jobs in this state."""
+
+    status: JobStatusFilter | None
+
+
+class FileFilters(ListFilters, total=False):
+    """`ListFilters`, and `job_id`: only this job's files."""
+
+    job_id: str | None
+
+
+def list_params(
+    filters: Mapping[str, Any], *, after: str | None = None, before: str | None = None
+) -> dict[str, str]:
+    """The query of a page of a list: its cursor and filters, as text."""
+    given: dict[str, Any] = {**filters, "after": after, "before": before}
+    return {name: _param_text(value) for name, value in given.items() if value is not None}
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
 
 
 def job_path(job_id: str, action: str = "") -> str:

@@ -4,30 +4,45 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, Unpack
 
 from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
     EDIT_PATH,
     REMOVE_BACKGROUND_PATH,
-    JobStatusFilter,
+    FileFilters,
+    JobFilters,
     ResponseFormat,
     edit_body,
     expired,
     file_path,
     generate_body,
     job_path,
-    jobs_params,
+    list_params,
     model_path,
     remove_background_body,
 )
-from pixelgate.sdk.transport import SyncTransport, data_list, data_object
-from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model
+from pixelgate.sdk.transport import SyncTransport, data_list, data_object, data_page
+from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model, Page
 
 GENERATE_PATH = "/v1/inference/images/generate"
+JOBS_PATH = "/v1/jobs"
+FILES_PATH = "/v1/files"
+T = TypeVar("T")
+
+
+def every_item(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """The items of every page, `fetch(after)` asked for each page after the last."""
+    after = None
+    while True:
+        page = fetch(after)
+        yield from page
+        if not page.has_more or page.last_id is None:
+            return
+        after = page.last_id
 
 
 class Images:
@@ -202,11 +217,23 @@ class Jobs:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
-    def list(self, *, status: JobStatusFilter | None = None, limit: int = 20) -> builtins.list[Job]:
-        """The caller's most recent jobs, newest first (at most `limit`, up to 100), of one
-        `status` or all."""
-        response = self._transport.request("GET", "/v1/jobs", params=jobs_params(status, limit))
-        return [Job.from_dict(item, self._transport) for item in data_list(response)]
+    def list(
+        self, *, after: str | None = None, before: str | None = None, **filters: Unpack[JobFilters]
+    ) -> Page[Job]:
+        """A page of the caller's jobs, newest first: the first, or the one `after` (older
+        than) or `before` (newer than) a job id; filtered by `JobFilters`."""
+        params = list_params(filters, after=after, before=before)
+        response = self._transport.request("GET", JOBS_PATH, params=params)
+        return data_page(response, lambda item: Job.from_dict(item, self._transport))
+
+    def iter(self, **filters: Unpack[JobFilters]) -> Iterator[Job]:
+        """Every job that matches, newest first, a page at a time."""
+        return every_item(lambda after: self.list(after=after, **filters))
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job with its files; a queued or running one raises `Conflict`
+        (cancel it first)."""
+        self._transport.request("DELETE", job_path(job_id))
 
     def get(self, job_id: str) -> Job:
         response = self._transport.request("GET", job_path(job_id))
@@ -309,10 +336,26 @@ class Files:
     def __init__(self, transport: SyncTransport) -> None:
         self._transport = transport
 
+    def list(
+        self, *, after: str | None = None, before: str | None = None, **filters: Unpack[FileFilters]
+    ) -> Page[File]:
+        """A page of the caller's stored results, newest first, each with a fresh link: the
+        first, or the one `after` or `before` a file id; filtered by `FileFilters`."""
+        params = list_params(filters, after=after, before=before)
+        return data_page(self._transport.request("GET", FILES_PATH, params=params), File.from_dict)
+
+    def iter(self, **filters: Unpack[FileFilters]) -> Iterator[File]:
+        """Every stored result that matches, newest first, a page at a time."""
+        return every_item(lambda after: self.list(after=after, **filters))
+
     def get(self, file_id: str) -> File:
         """The file's record, with a freshly signed link."""
         response = self._transport.request("GET", file_path(file_id))
         return File.from_dict(data_object(response))
+
+    def delete(self, file_id: str) -> None:
+        """Delete a stored result; its links stop working at once."""
+        self._transport.request("DELETE", file_path(file_id))
 
     def content(self, file_id: str) -> bytes:
         return self._transport.request("GET", file_path(file_id, "content")).content

@@ -4,10 +4,10 @@ boundary, so callers only ever see `pixelgate.errors` exceptions."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -23,7 +23,9 @@ from pixelgate.errors import (
 from pixelgate.sdk.config import ClientConfig
 from pixelgate.sdk.retries import RetryPolicy, parse_retry_after
 from pixelgate.sdk.sse import ServerSentEvent, SSEDecoder
-from pixelgate.sdk.types import Image
+from pixelgate.sdk.types import Image, Page
+
+T = TypeVar("T")
 
 USER_AGENT = "pixelgate-python/0.1.0"
 
@@ -73,15 +75,20 @@ def error_from_transport(exc: httpx.TransportError, url: str) -> Error:
     return APIConnectionError(f"Could not talk to {url}: {str(exc) or type(exc).__name__}")
 
 
-def envelope_data(response: httpx.Response) -> Any:
-    """The `data` of a `{"status": "ok", "data": ...}` answer."""
+def envelope(response: httpx.Response) -> dict[str, Any]:
+    """A `{"status": "ok", "data": ...}` answer."""
     try:
         body = response.json()
     except ValueError as exc:
         raise InternalError(f"The server answered {response.url.path} with invalid JSON") from exc
     if not isinstance(body, dict) or body.get("status") != "ok" or "data" not in body:
         raise InternalError(f"The server answered {response.url.path} without a data envelope")
-    return body["data"]
+    return body
+
+
+def envelope_data(response: httpx.Response) -> Any:
+    """The `data` of a `{"status": "ok", "data": ...}` answer."""
+    return envelope(response)["data"]
 
 
 def data_object(response: httpx.Response) -> dict[str, Any]:
@@ -96,6 +103,20 @@ def data_list(response: httpx.Response) -> list[dict[str, Any]]:
     if not isinstance(data, list):
         raise InternalError(f"Expected a list from {response.url.path}")
     return data
+
+
+def data_page(response: httpx.Response, make: Callable[[dict[str, Any]], T]) -> Page[T]:
+    """A page of a list: `data`, each item made by `make`, and the list's paging fields."""
+    body = envelope(response)
+    items = body["data"]
+    if not isinstance(items, list):
+        raise InternalError(f"Expected a list from {response.url.path}")
+    return Page(
+        [make(item) for item in items],
+        has_more=bool(body.get("has_more")),
+        first_id=body.get("first_id"),
+        last_id=body.get("last_id"),
+    )
 
 
 def image_location(image: Image) -> tuple[str, bool]:

@@ -6,11 +6,11 @@ import base64
 import dataclasses
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
 from pixelgate.errors import Canceled, Error, error_from_code
 
@@ -22,6 +22,24 @@ if TYPE_CHECKING:
 JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled"})
 MetadataValue = str | int | float | bool | None
+T = TypeVar("T")
+
+
+class Page(list[T], Generic[T]):
+    """A page of a list, newest first: its items, and where the pages around it start. Ask
+    for the next (older) page with `after=page.last_id` while `has_more`; for the one before
+    with `before=page.first_id`. `iter(...)` on a resource walks every page for you."""
+
+    def __init__(
+        self, items: Iterable[T], *, has_more: bool, first_id: str | None, last_id: str | None
+    ) -> None:
+        super().__init__(items)
+        self.has_more = has_more
+        self.first_id = first_id
+        self.last_id = last_id
+
+    def __repr__(self) -> str:
+        return f"Page({list.__repr__(self)}, has_more={self.has_more})"
 
 
 class ImageSource(Protocol):
@@ -291,6 +309,10 @@ class File:
     expires_at: datetime | None
     url: str
     url_expires_at: datetime
+    model: str | None = None
+    """The model of the job that made it."""
+    prompt: str | None = None
+    """The prompt of the job that made it."""
 
     @classmethod
     def from_dict(cls, body: Mapping[str, Any]) -> File:
@@ -305,6 +327,8 @@ class File:
             expires_at=parse_datetime(body.get("expires_at")),
             url=str(body["url"]),
             url_expires_at=require_datetime(body["url_expires_at"]),
+            model=body.get("model"),
+            prompt=body.get("prompt"),
         )
 
 

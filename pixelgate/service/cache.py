@@ -31,7 +31,8 @@ from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
-from pixelgate.db.tables import Job, Tenant
+from pixelgate.db.tables import Job, StoredFile, Tenant
+from pixelgate.errors import Conflict
 from pixelgate.service.billing import Billing
 from pixelgate.service.files import FileService
 from pixelgate.service.job_store import JobStatus
@@ -110,7 +111,9 @@ class ResultCache:
             candidates = list(session.scalars(query))
         for job in candidates:
             file_ids = [item["file_id"] for item in (job.result or {}).get("images", [])]
-            if file_ids and len(self._files.get_many(job.tenant_id, file_ids)) == len(file_ids):
+            # from the database: a file deleted by another process is not served
+            found = self._files.get_many(job.tenant_id, file_ids, fresh=True)
+            if file_ids and len(found) == len(file_ids):
                 return job
         return None
 
@@ -156,7 +159,10 @@ class ResultCache:
         accepted (one served when it runs), whose reservation is then settled in full or
         refunded in full."""
         items = (hit.result or {}).get("images", [])
-        records = self._files.get_many(hit.tenant_id, [item["file_id"] for item in items])
+        sources = [item["file_id"] for item in items]
+        records = self._files.get_many(hit.tenant_id, sources)
+        if len(records) < len(sources):
+            raise _gone()
         copies = [
             self._files.duplicate(records[item["file_id"]], tenant_id=tenant_id, job_id=job_id)
             for item in items
@@ -169,6 +175,15 @@ class ResultCache:
         }
 
         def record(session: Session) -> None:
+            # the images copied must still exist as this commits: a deletion of one (which
+            # deletes its blob once no file uses it) is then either committed before, and
+            # this fails, or waits for this (the rows are locked for share on PostgreSQL;
+            # SQLite runs one writer at a time) and sees the copies
+            kept = session.scalars(
+                select(StoredFile.id).where(StoredFile.id.in_(sources)).with_for_update(read=True)
+            ).all()
+            if len(set(kept)) < len(set(sources)):
+                raise _gone()
             session.add_all(copies)
             tenant = session.get(Tenant, tenant_id)
             charged = tenant is not None and tenant.cache_policy == "charge"
@@ -184,6 +199,10 @@ class ResultCache:
                 self._billing.finish(session, job_id, produced=images)
 
         return ServedHit(result, record)
+
+
+def _gone() -> Conflict:
+    return Conflict("The stored result this request matched was deleted meanwhile; send it again")
 
 
 class _Turn:

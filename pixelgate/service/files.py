@@ -144,10 +144,16 @@ class FileService:
             raise NotFound(f"No file {file_id!r}", param="file_id")
         return record
 
-    def get_many(self, tenant_id: str, file_ids: list[str]) -> dict[str, StoredFile]:
-        """The tenant's live files among these ids."""
-        with self._recent_lock:
-            known = [self._recent.get(file_id) for file_id in file_ids]
+    def get_many(
+        self, tenant_id: str, file_ids: list[str], *, fresh: bool = False
+    ) -> dict[str, StoredFile]:
+        """The tenant's live files among these ids. `fresh` reads them from the database, not
+        from this process's memory of the files it saved, which does not know of a deletion
+        made by another process."""
+        known: list[StoredFile | None] = []
+        if not fresh:
+            with self._recent_lock:
+                known = [self._recent.get(file_id) for file_id in file_ids]
         records = [record for record in known if record is not None]
         if len(records) < len(file_ids):
             with self._db.session() as session:
@@ -224,6 +230,24 @@ class FileService:
         for key in keys - used:
             self._blobs.delete(key)
         return len(keys - used)
+
+    def delete(self, tenant_id: str, file_id: str) -> None:
+        """Delete a tenant's file: its record, so its links answer 404 at once, then its
+        bytes unless something else (a cache hit's copy, identical bytes, a job's inputs)
+        still uses them. Another tenant's file, or an expired one, is not found.
+
+        A cache hit that copies a record over the same blob (`ResultCache.serve`) checks in
+        its own transaction that the record it copies still exists, so it is either
+        committed before `delete_unused_blobs` looks (and the blob is kept) or not at all."""
+        record = self.get(tenant_id, file_id)
+        with self._db.session(writes=True) as session:
+            deleted = session.execute(
+                delete(FILES).where(FILES.c.id == file_id, FILES.c.tenant_id == tenant_id)
+            )
+            if not deleted.rowcount:  # type: ignore[attr-defined]
+                raise NotFound(f"No file {file_id!r}", param="file_id")  # deleted meanwhile
+        self.forget([file_id])
+        self.delete_unused_blobs({record.blob_key})
 
     def apply_retention(self, tenant_id: str, *, batch: int = SWEEP_BATCH) -> int:
         """A tenant's retention changed: every file of its own expires at its creation plus the

@@ -417,13 +417,6 @@ class JobStore:
                 for event in session.scalars(query)
             ]
 
-    def recent(self, tenant_id: str, *, status: JobStatus | None, limit: int) -> list[Job]:
-        query = select(Job).where(Job.tenant_id == tenant_id)
-        if status is not None:
-            query = query.where(Job.status == str(status))
-        with self._db.session() as session:
-            return list(session.scalars(query.order_by(Job.created_at.desc()).limit(limit)))
-
     def count_active(self, *, tenant_id: str | None = None, api_key_id: str | None = None) -> int:
         """Jobs queued or running, for a tenant or an API key."""
         query = select(func.count()).select_from(Job).where(Job.status.in_(ACTIVE))

@@ -197,7 +197,7 @@ class JobService:
         if command.idempotency_key is not None:
             earlier = rules.idempotency.replay(tenant.id, command.idempotency_key, fingerprint)
             if earlier is not None:
-                return self._load(earlier), False
+                return self._replayed(earlier), False
         # 3. how fast
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
@@ -397,6 +397,7 @@ class JobService:
             model=model,
             status=JobStatus.QUEUED,
             options=options,
+            prompt=_prompt_of(options),
             response_format=command.response_format,
             metadata_=command.metadata,
             result=None,
@@ -433,12 +434,18 @@ class JobService:
         if command.idempotency_key is None:
             return None
         earlier = self._policies.idempotency.replay(tenant_id, command.idempotency_key, fingerprint)
-        return None if earlier is None else self._load(earlier)
+        return None if earlier is None else self._replayed(earlier)
 
-    def _load(self, job_id: str) -> Job:
+    def _replayed(self, job_id: str) -> Job:
+        """The job an earlier request with the same Idempotency-Key made; it may have been
+        deleted since (`DELETE /v1/jobs/{id}`): the key stays spent, and says so."""
         job = self._store.load(job_id)
         if job is None:
-            raise NotFound(f"No job {job_id!r}", param="job_id")
+            raise NotFound(
+                f"Job {job_id!r}, made by an earlier request with this Idempotency-Key, was "
+                "deleted",
+                param="Idempotency-Key",
+            )
         return job
 
     def _limit_subjects(self, principal: Principal, tenant: Tenant) -> list[Subject]:
@@ -461,12 +468,6 @@ class JobService:
         if job is None or job.tenant_id != principal.tenant_id:
             raise NotFound(f"No job {job_id!r}", param="job_id")
         return job
-
-    def recent(
-        self, principal: Principal, *, status: JobStatus | None = None, limit: int = 20
-    ) -> list[Job]:
-        """The tenant's most recent jobs, newest first."""
-        return self._store.recent(principal.tenant_id, status=status, limit=limit)
 
     def outputs(self, job: Job) -> list[ImageOutput]:
         """The images of a succeeded job, with fresh links or inline bytes as requested."""
@@ -717,6 +718,12 @@ def _raise_unless_succeeded(job: Job) -> Job:
         job.error_message or "The job failed",
         param=job.error_param,
     )
+
+
+def _prompt_of(options: dict[str, Any]) -> str | None:
+    """The prompt kept in its own column, where the job list searches it."""
+    prompt = options.get("prompt")
+    return prompt if isinstance(prompt, str) else None
 
 
 def _edit_kind(command: ImageCommand) -> EditKind | None:

@@ -4,7 +4,7 @@
 
 const KEY = "pixelgate.apiKey";
 const $ = (id) => document.getElementById(id);
-const state = { models: [], job: null, stream: null, hasMask: false };
+const state = { models: [], job: null, stream: null, hasMask: false, galleryAfter: null };
 
 // -- talking to the API ---------------------------------------------------------------------
 
@@ -23,7 +23,8 @@ function headers(extra = {}) {
   return { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}`, ...extra };
 }
 
-async function api(method, path, body) {
+// The whole answer, for lists: `data` with `has_more` and `last_id` (the next page's cursor).
+async function request(method, path, body) {
   const init = { method, headers: headers() };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -40,7 +41,11 @@ async function api(method, path, body) {
     const error = (payload && payload.error) || {};
     throw new ApiError(error.code || `HTTP_${response.status}`, error.message || response.statusText, error.param || null);
   }
-  return payload.data;
+  return payload;
+}
+
+async function api(method, path, body) {
+  return (await request(method, path, body)).data;
 }
 
 // Server-Sent Events over fetch: EventSource cannot send the Authorization header.
@@ -474,22 +479,58 @@ async function removeBackground(event) {
 
 // -- the gallery --------------------------------------------------------------------------------
 
-async function refreshGallery() {
-  let jobs;
+// The caller's stored files, newest first, a page at a time ("Load more" asks for the page
+// after the last file shown); each can be deleted.
+const GALLERY_PAGE = 12;
+
+function refreshGallery() {
+  return loadGallery(true);
+}
+
+// `fresh`: the first page replaces what is shown (once it has arrived, so two refreshes at
+// once never show a file twice); else the page after the last file shown is added.
+async function loadGallery(fresh) {
+  const params = new URLSearchParams({ limit: String(GALLERY_PAGE) });
+  if (!fresh && state.galleryAfter) params.set("after", state.galleryAfter);
+  let page;
   try {
-    jobs = await api("GET", "/v1/jobs?status=succeeded&limit=12");
+    page = await request("GET", `/v1/files?${params}`);
   } catch (err) {
+    showError("gallery-error", err);
     return;
   }
-  const list = $("gallery");
-  list.replaceChildren();
-  for (const job of jobs) {
-    for (const image of (job.result && job.result.data) || []) {
-      const item = document.createElement("li");
-      const figure = imageFigure(image, `${job.model} · ${job.task}`, job.task === "remove-background" ? "cutout" : "");
-      item.append(...figure.childNodes);
-      list.append(item);
-    }
+  clearError("gallery-error");
+  const items = page.data.map(galleryItem);
+  if (fresh) $("gallery").replaceChildren(...items);
+  else $("gallery").append(...items);
+  state.galleryAfter = page.last_id;
+  $("more-gallery").hidden = !page.has_more;
+}
+
+function galleryItem(file) {
+  const item = document.createElement("li");
+  item.dataset.fileId = file.id;
+  const caption = [file.model, file.prompt].filter(Boolean).join(" · ") || file.id;
+  // on a checkerboard, so a cut-out's transparency shows; an opaque image hides it
+  const figure = imageFigure({ url: file.url, file_id: file.id }, caption, "cutout");
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.className = "small";
+  remove.textContent = "Delete";
+  remove.setAttribute("aria-label", `Delete ${caption}`);
+  remove.addEventListener("click", () => deleteFile(file.id, item));
+  item.append(...figure.childNodes, remove);
+  return item;
+}
+
+async function deleteFile(fileId, item) {
+  if (!window.confirm("Delete this image? Its links stop working.")) return;
+  try {
+    await api("DELETE", `/v1/files/${encodeURIComponent(fileId)}`);
+    item.remove();
+    clearError("gallery-error");
+  } catch (err) {
+    showError("gallery-error", err);
   }
 }
 
@@ -522,6 +563,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cancel").addEventListener("click", cancel);
   $("cutout-form").addEventListener("submit", removeBackground);
   $("refresh-gallery").addEventListener("click", refreshGallery);
+  $("more-gallery").addEventListener("click", () => loadGallery(false));
   $("input-image").addEventListener("change", (event) => {
     const file = event.target.files[0];
     if (file) loadImage(file).catch((err) => showError("error", err));

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from typing import Any
@@ -11,6 +12,7 @@ import boto3
 import httpx
 
 from pixelgate.engine.celery_queue import TASK_NAME, create_celery, queue_name
+from pixelgate.storage.blobs import blob_key
 from tests.cluster.conftest import BUCKET, Cluster
 from tests.cluster.services import TcpProxy, wait_for_workers
 from tests.conftest import ADMIN_KEY
@@ -49,6 +51,17 @@ def test_a_job_from_replica_one_is_followed_and_canceled_through_replica_two(
     assert one.get(f"/v1/jobs/{job['id']}").json()["data"]["status"] == "canceled"
 
 
+def s3_keys(cluster: Cluster) -> set[str]:
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=cluster.s3_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    return {item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])}
+
+
 def test_results_live_in_s3_and_links_work_on_every_replica(cluster: Cluster) -> None:
     one = client(cluster.replicas[0].url)
     result = one.post(
@@ -58,15 +71,31 @@ def test_results_live_in_s3_and_links_work_on_every_replica(cluster: Cluster) ->
     other = url.replace(cluster.replicas[0].url, cluster.replicas[1].url)
 
     assert httpx.get(url).content == httpx.get(other).content
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=cluster.s3_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    keys = s3_keys(cluster)
     assert keys and all(key.startswith("results/") for key in keys)
+
+
+def test_a_deleted_file_leaves_s3_and_its_links_fail_on_every_replica(cluster: Cluster) -> None:
+    one, two = (client(replica.url) for replica in cluster.replicas[:2])
+    body = {"model": "local/tiny", "prompt": "s3 delete", "seed": secrets.randbelow(2**31)}
+    result = one.post("/v1/inference/images/generate", json=body).json()["data"]
+    [image] = result["data"]
+    data = httpx.get(image["url"]).content
+    name = blob_key(data)
+    assert any(key.endswith(name) for key in s3_keys(cluster))
+
+    deleted = two.delete(f"/v1/files/{image['file_id']}")
+
+    assert deleted.status_code == 200, deleted.text
+    for replica in cluster.replicas[:2]:
+        assert (
+            httpx.get(image["url"].replace(cluster.replicas[0].url, replica.url)).status_code == 404
+        )
+    assert one.get(f"/v1/files/{image['file_id']}").status_code == 404
+    assert not any(key.endswith(name) for key in s3_keys(cluster))
+    # the same request again computes: the deleted file is no cache source on either replica
+    again = one.post("/v1/inference/images/generate", json=body).json()["data"]
+    assert not again["cached"] and httpx.get(again["data"][0]["url"]).content == data
 
 
 def test_a_killed_worker_s_job_is_finished_by_the_other_once_and_charged_once(

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import select
 
 from pixelgate.db.tables import BudgetAccount, Job
 from pixelgate.errors import BackendError, Canceled, ServiceUnavailable, Timeout
@@ -35,7 +36,8 @@ def events(services: Services, job_id: str) -> list[str]:
 
 
 def only_job(services: Services) -> Job:
-    [job] = services.jobs.recent(CALLER)
+    with services.db.session() as session:
+        [job] = session.scalars(select(Job)).all()
     return job
 
 

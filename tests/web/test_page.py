@@ -14,6 +14,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
 from tests.conftest import ADMIN_KEY, Server
+from tests.helpers import generate, tenant_key
 from tests.rembg_server import disc_picture, is_cut_out, rembg_server
 
 TIMEOUT_MS = 60_000
@@ -42,9 +43,9 @@ def page(browser: Browser, server: Server) -> Iterator[Page]:
     assert outside == [], "the page fetched something from elsewhere"
 
 
-def sign_in(page: Page) -> None:
+def sign_in(page: Page, key: str = ADMIN_KEY) -> None:
     page.goto("/")
-    page.get_by_label("API key").fill(ADMIN_KEY)
+    page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("Signed in")).to_be_visible()
 
@@ -204,3 +205,36 @@ def test_a_validation_error_is_shown_as_the_api_words_it(page: Page, tmp_path: P
     )
     page.screenshot(path=tmp_path / "page.png", full_page=True)
     assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def test_the_gallery_pages_the_callers_files_and_deletes_one(page: Page, server: Server) -> None:
+    with server.client() as admin:
+        key = tenant_key(admin)
+    with server.client(key) as client:
+        for number in range(3):  # 15 files: a page of 12, then 3 more
+            body = {"prompt": f"gallery {number}", "n": 5, "width": 64, "height": 64}
+            assert generate(client, **body, num_steps=2).status_code == 200
+    sign_in(page, key)
+    gallery = page.locator("#gallery li")
+
+    expect(gallery).to_have_count(12)
+    expect(gallery.first).to_contain_text("gallery 2")
+    page.get_by_role("button", name="Load more").click()
+    expect(gallery).to_have_count(15)
+    expect(gallery.last).to_contain_text("gallery 0")
+    expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+
+    first = gallery.first
+    file_id = first.get_attribute("data-file-id")
+    link = first.locator("img").get_attribute("src")
+    page.once("dialog", lambda dialog: dialog.accept())
+    first.get_by_role("button", name="Delete").click()
+
+    expect(gallery).to_have_count(14)
+    expect(page.locator(f'#gallery li[data-file-id="{file_id}"]')).to_have_count(0)
+    assert link is not None and httpx.get(link).status_code == 404
+    with server.client(key) as client:
+        assert client.get(f"/v1/files/{file_id}").status_code == 404
+    page.get_by_role("button", name="Refresh").click()
+    expect(gallery).to_have_count(12)
+    expect(page.get_by_role("button", name="Load more")).to_be_visible()

@@ -178,7 +178,9 @@ export interface paths {
         };
         /**
          * List Jobs
-         * @description The caller's most recent jobs, newest first.
+         * @description The caller's jobs, newest first, a page at a time (`after`/`before` an id, `limit`),
+         *     of one `status`, `model` and creation range (`created_after` inclusive, `created_before`
+         *     exclusive: ISO 8601 or unix seconds), whose prompt contains `q` (any case).
          */
         get: operations["jobs_list"];
         put?: never;
@@ -200,7 +202,13 @@ export interface paths {
         get: operations["jobs_get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Job
+         * @description Delete a finished job (succeeded, failed or canceled) with its files and events; its
+         *     links stop working. A queued or running job is `409 CONFLICT`: cancel it first. Needs the
+         *     `generate` scope, as every change to a tenant's jobs does; its billing records stay.
+         */
+        delete: operations["jobs_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -268,6 +276,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Files
+         * @description The caller's stored results, newest first, each with a fresh link, its model and
+         *     prompt; a page at a time (`after`/`before` an id, `limit`), of one `job_id` or `model`
+         *     and creation range (`created_after` inclusive, `created_before` exclusive: ISO 8601 or
+         *     unix seconds), whose prompt contains `q` (any case).
+         */
+        get: operations["files_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/files/{file_id}": {
         parameters: {
             query?: never;
@@ -282,7 +313,12 @@ export interface paths {
         get: operations["files_get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete File
+         * @description Delete a stored result: its record at once (its links and `GET` answer 404), and its
+         *     bytes unless another file holds the same ones. Needs the `generate` scope.
+         */
+        delete: operations["files_delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -569,6 +605,35 @@ export interface components {
             /** Remaining */
             remaining: string | null;
         };
+        /**
+         * Deleted
+         * @description What a DELETE answers (OpenAI's shape).
+         */
+        Deleted: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @enum {string}
+             */
+            object: "file" | "job";
+            /**
+             * Deleted
+             * @default true
+             * @constant
+             */
+            deleted: true;
+        };
+        /** Envelope[Deleted] */
+        Envelope_Deleted_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["Deleted"];
+        };
         /** Envelope[ErasurePublic] */
         Envelope_ErasurePublic_: {
             /**
@@ -658,17 +723,6 @@ export interface components {
              */
             status: "ok";
             data: components["schemas"]["UsagePublic"];
-        };
-        /** Envelope[list[JobPublic]] */
-        Envelope_list_JobPublic__: {
-            /**
-             * Status
-             * @default ok
-             * @constant
-             */
-            status: "ok";
-            /** Data */
-            data: components["schemas"]["JobPublic"][];
         };
         /** Envelope[list[KeyPublic]] */
         Envelope_list_KeyPublic__: {
@@ -796,6 +850,16 @@ export interface components {
             object: "file";
             /** Job Id */
             job_id: string | null;
+            /**
+             * Model
+             * @description The model of the job that made it.
+             */
+            model?: string | null;
+            /**
+             * Prompt
+             * @description The prompt of the job that made it.
+             */
+            prompt?: string | null;
             /** Content Type */
             content_type: string;
             /** Size Bytes */
@@ -1059,6 +1123,70 @@ export interface components {
             images_per_day?: number | null;
             /** Concurrent Jobs */
             concurrent_jobs?: number | null;
+        };
+        /** ListEnvelope[FilePublic] */
+        ListEnvelope_FilePublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            /** Data */
+            data: components["schemas"]["FilePublic"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /**
+             * Has More
+             * @description More items follow: older ones (no cursor, or `after`), newer ones (`before`).
+             */
+            has_more: boolean;
+            /**
+             * First Id
+             * @description The first item's id; null on an empty page.
+             */
+            first_id: string | null;
+            /**
+             * Last Id
+             * @description The last item's id; null on an empty page.
+             */
+            last_id: string | null;
+        };
+        /** ListEnvelope[JobPublic] */
+        ListEnvelope_JobPublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            /** Data */
+            data: components["schemas"]["JobPublic"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /**
+             * Has More
+             * @description More items follow: older ones (no cursor, or `after`), newer ones (`before`).
+             */
+            has_more: boolean;
+            /**
+             * First Id
+             * @description The first item's id; null on an empty page.
+             */
+            first_id: string | null;
+            /**
+             * Last Id
+             * @description The last item's id; null on an empty page.
+             */
+            last_id: string | null;
         };
         /**
          * ModelList
@@ -2167,7 +2295,19 @@ export interface operations {
         parameters: {
             query?: {
                 status?: components["schemas"]["JobStatus"] | null;
+                /** @description An item's id: the items older than it (the next page). */
+                after?: string | null;
+                /** @description An item's id: the items newer than it (the page before). */
+                before?: string | null;
                 limit?: number;
+                /** @description Only this model's (an id or alias). */
+                model?: string | null;
+                /** @description Created at or after: ISO 8601 (UTC without an offset) or unix seconds. */
+                created_after?: string | null;
+                /** @description Created before: ISO 8601 or unix seconds. */
+                created_before?: string | null;
+                /** @description Text in the prompt, any case. */
+                q?: string | null;
             };
             header?: never;
             path?: never;
@@ -2181,7 +2321,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope_list_JobPublic__"];
+                    "application/json": components["schemas"]["ListEnvelope_JobPublic_"];
                 };
             };
             /** @description Validation Error */
@@ -2213,6 +2353,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Envelope_JobPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    jobs_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Deleted_"];
                 };
             };
             /** @description Validation Error */
@@ -2323,6 +2494,50 @@ export interface operations {
             };
         };
     };
+    files_list: {
+        parameters: {
+            query?: {
+                job_id?: string | null;
+                /** @description An item's id: the items older than it (the next page). */
+                after?: string | null;
+                /** @description An item's id: the items newer than it (the page before). */
+                before?: string | null;
+                limit?: number;
+                /** @description Only this model's (an id or alias). */
+                model?: string | null;
+                /** @description Created at or after: ISO 8601 (UTC without an offset) or unix seconds. */
+                created_after?: string | null;
+                /** @description Created before: ISO 8601 or unix seconds. */
+                created_before?: string | null;
+                /** @description Text in the prompt, any case. */
+                q?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListEnvelope_FilePublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     files_get: {
         parameters: {
             query?: never;
@@ -2341,6 +2556,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Envelope_FilePublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    files_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_Deleted_"];
                 };
             };
             /** @description Validation Error */

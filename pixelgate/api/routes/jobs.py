@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate.api import views
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
-from pixelgate.api.protocol import Envelope, JobPublic
+from pixelgate.api.deps import BaseUrl, CurrentPrincipal, PageFilters, RuntimeDep
+from pixelgate.api.protocol import Deleted, Envelope, JobPublic, ListEnvelope
 from pixelgate.engine import JobEventMessage
 from pixelgate.errors import ValidationError
 from pixelgate.runtime import Runtime
@@ -22,18 +23,21 @@ from pixelgate.service.job_store import JobStatus
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.get("", response_model=Envelope[list[JobPublic]])
+@router.get("", response_model=ListEnvelope[JobPublic])
 def list_jobs(
     principal: CurrentPrincipal,
     runtime: RuntimeDep,
     base_url: BaseUrl,
+    filters: PageFilters,
     status: JobStatus | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Envelope[list[JobPublic]]:
-    """The caller's most recent jobs, newest first."""
+) -> ListEnvelope[JobPublic]:
+    """The caller's jobs, newest first, a page at a time (`after`/`before` an id, `limit`),
+    of one `status`, `model` and creation range (`created_after` inclusive, `created_before`
+    exclusive: ISO 8601 or unix seconds), whose prompt contains `q` (any case)."""
     principal.require("read")
-    jobs = runtime.jobs.recent(principal, status=status, limit=limit)
-    return Envelope(data=[views.job_public(runtime, job, base_url) for job in jobs])
+    page = runtime.history.jobs(principal.tenant_id, replace(filters, status=status))
+    items = [views.job_public(runtime, job, base_url) for job in page.items]
+    return ListEnvelope(**views.page_public(items), has_more=page.has_more)
 
 
 @router.get("/{job_id}", response_model=Envelope[JobPublic])
@@ -43,6 +47,16 @@ def get_job(
     principal.require("read")
     job = runtime.jobs.get(principal, job_id)
     return Envelope(data=views.job_public(runtime, job, base_url))
+
+
+@router.delete("/{job_id}", response_model=Envelope[Deleted])
+def delete_job(job_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> Envelope[Deleted]:
+    """Delete a finished job (succeeded, failed or canceled) with its files and events; its
+    links stop working. A queued or running job is `409 CONFLICT`: cancel it first. Needs the
+    `generate` scope, as every change to a tenant's jobs does; its billing records stay."""
+    principal.require("generate")
+    runtime.history.delete_job(principal.tenant_id, job_id)
+    return Envelope(data=Deleted(id=job_id, object="job"))
 
 
 @router.post("/{job_id}/cancel", response_model=Envelope[JobPublic])

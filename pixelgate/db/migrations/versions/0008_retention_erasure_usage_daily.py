@@ -1,10 +1,8 @@
 """per-tenant retention, erased tenants, job input blobs and usage by day
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-08 09:00:00.000000
-
-Re-chain to "0007" when merged after it (the file list and gallery revision).
 
 - `tenants.retention_days` (a tenant's own retention) and `tenants.erased_at` (a tombstone);
 - `job_input_blobs`: the blobs each job's inputs use, filled from `jobs.inputs`, so deleting a
@@ -23,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
