@@ -5,20 +5,23 @@ PostgreSQL.
 Per database engine, two `pixelgate serve` processes run side by side, as shipped (embedded
 mode, its in-process worker, `local/tiny` preloaded), each on a database of its own: one
 empty, one seeded with the history. Both are driven over HTTP with the bootstrap admin key
-(the `default` tenant), one request at a time, in three cases:
+(the `default` tenant), one request at a time, in five cases:
 
     cached repeat      the same seeded `local/tiny` request again (`response_format: url`),
                        served from the result cache
     uncached generate  a `local/tiny` request with a fresh prompt and seed and
                        `Cache-Control: no-cache`: a job computed by the model
     job list           `GET /v1/jobs?limit=20`
+    file list          `GET /v1/files?limit=20` (item 3: each file with its job's prompt)
+    usage report       `GET /v1/usage` (item 5: the last 30 days, by model and by day)
 
 The history is the default tenant's, written by bulk inserts of valid rows into pixelgate's
 own tables (`pixelgate.db.tables`): half of it cache hits of the cached repeat's request (each
 a succeeded `cached` job with its own file record over the same stored bytes, and its event),
 as a popular request leaves them; the other half computed `local/tiny` jobs, each with its
 own cache key, file record and events (queued, running, then succeeded, or failed for one in
-twenty, with no file), created over the past 30 days. PostgreSQL is then analyzed, as its
+twenty, with no file), created over the past 30 days; and their usage by day
+(`usage_daily`), as settling them would have summed it. PostgreSQL is then analyzed, as its
 autovacuum would; SQLite is not (pixelgate never analyzes it).
 
 Measured in `--pairs` (15) interleaved pairs: in each, every case is measured on one server
@@ -56,6 +59,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -160,6 +164,12 @@ class Server:
     def job_list(self) -> float:
         return self._timed("GET", "/v1/jobs?limit=20", None)
 
+    def file_list(self) -> float:
+        return self._timed("GET", "/v1/files?limit=20", None)
+
+    def usage_report(self) -> float:
+        return self._timed("GET", "/v1/usage", None)
+
     def _timed(
         self,
         method: str,
@@ -260,6 +270,7 @@ def seed_history(database_url: str, jobs: int) -> float:
     from pixelgate.db import Database
     from pixelgate.db.rows import table
     from pixelgate.db.tables import Job, JobEvent, StoredFile
+    from pixelgate.service.billing import add_usage_statement
 
     started = time.perf_counter()
     db = Database(database_url)
@@ -276,6 +287,8 @@ def seed_history(database_url: str, jobs: int) -> float:
     job_rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
     file_rows: list[dict[str, Any]] = []
+    images_by_day: Counter[str] = Counter()
+    jobs_by_day: Counter[str] = Counter()
 
     def flush() -> None:
         with db.engine.begin() as connection:
@@ -304,6 +317,7 @@ def seed_history(database_url: str, jobs: int) -> float:
                 "model": hit.model,
                 "status": "failed" if failed else "succeeded",
                 "options": options,
+                "prompt": options["prompt"],
                 "inputs": None,
                 "response_format": "url",
                 "metadata": None,
@@ -324,7 +338,10 @@ def seed_history(database_url: str, jobs: int) -> float:
                 "finished_at": at + (timedelta(0) if copy else timedelta(milliseconds=80)),
             }
         )
+        day = at.date().isoformat()
+        jobs_by_day[day] += 1
         if not failed:
+            images_by_day[day] += 1
             file_rows.append(
                 {
                     "id": file_id,
@@ -350,6 +367,19 @@ def seed_history(database_url: str, jobs: int) -> float:
             flush()
     if job_rows:
         flush()
+    usage_rows = [
+        {
+            "tenant_id": hit.tenant_id,
+            "day": day,
+            "model": hit.model,
+            "spent": 0,
+            "images": images_by_day[day],
+            "jobs": count,
+        }
+        for day, count in sorted(jobs_by_day.items())
+    ]
+    with db.engine.begin() as connection:  # today's row may exist: the warm-up's job
+        connection.execute(add_usage_statement(db.engine.dialect.name), usage_rows)
     if not db.is_sqlite:
         with db.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
@@ -379,6 +409,8 @@ CASES: dict[str, Callable[[Server], float]] = {
     "cached repeat": Server.cached_repeat,
     "uncached generate": Server.uncached_generate,
     "GET /v1/jobs?limit=20": Server.job_list,
+    "GET /v1/files?limit=20": Server.file_list,
+    "GET /v1/usage": Server.usage_report,
 }
 
 
