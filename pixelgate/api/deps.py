@@ -52,6 +52,20 @@ async def global_admin_principal(principal: CurrentPrincipal) -> Principal:
     return principal
 
 
+async def read_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must hold the `read` scope."""
+    principal.require("read")
+    return principal
+
+
+async def generate_principal(principal: CurrentPrincipal) -> Principal:
+    """The caller, who must hold the `generate` scope (to make, cancel or delete)."""
+    principal.require("generate")
+    return principal
+
+
+ReadPrincipal = Annotated[Principal, Depends(read_principal)]
+GeneratePrincipal = Annotated[Principal, Depends(generate_principal)]
 AdminPrincipal = Annotated[Principal, Depends(admin_principal)]
 GlobalAdmin = Annotated[Principal, Depends(global_admin_principal)]
 

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate.api import views
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, PageFilters, RuntimeDep
+from pixelgate.api.deps import BaseUrl, GeneratePrincipal, PageFilters, ReadPrincipal, RuntimeDep
 from pixelgate.api.protocol import Deleted, Envelope, JobPublic, ListEnvelope
 from pixelgate.engine import JobEventMessage
 from pixelgate.errors import ValidationError
@@ -25,7 +25,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 @router.get("", response_model=ListEnvelope[JobPublic])
 def list_jobs(
-    principal: CurrentPrincipal,
+    principal: ReadPrincipal,
     runtime: RuntimeDep,
     base_url: BaseUrl,
     filters: PageFilters,
@@ -34,7 +34,6 @@ def list_jobs(
     """The caller's jobs, newest first, a page at a time (`after`/`before` an id, `limit`),
     of one `status`, `model` and creation range (`created_after` inclusive, `created_before`
     exclusive: ISO 8601 or unix seconds), whose prompt contains `q` (any case)."""
-    principal.require("read")
     page = runtime.history.jobs(principal.tenant_id, replace(filters, status=status))
     items = [views.job_public(runtime, job, base_url) for job in page.items]
     return ListEnvelope(**views.page_public(items), has_more=page.has_more)
@@ -42,29 +41,26 @@ def list_jobs(
 
 @router.get("/{job_id}", response_model=Envelope[JobPublic])
 def get_job(
-    job_id: str, principal: CurrentPrincipal, runtime: RuntimeDep, base_url: BaseUrl
+    job_id: str, principal: ReadPrincipal, runtime: RuntimeDep, base_url: BaseUrl
 ) -> Envelope[JobPublic]:
-    principal.require("read")
     job = runtime.jobs.get(principal, job_id)
     return Envelope(data=views.job_public(runtime, job, base_url))
 
 
 @router.delete("/{job_id}", response_model=Envelope[Deleted])
-def delete_job(job_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> Envelope[Deleted]:
+def delete_job(job_id: str, principal: GeneratePrincipal, runtime: RuntimeDep) -> Envelope[Deleted]:
     """Delete a finished job (succeeded, failed or canceled) with its files and events; its
     links stop working. A queued or running job is `409 CONFLICT`: cancel it first. Needs the
     `generate` scope, as every change to a tenant's jobs does; its billing records stay."""
-    principal.require("generate")
     runtime.history.delete_job(principal.tenant_id, job_id)
     return Envelope(data=Deleted(id=job_id, object="job"))
 
 
 @router.post("/{job_id}/cancel", response_model=Envelope[JobPublic])
 def cancel_job(
-    job_id: str, principal: CurrentPrincipal, runtime: RuntimeDep, base_url: BaseUrl
+    job_id: str, principal: GeneratePrincipal, runtime: RuntimeDep, base_url: BaseUrl
 ) -> Envelope[JobPublic]:
     """Cancel a queued job now, or a running one at its next step (`cancel_requested`)."""
-    principal.require("generate")
     job = runtime.jobs.cancel(principal, job_id)
     return Envelope(data=views.job_public(runtime, job, base_url))
 
@@ -76,7 +72,7 @@ def cancel_job(
 )
 async def job_events(
     job_id: str,
-    principal: CurrentPrincipal,
+    principal: ReadPrincipal,
     runtime: RuntimeDep,
     base_url: BaseUrl,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -84,7 +80,6 @@ async def job_events(
     """Server-Sent Events: `queued`, `running`, `progress` (step, total), then one of
     `succeeded` (with the job and its images), `failed` or `canceled`. Resumable with
     `Last-Event-ID`."""
-    principal.require("read")
     after_id = None
     if last_event_id:
         if not last_event_id.isdigit():

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from pixelgate.api import views
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, PageFilters, RuntimeDep
+from pixelgate.api.deps import BaseUrl, GeneratePrincipal, PageFilters, ReadPrincipal, RuntimeDep
 from pixelgate.api.protocol import Deleted, Envelope, FilePublic, ListEnvelope
 
 router = APIRouter(tags=["files"])
@@ -31,7 +31,7 @@ def media(token: str, runtime: RuntimeDep) -> Response:
 
 @router.get("/v1/files", response_model=ListEnvelope[FilePublic])
 def list_files(
-    principal: CurrentPrincipal,
+    principal: ReadPrincipal,
     runtime: RuntimeDep,
     base_url: BaseUrl,
     filters: PageFilters,
@@ -41,7 +41,6 @@ def list_files(
     prompt; a page at a time (`after`/`before` an id, `limit`), of one `job_id` or `model`
     and creation range (`created_after` inclusive, `created_before` exclusive: ISO 8601 or
     unix seconds), whose prompt contains `q` (any case)."""
-    principal.require("read")
     page = runtime.history.files(principal.tenant_id, replace(filters, job_id=job_id))
     items = [views.file_public(runtime, entry, base_url) for entry in page.items]
     return ListEnvelope(**views.page_public(items), has_more=page.has_more)
@@ -49,28 +48,25 @@ def list_files(
 
 @router.get("/v1/files/{file_id}", response_model=Envelope[FilePublic])
 def get_file(
-    file_id: str, principal: CurrentPrincipal, runtime: RuntimeDep, base_url: BaseUrl
+    file_id: str, principal: ReadPrincipal, runtime: RuntimeDep, base_url: BaseUrl
 ) -> Envelope[FilePublic]:
     """A stored result with a fresh link."""
-    principal.require("read")
     entry = runtime.history.file(principal.tenant_id, file_id)
     return Envelope(data=views.file_public(runtime, entry, base_url))
 
 
 @router.delete("/v1/files/{file_id}", response_model=Envelope[Deleted])
 def delete_file(
-    file_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
+    file_id: str, principal: GeneratePrincipal, runtime: RuntimeDep
 ) -> Envelope[Deleted]:
     """Delete a stored result: its record at once (its links and `GET` answer 404), and its
     bytes unless another file holds the same ones. Needs the `generate` scope."""
-    principal.require("generate")
     runtime.history.delete_file(principal.tenant_id, file_id)
     return Envelope(data=Deleted(id=file_id, object="file"))
 
 
 @router.get("/v1/files/{file_id}/content", response_class=Response)
-def get_file_content(file_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> Response:
+def get_file_content(file_id: str, principal: ReadPrincipal, runtime: RuntimeDep) -> Response:
     """A stored result's bytes, with the API key instead of a link."""
-    principal.require("read")
     record = runtime.files.get(principal.tenant_id, file_id)
     return Response(runtime.files.read(record), media_type=record.content_type)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from pixelgate.api.admin_protocol import UsagePublic
-from pixelgate.api.deps import CurrentPrincipal, RuntimeDep
+from pixelgate.api.deps import ReadPrincipal, RuntimeDep
 from pixelgate.api.protocol import Envelope
 from pixelgate.api.views import usage_public
 
@@ -16,11 +16,10 @@ router = APIRouter(tags=["usage"])
 
 @router.get("/v1/usage", response_model=Envelope[UsagePublic])
 def usage(
-    principal: CurrentPrincipal,
+    principal: ReadPrincipal,
     runtime: RuntimeDep,
     days: Annotated[int, Query(ge=1, le=366)] = 30,
 ) -> Envelope[UsagePublic]:
     """What the caller's tenant spent and made, by model and by day, and its budgets."""
-    principal.require("read")
     tenant = runtime.tenants.get(principal.tenant_id)
     return Envelope(data=usage_public(runtime.billing.usage(tenant, days=days)))
