@@ -190,7 +190,10 @@ class ModelProcess:
     def preload(self, specs: Sequence[tuple[ModelSpec, ImageTask | None]], *, wait: bool) -> None:
         """Load these models in the child, each warmed up with its task when one is given,
         now and after every restart. With `wait`, return once all are loaded; raises
-        `ServiceUnavailable` naming a model that failed."""
+        `ServiceUnavailable` naming a model that failed. With none, no child starts yet: the
+        first job starts one."""
+        if not specs:
+            return
         with self._cond:
             child = self._current()  # a child started from now on gets them with the rest
             self._preloads.extend(specs)
@@ -395,6 +398,12 @@ class ModelProcess:
             self._cond.notify_all()
 
     def _shut_down(self, child: _Child) -> None:
+        if not child.pending:
+            # nothing to finish, and its memory is all it holds: no wait for its imports (it
+            # reads `Shutdown` only after them, seconds after a start)
+            child.process.kill()
+            child.process.wait()
+            return
         with contextlib.suppress(OSError):
             child.channel.send(Shutdown())
         try:

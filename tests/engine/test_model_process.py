@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from pixelgate.engine.model_process import ModelProcess
+from pixelgate.settings import load_settings
 from tests.conftest import Server
 from tests.helpers import submit, wait_for
 
@@ -22,23 +24,30 @@ LONG = {"model": "local/tiny", "num_steps": 60, "width": 128, "height": 128}
 """A job of a few seconds: long enough to be killed mid-call."""
 
 
+def model_workers(server: Server) -> list[int]:
+    """The pids of the server's model worker processes now."""
+    assert server.process is not None
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == server.process.pid and b"pixelgate.engine.model_host" in command:
+            found.append(int(entry.name))
+    return found
+
+
 def model_worker_pid(server: Server, timeout: float = 60) -> int:
     """The pid of the server's model worker process, once it has one."""
-    assert server.process is not None
-    parent = server.process.pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == parent and b"pixelgate.engine.model_host" in command:
-                return int(entry.name)
+        if found := model_workers(server):
+            return found[0]
         time.sleep(0.05)
     raise AssertionError("the server has no model worker process")
 
@@ -191,3 +200,25 @@ def test_the_default_model_is_warm_before_the_server_says_ready(make_server: Any
     assert response.status_code == 200, response.text
     assert took < 10  # no loading on the request's path (a load plus imports takes longer)
     assert "loaded model pixelgate/shapes" in server.log_path.read_text()
+
+
+def test_with_nothing_to_preload_the_first_job_starts_the_model_worker(make_server: Any) -> None:
+    server: Server = make_server(PIXELGATE_PRELOAD_MODELS="[]").start()
+    with server.client() as api:
+        assert api.get("/readyz").status_code == 200
+        before = model_workers(server)  # no torch imported for a server that may never need it
+        job = wait_for(api, submit(api, seed=5)["id"], "succeeded", "failed")
+
+    assert before == []
+    assert job["status"] == "succeeded", job
+    assert model_worker_pid(server, timeout=1)
+
+
+def test_stopping_does_not_wait_for_an_idle_model_worker_s_imports(tmp_path: Path) -> None:
+    engine = ModelProcess.from_settings(load_settings(None, data_dir=tmp_path))
+    engine.launch()  # it imports torch and diffusers first: seconds before it reads a message
+    started = time.monotonic()
+    engine.stop()
+    took = time.monotonic() - started
+
+    assert took < 1.0  # killed: it holds no work, only memory
