@@ -38,7 +38,7 @@ from pixelgate.db.tables import (
 from pixelgate.errors import Conflict, NotFound
 from pixelgate.service.files import SWEEP_BATCH, FileService
 from pixelgate.service.job_store import ACTIVE
-from pixelgate.service.retention import delete_jobs
+from pixelgate.service.retention import delete_selected_jobs
 from pixelgate.service.tenants import TenantService
 
 DEFAULT_TENANT = "default"
@@ -110,40 +110,17 @@ class TenantEraser:
 
     def _delete_jobs(self, tenant_id: str, batch: int) -> tuple[int, int, int]:
         """Every job of the tenant, with its events, files, inputs and ledger entries."""
-        query = select(Job.id).where(Job.tenant_id == tenant_id).limit(batch)
-        jobs = files = blobs = 0
-        while True:
-            with self._db.session() as session:
-                ids = list(session.scalars(query))
-                file_ids, keys = delete_jobs(session, ids)
-                if ids:
-                    session.execute(delete(LedgerEntry).where(LedgerEntry.job_id.in_(ids)))
-            self._files.forget(file_ids)
-            blobs += self._files.delete_unused_blobs(keys)
-            jobs += len(ids)
-            files += len(file_ids)
-            if len(ids) < batch:
-                return jobs, files, blobs
+
+        def delete_entries(session: Session, ids: list[str]) -> None:
+            session.execute(delete(LedgerEntry).where(LedgerEntry.job_id.in_(ids)))
+
+        query = select(Job.id).where(Job.tenant_id == tenant_id)
+        return delete_selected_jobs(self._db, self._files, query, batch=batch, also=delete_entries)
 
     def _delete_files(self, tenant_id: str, batch: int) -> tuple[int, int]:
         """Files of the tenant no job of its own made (none today; any that appear)."""
-        query = (
-            select(StoredFile.id, StoredFile.blob_key)
-            .where(StoredFile.tenant_id == tenant_id)
-            .limit(batch)
-        )
-        files = blobs = 0
-        while True:
-            with self._db.session() as session:
-                rows = session.execute(query).all()
-                ids = [row.id for row in rows]
-                if ids:
-                    session.execute(delete(StoredFile).where(StoredFile.id.in_(ids)))
-            self._files.forget(ids)
-            blobs += self._files.delete_unused_blobs({row.blob_key for row in rows})
-            files += len(rows)
-            if len(rows) < batch:
-                return files, blobs
+        query = select(StoredFile.id, StoredFile.blob_key).where(StoredFile.tenant_id == tenant_id)
+        return self._files.delete_selected(query, batch=batch)
 
     def _delete_accounting(self, tenant_id: str, batch: int) -> None:
         """The ledger's entries and the usage by day go; the budget accounts stay, with

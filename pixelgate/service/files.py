@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Select, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
@@ -188,26 +188,30 @@ class FileService:
     def sweep_expired(self, *, batch: int = SWEEP_BATCH) -> int:
         """Delete files past retention, `batch` per transaction (the oldest first, by the
         `expires_at` index), and the blobs nothing uses any more. Returns files removed."""
+        expired = (
+            select(FILES.c.id, FILES.c.blob_key)
+            .where(FILES.c.expires_at <= self._clock.now())
+            .order_by(FILES.c.expires_at)
+        )
+        removed, blobs = self.delete_selected(expired, batch=batch)
+        if removed:
+            log.info("retention removed %d files, %d blobs", removed, blobs)
+        return removed
+
+    def delete_selected(self, query: Select[str, str], *, batch: int) -> tuple[int, int]:
+        """Delete the files `query` selects (their id and blob key), `batch` per transaction
+        until it selects none, and the blobs nothing uses any more. Returns (files, blobs)."""
         removed = blobs = 0
         while True:
-            now = self._clock.now()
             with self._db.session() as session:
-                rows = session.execute(
-                    select(FILES.c.id, FILES.c.blob_key)
-                    .where(FILES.c.expires_at <= now)
-                    .order_by(FILES.c.expires_at)
-                    .limit(batch)
-                ).all()
+                rows = session.execute(query.limit(batch)).all()
                 if rows:
                     session.execute(delete(FILES).where(FILES.c.id.in_([r.id for r in rows])))
             self.forget([row.id for row in rows])
             blobs += self.delete_unused_blobs({row.blob_key for row in rows})
             removed += len(rows)
             if len(rows) < batch:
-                break
-        if removed:
-            log.info("retention removed %d files, %d blobs", removed, blobs)
-        return removed
+                return removed, blobs
 
     def delete_unused_blobs(self, keys: Collection[str]) -> int:
         """Delete those of these blobs that no file and no job's inputs use (blobs are

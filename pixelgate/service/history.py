@@ -24,7 +24,7 @@ from pixelgate.db.tables import Job, StoredFile
 from pixelgate.errors import Conflict, NotFound, ValidationError
 from pixelgate.service.files import FileService
 from pixelgate.service.job_store import JobStatus
-from pixelgate.service.retention import delete_jobs
+from pixelgate.service.retention import delete_selected_jobs
 
 T = TypeVar("T")
 Item = TypeVar("Item", Job, StoredFile)
@@ -201,10 +201,7 @@ class History:
                 "then delete it",
                 param="job_id",
             )
-        with self._db.session() as session:
-            file_ids, keys = delete_jobs(session, [job_id])
-        self._files.forget(file_ids)
-        self._files.delete_unused_blobs(keys)
+        delete_selected_jobs(self._db, self._files, select(Job.id).where(Job.id == job_id))
 
 
 def _paged(

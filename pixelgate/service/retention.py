@@ -14,10 +14,10 @@ rewritten. Its files are created just after it, and expire with it."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
@@ -49,6 +49,32 @@ def delete_jobs(session: Session, job_ids: Collection[str]) -> tuple[list[str], 
     session.execute(delete(IdempotencyKey).where(IdempotencyKey.job_id.in_(ids)))
     session.execute(delete(Job).where(Job.id.in_(ids)))
     return [row.id for row in files], keys
+
+
+def delete_selected_jobs(
+    db: Database,
+    files: FileService,
+    query: Select[str],
+    *,
+    batch: int = SWEEP_BATCH,
+    also: Callable[[Session, list[str]], object] | None = None,
+) -> tuple[int, int, int]:
+    """Delete the jobs `query` selects (their ids), `batch` per transaction until it selects
+    none, as `delete_jobs` does, then the blobs nothing uses any more; `also(session, ids)`
+    deletes more in the same transaction. Returns (jobs, files, blobs)."""
+    jobs = deleted_files = blobs = 0
+    while True:
+        with db.session() as session:
+            ids = list(session.scalars(query.limit(batch)))
+            file_ids, keys = delete_jobs(session, ids)
+            if ids and also is not None:
+                also(session, ids)
+        files.forget(file_ids)
+        blobs += files.delete_unused_blobs(keys)
+        jobs += len(ids)
+        deleted_files += len(file_ids)
+        if len(ids) < batch:
+            return jobs, deleted_files, blobs
 
 
 class Retention:
@@ -83,15 +109,6 @@ class Retention:
             select(Job.id)
             .where(Job.tenant_id == tenant_id, Job.created_at < cutoff, Job.status.in_(ENDED))
             .order_by(Job.created_at)
-            .limit(batch)
         )
-        removed = 0
-        while True:
-            with self._db.session() as session:
-                ids = list(session.scalars(query))
-                file_ids, keys = delete_jobs(session, ids)
-            self._files.forget(file_ids)
-            self._files.delete_unused_blobs(keys)
-            removed += len(ids)
-            if len(ids) < batch:
-                return removed
+        removed, _, _ = delete_selected_jobs(self._db, self._files, query, batch=batch)
+        return removed
