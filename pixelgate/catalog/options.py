@@ -308,6 +308,59 @@ class DiffusionOptions(PromptOptions):
         return f"{self.width}x{self.height}"
 
 
+class ImagenCommonOptions(PromptOptions):
+    """What Google's Imagen takes for generation and editing alike. `n` is its sampleCount
+    (1 to 4, the catalog's `max_n` per model). A seed makes results reproducible only without
+    the invisible SynthID watermark, so Imagen takes one only with `add_watermark` false."""
+
+    person_generation: Literal["dont_allow", "allow_adult", "allow_all"] = "allow_adult"
+    safety_setting: Literal[
+        "block_low_and_above", "block_medium_and_above", "block_only_high", "block_none"
+    ] = "block_medium_and_above"
+    seed: Seed | None = None
+    add_watermark: bool = True
+    output_format: Literal["png", "jpeg"] = "png"
+
+    @model_validator(mode="after")
+    def _seed_needs_no_watermark(self) -> ImagenCommonOptions:
+        if self.seed is not None and self.add_watermark:
+            raise PydanticCustomError(
+                "invalid_seed",
+                "Invalid seed: Imagen takes a seed only with add_watermark false (a watermarked "
+                "image is not reproducible); send add_watermark=false, or no seed",
+                {"param": "seed"},
+            )
+        return self
+
+    def with_seed(self, seed: int) -> ImageOptions:
+        # the seed a job is given to be reproducible: a watermarked image never is
+        return super().with_seed(seed) if not self.add_watermark else self
+
+
+class ImagenOptions(ImagenCommonOptions):
+    """Imagen 3 and 4 text-to-image (imagen-3.0-generate-002, imagen-4.0-*): no negative
+    prompt on these models."""
+
+    aspect_ratio: Literal["1:1", "3:4", "4:3", "9:16", "16:9"] = "1:1"
+
+
+class ImagenEditOptions(ImagenCommonOptions):
+    """Imagen 3 editing (imagen-3.0-capability-001): the output has the input image's size.
+    `edit_mode` picks the edit; `mask_mode` where it applies: `user-provided` (the request's
+    mask, white repaints; the default when one is sent), or a mask Imagen computes itself
+    (`background`, `foreground`; a background swap computes the background by default)."""
+
+    edit_mode: Literal["inpaint-insertion", "inpaint-removal", "outpaint", "background-swap"] = (
+        "inpaint-insertion"
+    )
+    mask_mode: Literal["user-provided", "background", "foreground"] | None = None
+    mask_dilation: float | None = Field(default=None, ge=0.0, le=1.0)
+    """How far the mask grows, as a fraction of the image's width."""
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    base_steps: int | None = Field(default=None, ge=1, le=75)
+    """Sampling steps; Imagen's own default when unset."""
+
+
 OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "dall-e-2": DallE2Options,
     "dall-e-3": DallE3Options,
@@ -317,6 +370,8 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "flux-kontext": FluxKontextOptions,
     "diffusion": DiffusionOptions,
     "background-removal": BackgroundRemovalOptions,
+    "imagen": ImagenOptions,
+    "imagen-edit": ImagenEditOptions,
 }
 
 VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}

@@ -27,6 +27,7 @@ BACKEND_MODULES = (
     "pixelgate.providers.stability",
     "pixelgate.providers.bfl",
     "pixelgate.providers.rembg",
+    "pixelgate.providers.imagen",
 )
 """Every backend but the local models' (the runtime's model worker process), by module."""
 

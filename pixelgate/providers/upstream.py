@@ -148,6 +148,7 @@ class UpstreamClient:
         headers: Mapping[str, str] | None = None,
         json_body: Any = None,
         multipart: Mapping[str, str | FileField] | None = None,
+        form: Mapping[str, str] | None = None,
         on_providers_word: bool = False,
     ) -> UpstreamResponse:
         """One upstream call, retried on 429, 5xx and connection failures. Returns the last
@@ -156,7 +157,8 @@ class UpstreamClient:
         before an attempt or during a wait.
 
         `multipart` is sent as multipart/form-data even when it holds no file: plain fields
-        become parts without a file name (Stability refuses url-encoded forms).
+        become parts without a file name (Stability refuses url-encoded forms); `form` is sent
+        url-encoded (OAuth token endpoints take nothing else).
 
         `on_providers_word`: the URL came from the provider's answer, not from its configured
         base URL; it passes the egress guard, and the connection goes to the checked address.
@@ -187,6 +189,7 @@ class UpstreamClient:
                 url,
                 headers=sent_headers,
                 json=json_body,
+                data=form,
                 files=parts,
                 extensions={CONNECT_TO: address} if address else None,
             )
