@@ -37,7 +37,13 @@ from pixelgate.catalog.options import (
     DallE3Options,
     GptImageOptions,
 )
-from pixelgate.errors import BackendError, Error, MustProvideFile, ValidationError
+from pixelgate.errors import (
+    BackendError,
+    Error,
+    ModelUnavailable,
+    MustProvideFile,
+    ValidationError,
+)
 from pixelgate.providers.base import (
     CancelToken,
     GeneratedImage,
@@ -58,7 +64,8 @@ PATHS = {
     "edit": "/v1/images/edits",
     "variation": "/v1/images/variations",
 }
-MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
+MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked", "content_filter"})
+"""Its safety system's codes: dall-e's, gpt-image's, and Azure OpenAI's content filter."""
 
 
 class OpenAISettings(ProviderSettings):
@@ -89,6 +96,13 @@ class OpenAIProvider:
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return self._key.missing()
 
+    def url(self, spec: ModelSpec, kind: str) -> str:
+        """Where a task of `kind` for `spec` is sent."""
+        return self._base_url + PATHS[kind]
+
+    def auth_headers(self, spec: ModelSpec) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key.require(spec)}"}
+
     def run(
         self,
         spec: ModelSpec,
@@ -99,22 +113,23 @@ class OpenAIProvider:
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
         task.require_support(spec)
-        path = PATHS.get(task.kind)
-        if path is None:
+        if task.kind not in PATHS:
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if task.kind != "generate" and task.image is None:
             raise MustProvideFile(f"{task.kind} needs an input image", param="image")
-        key = self._key.require(spec)
+        reason = self.unavailable_reason(spec)
+        if reason is not None:
+            raise ModelUnavailable(f"Model {spec.id!r} is unavailable: {reason}", param="model")
+        headers = self.auth_headers(spec)
         fields = request_fields(
             spec.source or spec.id, task.options, with_prompt=task.kind != "variation"
         )
-        headers = {"Authorization": f"Bearer {key}"}
         progress(0, 1)
         # 2. the upstream call: JSON for generations, multipart for edits and variations
-        url = self._base_url + path
+        url = self.url(spec, task.kind)
         if task.image is None:
             response = send_once(
-                PROVIDER,
+                self.name,
                 task,
                 lambda: self._http.send(
                     "POST", url, cancel=cancel, headers=headers, json_body=fields
@@ -128,7 +143,7 @@ class OpenAIProvider:
             if task.mask is not None:
                 parts["mask"] = image_part("mask", as_png(task.mask, to_openai_mask))
             response = send_once(
-                PROVIDER,
+                self.name,
                 task,
                 lambda: self._http.send(
                     "POST", url, cancel=cancel, headers=headers, multipart=parts
@@ -142,14 +157,14 @@ class OpenAIProvider:
     def _images(self, response: UpstreamResponse, cancel: CancelToken) -> list[GeneratedImage]:
         body = response.json_body()
         if not response.ok:
-            raise error_from_response(response.status, body)
+            raise error_from_response(response.status, body, provider=self.name)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list) or not data:
-            raise malformed(PROVIDER, "no `data` list")
+            raise malformed(self.name, "no `data` list")
         images: list[GeneratedImage] = []
         for item in data:
             if not isinstance(item, dict):
-                raise malformed(PROVIDER, "an item of `data` is not an object")
+                raise malformed(self.name, "an item of `data` is not an object")
             revised = item.get("revised_prompt")
             revised_prompt = revised if isinstance(revised, str) else None
             encoded, url = item.get("b64_json"), item.get("url")
@@ -157,11 +172,11 @@ class OpenAIProvider:
                 try:
                     raw = base64.b64decode(encoded, validate=True)
                 except (binascii.Error, ValueError):
-                    raise malformed(PROVIDER, "`b64_json` is not base64") from None
+                    raise malformed(self.name, "`b64_json` is not base64") from None
             elif isinstance(url, str):
                 raw = self._http.fetch_result(url, cancel=cancel)
             else:
-                raise malformed(PROVIDER, "an image has neither `b64_json` nor `url`")
+                raise malformed(self.name, "an image has neither `b64_json` nor `url`")
             images.append(read_image(raw, provider=self.name, revised_prompt=revised_prompt))
         return images
 
@@ -199,8 +214,9 @@ def form_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def error_from_response(status: int, body: Any) -> Error:
-    """A pixelgate error for an OpenAI error answer, read from its documented fields."""
+def error_from_response(status: int, body: Any, *, provider: str = PROVIDER) -> Error:
+    """A pixelgate error for an OpenAI error answer, read from its documented fields (Azure
+    OpenAI answers in the same shape)."""
     error = body.get("error") if isinstance(body, dict) else None
     fields = error if isinstance(error, dict) else {}
     message = fields.get("message") if isinstance(fields.get("message"), str) else None
@@ -209,13 +225,13 @@ def error_from_response(status: int, body: Any) -> Error:
     if code in MODERATION_CODES:
         return BackendError(f"OpenAI's safety system refused the request: {message or code}")
     if status in (401, 403):
-        return key_refused(PROVIDER, status)
+        return key_refused(provider, status)
     if status in (400, 422):
         return ValidationError(
-            message or f"The openai provider refused the request (HTTP {status})", param=param
+            message or f"The {provider} provider refused the request (HTTP {status})", param=param
         )
     reason = message or httpx.codes.get_reason_phrase(status) or "no message"
-    return BackendError(f"The openai provider answered HTTP {status}: {reason}")
+    return BackendError(f"The {provider} provider answered HTTP {status}: {reason}")
 
 
 BACKEND = Backend(PROVIDER, OpenAISettings, OpenAIProvider.from_settings)

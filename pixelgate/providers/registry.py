@@ -28,6 +28,7 @@ BACKEND_MODULES = (
     "pixelgate.providers.bfl",
     "pixelgate.providers.rembg",
     "pixelgate.providers.imagen",
+    "pixelgate.providers.azure_openai",
 )
 """Every backend but the local models' (the runtime's model worker process), by module."""
 

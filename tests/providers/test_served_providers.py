@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server
+from tests.providers.upstreams.azure_openai import FakeAzureOpenAI
 from tests.providers.upstreams.imagen import FakeImagen
 from tests.providers.upstreams.images import image_bytes
 
@@ -106,3 +107,25 @@ def test_imagen_generation_and_editing_through_the_server(
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def test_azure_openai_models_through_the_server(make_server: Callable[..., Server]) -> None:
+    deployments = {"dalle3-prod": "dall-e-3", "images-gpt": "gpt-image-1"}
+    with FakeAzureOpenAI(key="azure-served", entra_token="t", deployments=deployments) as azure:
+        server = make_server(
+            PIXELGATE_AZURE_OPENAI_ENDPOINT=azure.url,
+            PIXELGATE_AZURE_OPENAI_API_KEY="azure-served",
+            PIXELGATE_AZURE_OPENAI_DEPLOYMENTS='{"dall-e-3": "dalle3-prod"}',
+        ).start()
+        with server.client() as client:
+            listed = models(client)
+            made = client.post(
+                GENERATE, json={"model": "azure-dall-e-3", "prompt": "a fox", "quality": "hd"} | B64
+            )
+
+    assert listed["azure/dall-e-3"]["available"] is True
+    assert listed["azure/dall-e-3"]["prices"]["hd 1024x1024"] == "0.080"
+    assert listed["azure/gpt-image-1"]["available"] is False
+    assert "no deployment of gpt-image-1" in listed["azure/gpt-image-1"]["unavailable_reason"]
+    assert [image.size for image in images_of(made)] == [(1024, 1024)]
+    assert azure.received[0].path == "/openai/deployments/dalle3-prod/images/generations"
