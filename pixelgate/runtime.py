@@ -25,6 +25,7 @@ from pixelgate.engine.model_process import ModelProcess
 from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
+from pixelgate.providers.registry import configured_models
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
@@ -78,7 +79,7 @@ class Runtime:
         self.role = role
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(settings.resolved_database_url)
-        self.catalog = Catalog.load(settings.catalog_file)
+        self.catalog = Catalog.load(settings.catalog_file, configured=configured_models(settings))
         self.local_models = local_models or ModelProcess.from_settings(settings)
         self.providers = ProviderRegistry.from_settings(settings, local=self.local_models)
         self.models = [self.catalog.resolve(name).id for name in models]

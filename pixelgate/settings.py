@@ -274,9 +274,10 @@ class Settings(BaseSettings):
                 sections[backend.name] = backend.settings.model_validate(values)
             except ValidationError as exc:
                 first = exc.errors(include_url=False)[0]
-                field = ".".join(str(part) for part in first["loc"])
+                field, *inside = [str(part) for part in first["loc"]] or ["*"]
                 variable = f"PIXELGATE_{provider_setting_key(backend.name, field)}".upper()
-                raise ValueError(f"{variable}: {first['msg']}") from None
+                where = f" at {'.'.join(inside)}" if inside else ""
+                raise ValueError(f"{variable}{where}: {first['msg']}") from None
         data["providers"] = sections
         return data
 

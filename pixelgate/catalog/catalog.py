@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,13 @@ class Catalog:
                 self._by_name[name] = spec
 
     @classmethod
-    def load(cls, operator_file: Path | None = None) -> Catalog:
+    def load(
+        cls, operator_file: Path | None = None, *, configured: Sequence[ModelSpec] = ()
+    ) -> Catalog:
+        """The built-in models, then `configured` ones (a backend's, made from its settings),
+        then the operator's file: a later entry with an existing id replaces it."""
         builtin = resources.files("pixelgate.catalog").joinpath("models.toml").read_text()
-        specs = _parse(tomllib.loads(builtin))
+        specs = _parse(tomllib.loads(builtin)) + list(configured)
         if operator_file is not None:
             specs += _parse(tomllib.loads(operator_file.read_text()))
         return cls(specs)

@@ -361,6 +361,15 @@ class ImagenEditOptions(ImagenCommonOptions):
     """Sampling steps; Imagen's own default when unset."""
 
 
+class OpenAICompatibleOptions(PromptOptions):
+    """A model behind another OpenAI-compatible image server (LocalAI, vLLM-style servers,
+    another pixelgate): the Images API's own fields; that server checks their values."""
+
+    size: str | None = Field(default=None, pattern=r"^(auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4})$")
+    """`WIDTHxHEIGHT` or `auto`; the server's default when unset."""
+    quality: str | None = Field(default=None, min_length=1, max_length=32)
+
+
 OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "dall-e-2": DallE2Options,
     "dall-e-3": DallE3Options,
@@ -372,6 +381,7 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "background-removal": BackgroundRemovalOptions,
     "imagen": ImagenOptions,
     "imagen-edit": ImagenEditOptions,
+    "openai-compatible": OpenAICompatibleOptions,
 }
 
 VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from pixelgate.catalog import TASK_NAMES, ImageOptions, ModelSpec, TaskKind
-from pixelgate.errors import ValidationError
+from pixelgate.errors import ModelUnavailable, ValidationError
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (steps done, total steps)."""
@@ -173,6 +173,12 @@ class ImageTask:
             raise ValidationError(
                 f"Model {spec.id!r} does not support {TASK_NAMES[self.kind]}", param="model"
             )
+
+
+def require_available(spec: ModelSpec, reason: str | None) -> None:
+    """Refuse `spec` when a provider gave a `reason` it cannot run here."""
+    if reason is not None:
+        raise ModelUnavailable(f"Model {spec.id!r} is unavailable: {reason}", param="model")
 
 
 class Provider(Protocol):

@@ -45,7 +45,6 @@ from pixelgate.catalog.options import ImagenCommonOptions, ImagenEditOptions, Im
 from pixelgate.errors import (
     BackendError,
     Error,
-    ModelUnavailable,
     MustProvideFile,
     ValidationError,
 )
@@ -55,6 +54,7 @@ from pixelgate.providers.base import (
     ImageInput,
     ImageTask,
     ProgressCallback,
+    require_available,
 )
 from pixelgate.providers.google_auth import ServiceAccount, ServiceAccountTokens
 from pixelgate.providers.keys import ProviderKey, key_refused
@@ -182,9 +182,7 @@ class ImagenProvider:
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
         task.require_support(spec)
-        reason = self.unavailable_reason(spec)
-        if reason is not None:
-            raise ModelUnavailable(f"Model {spec.id!r} is unavailable: {reason}", param="model")
+        require_available(spec, self.unavailable_reason(spec))
         model = spec.source or spec.id.rsplit("/", 1)[-1]
         body = request_body(task, vertex=self._vertex is not None)
         progress(0, 1)

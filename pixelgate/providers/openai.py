@@ -36,11 +36,11 @@ from pixelgate.catalog.options import (
     DallE2VariationOptions,
     DallE3Options,
     GptImageOptions,
+    OpenAICompatibleOptions,
 )
 from pixelgate.errors import (
     BackendError,
     Error,
-    ModelUnavailable,
     MustProvideFile,
     ValidationError,
 )
@@ -50,6 +50,7 @@ from pixelgate.providers.base import (
     ImageInput,
     ImageTask,
     ProgressCallback,
+    require_available,
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
 from pixelgate.providers.masks import to_openai_image, to_openai_mask
@@ -117,9 +118,7 @@ class OpenAIProvider:
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if task.kind != "generate" and task.image is None:
             raise MustProvideFile(f"{task.kind} needs an input image", param="image")
-        reason = self.unavailable_reason(spec)
-        if reason is not None:
-            raise ModelUnavailable(f"Model {spec.id!r} is unavailable: {reason}", param="model")
+        require_available(spec, self.unavailable_reason(spec))
         headers = self.auth_headers(spec)
         fields = request_fields(
             spec.source or spec.id, task.options, with_prompt=task.kind != "variation"
@@ -196,6 +195,12 @@ def request_fields(model: str, options: ImageOptions, *, with_prompt: bool) -> d
         fields["response_format"] = "b64_json"
     elif isinstance(options, DallE2Options | DallE2VariationOptions):
         fields |= {"size": options.size, "response_format": "b64_json"}
+    elif isinstance(options, OpenAICompatibleOptions):
+        fields["response_format"] = "b64_json"
+        if options.size is not None:
+            fields["size"] = options.size
+        if options.quality is not None:
+            fields["quality"] = options.quality
     elif isinstance(options, GptImageOptions):
         fields |= {
             "size": options.size,

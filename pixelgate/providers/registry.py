@@ -15,8 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.errors import ModelUnavailable
-from pixelgate.providers.base import Provider
+from pixelgate.providers.base import Provider, require_available
 from pixelgate.settings import ProviderSettings, provider_setting_key
 
 if TYPE_CHECKING:
@@ -29,6 +28,7 @@ BACKEND_MODULES = (
     "pixelgate.providers.rembg",
     "pixelgate.providers.imagen",
     "pixelgate.providers.azure_openai",
+    "pixelgate.providers.openai_compatible",
 )
 """Every backend but the local models' (the runtime's model worker process), by module."""
 
@@ -45,6 +45,9 @@ class Backend(Generic[SettingsT]):
     """The provider's name, as catalog entries name it (`provider = "openai"`)."""
     settings: type[SettingsT]
     build: Callable[[Settings], Provider]
+    models: Callable[[Settings], list[ModelSpec]] | None = None
+    """Catalog entries the backend makes from its settings (an operator's list of models),
+    beside the ones `models.toml` has for it."""
 
     def settings_of(self, settings: Settings) -> SettingsT:
         """This backend's own section of `settings`."""
@@ -80,6 +83,11 @@ def backends() -> tuple[Backend[Any], ...]:
     return tuple(found)
 
 
+def configured_models(settings: Settings) -> list[ModelSpec]:
+    """Every backend's catalog entries made from its settings."""
+    return [spec for backend in backends() if backend.models for spec in backend.models(settings)]
+
+
 class ProviderRegistry:
     def __init__(self, providers: Iterable[Provider]) -> None:
         self._providers = {provider.name: provider for provider in providers}
@@ -97,7 +105,5 @@ class ProviderRegistry:
 
     def for_model(self, spec: ModelSpec) -> Provider:
         """The provider that runs `spec`; refuses a model that cannot run here."""
-        reason = self.unavailable_reason(spec)
-        if reason is not None:
-            raise ModelUnavailable(f"Model {spec.id!r} is unavailable: {reason}", param="model")
+        require_available(spec, self.unavailable_reason(spec))
         return self._providers[spec.provider]

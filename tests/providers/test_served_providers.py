@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server
+from tests.helpers import tenant_key
 from tests.providers.upstreams.azure_openai import FakeAzureOpenAI
 from tests.providers.upstreams.imagen import FakeImagen
 from tests.providers.upstreams.images import image_bytes
@@ -129,3 +131,34 @@ def test_azure_openai_models_through_the_server(make_server: Callable[..., Serve
     assert "no deployment of gpt-image-1" in listed["azure/gpt-image-1"]["unavailable_reason"]
     assert [image.size for image in images_of(made)] == [(1024, 1024)]
     assert azure.received[0].path == "/openai/deployments/dalle3-prod/images/generations"
+
+
+def test_another_pixelgate_as_an_openai_compatible_upstream(
+    make_server: Callable[..., Server],
+) -> None:
+    first = make_server().start()
+    with first.client() as admin:
+        key = tenant_key(admin)
+    upstreams = {
+        "pg": {
+            "base_url": first.url + "/oai/v1",
+            "api_key": key,
+            "models": [{"name": "local/tiny", "price": "0.002"}],
+        },
+        "pgv1": {"base_url": first.url + "/v1", "api_key": key, "models": ["local/tiny"]},
+    }
+    second = make_server(PIXELGATE_OPENAI_COMPATIBLE_UPSTREAMS=json.dumps(upstreams)).start()
+    body = {"prompt": "a red circle", "size": "64x64"} | B64
+    with second.client() as client:
+        listed = models(client)
+        made = client.post(GENERATE, json={"model": "pg/local/tiny", "n": 2} | body)
+        through_v1 = client.post(GENERATE, json={"model": "pgv1/local/tiny"} | body)
+    with first.client(key) as tenant:
+        upstream_jobs = tenant.get("/v1/jobs").json()["data"]
+
+    assert listed["pg/local/tiny"]["available"] is True
+    assert listed["pg/local/tiny"]["prices"]["default"] == "0.002"
+    assert listed["pgv1/local/tiny"]["available"] is True
+    assert [image.size for image in images_of(made)] == [(64, 64), (64, 64)]
+    assert [image.size for image in images_of(through_v1)] == [(64, 64)]
+    assert sorted(job["model"] for job in upstream_jobs) == ["local/tiny", "local/tiny"]
