@@ -104,6 +104,11 @@ class OpenAIProvider:
     def auth_headers(self, spec: ModelSpec) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key.require(spec)}"}
 
+    def fields(self, spec: ModelSpec, task: ImageTask) -> dict[str, Any]:
+        """The request's fields, JSON or multipart."""
+        model = spec.source or spec.id
+        return request_fields(model, task.options, with_prompt=task.kind != "variation")
+
     def run(
         self,
         spec: ModelSpec,
@@ -120,9 +125,7 @@ class OpenAIProvider:
             raise MustProvideFile(f"{task.kind} needs an input image", param="image")
         require_available(spec, self.unavailable_reason(spec))
         headers = self.auth_headers(spec)
-        fields = request_fields(
-            spec.source or spec.id, task.options, with_prompt=task.kind != "variation"
-        )
+        fields = self.fields(spec, task)
         progress(0, 1)
         # 2. the upstream call: JSON for generations, multipart for edits and variations
         url = self.url(spec, task.kind)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -51,6 +51,9 @@ class CompatibleModel(BaseModel):
     """Per image, charged to the caller's tenant."""
     max_n: int = Field(default=4, ge=1, le=10)
     description: str = ""
+    response_format: Literal["b64_json"] | None = "b64_json"
+    """None for a server that refuses the field (as OpenAI does for gpt-image models): its
+    default answer, base64 or a URL, is read either way."""
 
 
 class CompatibleUpstream(BaseModel):
@@ -93,6 +96,7 @@ class CompatibleUpstreamProvider(OpenAIProvider):
         super().__init__(api_key=upstream.api_key, base_url=upstream.base_url, http=http)
         self._root = upstream.base_url.rstrip("/")
         self._api_key = upstream.api_key
+        self._models = {model.name: model for model in upstream.models}
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return None  # a key is optional: many local servers take none
@@ -104,6 +108,13 @@ class CompatibleUpstreamProvider(OpenAIProvider):
         if self._api_key is None:
             return {}
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    def fields(self, spec: ModelSpec, task: ImageTask) -> dict[str, Any]:
+        fields = super().fields(spec, task)
+        model = self._models.get(spec.source or spec.id)
+        if model is not None and model.response_format is None:
+            del fields["response_format"]
+        return fields
 
 
 class OpenAICompatibleProvider:

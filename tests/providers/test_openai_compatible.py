@@ -127,6 +127,21 @@ def test_unset_options_are_left_to_the_server(
     }
 
 
+def test_a_model_may_be_asked_without_response_format(
+    upstream: FakeOpenAI, make_settings: Any
+) -> None:
+    """OpenAI itself refuses `response_format` for gpt-image models (so does the fake)."""
+    config = upstreams(upstream)
+    config["localai"]["models"] = [{"name": "gpt-image-1", "response_format": None}]
+    settings = make_settings(openai_compatible_upstreams=config)
+    catalog = Catalog.load(configured=catalog_entries(settings))
+
+    [image] = run(OpenAICompatibleProvider.from_settings(settings), catalog, "localai/gpt-image-1")
+
+    assert "response_format" not in upstream.received[0].json
+    assert image.data == upstream.made[0]
+
+
 def test_an_edit_goes_as_openai_multipart(
     provider: OpenAICompatibleProvider, upstream: FakeOpenAI, catalog: Catalog
 ) -> None:

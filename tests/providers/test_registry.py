@@ -102,6 +102,7 @@ def test_a_bad_provider_setting_names_its_variable_and_hides_the_secrets(
     with pytest.raises(ValueError, match="PIXELGATE_BFL_POLL_TIMEOUT_SECONDS") as caught:
         load_settings(bfl_poll_timeout_seconds=0)
     assert "sk-very-secret" not in str(caught.value)
+    assert "sk-very-secret" not in repr(load_settings())
 
 
 def test_a_structured_setting_that_is_not_json_is_named(
