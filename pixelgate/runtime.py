@@ -26,6 +26,7 @@ from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
+from pixelgate.providers.fal import FalProvider
 from pixelgate.providers.openai import OpenAIProvider
 from pixelgate.providers.rembg import RembgProvider
 from pixelgate.providers.stability import StabilityProvider
@@ -91,6 +92,7 @@ class Runtime:
                 StabilityProvider.from_settings(settings),
                 RembgProvider(settings.resolved_rembg_home, threads=settings.torch_threads),
                 BlackForestLabsProvider.from_settings(settings),
+                FalProvider.from_settings(settings),
             ]
         )
         self.models = [self.catalog.resolve(name).id for name in models]

@@ -159,6 +159,21 @@ class Settings(BaseSettings):
     bfl_poll_interval_seconds: float = Field(default=0.5, gt=0)
     bfl_poll_timeout_seconds: float = Field(default=300.0, gt=0)
     """Give up on a Black Forest Labs task that is not ready after this long."""
+    fal_api_key: SecretStr | None = None
+    fal_base_url: str = "https://queue.fal.run"
+    """fal's queue API."""
+    fal_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    fal_poll_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Give up on (and cancel) a fal request that has not completed after this long."""
+    comfyui_base_url: str | None = None
+    """A ComfyUI server (`http://host:8188`); its models are unavailable while unset."""
+    comfyui_auth_header: SecretStr | None = None
+    """`Name: value`, sent with every call to the ComfyUI server (e.g. a reverse proxy's
+    `Authorization: Bearer ...`)."""
+    comfyui_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often the run's `/history` is read while its websocket is quiet or down."""
+    comfyui_timeout_seconds: float = Field(default=600.0, gt=0)
+    """Give up on (and interrupt) a workflow run that has not finished after this long."""
     # --- end of hosted providers ---
 
     # --- safety and background removal (issue 5) ---
