@@ -26,6 +26,7 @@ from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.bfl import BlackForestLabsProvider
+from pixelgate.providers.comfyui import ComfyUIProvider
 from pixelgate.providers.fal import FalProvider
 from pixelgate.providers.openai import OpenAIProvider
 from pixelgate.providers.rembg import RembgProvider
@@ -93,6 +94,7 @@ class Runtime:
                 RembgProvider(settings.resolved_rembg_home, threads=settings.torch_threads),
                 BlackForestLabsProvider.from_settings(settings),
                 FalProvider.from_settings(settings),
+                ComfyUIProvider.from_settings(settings),
             ]
         )
         self.models = [self.catalog.resolve(name).id for name in models]
