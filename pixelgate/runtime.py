@@ -25,12 +25,6 @@ from pixelgate.engine.model_process import ModelProcess
 from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
-from pixelgate.providers.bfl import BlackForestLabsProvider
-from pixelgate.providers.comfyui import ComfyUIProvider
-from pixelgate.providers.fal import FalProvider
-from pixelgate.providers.openai import OpenAIProvider
-from pixelgate.providers.rembg import RembgProvider
-from pixelgate.providers.stability import StabilityProvider
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
@@ -86,17 +80,7 @@ class Runtime:
         self.db = Database(settings.resolved_database_url)
         self.catalog = Catalog.load(settings.catalog_file)
         self.local_models = local_models or ModelProcess.from_settings(settings)
-        self.providers = ProviderRegistry(
-            [
-                self.local_models,
-                OpenAIProvider.from_settings(settings),
-                StabilityProvider.from_settings(settings),
-                RembgProvider(settings.resolved_rembg_home, threads=settings.torch_threads),
-                BlackForestLabsProvider.from_settings(settings),
-                FalProvider.from_settings(settings),
-                ComfyUIProvider.from_settings(settings),
-            ]
-        )
+        self.providers = ProviderRegistry.from_settings(settings, local=self.local_models)
         self.models = [self.catalog.resolve(name).id for name in models]
         self._redis_bus = _redis_bus(settings.redis_url) if settings.redis_url else None
         self.bus: EventBus = self._redis_bus or EventBus()

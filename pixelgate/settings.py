@@ -6,17 +6,32 @@ the field names below without the prefix, e.g. `port = 9000`.
 
 from __future__ import annotations
 
+import json
 import os
+import typing
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    InstanceOf,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -25,8 +40,62 @@ from pixelgate.paths import default_data_dir, default_models_dir, legacy_models_
 _config_file: ContextVar[Path | None] = ContextVar("pixelgate_config_file", default=None)
 
 
+class ProviderSettings(BaseModel):
+    """One backend's own settings, declared in its module (`providers.registry.Backend`) and
+    read with the others: field `api_key` of backend `openai` is `PIXELGATE_OPENAI_API_KEY`,
+    or `openai_api_key` in the TOML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def provider_setting_key(provider: str, field: str) -> str:
+    """The flat settings key of a backend's field: `openai` + `api_key` → `openai_api_key`."""
+    return f"{provider.replace('-', '_')}_{field}"
+
+
+class _ProviderEnvironment(PydanticBaseSettingsSource):
+    """`PIXELGATE_<PROVIDER>_<SETTING>` variables of every backend's declared settings (the
+    environment source reads only the fields declared here), as flat keys."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # every value comes from __call__
+
+    def __call__(self) -> dict[str, Any]:
+        environment = {name.upper(): value for name, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for provider, fields in _provider_fields().items():
+            for name, field in fields.items():
+                key = provider_setting_key(provider, name)
+                raw = environment.get(f"PIXELGATE_{key}".upper())
+                if raw is None:
+                    continue
+                try:
+                    values[key] = json.loads(raw) if _structured(field) else raw
+                except ValueError:
+                    raise SettingsError(f"PIXELGATE_{key.upper()} is not valid JSON") from None
+        return values
+
+
+def _structured(field: FieldInfo) -> bool:
+    """Whether a setting is given as JSON in the environment (a mapping or a list)."""
+    kinds = [field.annotation]
+    if typing.get_origin(field.annotation) in (Union, UnionType):
+        kinds = list(typing.get_args(field.annotation))
+    return any(typing.get_origin(kind) in (dict, list) or kind in (dict, list) for kind in kinds)
+
+
+def _provider_fields() -> dict[str, Mapping[str, FieldInfo]]:
+    # the backend modules import this one; their list is read when settings are first made
+    from pixelgate.providers.registry import backends
+
+    return {backend.name: backend.settings.model_fields for backend in backends()}
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PIXELGATE_", extra="forbid")
+    # hide_input_in_errors: an error must not print the keys and secrets read beside the value
+    model_config = SettingsConfigDict(
+        env_prefix="PIXELGATE_", extra="forbid", hide_input_in_errors=True
+    )
 
     data_dir: Path = Field(default_factory=default_data_dir)
     database_url: str | None = None
@@ -136,15 +205,11 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(default=1000, ge=1)
     """Open connections past this are closed as they arrive."""
 
-    # --- hosted providers (issue 3): provider keys, endpoints, the upstream HTTP policy ---
-    # Keys come from here only (environment or file), never from requests; base URLs are the
-    # providers' roots, without `/v1`.
-    openai_api_key: SecretStr | None = None
-    openai_base_url: str = "https://api.openai.com"
-    stability_api_key: SecretStr | None = None
-    stability_base_url: str = "https://api.stability.ai"
-    bfl_api_key: SecretStr | None = None
-    bfl_base_url: str = "https://api.bfl.ai"
+    # --- hosted providers (issue 3): their own settings, the upstream HTTP policy ---
+    providers: dict[str, InstanceOf[ProviderSettings]] = Field(default_factory=dict)
+    """Each backend's own settings by provider name, as its module declares them (keys,
+    endpoints); set as `<provider>_<setting>` (`PIXELGATE_OPENAI_API_KEY`, `openai_api_key`
+    in the file), never from requests."""
     provider_timeout_seconds: float = Field(default=120.0, gt=0)
     """How long one upstream call may wait for an answer."""
     provider_max_retries: int = Field(default=2, ge=0)
@@ -156,24 +221,6 @@ class Settings(BaseSettings):
     """Hosts (names or addresses, comma-separated) that URLs returned by providers may point
     at even when they resolve to a loopback, private or link-local address. Empty: only public
     addresses, and each provider's configured base URL."""
-    bfl_poll_interval_seconds: float = Field(default=0.5, gt=0)
-    bfl_poll_timeout_seconds: float = Field(default=300.0, gt=0)
-    """Give up on a Black Forest Labs task that is not ready after this long."""
-    fal_api_key: SecretStr | None = None
-    fal_base_url: str = "https://queue.fal.run"
-    """fal's queue API."""
-    fal_poll_interval_seconds: float = Field(default=0.5, gt=0)
-    fal_poll_timeout_seconds: float = Field(default=300.0, gt=0)
-    """Give up on (and cancel) a fal request that has not completed after this long."""
-    comfyui_base_url: str | None = None
-    """A ComfyUI server (`http://host:8188`); its models are unavailable while unset."""
-    comfyui_auth_header: SecretStr | None = None
-    """`Name: value`, sent with every call to the ComfyUI server (e.g. a reverse proxy's
-    `Authorization: Bearer ...`)."""
-    comfyui_poll_interval_seconds: float = Field(default=1.0, gt=0)
-    """How often the run's `/history` is read while its websocket is quiet or down."""
-    comfyui_timeout_seconds: float = Field(default=600.0, gt=0)
-    """Give up on (and interrupt) a workflow run that has not finished after this long."""
     # --- end of hosted providers ---
 
     # --- safety and background removal (issue 5) ---
@@ -200,6 +247,42 @@ class Settings(BaseSettings):
     @property
     def resolved_safety_model_file(self) -> Path:
         return self.safety_model_file or self.resolved_models_dir / "safety" / "open-nsfw.onnx"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather_provider_settings(cls, data: Any) -> Any:
+        """Each backend's flat `<provider>_<setting>` keys, validated by its settings model
+        into `providers[<provider>]`."""
+        if not isinstance(data, dict):
+            return data
+        if "providers" in data:
+            raise ValueError(
+                "provider settings are set one by one, as <provider>_<setting> "
+                "(e.g. openai_api_key, PIXELGATE_OPENAI_API_KEY)"
+            )
+        from pixelgate.providers.registry import backends
+
+        data = dict(data)
+        sections: dict[str, ProviderSettings] = {}
+        for backend in backends():
+            values = {
+                name: data.pop(provider_setting_key(backend.name, name))
+                for name in backend.settings.model_fields
+                if provider_setting_key(backend.name, name) in data
+            }
+            try:
+                sections[backend.name] = backend.settings.model_validate(values)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False)[0]
+                field = ".".join(str(part) for part in first["loc"])
+                variable = f"PIXELGATE_{provider_setting_key(backend.name, field)}".upper()
+                raise ValueError(f"{variable}: {first['msg']}") from None
+        data["providers"] = sections
+        return data
+
+    def provider(self, name: str) -> ProviderSettings:
+        """Backend `name`'s own settings (see `providers.registry.Backend.settings_of`)."""
+        return self.providers[name]
 
     @field_validator("provider_allowed_hosts", mode="before")
     @classmethod
@@ -240,7 +323,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            env_settings,
+            _ProviderEnvironment(settings_cls),
+        ]
         config_file = _config_file.get() or os.environ.get("PIXELGATE_CONFIG_FILE")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))

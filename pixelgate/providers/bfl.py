@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.options import FluxKontextOptions, FluxOptions
@@ -54,10 +54,11 @@ from pixelgate.providers.base import (
 )
 from pixelgate.providers.egress import key_may_go_to
 from pixelgate.providers.keys import ProviderKey
+from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import detail_error, fan_out, malformed, read_image, seed_for
 from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import Settings
+from pixelgate.settings import ProviderSettings, Settings
 
 PROVIDER = "bfl"
 PROVIDER_DOMAINS = ("bfl.ai", "bfl.ml")
@@ -65,6 +66,14 @@ READY = "Ready"
 FAILED = frozenset({"Error", "Failed"})
 MODERATED = frozenset({"Request Moderated", "Content Moderated"})
 NOT_FOUND = "Task not found"
+
+
+class BlackForestLabsSettings(ProviderSettings):
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.bfl.ai"
+    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    poll_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Give up on a task that is not ready after this long."""
 
 
 class BlackForestLabsProvider:
@@ -79,7 +88,7 @@ class BlackForestLabsProvider:
         poll_interval_seconds: float,
         poll_timeout_seconds: float,
     ) -> None:
-        self._key = ProviderKey(self.name, api_key, "PIXELGATE_BFL_API_KEY")
+        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._poll_interval = poll_interval_seconds
@@ -87,12 +96,13 @@ class BlackForestLabsProvider:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BlackForestLabsProvider:
+        own = BACKEND.settings_of(settings)
         return cls(
-            api_key=settings.bfl_api_key,
-            base_url=settings.bfl_base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=settings.bfl_base_url),
-            poll_interval_seconds=settings.bfl_poll_interval_seconds,
-            poll_timeout_seconds=settings.bfl_poll_timeout_seconds,
+            api_key=own.api_key,
+            base_url=own.base_url,
+            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=own.base_url),
+            poll_interval_seconds=own.poll_interval_seconds,
+            poll_timeout_seconds=own.poll_timeout_seconds,
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -276,3 +286,6 @@ def _details(details: Any) -> str:
 def error_from_response(status: int, body: Any) -> Error:
     """A pixelgate error for a Black Forest Labs error answer, read from its documented fields."""
     return detail_error(PROVIDER, status, body)
+
+
+BACKEND = Backend(PROVIDER, BlackForestLabsSettings, BlackForestLabsProvider.from_settings)

@@ -47,9 +47,10 @@ from pixelgate.providers.base import (
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
 from pixelgate.providers.masks import to_openai_image, to_openai_mask
+from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import FileField, image_part, malformed, read_image
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import Settings
+from pixelgate.settings import ProviderSettings, Settings
 
 PROVIDER = "openai"
 PATHS = {
@@ -60,24 +61,29 @@ PATHS = {
 MODERATION_CODES = frozenset({"content_policy_violation", "moderation_blocked"})
 
 
+class OpenAISettings(ProviderSettings):
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.openai.com"
+    """The API's root, without `/v1`."""
+
+
 class OpenAIProvider:
     name = PROVIDER
     sends_one_request = True
     """A job's `n` images come from one request (see `providers.base.sends_one_request`)."""
 
     def __init__(self, *, api_key: SecretStr | None, base_url: str, http: UpstreamClient) -> None:
-        self._key = ProviderKey(self.name, api_key, "PIXELGATE_OPENAI_API_KEY")
+        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
         self._base_url = base_url.rstrip("/")
         self._http = http
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIProvider:
+        own = BACKEND.settings_of(settings)
         return cls(
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            http=UpstreamClient.from_settings(
-                cls.name, settings, base_url=settings.openai_base_url
-            ),
+            api_key=own.api_key,
+            base_url=own.base_url,
+            http=UpstreamClient.from_settings(cls.name, settings, base_url=own.base_url),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -210,3 +216,6 @@ def error_from_response(status: int, body: Any) -> Error:
         )
     reason = message or httpx.codes.get_reason_phrase(status) or "no message"
     return BackendError(f"The openai provider answered HTTP {status}: {reason}")
+
+
+BACKEND = Backend(PROVIDER, OpenAISettings, OpenAIProvider.from_settings)

