@@ -64,7 +64,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
@@ -86,6 +86,7 @@ from pixelgate.providers.base import (
     ProgressCallback,
 )
 from pixelgate.providers.keys import key_refused
+from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import (
     FileField,
     fan_out,
@@ -96,7 +97,7 @@ from pixelgate.providers.results import (
 )
 from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse
-from pixelgate.settings import Settings
+from pixelgate.settings import ProviderSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,18 @@ INPAINT_ROLES = GENERATE_ROLES - {"size"} | {"image", "mask"}
 UPLOAD_SUBFOLDER = "pixelgate"
 MAX_WEBSOCKET_MESSAGE = 32 * 1024 * 1024
 """Preview frames are the largest messages; larger ones close the socket (then polling)."""
+
+
+class ComfyUISettings(ProviderSettings):
+    base_url: str | None = None
+    """The ComfyUI server (`http://host:8188`); its models are unavailable while unset."""
+    auth_header: SecretStr | None = None
+    """`Name: value`, sent with every call (e.g. a reverse proxy's `Authorization: Bearer
+    ...`)."""
+    poll_interval_seconds: float = Field(default=1.0, gt=0)
+    """How often a run's `/history` is read while its websocket is quiet or down."""
+    timeout_seconds: float = Field(default=600.0, gt=0)
+    """Give up on (and interrupt) a run that has not finished after this long."""
 
 
 StepCallback = Callable[[int], None]
@@ -221,7 +234,7 @@ class ComfyUIProvider:
         if auth_header is not None:
             name, _, value = auth_header.get_secret_value().partition(":")
             if not name.strip() or not value.strip():
-                raise ValueError("PIXELGATE_COMFYUI_AUTH_HEADER must read `Name: value`")
+                raise ValueError(f"{BACKEND.variable('auth_header')} must read `Name: value`")
             self._headers[name.strip()] = value.strip()
         self._http = http
         self._poll_interval = poll_interval_seconds
@@ -229,19 +242,18 @@ class ComfyUIProvider:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ComfyUIProvider:
+        own = BACKEND.settings_of(settings)
         return cls(
-            base_url=settings.comfyui_base_url,
-            auth_header=settings.comfyui_auth_header,
-            http=UpstreamClient.from_settings(
-                PROVIDER, settings, base_url=settings.comfyui_base_url
-            ),
-            poll_interval_seconds=settings.comfyui_poll_interval_seconds,
-            timeout_seconds=settings.comfyui_timeout_seconds,
+            base_url=own.base_url,
+            auth_header=own.auth_header,
+            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=own.base_url),
+            poll_interval_seconds=own.poll_interval_seconds,
+            timeout_seconds=own.timeout_seconds,
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         if self._base_url is None:
-            return "provider 'comfyui' has no server (set PIXELGATE_COMFYUI_BASE_URL)"
+            return f"provider 'comfyui' has no server (set {BACKEND.variable('base_url')})"
         try:
             load_workflow(spec)
         except TemplateError as exc:
@@ -574,3 +586,6 @@ def _listed(items: Any, prompt_id: str) -> bool:
     return isinstance(items, list) and any(
         isinstance(item, list) and len(item) > 1 and item[1] == prompt_id for item in items
     )
+
+
+BACKEND = Backend(PROVIDER, ComfyUISettings, ComfyUIProvider.from_settings)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.options import (
@@ -67,10 +67,11 @@ from pixelgate.providers.base import (
 )
 from pixelgate.providers.egress import key_may_go_to
 from pixelgate.providers.keys import ProviderKey
+from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import detail_error, malformed, read_image
 from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import Settings
+from pixelgate.settings import ProviderSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,15 @@ PROVIDER_DOMAINS = ("fal.run", "fal.ai", "falrun.com")
 QUEUED, RUNNING, COMPLETED = "IN_QUEUE", "IN_PROGRESS", "COMPLETED"
 STAGES = 2
 """Progress is reported in stages: queued (0), running (1), done (2)."""
+
+
+class FalSettings(ProviderSettings):
+    api_key: SecretStr | None = None
+    base_url: str = "https://queue.fal.run"
+    """fal's queue API."""
+    poll_interval_seconds: float = Field(default=0.5, gt=0)
+    poll_timeout_seconds: float = Field(default=300.0, gt=0)
+    """Give up on (and cancel) a request that has not completed after this long."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,7 @@ class FalProvider:
         poll_interval_seconds: float,
         poll_timeout_seconds: float,
     ) -> None:
-        self._key = ProviderKey(self.name, api_key, "PIXELGATE_FAL_API_KEY")
+        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._poll_interval = poll_interval_seconds
@@ -118,12 +128,13 @@ class FalProvider:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FalProvider:
+        own = BACKEND.settings_of(settings)
         return cls(
-            api_key=settings.fal_api_key,
-            base_url=settings.fal_base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=settings.fal_base_url),
-            poll_interval_seconds=settings.fal_poll_interval_seconds,
-            poll_timeout_seconds=settings.fal_poll_timeout_seconds,
+            api_key=own.api_key,
+            base_url=own.base_url,
+            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=own.base_url),
+            poll_interval_seconds=own.poll_interval_seconds,
+            poll_timeout_seconds=own.poll_timeout_seconds,
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -361,3 +372,6 @@ def _answer(response: UpstreamResponse) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise malformed(PROVIDER, "the answer is not a JSON object")
     return body
+
+
+BACKEND = Backend(PROVIDER, FalSettings, FalProvider.from_settings)

@@ -27,6 +27,8 @@ BACKEND_MODULES = (
     "pixelgate.providers.stability",
     "pixelgate.providers.bfl",
     "pixelgate.providers.rembg",
+    "pixelgate.providers.fal",
+    "pixelgate.providers.comfyui",
 )
 """Every backend but the local models' (the runtime's model worker process), by module."""
 

@@ -30,7 +30,7 @@ def with_example_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_every_listed_module_declares_its_backend() -> None:
     names = [backend.name for backend in backends()]
-    assert names == ["openai", "stability", "bfl", "rembg"]
+    assert names == ["openai", "stability", "bfl", "rembg", "fal", "comfyui"]
     assert backends()[0].variable("api_key") == "PIXELGATE_OPENAI_API_KEY"
     with pytest.raises(KeyError, match="no setting 'api_ky'"):
         backends()[0].variable("api_ky")
