@@ -293,20 +293,21 @@ class ComfyUIProvider:
         def in_steps(done: int, total: int) -> None:
             report(done * steps, total * steps)
 
+        shared: dict[str, Any] = {
+            "prompt": options.prompt,
+            "negative_prompt": options.negative_prompt,
+            "steps": steps,
+            "guidance": options.guidance_scale,
+        }
+        if isinstance(options, ComfyUIOptions):
+            shared["size"] = {"width": options.width, "height": options.height}
+        else:  # uploaded once, for every run
+            assert task.image is not None and task.mask is not None
+            shared["image"] = self._upload(task.image, "image", cancel)
+            shared["mask"] = self._upload(task.mask, "mask", cancel)
+
         def one(index: int) -> GeneratedImage:
-            values: dict[str, Any] = {
-                "prompt": options.prompt,
-                "negative_prompt": options.negative_prompt,
-                "seed": seed_for(options.seed, index) or 0,
-                "steps": steps,
-                "guidance": options.guidance_scale,
-            }
-            if isinstance(options, ComfyUIOptions):
-                values["size"] = {"width": options.width, "height": options.height}
-            else:
-                assert task.image is not None and task.mask is not None
-                values["image"] = self._upload(task.image, "image", cancel)
-                values["mask"] = self._upload(task.mask, "mask", cancel)
+            values = shared | {"seed": seed_for(options.seed, index) or 0}
 
             def step(done: int) -> None:
                 report(index * steps + done, options.n * steps)
@@ -405,12 +406,8 @@ class ComfyUIProvider:
                 )
                 if not finished:
                     continue
-                entry = self._history(prompt_id, cancel)
-                while entry is None:  # the socket was ahead of the history
-                    wait(min(self._poll_interval, 0.05), cancel)
-                    entry = self._history(prompt_id, cancel)
-                return entry
-            if isinstance(message, bytes):
+                socket = None  # over: the history has it, or (polled from now on) will soon
+            elif isinstance(message, bytes):
                 continue  # a preview frame
             entry = self._history(prompt_id, cancel)
             if entry is not None:

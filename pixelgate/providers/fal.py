@@ -57,7 +57,14 @@ from pixelgate.catalog.options import (
     FalFluxUltraOptions,
     FalSizedOptions,
 )
-from pixelgate.errors import BackendError, Canceled, Error, MustProvideFile, ProviderTimeout
+from pixelgate.errors import (
+    BackendError,
+    Canceled,
+    Error,
+    MustProvideFile,
+    ProviderTimeout,
+    ValidationError,
+)
 from pixelgate.providers.base import (
     CancelToken,
     GeneratedImage,
@@ -340,6 +347,11 @@ def request_body(task: ImageTask) -> dict[str, Any]:
         }
         if options.aspect_ratio is not None:
             body["aspect_ratio"] = options.aspect_ratio
+        if task.mask is not None:
+            raise ValidationError(
+                "FLUX Kontext edits as the prompt says and takes no mask; send the image alone",
+                param="mask",
+            )
         if task.kind == "edit":
             if task.image is None:
                 raise MustProvideFile("edit needs an input image", param="image")

@@ -146,6 +146,22 @@ def test_inpainting_uploads_the_image_and_mask_and_loads_them(
     assert size_of(image.data) == (48, 32)
 
 
+def test_inpainting_n_images_upload_their_inputs_once(
+    provider: ComfyUIProvider, upstream: FakeComfyUI, catalog: Catalog
+) -> None:
+    source = ImageInput(image_bytes(48, 32, "png"), "image/png", 48, 32)
+
+    images = run(
+        provider, catalog, "comfyui/flux/inpainting", kind="edit", image=source, mask=source,
+        n=3, seed=10,
+    )  # fmt: skip
+
+    assert [image.seed for image in images] == [10, 11, 12]
+    assert len(upstream.requests_to("/upload/image", "POST")) == 2
+    loaded = {inputs_of(body["prompt"], "LoadImage")[0]["image"] for body in upstream.prompts}
+    assert len(loaded) == 1 and len(upstream.prompts) == 3
+
+
 def test_inpainting_without_a_mask_is_refused_before_any_call(
     provider: ComfyUIProvider, upstream: FakeComfyUI, catalog: Catalog
 ) -> None:
