@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pixelgate.catalog import Catalog
+from pixelgate.catalog import OPTION_FAMILIES, Catalog
 from pixelgate.errors import (
     BackendError,
     Canceled,
@@ -29,6 +29,7 @@ from pixelgate.providers import (
     UpstreamTask,
 )
 from pixelgate.providers.fal import FalProvider
+from pixelgate.service.edit_sizes import plan_aspect_ratio
 from tests.providers.conftest import Progress, options_for
 from tests.providers.upstreams.fal import FakeFal, Plan, unprocessable
 from tests.providers.upstreams.images import image_bytes
@@ -502,3 +503,22 @@ def test_prices_follow_fals_per_image_and_per_megapixel_prices(
     validated = options_for(catalog, spec, **options)
 
     assert spec.price_per_image(size=getattr(validated, "size", None)) == Decimal(price)
+
+
+@pytest.mark.parametrize(
+    ("model", "ratio"), [("fal/flux-pro-kontext", "16:9"), ("fal/flux-pro-v1.1-ultra", "16:9")]
+)
+def test_width_and_height_map_to_the_nearest_ratio_fal_takes(
+    catalog: Catalog, model: str, ratio: str
+) -> None:
+    spec = catalog.resolve(model)
+    family = OPTION_FAMILIES[spec.family]
+
+    options, change = plan_aspect_ratio(spec, family, {"width": 1000, "height": 560})
+
+    assert options == {"aspect_ratio": ratio}
+    assert change is not None and change["to"] == ratio
+    # a ratio only some models take is never chosen for one that does not (fal has no 5:4)
+    assert plan_aspect_ratio(spec, family, {"width": 500, "height": 400})[0] != {
+        "aspect_ratio": "5:4"
+    }
