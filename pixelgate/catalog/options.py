@@ -180,6 +180,35 @@ def _safety_tolerance(value: Any) -> int:
     return value
 
 
+def _dimension_within_limits(name: str, value: int, spec: ModelSpec) -> int:
+    """A width or height within the model's limits: its multiple, in its range."""
+    limits = spec.limits
+    if not limits.min_size <= value <= limits.max_size or value % limits.size_multiple:
+        raise PydanticCustomError(
+            f"invalid_{name}",
+            "Invalid {name}: {value}; allowed: multiples of {multiple} in [{low}, {high}]",
+            {
+                "name": name,
+                "value": value,
+                "multiple": limits.size_multiple,
+                "low": limits.min_size,
+                "high": limits.max_size,
+            },
+        )
+    return value
+
+
+def _steps_within_limits(value: int, spec: ModelSpec) -> int:
+    limit = spec.limits.max_steps
+    if value > limit:
+        raise PydanticCustomError(
+            "invalid_num_steps",
+            "Invalid num_steps: {value}; allowed: 1 to {limit}",
+            {"value": value, "limit": limit},
+        )
+    return value
+
+
 class FluxOptions(PromptOptions):
     """Black Forest Labs FLUX 1.1 [pro]: width and height are multiples of 32 in [256, 1440].
     One image per task; `n` images are `n` tasks."""
@@ -248,32 +277,12 @@ class DiffusionOptions(PromptOptions):
     @field_validator("width", "height", mode="after")
     @classmethod
     def _dimension_ok(cls, value: int, info: ValidationInfo) -> int:
-        limits = spec_of(info).limits
-        if not limits.min_size <= value <= limits.max_size or value % limits.size_multiple:
-            raise PydanticCustomError(
-                f"invalid_{info.field_name}",
-                "Invalid {name}: {value}; allowed: multiples of {multiple} in [{low}, {high}]",
-                {
-                    "name": info.field_name,
-                    "value": value,
-                    "multiple": limits.size_multiple,
-                    "low": limits.min_size,
-                    "high": limits.max_size,
-                },
-            )
-        return value
+        return _dimension_within_limits(str(info.field_name), value, spec_of(info))
 
     @field_validator("num_steps", mode="after")
     @classmethod
     def _steps_ok(cls, value: int, info: ValidationInfo) -> int:
-        limit = spec_of(info).limits.max_steps
-        if value > limit:
-            raise PydanticCustomError(
-                "invalid_num_steps",
-                "Invalid num_steps: {value}; allowed: 1 to {limit}",
-                {"value": value, "limit": limit},
-            )
-        return value
+        return _steps_within_limits(value, spec_of(info))
 
     @model_validator(mode="after")
     def _edit_runs_a_step(self, info: ValidationInfo) -> DiffusionOptions:
@@ -370,6 +379,159 @@ class OpenAICompatibleOptions(PromptOptions):
     quality: str | None = Field(default=None, min_length=1, max_length=32)
 
 
+# --- fal.ai's FLUX endpoints (the `fal` provider) ---
+
+FAL_IMAGE_SIZES: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+"""fal's `image_size` presets and the pixels each makes."""
+FAL_DEFAULT_IMAGE_SIZE = "landscape_4_3"
+FalImageSize = Literal[
+    "square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"
+]
+FalAspectRatio = Literal["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
+FalSafetyTolerance = Annotated[int, Field(ge=1, le=6)]
+"""1 (strictest) to 6; sent as fal's string enum."""
+
+
+class FalSizedOptions(PromptOptions):
+    """fal's FLUX text-to-image endpoints: the size is `image_size`, one of fal's presets, or
+    `width` and `height` (the model's multiple within its limits); neither: landscape_4_3. All
+    `n` images come from one request (fal's `num_images`) and share its seed."""
+
+    image_size: FalImageSize | None = None
+    width: int | None = None
+    height: int | None = None
+    seed: Seed | None = None
+    output_format: Literal["jpeg", "png"] = "jpeg"
+
+    @field_validator("width", "height", mode="after")
+    @classmethod
+    def _dimension_ok(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        return _dimension_within_limits(str(info.field_name), value, spec_of(info))
+
+    @model_validator(mode="after")
+    def _one_size(self) -> FalSizedOptions:
+        sized = (self.width is not None, self.height is not None)
+        if self.image_size is not None and any(sized):
+            raise PydanticCustomError(
+                "invalid_image_size",
+                "Invalid image_size: send image_size or width and height, not both",
+                {"param": "image_size"},
+            )
+        if sized[0] != sized[1]:
+            missing = "height" if sized[0] else "width"
+            raise PydanticCustomError(
+                f"invalid_{missing}",
+                "Invalid {missing}: width and height are sent together",
+                {"param": missing, "missing": missing},
+            )
+        return self
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        """The width and height the request makes."""
+        if self.width is not None and self.height is not None:
+            return self.width, self.height
+        return FAL_IMAGE_SIZES[self.image_size or FAL_DEFAULT_IMAGE_SIZE]
+
+    @property
+    def size(self) -> str:
+        width, height = self.pixels
+        return f"{width}x{height}"
+
+
+class FalFluxProOptions(FalSizedOptions):
+    """fal-ai/flux-pro/v1.1."""
+
+    safety_tolerance: FalSafetyTolerance = 2
+    enhance_prompt: bool = False
+
+
+class FalFluxSchnellOptions(FalSizedOptions):
+    """fal-ai/flux/schnell (and, with a guidance scale, dev): steps within the model's limit."""
+
+    num_steps: int = Field(default=4, ge=1)
+    enable_safety_checker: bool = True
+
+    @field_validator("num_steps", mode="after")
+    @classmethod
+    def _steps_ok(cls, value: int, info: ValidationInfo) -> int:
+        return _steps_within_limits(value, spec_of(info))
+
+
+class FalFluxDevOptions(FalFluxSchnellOptions):
+    """fal-ai/flux/dev."""
+
+    guidance_scale: float = Field(default=3.5, ge=1.0, le=20.0)
+
+
+class FalFluxUltraOptions(PromptOptions):
+    """fal-ai/flux-pro/v1.1-ultra: an aspect ratio (up to 4 megapixels), and `raw` for less
+    processed, more natural images."""
+
+    aspect_ratio: FalAspectRatio = "16:9"
+    raw: bool = False
+    seed: Seed | None = None
+    safety_tolerance: FalSafetyTolerance = 2
+    enhance_prompt: bool = False
+    output_format: Literal["jpeg", "png"] = "jpeg"
+
+
+class FalFluxKontextOptions(PromptOptions):
+    """fal-ai/flux-pro/kontext: edits an input image as the prompt says (or, without one, draws
+    from the prompt alone). Unset `aspect_ratio`: the input image's (1:1 without one)."""
+
+    aspect_ratio: FalAspectRatio | None = None
+    guidance_scale: float = Field(default=3.5, ge=1.0, le=20.0)
+    seed: Seed | None = None
+    safety_tolerance: FalSafetyTolerance = 2
+    enhance_prompt: bool = False
+    output_format: Literal["jpeg", "png"] = "jpeg"
+
+
+# --- ComfyUI workflows (the `comfyui` provider) ---
+
+
+class ComfyUIInpaintOptions(PromptOptions):
+    """A ComfyUI inpainting workflow: the size is the input image's. `n` images are `n` runs
+    of the workflow, the i-th with seed + i."""
+
+    negative_prompt: str = Field(default="", max_length=2000)
+    seed: Seed | None = None
+    num_steps: int = Field(default=20, ge=1)
+    guidance_scale: float = Field(default=3.5, ge=0.0, le=100.0)
+    """The workflow's guidance (FLUX's `FluxGuidance`), not the sampler's cfg."""
+
+    @field_validator("num_steps", mode="after")
+    @classmethod
+    def _steps_ok(cls, value: int, info: ValidationInfo) -> int:
+        return _steps_within_limits(value, spec_of(info))
+
+
+class ComfyUIOptions(ComfyUIInpaintOptions):
+    """A ComfyUI text-to-image workflow: width and height the model's multiple in its limits."""
+
+    width: int = 1024
+    height: int = 1024
+
+    @field_validator("width", "height", mode="after")
+    @classmethod
+    def _dimension_ok(cls, value: int, info: ValidationInfo) -> int:
+        return _dimension_within_limits(str(info.field_name), value, spec_of(info))
+
+    @property
+    def size(self) -> str:
+        return f"{self.width}x{self.height}"
+
+
 OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "dall-e-2": DallE2Options,
     "dall-e-3": DallE3Options,
@@ -382,6 +544,13 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "imagen": ImagenOptions,
     "imagen-edit": ImagenEditOptions,
     "openai-compatible": OpenAICompatibleOptions,
+    "fal-flux-pro": FalFluxProOptions,
+    "fal-flux-ultra": FalFluxUltraOptions,
+    "fal-flux-kontext": FalFluxKontextOptions,
+    "fal-flux-dev": FalFluxDevOptions,
+    "fal-flux-schnell": FalFluxSchnellOptions,
+    "comfyui": ComfyUIOptions,
+    "comfyui-inpaint": ComfyUIInpaintOptions,
 }
 
 VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}

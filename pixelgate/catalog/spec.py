@@ -66,7 +66,8 @@ class ModelSpec(BaseModel):
     limits: Limits = Field(default_factory=Limits)
     defaults: dict[str, Any] = Field(default_factory=dict)
     prices: dict[str, Decimal] = Field(default_factory=dict)
-    """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices."""
+    """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices, or
+    `per_megapixel` for a price by the image's size."""
 
     def supports(self, kind: TaskKind, *, masked: bool = False) -> bool:
         """Whether the model does a task (`masked`: an edit that comes with a mask)."""
@@ -84,11 +85,21 @@ def lookup_price(
     return Decimal(0) if price is None else price
 
 
+MEGAPIXEL = 1024 * 1024
+"""A megapixel as the providers that price by it count them (fal: 1024x1024 is one)."""
+
+
 def find_price(
     prices: Mapping[str, Decimal], *, size: str | None, quality: str | None
 ) -> Decimal | None:
-    """The most specific price in `prices`: `<quality> <size>`, `<size>`, `default`; or None."""
-    for key in (f"{quality} {size}", f"{size}", "default"):
+    """The most specific price in `prices`: `<quality> <size>`, `<size>`, `per_megapixel`
+    (times the image's megapixels, rounded up, for a `WxH` size), `default`; or None."""
+    for key in (f"{quality} {size}", f"{size}"):
         if key in prices:
             return prices[key]
-    return None
+    if "per_megapixel" in prices and size is not None:
+        width, _, height = size.partition("x")
+        if width.isdigit() and height.isdigit():
+            megapixels = -(-int(width) * int(height) // MEGAPIXEL)
+            return prices["per_megapixel"] * max(1, megapixels)
+    return prices.get("default")

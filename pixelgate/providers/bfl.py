@@ -52,9 +52,10 @@ from pixelgate.providers.base import (
     ProgressCallback,
     UpstreamTask,
 )
-from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.egress import key_may_go_to
+from pixelgate.providers.keys import ProviderKey
 from pixelgate.providers.registry import Backend
-from pixelgate.providers.results import fan_out, malformed, read_image, seed_for
+from pixelgate.providers.results import detail_error, fan_out, malformed, read_image, seed_for
 from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
 from pixelgate.settings import ProviderSettings, Settings
@@ -256,19 +257,8 @@ def request_body(task: ImageTask, index: int = 0) -> dict[str, Any]:
 
 
 def polling_url_allowed(url: str, base_url: str) -> bool:
-    """Whether the key may be sent to `url`: the base URL's own host, scheme and port, or https
-    on a host under the provider's domains."""
-    try:
-        target, base = httpx.URL(url), httpx.URL(base_url)
-    except httpx.InvalidURL:
-        return False
-    if target.userinfo:
-        return False
-    host = target.host.lower()
-    if (target.scheme, host, target.port) == (base.scheme, base.host.lower(), base.port):
-        return True
-    under_domain = any(host == d or host.endswith(f".{d}") for d in PROVIDER_DOMAINS)
-    return target.scheme == "https" and target.port is None and under_domain
+    """Whether the key may be sent to `url` (see `egress.key_may_go_to`)."""
+    return key_may_go_to(url, base_url, PROVIDER_DOMAINS)
 
 
 def _answer(response: UpstreamResponse) -> dict[str, Any]:
@@ -295,25 +285,7 @@ def _details(details: Any) -> str:
 
 def error_from_response(status: int, body: Any) -> Error:
     """A pixelgate error for a Black Forest Labs error answer, read from its documented fields."""
-    detail = body.get("detail") if isinstance(body, dict) else None
-    message: str | None = None
-    param: str | None = None
-    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-        first = detail[0]
-        message = first.get("msg") if isinstance(first.get("msg"), str) else None
-        loc = first.get("loc")
-        if isinstance(loc, list) and loc and isinstance(loc[-1], str) and loc[-1] != "body":
-            param = loc[-1]
-    elif isinstance(detail, str):
-        message = detail
-    if status in (401, 403):
-        return key_refused(PROVIDER, status)
-    if status in (400, 422):
-        return ValidationError(
-            message or f"The bfl provider refused the request (HTTP {status})", param=param
-        )
-    reason = message or httpx.codes.get_reason_phrase(status) or "no message"
-    return BackendError(f"The bfl provider answered HTTP {status}: {reason}")
+    return detail_error(PROVIDER, status, body)
 
 
 BACKEND = Backend(PROVIDER, BlackForestLabsSettings, BlackForestLabsProvider.from_settings)

@@ -56,6 +56,23 @@ def why_not_public(address: str) -> str | None:
     return None if ip.is_global else "not globally routable"
 
 
+def key_may_go_to(url: str, base_url: str, domains: Iterable[str]) -> bool:
+    """Whether a provider's key may be sent to a URL the provider returned (a task to poll,
+    cancel or read): the configured base URL's own scheme, host and port, or https on the
+    default port of a host under one of the provider's own `domains`."""
+    try:
+        target, base = httpx.URL(url), httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return False
+    if target.userinfo:
+        return False
+    host = target.host.lower()
+    if (target.scheme, host, target.port) == (base.scheme, base.host.lower(), base.port):
+        return True
+    under_domain = any(host == d or host.endswith(f".{d}") for d in domains)
+    return target.scheme == "https" and target.port is None and under_domain
+
+
 def origin_of(url: httpx.URL) -> Origin:
     return (url.scheme, url.host.lower(), url.port or (443 if url.scheme == "https" else 80))
 

@@ -29,6 +29,8 @@ BACKEND_MODULES = (
     "pixelgate.providers.imagen",
     "pixelgate.providers.azure_openai",
     "pixelgate.providers.openai_compatible",
+    "pixelgate.providers.fal",
+    "pixelgate.providers.comfyui",
 )
 """Every backend but the local models' (the runtime's model worker process), by module."""
 

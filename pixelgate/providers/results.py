@@ -7,11 +7,14 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 from PIL import Image, UnidentifiedImageError
 
 from pixelgate.errors import BackendError, Canceled, Error, ValidationError
 from pixelgate.providers.base import CancelToken, GeneratedImage, ImageInput, ProgressCallback
+from pixelgate.providers.keys import key_refused
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,32 @@ def image_part(name: str, image: ImageInput) -> FileField:
 
 def malformed(provider: str, what: str) -> BackendError:
     return BackendError(f"The {provider} provider sent a malformed response: {what}")
+
+
+def detail_error(provider: str, status: int, body: Any) -> Error:
+    """A pixelgate error for an error answer in FastAPI's shape, `{"detail": "message"}` or
+    `{"detail": [{"loc", "msg", "type"}]}` (Black Forest Labs, fal): 400 and 422 are the
+    caller's input (the parameter from `loc`), 401 and 403 pixelgate's key, others the
+    provider's failure."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    message: str | None = None
+    param: str | None = None
+    if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+        first = detail[0]
+        message = first.get("msg") if isinstance(first.get("msg"), str) else None
+        loc = first.get("loc")
+        if isinstance(loc, list) and loc and isinstance(loc[-1], str) and loc[-1] != "body":
+            param = loc[-1]
+    elif isinstance(detail, str):
+        message = detail
+    if status in (401, 403):
+        return key_refused(provider, status)
+    if status in (400, 422):
+        return ValidationError(
+            message or f"The {provider} provider refused the request (HTTP {status})", param=param
+        )
+    reason = message or httpx.codes.get_reason_phrase(status) or "no message"
+    return BackendError(f"The {provider} provider answered HTTP {status}: {reason}")
 
 
 def fan_out(

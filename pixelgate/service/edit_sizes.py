@@ -176,7 +176,9 @@ def nearest_ratio(value: float, ratios: Sequence[str]) -> str:
 
 def _ratios(annotation: Any) -> tuple[str, ...]:
     """The ratios a family's `aspect_ratio` field allows: its literal values, else `RATIOS`."""
-    values = tuple(arg for arg in get_args(annotation) if isinstance(arg, str))
+    # an optional aspect ratio's annotation is `Literal[...] | None`: its literal's values
+    args = [value for arg in get_args(annotation) for value in (get_args(arg) or (arg,))]
+    values = tuple(arg for arg in args if isinstance(arg, str))
     return values or RATIOS
 
 

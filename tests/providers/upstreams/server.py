@@ -1,9 +1,10 @@
 """A real HTTP server on loopback that stands in for a provider's API.
 
-Each provider's fake (`openai.py`, `stability.py`, `bfl.py` here) subclasses `FakeUpstream`
-and answers its routes the way the provider documents them. A test scripts failures by queueing
-`Reply`s for a path: queued replies are answered first, in order, then the fake's own protocol
-takes over again. Every request is recorded, parsed (JSON or multipart), for assertions.
+Each provider's fake (`openai.py`, `stability.py`, `bfl.py`, `fal.py` here) subclasses
+`FakeUpstream` and answers its routes the way the provider documents them. A test scripts
+failures by queueing `Reply`s for a path: queued replies are answered first, in order, then the
+fake's own protocol takes over again. Every request is recorded, parsed (JSON or multipart),
+for assertions.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ class FakeUpstream:
                 upstream._serve(self)
 
             def do_POST(self) -> None:
+                upstream._serve(self)
+
+            def do_PUT(self) -> None:
                 upstream._serve(self)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
