@@ -53,14 +53,15 @@ export function clearError(id) {
 }
 
 // The sign-in both pages share: `load()` makes the page's first requests with the key; once
-// it succeeds the sign-in panel gives way to `mainId`. A key from earlier in this tab is tried
-// at once.
+// it succeeds the sign-in panel gives way to `mainId`, and what `load` returned, if a function,
+// runs (to draw what needs the page's size). A key from earlier in this tab is tried at once.
 export function wireSignIn(load, mainId) {
   const signIn = async (key) => {
     sessionStorage.setItem(KEY, key);
     clearError("signin-error");
+    let shown;
     try {
-      await load();
+      shown = await load();
     } catch (err) {
       sessionStorage.removeItem(KEY);
       throw err;
@@ -68,6 +69,7 @@ export function wireSignIn(load, mainId) {
     $("signin-panel").hidden = true;
     $("signed-in").hidden = false;
     $(mainId).hidden = false;
+    if (typeof shown === "function") await shown();
   };
   const refused = (err) => {
     showError("signin-error", err);

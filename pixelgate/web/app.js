@@ -500,6 +500,7 @@ function resultCard(entry, image, index, reusable = true) {
   download.href = img.src;
   download.download = downloadName(entry.prompt, image.seed, extensionOf(entry.options?.output_format));
   download.textContent = "Download";
+  reuse.classList.add("reuse");
   if (reusable) actions.append(reuse);
   actions.append(edit, download);
   item.append(figure, actions);
@@ -814,7 +815,7 @@ function galleryItem(file) {
   download.download = downloadName(file.prompt, null, extensionOf(file.content_type));
   download.textContent = "Download";
   download.setAttribute("aria-label", `Download ${caption}`);
-  const edit = smallButton("Edit this", () => editResult({ url: file.url, file_id: file.id }), `Edit ${caption}`);
+  const edit = smallButton("Edit this", () => editResult({ url: file.url, file_id: file.id }), `Edit this: ${caption}`);
   const remove = smallButton("Delete", () => deleteFile(file.id, item), `Delete ${caption}`);
   actions.append(download, edit, remove);
   item.append(open, text, actions);

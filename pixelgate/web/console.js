@@ -54,7 +54,7 @@ function day(iso) {
 
 // -- signing in -------------------------------------------------------------------------------
 
-// After the key is accepted as an operator's: every section, loaded at once.
+// After the key is accepted as an operator's: every section, loaded at once once shown.
 async function start() {
   try {
     state.tenants = await api("GET", "/v1/admin/tenants");
@@ -65,7 +65,7 @@ async function start() {
     throw err;
   }
   showTenants();
-  await Promise.all([loadUsage(), loadKeys(), loadModels(), loadWorkers()]);
+  return () => Promise.all([loadUsage(), loadKeys(), loadModels(), loadWorkers()]);
 }
 
 // -- tenants ------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ function showTenants() {
     name.append(id);
     cell(row, name, true);
     cell(row, tenant.allow_models ? tenant.allow_models.join(", ") : "all");
-    cell(row, tenant.budgets.length ? tenant.budgets.map((b) => `${b.period}: ${money(b.spent)} of ${b.limit ? money(b.limit) : "no limit"}`).join("; ") : "none");
+    cell(row, tenant.budgets.length ? tenant.budgets.map((b) => `${b.period}: ${money(b.spent)} ${b.limit ? `of ${money(b.limit)}` : "spent, no limit"}`).join("; ") : "none");
     const limits = tenant.limits || {};
     cell(row, [limits.requests_per_minute != null ? `${limits.requests_per_minute}/min` : null, limits.images_per_day != null ? `${limits.images_per_day} images/day` : null].filter(Boolean).join(", ") || "none");
     cell(row, smallButton("Edit", () => editTenant(tenant), `Edit tenant ${tenant.name}`));
@@ -245,8 +245,10 @@ async function loadUsage() {
     cell(row, String(bucket.jobs));
   }, "No usage in this period");
   const series = lastDays(days).map((date) => ({ date, ...(byDay[date] || { spent: 0, images: 0 }) }));
-  $("chart-spent").replaceChildren(barChart(series, "spent", money, "Spend per day"));
-  $("chart-images").replaceChildren(barChart(series, "images", String, "Images per day"));
+  // drawn at the width it is shown at, so its labels keep their size on a phone
+  const width = Math.max(280, Math.min(640, $("chart-spent").clientWidth || 600));
+  $("chart-spent").replaceChildren(barChart(series, "spent", money, "Spend per day", width));
+  $("chart-images").replaceChildren(barChart(series, "images", String, "Images per day", width));
 }
 
 function lastDays(count) {
@@ -269,8 +271,7 @@ function svg(name, attributes) {
   return element;
 }
 
-function barChart(series, field, format, title) {
-  const width = 600;
+function barChart(series, field, format, title, width) {
   const height = 160;
   const left = 56;
   const bottom = 22;
