@@ -240,6 +240,7 @@ function showGenerateError(error) {
   showError("error", error);
   if (error instanceof ApiError && markField(error)) {
     $("error").textContent = `Please check ${fieldTitle(error.param)}: ${plainWords(error)}`;
+    fieldFor(error.param).focus(); // on a phone the field is far above the result
   }
 }
 

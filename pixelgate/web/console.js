@@ -2,7 +2,7 @@
 // (`/v1/admin/...`) with the operator's key.
 import { $, ApiError, api, clearError, showError, smallButton, wireSignIn } from "/web/api.js";
 
-const state = { tenants: [] };
+const state = { tenants: [], editing: null };
 
 // A GET whose failure shows in the section's error line; null then.
 async function fetchFor(errorId, path) {
@@ -85,6 +85,7 @@ function showTenants() {
     name.append(id);
     cell(row, name, true);
     cell(row, tenant.allow_models ? tenant.allow_models.join(", ") : "all");
+    cell(row, pricesText(tenant.prices) || "the catalog's");
     cell(row, tenant.budgets.length ? tenant.budgets.map((b) => `${b.period}: ${money(b.spent)} ${b.limit ? `of ${money(b.limit)}` : "spent, no limit"}`).join("; ") : "none");
     const limits = tenant.limits || {};
     cell(row, [limits.requests_per_minute != null ? `${limits.requests_per_minute}/min` : null, limits.images_per_day != null ? `${limits.images_per_day} images/day` : null].filter(Boolean).join(", ") || "none");
@@ -98,13 +99,37 @@ function showTenants() {
   }
 }
 
+// "local/tiny=0.05, pixelgate/shapes=0.02": each model's default price per image.
+function pricesText(prices) {
+  return Object.entries(prices || {})
+    .filter(([, byKey]) => byKey.default !== undefined)
+    .map(([model, byKey]) => `${model}=${byKey.default}`)
+    .join(", ");
+}
+
+// The prices field as the API takes them, the finer prices (by size, quality) of the models
+// still named kept as they were; undefined when the field was left as it was.
+function pricesFrom(text, before) {
+  if (text.trim() === pricesText(before)) return undefined;
+  const prices = {};
+  for (const pair of text.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const [model, amount] = pair.split("=").map((s) => s.trim());
+    if (!model || !amount) throw new ApiError("VALIDATION_ERROR", `Invalid price "${pair}"; write model=amount`, "prices");
+    prices[model] = { ...((before || {})[model] || {}), default: amount };
+  }
+  return Object.keys(prices).length ? prices : null;
+}
+
 function editTenant(tenant) {
+  state.editing = tenant;
   $("tenant-editing").value = tenant.id;
   $("tenant-id").value = tenant.id;
   $("tenant-id").disabled = true;
   $("tenant-name").value = tenant.name;
   $("tenant-allow").value = (tenant.allow_models || []).join(", ");
+  $("tenant-prices").value = pricesText(tenant.prices);
   $("tenant-monthly").value = tenant.budget_monthly ?? "";
+  $("tenant-total").value = tenant.budget_total ?? "";
   $("tenant-rpm").value = tenant.limits?.requests_per_minute ?? "";
   $("tenant-images").value = tenant.limits?.images_per_day ?? "";
   $("tenant-form-title").textContent = `Edit ${tenant.name}`;
@@ -115,6 +140,7 @@ function editTenant(tenant) {
 
 function resetTenantForm() {
   $("tenant-form").reset();
+  state.editing = null;
   $("tenant-editing").value = "";
   $("tenant-id").disabled = false;
   $("tenant-form-title").textContent = "New tenant";
@@ -133,12 +159,22 @@ async function saveTenant(event) {
   const allow = $("tenant-allow").value.split(",").map((s) => s.trim()).filter(Boolean);
   const rpm = numberOrNull("tenant-rpm");
   const images = numberOrNull("tenant-images");
+  let prices;
+  try {
+    prices = pricesFrom($("tenant-prices").value, editing ? state.editing.prices : null);
+  } catch (err) {
+    showError("tenant-form-error", err);
+    return;
+  }
+  const amountIn = (id) => ($(id).value === "" ? null : $(id).value);
   const body = {
     name: $("tenant-name").value.trim(),
     allow_models: allow.length ? allow : null,
-    budget_monthly: $("tenant-monthly").value === "" ? null : $("tenant-monthly").value,
+    budget_monthly: amountIn("tenant-monthly"),
+    budget_total: amountIn("tenant-total"),
     limits: rpm === null && images === null ? null : { requests_per_minute: rpm, images_per_day: images },
   };
+  if (prices !== undefined) body.prices = prices;
   try {
     if (editing) await api("PATCH", `/v1/admin/tenants/${encodeURIComponent(editing)}`, body);
     else await api("POST", "/v1/admin/tenants", { ...body, ...($("tenant-id").value.trim() ? { id: $("tenant-id").value.trim() } : {}) });

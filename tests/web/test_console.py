@@ -44,10 +44,12 @@ def test_create_a_tenant_and_a_key_shown_once_then_revoke_it(page: Page, server:
     page.get_by_label("Id", exact=True).fill(tenant)
     page.get_by_label("Name", exact=True).first.fill("Acme Corp")
     page.get_by_label("Models allowed").fill("local/*")
+    page.get_by_label("Prices per image (USD)").fill("local/tiny=0.05")
     page.get_by_label("Monthly budget (USD)").fill("25")
     page.get_by_role("button", name="Create tenant").click()
     row = page.locator("#tenants tbody tr", has_text=tenant)
     expect(row).to_contain_text("local/*")
+    expect(row).to_contain_text("local/tiny=0.05")
     expect(row).to_contain_text("$0.00 of $25.00")
 
     row.get_by_role("button", name="Edit tenant Acme Corp").click()
@@ -57,6 +59,7 @@ def test_create_a_tenant_and_a_key_shown_once_then_revoke_it(page: Page, server:
     with server.client() as admin:
         record = admin.get(f"/v1/admin/tenants/{tenant}").json()["data"]
     assert record["limits"]["images_per_day"] == 50 and record["budget_monthly"] == "25.00"
+    assert record["prices"] == {"local/tiny": {"default": "0.05"}}  # kept: the field unchanged
 
     page.locator("#key-tenant").select_option(tenant)
     page.locator("#key-name").fill("backend")

@@ -91,7 +91,11 @@ def fits_every_width(page: Page, shoot: Shoot, what: str) -> None:
 # -- 4. plain words ----------------------------------------------------------------------------
 
 
-def test_labels_and_help_come_from_the_catalogs_titles_with_units(page: Page) -> None:
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_labels_and_help_come_from_the_catalogs_titles_with_units(
+    pages: Pages, shoot: Shoot, size: str
+) -> None:
+    page = pages.open(SIZES[size])
     sign_in(page)
     page.locator("#model").select_option("local/tiny")
 
@@ -102,6 +106,13 @@ def test_labels_and_help_come_from_the_catalogs_titles_with_units(page: Page) ->
         "More denoising steps add detail and take longer. · 1 to 200 · default: 4"
     )
     expect(page.get_by_label("Choose an image to edit")).to_have_attribute("type", "file")
+    page.get_by_label("Prompt", exact=True).fill("")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.get_by_label("Prompt", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#prompt-error")).to_have_text("Prompt must not be empty.")
+    assert horizontal_overflow(page) == 0
+    page.get_by_label("Prompt", exact=True).scroll_into_view_if_needed()
+    shoot(page, "empty-prompt")
 
 
 def test_options_of_another_task_are_hidden(page: Page, tmp_path: Path) -> None:
@@ -142,10 +153,11 @@ def test_the_signed_out_page_says_where_a_key_comes_from_and_has_an_icon(page: P
 # -- 2. results --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_results_show_what_made_them_open_large_and_survive_a_reload(
-    pages: Pages, shoot: Shoot
+    pages: Pages, shoot: Shoot, size: str
 ) -> None:
-    page = pages.open()
+    page = pages.open(SIZES[size])
     sign_in(page)
     fill_generate(page, "A red circle, on blue!", n="2", seed="7", num_steps="6")
     page.get_by_role("button", name="Generate").click()
@@ -167,6 +179,7 @@ def test_results_show_what_made_them_open_large_and_survive_a_reload(
     opener = cards.first.get_by_role("button", name="Open image 1: A red circle, on blue!")
     opener.click()
     lightbox = page.get_by_role("dialog")
+    assert horizontal_overflow(page) == 0
     expect(lightbox).to_be_visible()
     expect(page.locator("#lightbox-count")).to_have_text("1 of 2")
     shoot(page, "lightbox")
@@ -228,6 +241,21 @@ def test_edit_this_sends_a_result_to_the_editor_by_reference(page: Page) -> None
     expect(page.locator("#results .card").first.locator(".prompt")).to_have_text(
         "the disc, but gold"
     )
+
+
+def test_a_job_still_running_at_a_reload_is_followed_to_its_result(page: Page) -> None:
+    sign_in(page)
+    fill_generate(page, "a job across a reload", num_steps="80", seed="6")
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_contain_text("step")
+
+    page.reload()
+
+    expect(page.locator("#status")).to_contain_text("step")
+    expect(page.get_by_role("button", name="Cancel")).to_be_enabled()
+    expect(page.locator("#results .card")).to_have_count(1)
+    expect(page.locator("#results .details")).to_contain_text("seed 6")
+    expect(page.locator("#status")).to_contain_text("done")
 
 
 # -- 3. the editor -----------------------------------------------------------------------------
