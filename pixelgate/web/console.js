@@ -382,6 +382,13 @@ async function loadWorkers() {
 // -- wiring ---------------------------------------------------------------------------------------
 
 function wire() {
+  // a table wider than a phone scrolls in its box, which the keyboard must reach to scroll it
+  for (const wrap of document.querySelectorAll(".table-wrap")) {
+    const table = wrap.querySelector("table");
+    wrap.tabIndex = 0;
+    wrap.setAttribute("role", "region");
+    wrap.setAttribute("aria-label", table.caption ? table.caption.textContent : wrap.closest("section").querySelector("h2").textContent);
+  }
   $("usage-tenant").addEventListener("change", loadUsage);
   $("usage-days").addEventListener("change", loadUsage);
   $("tenant-form").addEventListener("submit", saveTenant);

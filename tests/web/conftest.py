@@ -89,6 +89,13 @@ def page(pages: Pages) -> Page:
     return pages.open()
 
 
+@pytest.fixture(params=list(SIZES))
+def sized_page(pages: Pages, request: pytest.FixtureRequest) -> Page:
+    """A page at each size in turn (the test runs once per size; `page.viewport_size` says
+    which)."""
+    return pages.open(SIZES[request.param])
+
+
 @pytest.fixture
 def shoot(artifacts: Path, request: pytest.FixtureRequest) -> Callable[..., Path]:
     """`shoot(page, "what")` saves a screenshot named after the test and returns its path."""

@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import ADMIN_KEY, Server
 from tests.helpers import generate, tenant_key
-from tests.web.conftest import SIZES, Pages, horizontal_overflow
+from tests.web.conftest import horizontal_overflow
 
 Shoot = Callable[..., Path]
 
@@ -90,9 +89,8 @@ def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_usage_by_tenant_model_and_day_with_charts(
-    pages: Pages, server: Server, shoot: Shoot, size: str
+    sized_page: Page, server: Server, shoot: Shoot
 ) -> None:
     tenant = "priced-" + secrets.token_hex(3)
     with server.client() as admin:
@@ -104,7 +102,7 @@ def test_usage_by_tenant_model_and_day_with_charts(
     with server.client(key) as client:
         response = generate(client, n=3, num_steps=2)
         assert response.status_code == 200, response.text
-    page = pages.open(SIZES[size])
+    page = sized_page
     sign_in_to_console(page)
 
     page.locator("#usage-tenant").select_option(tenant)

@@ -16,7 +16,7 @@ from PIL import Image
 from playwright.sync_api import FloatRect, Page, Route, ViewportSize, expect
 
 from tests.conftest import Server
-from tests.web.conftest import PHONE, SIZES, Pages, horizontal_overflow, sign_in
+from tests.web.conftest import DESKTOP, PHONE, Pages, horizontal_overflow, sign_in
 
 Shoot = Callable[..., Path]
 
@@ -28,6 +28,13 @@ def fill_generate(page: Page, prompt: str, **options: str) -> None:
         page.locator(f"#opt-{name}").fill(value)
 
 
+def start_job(page: Page, prompt: str, **options: str) -> None:
+    """Generate, and wait until the job is seen running."""
+    fill_generate(page, prompt, **options)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#status")).to_contain_text("step")
+
+
 def box(page: Page, selector: str) -> FloatRect:
     found = page.locator(selector).bounding_box()
     assert found is not None, selector
@@ -37,11 +44,10 @@ def box(page: Page, selector: str) -> FloatRect:
 # -- 1. layout ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_form_and_result_side_by_side_on_desktop_stacked_on_a_phone(
-    pages: Pages, shoot: Shoot, size: str
+    sized_page: Page, shoot: Shoot
 ) -> None:
-    page = pages.open(SIZES[size])
+    page = sized_page
     sign_in(page)
     fill_generate(page, "a lighthouse at dusk", seed="3")
 
@@ -49,11 +55,13 @@ def test_form_and_result_side_by_side_on_desktop_stacked_on_a_phone(
 
     expect(page.locator("#results img")).to_have_count(1)
     result = box(page, "#results img")
-    assert 0 <= result["y"] < SIZES[size]["height"], "the result in view"
+    viewport = page.viewport_size
+    assert viewport is not None
+    assert 0 <= result["y"] < viewport["height"], "the result in view"
     shoot(page, "result")
     page.evaluate("window.scrollTo(0, 0)")
     form, output = box(page, ".controls"), box(page, "#output")
-    if size == "desktop":
+    if viewport == DESKTOP:
         assert output["x"] >= form["x"] + form["width"], "the result beside the form"
         assert abs(output["y"] - form["y"]) < 60
     else:
@@ -91,11 +99,10 @@ def fits_every_width(page: Page, shoot: Shoot, what: str) -> None:
 # -- 4. plain words ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_labels_and_help_come_from_the_catalogs_titles_with_units(
-    pages: Pages, shoot: Shoot, size: str
+    sized_page: Page, shoot: Shoot
 ) -> None:
-    page = pages.open(SIZES[size])
+    page = sized_page
     sign_in(page)
     page.locator("#model").select_option("local/tiny")
 
@@ -153,11 +160,10 @@ def test_the_signed_out_page_says_where_a_key_comes_from_and_has_an_icon(page: P
 # -- 2. results --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_results_show_what_made_them_open_large_and_survive_a_reload(
-    pages: Pages, shoot: Shoot, size: str
+    sized_page: Page, shoot: Shoot
 ) -> None:
-    page = pages.open(SIZES[size])
+    page = sized_page
     sign_in(page)
     fill_generate(page, "A red circle, on blue!", n="2", seed="7", num_steps="6")
     page.get_by_role("button", name="Generate").click()
@@ -245,9 +251,7 @@ def test_edit_this_sends_a_result_to_the_editor_by_reference(page: Page) -> None
 
 def test_a_job_still_running_at_a_reload_is_followed_to_its_result(page: Page) -> None:
     sign_in(page)
-    fill_generate(page, "a job across a reload", num_steps="80", seed="6")
-    page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#status")).to_contain_text("step")
+    start_job(page, "a job across a reload", num_steps="80", seed="6")
 
     page.reload()
 
@@ -279,11 +283,10 @@ def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> No
     page.mouse.up()
 
 
-@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_the_mask_is_painted_erased_undone_inverted_and_cleared(
-    pages: Pages, shoot: Shoot, tmp_path: Path, size: str
+    sized_page: Page, shoot: Shoot, tmp_path: Path
 ) -> None:
-    page = pages.open(SIZES[size])
+    page = sized_page
     photo = tmp_path / "photo.png"
     Image.new("RGB", (64, 64), (40, 120, 200)).save(photo)
     png = base64.b64encode(photo.read_bytes()).decode()
@@ -375,9 +378,7 @@ def test_a_server_restart_mid_job_ends_with_the_result_shown(
         ),
     )
     sign_in(page)
-    fill_generate(page, "a picture that outlives its server", num_steps="80", seed="9")
-    page.get_by_role("button", name="Generate").click()
-    expect(page.locator("#status")).to_contain_text("step")
+    start_job(page, "a picture that outlives its server", num_steps="80", seed="9")
 
     server.kill()
     expect(page.locator("#status")).to_contain_text("connection lost, reconnecting")
