@@ -244,11 +244,15 @@ async function revokeKey(key) {
 
 // -- usage --------------------------------------------------------------------------------------
 
+let usageAsked = 0;
+
 async function loadUsage() {
-  const params = new URLSearchParams({ days: $("usage-days").value });
+  const asked = ++usageAsked; // a slower answer to an earlier choice must not win
+  const days = Number($("usage-days").value);
+  const params = new URLSearchParams({ days: String(days) });
   if ($("usage-tenant").value) params.set("tenant_id", $("usage-tenant").value);
   const reports = await fetchFor("usage-error", `/v1/admin/usage?${params}`);
-  if (reports === null) return;
+  if (reports === null || asked !== usageAsked) return;
   const byModel = {};
   const byDay = {};
   let spent = 0;
@@ -265,7 +269,6 @@ async function loadUsage() {
       }
     }
   }
-  const days = Number($("usage-days").value);
   $("usage-total").textContent = `${money(spent)} spent, ${images} images in the last ${days} days`;
   const tenantName = (id) => state.tenants.find((t) => t.id === id)?.name || id;
   rows("usage-by-tenant", reports.filter((r) => r.jobs > 0 || Number(r.spent) > 0), (row, report) => {

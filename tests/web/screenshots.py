@@ -88,7 +88,7 @@ def console(browser: Browser, server: Server, path: Path) -> None:
     page.get_by_label("Admin API key").fill(ADMIN_KEY)
     page.get_by_role("button", name="Sign in").click()
     page.locator("#usage-days").select_option("7")
-    expect(page.locator("#usage-total")).to_contain_text("images")
+    expect(page.locator("#usage-total")).to_contain_text("in the last 7 days")
     page.screenshot(path=path)
     page.context.close()
 
