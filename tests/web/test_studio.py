@@ -206,6 +206,11 @@ def test_results_show_what_made_them_open_large_and_survive_a_reload(
     assert cards.evaluate_all("cards => cards.map(c => c.dataset.fileId)") == files
     expect(cards.first.locator(".prompt")).to_have_text("A red circle, on blue!")
     shoot(page, "after-reload")
+    page.get_by_role("button", name="Clear these results").click()
+    expect(cards).to_have_count(0)
+    page.reload()
+    expect(page.locator("#results-empty")).to_be_visible()
+    expect(cards).to_have_count(0)
 
 
 def test_use_these_settings_refills_the_form(page: Page) -> None:
