@@ -23,7 +23,8 @@ from pixelgate.api.protocol import (
     JobPublic,
     ModelPublic,
 )
-from pixelgate.catalog import OPTION_FAMILIES, ModelSpec
+from pixelgate.catalog import ModelSpec
+from pixelgate.catalog.titles import options_schema
 from pixelgate.clock import as_utc
 from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
@@ -135,7 +136,7 @@ def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
         limits=spec.limits.model_dump(),
         defaults=spec.defaults,
         prices={key: str(value) for key, value in spec.prices.items()},
-        options_schema=OPTION_FAMILIES[spec.family].model_json_schema(),
+        options_schema=options_schema(spec.family),
     )
 
 

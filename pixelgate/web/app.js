@@ -1,123 +1,34 @@
-// pixelgate's web page: a plain client of the native API. The API key lives in
-// sessionStorage only (gone when the tab closes) and goes in the Authorization header.
-"use strict";
+// pixelgate's studio: a plain client of the native API (see api.js for the key and requests).
+import { $, ApiError, api, clearError, plainWords, request, showError, smallButton, toBase64, watchJob, wireSignIn } from "/web/api.js";
 
-const KEY = "pixelgate.apiKey";
-const $ = (id) => document.getElementById(id);
-const state = { models: [], job: null, stream: null, hasMask: false, galleryAfter: null };
-
-// -- talking to the API ---------------------------------------------------------------------
-
-class ApiError extends Error {
-  constructor(code, message, param) {
-    super(message);
-    this.code = code;
-    this.param = param;
-  }
-  get text() {
-    return `${this.code}: ${this.message}` + (this.param ? ` (${this.param})` : "");
-  }
-}
-
-function headers(extra = {}) {
-  return { Authorization: `Bearer ${sessionStorage.getItem(KEY) || ""}`, ...extra };
-}
-
-// The whole answer, for lists: `data` with `has_more` and `last_id` (the next page's cursor).
-async function request(method, path, body) {
-  const init = { method, headers: headers() };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError("CONNECTION_ERROR", "The server could not be reached", null);
-  }
-  const payload = await response.json().catch(() => null);
-  if (!response.ok || !payload || payload.status !== "ok") {
-    const error = (payload && payload.error) || {};
-    throw new ApiError(error.code || `HTTP_${response.status}`, error.message || response.statusText, error.param || null);
-  }
-  return payload;
-}
-
-async function api(method, path, body) {
-  return (await request(method, path, body)).data;
-}
-
-// Server-Sent Events over fetch: EventSource cannot send the Authorization header.
-async function followEvents(jobId, onEvent, signal) {
-  const response = await fetch(`/v1/jobs/${encodeURIComponent(jobId)}/events`, { headers: headers(), signal });
-  if (!response.ok) {
-    const payload = await response.json().catch(() => ({}));
-    const error = payload.error || {};
-    throw new ApiError(error.code || `HTTP_${response.status}`, error.message || "No event stream", error.param || null);
-  }
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value.replace(/\r\n/g, "\n");
-    let end;
-    while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let type = "message";
-      let data = "";
-      for (const line of block.split("\n")) {
-        if (line.startsWith("event:")) type = line.slice(6).trim();
-        else if (line.startsWith("data:")) data += line.slice(5).trim();
-      }
-      if (data) {
-        const event = { type, data: JSON.parse(data) };
-        if (onEvent(event) === "stop") {
-          reader.cancel();
-          return;
-        }
-      }
-    }
-  }
-}
-
-function toBase64(blob) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",", 2)[1]);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(blob);
-  });
-}
+const SAVED = "pixelgate.studio.results"; // the session's jobs and their settings, no key
+const KEEP_JOBS = 12;
+const state = {
+  models: [],
+  job: null,
+  stream: null,
+  hasMask: false,
+  inputFileId: null,
+  maskMode: "paint",
+  undo: [],
+  galleryAfter: null,
+};
 
 // -- signing in -------------------------------------------------------------------------------
 
-async function signIn(key) {
-  sessionStorage.setItem(KEY, key);
-  clearError("signin-error");
-  try {
-    state.models = await api("GET", "/v1/models?modality=image");
-  } catch (err) {
-    sessionStorage.removeItem(KEY);
-    throw err;
-  }
-  $("signin").hidden = true;
-  $("signed-in").hidden = false;
-  $("app").hidden = false;
+// After the key is accepted: the models, then the gallery and this session's results.
+async function start() {
+  state.models = await api("GET", "/v1/models?modality=image");
   fillModelLists();
   refreshGallery();
-}
-
-function signOut() {
-  sessionStorage.removeItem(KEY);
-  location.reload();
+  restoreResults();
 }
 
 // -- the model form ---------------------------------------------------------------------------
 
 const GENERATES = ["generate", "edit", "inpaint"];
+const EDIT_ONLY = ["strength"]; // options that mean something only with an input image
+const HIDDEN = ["prompt", "user"]; // the prompt has its own field; user: for API callers' end users
 
 function fillModelLists() {
   const fill = (select, wanted) => {
@@ -145,14 +56,14 @@ function currentModel() {
 function plain(schema) {
   if (schema.anyOf) {
     const branch = schema.anyOf.find((s) => s.type !== "null");
-    return { ...branch, default: schema.default, description: schema.description };
+    return { ...branch, ...schema, anyOf: undefined };
   }
   return schema;
 }
 
 // Range and step from the schema, narrowed by the model's limits where they apply.
 function bounds(name, schema, limits) {
-  let min = schema.minimum ?? (schema.exclusiveMinimum !== undefined ? schema.exclusiveMinimum : undefined);
+  let min = schema.minimum ?? schema.exclusiveMinimum;
   let max = schema.maximum;
   let step = schema.type === "integer" ? 1 : "any";
   if (name === "width" || name === "height") {
@@ -167,83 +78,105 @@ function bounds(name, schema, limits) {
   return { min, max, step };
 }
 
+// "Width (px)": the catalog's title with its unit, where the title does not already say it.
+function unitOf(spec) {
+  const unit = spec["x-unit"];
+  return unit && !(spec.title || "").toLowerCase().includes(unit) ? unit : null;
+}
+
+function titleOf(name, spec) {
+  const title = spec.title || name.replace(/_/g, " ");
+  const unit = unitOf(spec);
+  return unit ? `${title} (${unit})` : title;
+}
+
+function optionSpecs(model) {
+  return Object.entries(model.options_schema.properties || {}).map(([name, raw]) => [name, plain(raw)]);
+}
+
 function buildOptions() {
   const model = currentModel();
   const box = $("option-fields");
   box.replaceChildren();
+  clearFieldErrors();
   if (!model) return;
   $("model-about").textContent = model.description || "";
-  const schema = model.options_schema;
-  const properties = schema.properties || {};
+  const properties = model.options_schema.properties || {};
   $("prompt-field").hidden = !("prompt" in properties);
   const editable = model.capabilities.includes("edit") || model.capabilities.includes("inpaint");
   $("input-image-fields").hidden = !editable;
   if (!editable) clearImage();
-  for (const [name, raw] of Object.entries(properties)) {
-    if (name === "prompt" || name === "user") continue; // user: for API callers' end users
-    const spec = plain(raw);
-    const fallback = model.defaults[name] ?? spec.default ?? raw.default;
-    const id = `opt-${name}`;
-    const field = document.createElement("div");
-    field.className = "field";
-    const label = document.createElement("label");
-    label.htmlFor = id;
-    label.textContent = name.replace(/_/g, " ");
-    let input;
-    const hint = [];
-    const choices = spec.enum || (spec.const !== undefined ? [spec.const] : null);
-    if (choices) {
-      input = document.createElement("select");
-      if (fallback === undefined || fallback === null) input.append(new Option("(none)", ""));
-      for (const choice of choices) input.append(new Option(String(choice), String(choice)));
-      input.value = fallback === undefined || fallback === null ? "" : String(fallback);
-      input.dataset.kind = spec.type === "integer" ? "integer" : "string";
-    } else if (spec.type === "boolean") {
-      field.classList.add("check");
-      input = document.createElement("input");
-      input.type = "checkbox";
-      input.checked = Boolean(fallback);
-      input.dataset.kind = "boolean";
-    } else if (spec.type === "integer" || spec.type === "number") {
-      input = document.createElement("input");
-      input.type = "number";
-      const { min, max, step } = bounds(name, spec, model.limits);
-      if (min !== undefined) input.min = String(min);
-      if (max !== undefined) input.max = String(max);
-      input.step = String(step);
-      if (fallback !== undefined && fallback !== null) input.value = String(fallback);
-      input.dataset.kind = spec.type;
-      if (min !== undefined || max !== undefined) {
-        const range = `${min ?? "…"} to ${max ?? "…"}`;
-        hint.push(step !== 1 && step !== "any" ? `${range}, multiples of ${step}` : range);
-      }
-    } else {
-      input = document.createElement("input");
-      input.type = "text";
-      if (fallback !== undefined && fallback !== null) input.value = String(fallback);
-      input.dataset.kind = "string";
-      if (spec.maxLength) input.maxLength = spec.maxLength;
-    }
-    input.id = id;
-    input.name = name;
-    input.dataset.option = name;
-    hint.push(fallback === undefined || fallback === null ? "default: none" : `default: ${fallback}`);
-    const note = document.createElement("p");
-    note.className = "hint";
-    note.id = `${id}-hint`;
-    note.textContent = hint.join("; ");
-    input.setAttribute("aria-describedby", note.id);
-    if (input.type === "checkbox") field.append(input, label, note);
-    else field.append(label, input, note);
-    box.append(field);
+  for (const [name, spec] of optionSpecs(model)) {
+    if (HIDDEN.includes(name)) continue;
+    box.append(optionField(model, name, spec));
   }
-  syncSizeFields();
+  syncTaskFields();
+}
+
+function optionField(model, name, spec) {
+  const fallback = model.defaults[name] ?? spec.default;
+  const id = `opt-${name}`;
+  const field = document.createElement("div");
+  field.className = "field";
+  field.dataset.field = name;
+  const label = document.createElement("label");
+  label.htmlFor = id;
+  label.textContent = titleOf(name, spec);
+  let input;
+  const hint = [];
+  if (spec.description) hint.push(spec.description);
+  const choices = spec.enum || (spec.const !== undefined ? [spec.const] : null);
+  if (choices) {
+    input = document.createElement("select");
+    if (fallback === undefined || fallback === null) input.append(new Option("(none)", ""));
+    for (const choice of choices) input.append(new Option(String(choice), String(choice)));
+    input.value = fallback === undefined || fallback === null ? "" : String(fallback);
+    input.dataset.kind = spec.type === "integer" ? "integer" : "string";
+  } else if (spec.type === "boolean") {
+    field.classList.add("check");
+    input = document.createElement("input");
+    input.type = "checkbox";
+    input.checked = Boolean(fallback);
+    input.dataset.kind = "boolean";
+  } else if (spec.type === "integer" || spec.type === "number") {
+    input = document.createElement("input");
+    input.type = "number";
+    input.inputMode = spec.type === "integer" ? "numeric" : "decimal";
+    const { min, max, step } = bounds(name, spec, model.limits);
+    if (min !== undefined) input.min = String(min);
+    if (max !== undefined) input.max = String(max);
+    input.step = String(step);
+    if (fallback !== undefined && fallback !== null) input.value = String(fallback);
+    input.dataset.kind = spec.type;
+    if (min !== undefined || max !== undefined) {
+      const range = `${min ?? "…"} to ${max ?? "…"}`;
+      hint.push(step !== 1 && step !== "any" ? `${range}, multiples of ${step}` : range);
+    }
+  } else {
+    input = document.createElement("input");
+    input.type = "text";
+    if (fallback !== undefined && fallback !== null) input.value = String(fallback);
+    input.dataset.kind = "string";
+    if (spec.maxLength) input.maxLength = spec.maxLength;
+  }
+  input.id = id;
+  input.name = name;
+  input.dataset.option = name;
+  hint.push(fallback === undefined || fallback === null ? "default: none" : `default: ${fallback}`);
+  const note = document.createElement("p");
+  note.className = "hint";
+  note.id = `${id}-hint`;
+  note.textContent = hint.join(" · ");
+  input.setAttribute("aria-describedby", note.id);
+  if (input.type === "checkbox") field.append(input, label, note);
+  else field.append(label, input, note);
+  return field;
 }
 
 function readOptions() {
   const options = {};
   for (const input of document.querySelectorAll("[data-option]")) {
-    if (input.disabled) continue;
+    if (input.disabled || input.closest("[hidden]")) continue;
     const name = input.dataset.option;
     const kind = input.dataset.kind;
     if (kind === "boolean") {
@@ -256,19 +189,73 @@ function readOptions() {
   return options;
 }
 
-// An input image sets the size: width and height are then the model's to choose.
-function syncSizeFields() {
-  const hasImage = !$("canvas-stack").hidden;
+// An input image sets the size (width and height are then the model's to choose) and brings
+// the options only an edit has; without one, those are hidden.
+function syncTaskFields() {
+  const editing = !$("canvas-stack").hidden;
   for (const name of ["width", "height"]) {
     const input = $(`opt-${name}`);
-    if (input) input.disabled = hasImage;
+    if (input) input.disabled = editing;
   }
+  for (const name of EDIT_ONLY) {
+    const field = document.querySelector(`[data-field="${name}"]`);
+    if (field) field.hidden = !editing;
+  }
+}
+
+// -- errors next to their fields ------------------------------------------------------------
+
+// The form control an error's `param` names, if the form has one.
+function fieldFor(param) {
+  if (!param) return null;
+  if (param === "prompt") return $("prompt");
+  if (["image", "input_image", "input_image_file_id", "mask", "mask_image"].includes(param)) return $("input-image");
+  return $(`opt-${param}`);
+}
+
+function markField(error) {
+  const input = fieldFor(error.param);
+  if (!input || input.closest("[hidden]")) return false;
+  input.setAttribute("aria-invalid", "true");
+  const note = document.createElement("p");
+  note.className = "field-error";
+  note.id = `${input.id}-error`;
+  note.textContent = plainWords(error);
+  input.closest(".field, .drop-zone").append(note);
+  input.setAttribute("aria-describedby", `${note.id} ${input.getAttribute("aria-describedby") || ""}`.trim());
+  return true;
+}
+
+function clearFieldErrors() {
+  for (const note of document.querySelectorAll(".field-error")) note.remove();
+  for (const input of document.querySelectorAll('[aria-invalid="true"]')) {
+    input.removeAttribute("aria-invalid");
+    const described = (input.getAttribute("aria-describedby") || "").split(" ").filter((id) => !id.endsWith("-error"));
+    input.setAttribute("aria-describedby", described.join(" "));
+  }
+}
+
+function showGenerateError(error) {
+  clearFieldErrors();
+  showError("error", error);
+  if (error instanceof ApiError && markField(error)) {
+    $("error").textContent = `Please check ${fieldTitle(error.param)}: ${plainWords(error)}`;
+    fieldFor(error.param).focus(); // on a phone the field is far above the result
+  }
+}
+
+function fieldTitle(param) {
+  const input = fieldFor(param);
+  const label = input && document.querySelector(`label[for="${input.id}"]`);
+  return label ? label.textContent : param;
 }
 
 // -- the image and its mask -------------------------------------------------------------------
 
-async function loadImage(file) {
-  const bitmap = await createImageBitmap(file);
+const MASK_COLOR = [255, 48, 96]; // shown over the image; sent as white
+
+async function loadImage(source, fileId = null) {
+  const bitmap = await createImageBitmap(source);
   const image = $("image-canvas");
   const mask = $("mask-canvas");
   for (const canvas of [image, mask]) {
@@ -278,45 +265,118 @@ async function loadImage(file) {
   image.getContext("2d").drawImage(bitmap, 0, 0);
   mask.getContext("2d").clearRect(0, 0, mask.width, mask.height);
   state.hasMask = false;
+  state.undo = [];
+  state.inputFileId = fileId;
+  $("undo-mask").disabled = true;
+  $("editing-file").hidden = !fileId;
+  $("editing-file").textContent = fileId ? `Editing a result (${fileId}), sent by reference.` : "";
   $("canvas-stack").hidden = false;
   $("mask-tools").hidden = false;
-  syncSizeFields();
+  syncTaskFields();
 }
 
 function clearImage() {
   $("input-image").value = "";
   $("canvas-stack").hidden = true;
   $("mask-tools").hidden = true;
+  $("editing-file").hidden = true;
   state.hasMask = false;
-  syncSizeFields();
+  state.inputFileId = null;
+  syncTaskFields();
+}
+
+function maskContext() {
+  return $("mask-canvas").getContext("2d", { willReadFrequently: true });
+}
+
+function remember() {
+  const mask = $("mask-canvas");
+  state.undo.push(maskContext().getImageData(0, 0, mask.width, mask.height));
+  if (state.undo.length > 30) state.undo.shift();
+  $("undo-mask").disabled = false;
+}
+
+function maskIsPainted() {
+  const mask = $("mask-canvas");
+  const pixels = maskContext().getImageData(0, 0, mask.width, mask.height).data;
+  for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
+  return false;
+}
+
+function undoMask() {
+  const last = state.undo.pop();
+  if (last) maskContext().putImageData(last, 0, 0);
+  $("undo-mask").disabled = state.undo.length === 0;
+  state.hasMask = maskIsPainted();
+}
+
+function invertMask() {
+  remember();
+  const mask = $("mask-canvas");
+  const context = maskContext();
+  const data = context.getImageData(0, 0, mask.width, mask.height);
+  const pixels = data.data;
+  for (let i = 0; i < pixels.length; i += 4) {
+    [pixels[i], pixels[i + 1], pixels[i + 2]] = MASK_COLOR;
+    pixels[i + 3] = pixels[i + 3] > 127 ? 0 : 255;
+  }
+  context.putImageData(data, 0, 0);
+  state.hasMask = maskIsPainted();
+}
+
+function clearMask() {
+  remember();
+  const mask = $("mask-canvas");
+  maskContext().clearRect(0, 0, mask.width, mask.height);
+  state.hasMask = false;
+}
+
+function setMaskMode(mode) {
+  state.maskMode = mode;
+  $("mode-paint").setAttribute("aria-pressed", String(mode === "paint"));
+  $("mode-erase").setAttribute("aria-pressed", String(mode === "erase"));
 }
 
 function paintable(canvas) {
   let drawing = false;
+  let previous = null;
   const at = (event) => {
     const rect = canvas.getBoundingClientRect();
-    return [
-      ((event.clientX - rect.left) * canvas.width) / rect.width,
-      ((event.clientY - rect.top) * canvas.height) / rect.height,
-    ];
+    return [((event.clientX - rect.left) * canvas.width) / rect.width, ((event.clientY - rect.top) * canvas.height) / rect.height];
   };
-  const dab = (event) => {
-    const [x, y] = at(event);
-    const context = canvas.getContext("2d");
-    const radius = (Number($("brush").value) * canvas.width) / canvas.getBoundingClientRect().width / 2;
-    context.fillStyle = "#fff";
+  const stroke = (event) => {
+    const point = at(event);
+    const context = maskContext();
+    const width = (Number($("brush").value) * canvas.width) / canvas.getBoundingClientRect().width;
+    context.globalCompositeOperation = state.maskMode === "erase" ? "destination-out" : "source-over";
+    context.strokeStyle = context.fillStyle = `rgb(${MASK_COLOR.join(",")})`;
+    context.lineWidth = Math.max(1, width);
+    context.lineCap = context.lineJoin = "round";
     context.beginPath();
-    context.arc(x, y, Math.max(1, radius), 0, Math.PI * 2);
-    context.fill();
-    state.hasMask = true;
+    if (previous) {
+      context.moveTo(...previous);
+      context.lineTo(...point);
+      context.stroke();
+    } else {
+      context.arc(point[0], point[1], Math.max(0.5, width / 2), 0, Math.PI * 2);
+      context.fill();
+    }
+    context.globalCompositeOperation = "source-over";
+    previous = point;
   };
   canvas.addEventListener("pointerdown", (event) => {
     drawing = true;
+    previous = null;
+    remember();
     canvas.setPointerCapture(event.pointerId);
-    dab(event);
+    stroke(event);
   });
-  canvas.addEventListener("pointermove", (event) => drawing && dab(event));
-  const stop = () => (drawing = false);
+  canvas.addEventListener("pointermove", (event) => drawing && stroke(event));
+  const stop = () => {
+    if (!drawing) return;
+    drawing = false;
+    state.hasMask = maskIsPainted();
+  };
   canvas.addEventListener("pointerup", stop);
   canvas.addEventListener("pointercancel", stop);
 }
@@ -332,70 +392,269 @@ async function maskBlob() {
   out.width = painted.width;
   out.height = painted.height;
   const context = out.getContext("2d");
-  context.fillStyle = "#000";
-  context.fillRect(0, 0, out.width, out.height);
-  context.drawImage(painted, 0, 0);
+  const data = maskContext().getImageData(0, 0, painted.width, painted.height);
+  const pixels = data.data;
+  for (let i = 0; i < pixels.length; i += 4) {
+    const value = pixels[i + 3] > 127 ? 255 : 0;
+    pixels[i] = pixels[i + 1] = pixels[i + 2] = value;
+    pixels[i + 3] = 255;
+  }
+  context.putImageData(data, 0, 0);
   return canvasBlob(out);
 }
 
+function imageFromFiles(files) {
+  return [...(files || [])].find((file) => file.type.startsWith("image/"));
+}
+
+function takeImage(file) {
+  if (!file) return;
+  $("tab-generate").click();
+  loadImage(file).catch((err) => showError("error", err));
+}
+
+// -- results ------------------------------------------------------------------------------------
+
+function savedResults() {
+  try {
+    return JSON.parse(localStorage.getItem(SAVED) || "[]");
+  } catch {
+    return [];
+  }
+}
+
+function saveResults(entries) {
+  localStorage.setItem(SAVED, JSON.stringify(entries.slice(0, KEEP_JOBS)));
+}
+
+function rememberJob(entry) {
+  saveResults([entry, ...savedResults().filter((e) => e.job !== entry.job)]);
+}
+
+function forgetJob(jobId) {
+  saveResults(savedResults().filter((e) => e.job !== jobId));
+}
+
+// "a-red-circle-seed-7.png": a name a person recognises in their downloads folder.
+export function downloadName(prompt, seed, extension) {
+  const words = (prompt || "image").toLowerCase().normalize("NFKD").replace(/[^\w\s-]/g, "").trim().split(/[\s_-]+/).filter(Boolean);
+  let stem = "";
+  for (const word of words) {
+    if ((stem + "-" + word).length > 60) break;
+    stem = stem ? `${stem}-${word}` : word;
+  }
+  return `${stem || "image"}${seed !== undefined && seed !== null ? `-seed-${seed}` : ""}.${extension}`;
+}
+
+function extensionOf(format) {
+  return { jpeg: "jpg", "image/jpeg": "jpg", webp: "webp", "image/webp": "webp" }[format] || "png";
+}
+
+// What made an image, briefly: the size, then the options set away from the model's defaults.
+function describeOptions(entry, seed) {
+  const model = state.models.find((m) => m.id === entry.model);
+  const specs = model ? Object.fromEntries(optionSpecs(model)) : {};
+  const options = entry.options || {};
+  const parts = [];
+  if (options.width && options.height) parts.push(`${options.width}×${options.height} px`);
+  for (const [name, value] of Object.entries(options)) {
+    if (["seed", "width", "height"].includes(name) || value === "" || value === null) continue;
+    const spec = specs[name] || {};
+    if (model && value === (model.defaults[name] ?? spec.default)) continue;
+    const unit = unitOf(spec);
+    parts.push(`${spec.title || name} ${value}${unit && !unit.includes(" ") ? ` ${unit}` : ""}`);
+  }
+  if (seed !== undefined && seed !== null) parts.push(`seed ${seed}`);
+  return parts.join(" · ");
+}
+
+// One result: the image (opens the lightbox), what made it, and what to do with it.
+// `reusable`: the settings can go back into the generate form (not a cut-out's).
+function resultCard(entry, image, index, reusable = true) {
+  const item = document.createElement("li");
+  item.className = "card";
+  item.dataset.fileId = image.file_id;
+  const figure = document.createElement("figure");
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "thumb";
+  open.setAttribute("aria-label", `Open image ${index + 1}: ${entry.prompt || entry.model}`);
+  const img = document.createElement("img");
+  img.src = image.url || `data:image/png;base64,${image.b64_json}`;
+  img.alt = entry.prompt || "Generated image";
+  open.append(img);
+  const caption = document.createElement("figcaption");
+  const prompt = document.createElement("p");
+  prompt.className = "prompt";
+  prompt.textContent = entry.prompt || "(no prompt)";
+  const details = document.createElement("p");
+  details.className = "details";
+  details.textContent = [entry.model, describeOptions(entry, image.seed)].filter(Boolean).join(" · ");
+  caption.append(prompt, details);
+  figure.append(open, caption);
+  const actions = document.createElement("div");
+  actions.className = "card-actions";
+  const reuse = smallButton("Use these settings", () => useSettings(entry, image.seed));
+  const edit = smallButton("Edit this", () => editResult(image));
+  const download = document.createElement("a");
+  download.className = "button";
+  download.href = img.src;
+  download.download = downloadName(entry.prompt, image.seed, extensionOf(entry.options?.output_format));
+  download.textContent = "Download";
+  reuse.classList.add("reuse");
+  if (reusable) actions.append(reuse);
+  actions.append(edit, download);
+  item.append(figure, actions);
+  item.lightbox = { src: img.src, caption: `${prompt.textContent} — ${details.textContent}`, download: download.download };
+  open.addEventListener("click", () => openLightbox(item));
+  return item;
+}
+
+function showJobResults(entry, job) {
+  const cards = job.result.data.map((image, index) => resultCard(entry, image, index));
+  const group = document.createDocumentFragment();
+  for (const card of cards) {
+    card.dataset.jobId = job.id;
+    group.append(card);
+  }
+  for (const old of document.querySelectorAll(`#results [data-job-id="${job.id}"]`)) old.remove();
+  $("results").prepend(group);
+  syncResultsEmpty();
+}
+
+function syncResultsEmpty() {
+  const empty = $("results").children.length === 0;
+  $("results-empty").hidden = !empty;
+  $("clear-results").hidden = empty;
+}
+
+// The settings of a result back in the form, its seed included, to make it again or vary it.
+function useSettings(entry, seed) {
+  $("tab-generate").click();
+  const model = state.models.find((m) => m.id === entry.model);
+  if (model && model.available) {
+    $("model").value = entry.model;
+    buildOptions();
+  }
+  $("prompt").value = entry.prompt || "";
+  const options = { ...(entry.options || {}), seed: seed ?? entry.options?.seed };
+  for (const [name, value] of Object.entries(options)) {
+    const input = $(`opt-${name}`);
+    if (!input || value === undefined || value === null) continue;
+    if (input.type === "checkbox") input.checked = Boolean(value);
+    else input.value = String(value);
+  }
+  $("prompt").focus();
+  $("prompt").scrollIntoView({ block: "nearest" });
+}
+
+// A result into the editor by reference: the server already has it, so only its id is sent.
+async function editResult(image) {
+  $("tab-generate").click();
+  const model = currentModel();
+  if (!model || !(model.capabilities.includes("edit") || model.capabilities.includes("inpaint"))) {
+    const editor = state.models.find((m) => m.available && (m.capabilities.includes("edit") || m.capabilities.includes("inpaint")));
+    if (!editor) return showError("error", new Error("No model here can edit images."));
+    $("model").value = editor.id;
+    buildOptions();
+  }
+  try {
+    const response = await fetch(image.url);
+    if (!response.ok) throw new Error(`The image could not be loaded (HTTP ${response.status})`);
+    await loadImage(await response.blob(), image.file_id);
+  } catch (err) {
+    showError("error", err);
+    return;
+  }
+  $("input-image-fields").scrollIntoView({ block: "start" });
+  $("prompt").focus({ preventScroll: true });
+}
+
+async function restoreResults() {
+  const entries = savedResults();
+  const jobs = await Promise.all(
+    entries.map((entry) => api("GET", `/v1/jobs/${encodeURIComponent(entry.job)}`).catch((err) => err)),
+  );
+  // oldest first, as each is put on top
+  for (let i = entries.length - 1; i >= 0; i -= 1) {
+    const job = jobs[i];
+    if (job instanceof ApiError) {
+      if (job.status === 404 || job.status === 401 || job.status === 403) forgetJob(entries[i].job);
+      continue;
+    }
+    if (job.status === "succeeded") showJobResults(entries[i], job);
+    else if ((job.status === "queued" || job.status === "running") && !state.job) {
+      runJob(entries[i], job.id);
+    } else if (job.status !== "queued" && job.status !== "running") forgetJob(entries[i].job);
+  }
+  syncResultsEmpty();
+}
+
 // -- generating ---------------------------------------------------------------------------------
-
-function showError(id, error) {
-  const box = $(id);
-  box.textContent = error instanceof ApiError ? error.text : String(error);
-  box.hidden = false;
-}
-
-function clearError(id) {
-  $(id).hidden = true;
-  $(id).textContent = "";
-}
 
 function setBusy(busy) {
   $("generate").disabled = busy;
   $("cancel").disabled = !busy;
 }
 
-function imageFigure(image, caption, extraClass) {
-  const figure = document.createElement("figure");
-  const img = document.createElement("img");
-  img.src = image.url || `data:image/png;base64,${image.b64_json}`;
-  img.alt = caption;
-  if (extraClass) img.className = extraClass;
-  const link = document.createElement("a");
-  link.href = img.src;
-  link.download = `${image.file_id}.png`;
-  link.textContent = "Download";
-  const text = document.createElement("figcaption");
-  text.textContent = caption;
-  figure.append(img, text, link);
-  return figure;
+// On a phone the result sits below the form: bring it into view when there is news.
+function revealOutput() {
+  const output = $("output").getBoundingClientRect();
+  const stacked = output.top >= document.querySelector(".controls").getBoundingClientRect().bottom;
+  if (stacked) $("output").scrollIntoView({ block: "start" });
 }
 
 async function generate(event) {
   event.preventDefault();
   clearError("error");
+  clearFieldErrors();
   const model = currentModel();
   if (!model) return;
-  const body = { model: model.id, async: true, ...readOptions() };
+  const options = readOptions();
+  const body = { model: model.id, async: true, ...options };
   if (!$("prompt-field").hidden) body.prompt = $("prompt").value;
   let path = "/v1/inference/images/generate";
   if (!$("canvas-stack").hidden) {
     path = "/v1/inference/images/edit";
-    body.input_image = await toBase64(await canvasBlob($("image-canvas")));
+    if (state.inputFileId) body.input_image_file_id = state.inputFileId;
+    else body.input_image = await toBase64(await canvasBlob($("image-canvas")));
     if (state.hasMask) body.mask_image = await toBase64(await maskBlob());
   }
   setBusy(true);
   $("progress").value = 0;
   $("status").textContent = "Submitting…";
+  revealOutput();
+  let job;
   try {
-    const job = await api("POST", path, body);
-    state.job = job.id;
-    $("status").textContent = `Job ${job.id}: queued`;
-    await follow(job.id);
+    job = await api("POST", path, body);
+  } catch (err) {
+    showGenerateError(err);
+    $("status").textContent = "";
+    setBusy(false);
+    return;
+  }
+  const entry = { job: job.id, model: model.id, prompt: body.prompt ?? "", options };
+  rememberJob(entry);
+  await runJob(entry, job.id);
+}
+
+async function runJob(entry, jobId) {
+  setBusy(true);
+  state.job = jobId;
+  $("status").textContent = `Job ${jobId}: queued`;
+  const controller = new AbortController();
+  state.stream = controller;
+  try {
+    await watchJob(jobId, (event) => onJobEvent(entry, jobId, event), {
+      signal: controller.signal,
+      onConnection: (news) => {
+        $("status").textContent =
+          news === "lost" ? `Job ${jobId}: connection lost, reconnecting…` : `Job ${jobId}: reconnected`;
+      },
+    });
   } catch (err) {
     if (err.name !== "AbortError") {
-      showError("error", err);
+      showGenerateError(err);
       $("status").textContent = "";
     }
   } finally {
@@ -404,42 +663,33 @@ async function generate(event) {
   }
 }
 
-async function follow(jobId) {
-  const controller = new AbortController();
-  state.stream = controller;
-  await followEvents(
-    jobId,
-    (event) => {
-      if (event.type === "running") {
-        $("status").textContent = `Job ${jobId}: running`;
-      } else if (event.type === "progress") {
-        const { step, total } = event.data;
-        $("progress").max = total;
-        $("progress").value = step;
-        $("status").textContent = `Job ${jobId}: step ${step} of ${total}`;
-      } else if (event.type === "succeeded") {
-        $("progress").value = $("progress").max;
-        $("status").textContent = `Job ${jobId}: done`;
-        const results = $("results");
-        results.replaceChildren();
-        for (const image of event.data.job.result.data) {
-          results.append(imageFigure(image, `seed ${image.seed ?? "–"}`));
-        }
-        refreshGallery();
-        return "stop";
-      } else if (event.type === "failed") {
-        const error = event.data.job.error || {};
-        showError("error", new ApiError(error.code, error.message, error.param));
-        $("status").textContent = `Job ${jobId}: failed`;
-        return "stop";
-      } else if (event.type === "canceled") {
-        $("status").textContent = `Job ${jobId}: canceled`;
-        return "stop";
-      }
-      return undefined;
-    },
-    controller.signal,
-  );
+function onJobEvent(entry, jobId, event) {
+  if (event.type === "running") {
+    if (!/step/.test($("status").textContent)) $("status").textContent = `Job ${jobId}: running`;
+  } else if (event.type === "progress") {
+    const { step, total } = event.data;
+    $("progress").max = total;
+    $("progress").value = step;
+    $("status").textContent = `Job ${jobId}: step ${step} of ${total}`;
+  } else if (event.type === "succeeded") {
+    $("progress").value = $("progress").max;
+    $("status").textContent = `Job ${jobId}: done`;
+    showJobResults(entry, event.data.job);
+    revealOutput();
+    refreshGallery();
+    return "stop";
+  } else if (event.type === "failed") {
+    forgetJob(jobId);
+    const error = event.data.job.error || {};
+    showGenerateError(new ApiError(error.code, error.message, error.param));
+    $("status").textContent = `Job ${jobId}: failed`;
+    return "stop";
+  } else if (event.type === "canceled") {
+    forgetJob(jobId);
+    $("status").textContent = `Job ${jobId}: canceled`;
+    return "stop";
+  }
+  return undefined;
 }
 
 async function cancel() {
@@ -463,10 +713,11 @@ async function removeBackground(event) {
   if (file) body.image = await toBase64(file);
   $("cutout-run").disabled = true;
   $("cutout-status").textContent = "Removing the background…";
+  revealOutput();
   try {
     const result = await api("POST", "/v1/inference/images/remove-background", body);
-    const box = $("cutout-results");
-    box.replaceChildren(...result.data.map((image) => imageFigure(image, "Cut-out")));
+    const entry = { model: body.model, prompt: file ? `${file.name.replace(/\.\w+$/, "")} cut out` : "cut-out", options: {} };
+    $("cutout-results").replaceChildren(...result.data.map((image, index) => resultCard(entry, image, index, false)));
     $("cutout-status").textContent = "Done";
     refreshGallery();
   } catch (err) {
@@ -475,6 +726,38 @@ async function removeBackground(event) {
   } finally {
     $("cutout-run").disabled = false;
   }
+}
+
+// -- the lightbox -------------------------------------------------------------------------------
+
+let lightboxItems = [];
+let lightboxIndex = 0;
+let lightboxOpener = null;
+
+function openLightbox(item) {
+  lightboxItems = [...item.parentElement.children].filter((child) => child.lightbox);
+  lightboxIndex = lightboxItems.indexOf(item);
+  lightboxOpener = document.activeElement;
+  showLightboxItem();
+  $("lightbox").showModal();
+  $("lightbox-close").focus();
+}
+
+function showLightboxItem() {
+  const { src, caption, download } = lightboxItems[lightboxIndex].lightbox;
+  $("lightbox-image").src = src;
+  $("lightbox-image").alt = caption;
+  $("lightbox-caption").textContent = caption;
+  $("lightbox-count").textContent = `${lightboxIndex + 1} of ${lightboxItems.length}`;
+  $("lightbox-download").href = src;
+  $("lightbox-download").download = download;
+  $("lightbox-prev").disabled = lightboxItems.length < 2;
+  $("lightbox-next").disabled = lightboxItems.length < 2;
+}
+
+function stepLightbox(step) {
+  lightboxIndex = (lightboxIndex + step + lightboxItems.length) % lightboxItems.length;
+  showLightboxItem();
 }
 
 // -- the gallery --------------------------------------------------------------------------------
@@ -511,15 +794,33 @@ function galleryItem(file) {
   const item = document.createElement("li");
   item.dataset.fileId = file.id;
   const caption = [file.model, file.prompt].filter(Boolean).join(" · ") || file.id;
-  // on a checkerboard, so a cut-out's transparency shows; an opaque image hides it
-  const figure = imageFigure({ url: file.url, file_id: file.id }, caption, "cutout");
-  const remove = document.createElement("button");
-  remove.type = "button";
-  remove.className = "small";
-  remove.textContent = "Delete";
-  remove.setAttribute("aria-label", `Delete ${caption}`);
-  remove.addEventListener("click", () => deleteFile(file.id, item));
-  item.append(...figure.childNodes, remove);
+  const open = document.createElement("button");
+  open.type = "button";
+  open.className = "thumb";
+  open.setAttribute("aria-label", `Open ${caption}`);
+  const img = document.createElement("img");
+  img.src = file.url;
+  img.alt = caption;
+  img.className = "cutout"; // on a checkerboard, so a cut-out's transparency shows
+  img.loading = "lazy";
+  open.append(img);
+  open.addEventListener("click", () => openLightbox(item));
+  const text = document.createElement("span");
+  text.className = "caption";
+  text.textContent = caption;
+  const actions = document.createElement("div");
+  actions.className = "card-actions";
+  const download = document.createElement("a");
+  download.className = "button";
+  download.href = file.url;
+  download.download = downloadName(file.prompt, null, extensionOf(file.content_type));
+  download.textContent = "Download";
+  download.setAttribute("aria-label", `Download ${caption}`);
+  const edit = smallButton("Edit this", () => editResult({ url: file.url, file_id: file.id }), `Edit this: ${caption}`);
+  const remove = smallButton("Delete", () => deleteFile(file.id, item), `Delete ${caption}`);
+  actions.append(download, edit, remove);
+  item.append(open, text, actions);
+  item.lightbox = { src: file.url, caption, download: download.download };
   return item;
 }
 
@@ -543,46 +844,80 @@ function selectTab(tab) {
     other.tabIndex = selected ? 0 : -1;
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
-  tab.focus();
+  $("output-generate").hidden = tab.id !== "tab-generate";
+  $("output-cutout").hidden = tab.id !== "tab-cutout";
 }
 
 // -- wiring ---------------------------------------------------------------------------------------
 
-document.addEventListener("DOMContentLoaded", () => {
-  $("signin").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      await signIn($("api-key").value.trim());
-    } catch (err) {
-      showError("signin-error", err);
-    }
-  });
-  $("signout").addEventListener("click", signOut);
+function wire() {
   $("model").addEventListener("change", buildOptions);
   $("generate-form").addEventListener("submit", generate);
+  $("generate-form").addEventListener("input", (event) => {
+    if (event.target.getAttribute("aria-invalid") === "true") clearFieldErrors();
+  });
   $("cancel").addEventListener("click", cancel);
   $("cutout-form").addEventListener("submit", removeBackground);
   $("refresh-gallery").addEventListener("click", refreshGallery);
   $("more-gallery").addEventListener("click", () => loadGallery(false));
-  $("input-image").addEventListener("change", (event) => {
-    const file = event.target.files[0];
-    if (file) loadImage(file).catch((err) => showError("error", err));
+  $("clear-results").addEventListener("click", () => {
+    saveResults([]);
+    $("results").replaceChildren();
+    syncResultsEmpty();
   });
-  $("clear-mask").addEventListener("click", () => {
-    const mask = $("mask-canvas");
-    mask.getContext("2d").clearRect(0, 0, mask.width, mask.height);
-    state.hasMask = false;
+  $("input-image").addEventListener("change", (event) => takeImage(imageFromFiles(event.target.files)));
+  const zone = $("input-image-fields");
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
   });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("dragging");
+    takeImage(imageFromFiles(event.dataTransfer.files));
+  });
+  document.addEventListener("paste", (event) => {
+    const file = imageFromFiles(event.clipboardData && event.clipboardData.files);
+    if (file && !$("app").hidden && !$("input-image-fields").hidden) {
+      event.preventDefault();
+      takeImage(file);
+    }
+  });
+  $("brush").addEventListener("input", () => ($("brush-size").textContent = `${$("brush").value} px`));
+  $("mode-paint").addEventListener("click", () => setMaskMode("paint"));
+  $("mode-erase").addEventListener("click", () => setMaskMode("erase"));
+  $("undo-mask").addEventListener("click", undoMask);
+  $("invert-mask").addEventListener("click", invertMask);
+  $("clear-mask").addEventListener("click", clearMask);
   $("remove-image").addEventListener("click", clearImage);
   paintable($("mask-canvas"));
+  $("lightbox-prev").addEventListener("click", () => stepLightbox(-1));
+  $("lightbox-next").addEventListener("click", () => stepLightbox(1));
+  $("lightbox-close").addEventListener("click", () => $("lightbox").close());
+  $("lightbox").addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (step && lightboxItems.length > 1) {
+      event.preventDefault();
+      stepLightbox(step);
+    }
+  });
+  $("lightbox").addEventListener("click", (event) => {
+    if (event.target === $("lightbox")) $("lightbox").close(); // a click on the backdrop
+  });
+  $("lightbox").addEventListener("close", () => lightboxOpener && lightboxOpener.focus());
   const tabs = [...document.querySelectorAll('[role="tab"]')];
   for (const tab of tabs) {
     tab.addEventListener("click", () => selectTab(tab));
     tab.addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
-      if (step) selectTab(tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length]);
+      if (!step) return;
+      const next = tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length];
+      selectTab(next);
+      next.focus();
     });
   }
-  const saved = sessionStorage.getItem(KEY);
-  if (saved) signIn(saved).catch(() => {});
-});
+  wireSignIn(start, "app");
+}
+
+wire();

@@ -20,6 +20,8 @@ def test_models_lists_every_catalog_model_with_availability(api: httpx.Client) -
     assert models["openai/dall-e-3"]["prices"]["hd 1792x1024"] == "0.120"
     schema = models["local/tiny"]["options_schema"]
     assert {"prompt", "width", "height", "num_steps", "seed"} <= set(schema["properties"])
+    assert schema["properties"]["width"]["title"] == "Width"
+    assert schema["properties"]["width"]["x-unit"] == "px"
     assert models["local/tiny"]["defaults"]["width"] == 64
 
 

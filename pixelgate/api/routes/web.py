@@ -1,7 +1,8 @@
-"""The web page at `/`: static files shipped in the package (`pixelgate/web/`), no build step.
+"""The web pages: the studio at `/` and the operator console at `/console`, static files shipped
+in the package (`pixelgate/web/`, ES modules, no build step).
 
-The page talks to the native API with the caller's key like any client; these routes only hand
-out its files, with a content security policy that lets it load nothing from elsewhere.
+The pages talk to the native API with the caller's key like any client; these routes only hand
+out their files, with a content security policy that lets them load nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ router = APIRouter(include_in_schema=False)
 
 ASSETS = {
     "index.html": "text/html; charset=utf-8",
+    "console.html": "text/html; charset=utf-8",
+    "api.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 HEADERS = {
     "Content-Security-Policy": (
@@ -43,6 +48,18 @@ def asset(name: str) -> Response:
 def index() -> Response:
     """The page: sign in with a key, generate, edit, remove backgrounds, browse results."""
     return asset("index.html")
+
+
+@router.get("/console")
+def console() -> Response:
+    """The operators' console: tenants, keys, usage, workers and models (admin keys only)."""
+    return asset("console.html")
+
+
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page that names no icon (the API docs among them)."""
+    return asset("favicon.svg")
 
 
 @router.get("/web/{name}")

@@ -1,0 +1,66 @@
+"""Plain-words titles, units and help for the options of every family, for people choosing them.
+
+Options keep one name across families (`seed`, `width`, `output_format`), so their words are kept
+here once by name and written into each family's JSON Schema: `title`, `description` and, where
+the value has a unit, `x-unit`. `GET /v1/models` serves that schema, and forms (the web page,
+Swagger UI) label their fields from it."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from pixelgate.catalog.options import OPTION_FAMILIES
+
+
+class OptionWords(NamedTuple):
+    title: str
+    description: str
+    unit: str | None = None
+
+
+OPTION_WORDS: dict[str, OptionWords] = {
+    "prompt": OptionWords("Prompt", "What to draw, in words."),
+    "user": OptionWords("End user", "Who the image is for, as your application names them."),
+    "n": OptionWords("Number of images", "How many images one request makes.", "images"),
+    "size": OptionWords("Size", "Width by height.", "px"),
+    "width": OptionWords("Width", "The image's width.", "px"),
+    "height": OptionWords("Height", "The image's height.", "px"),
+    "aspect_ratio": OptionWords("Aspect ratio", "Width to height, as W:H."),
+    "quality": OptionWords("Quality", "Higher quality takes longer and may cost more."),
+    "style": OptionWords("Style", "Vivid leans dramatic; natural, more realistic."),
+    "style_preset": OptionWords("Style preset", "A look the model steers the image towards."),
+    "background": OptionWords("Background", "Transparent keeps only the subject."),
+    "output_format": OptionWords("File format", "The format of the image files."),
+    "negative_prompt": OptionWords("Avoid", "What the image should not show, in words."),
+    "seed": OptionWords(
+        "Seed", "The same seed, prompt and options draw the same image; empty picks one."
+    ),
+    "num_steps": OptionWords("Steps", "More denoising steps add detail and take longer.", "steps"),
+    "guidance_scale": OptionWords(
+        "Prompt strength", "How closely the image follows the prompt; 0 ignores it."
+    ),
+    "strength": OptionWords(
+        "Change", "How far the edit moves from the input image: 1 repaints it fully.", "0 to 1"
+    ),
+    "prompt_upsampling": OptionWords(
+        "Improve the prompt", "The provider rewrites the prompt with more detail first."
+    ),
+    "safety_tolerance": OptionWords(
+        "Safety tolerance", "1 is the strictest moderation, 5 the most permissive."
+    ),
+}
+
+
+def options_schema(family: str) -> dict[str, Any]:
+    """The JSON Schema of a family's options, each property titled and described in plain
+    words (a name without words keeps pydantic's title)."""
+    schema = OPTION_FAMILIES[family].model_json_schema()
+    for name, prop in schema.get("properties", {}).items():
+        words = OPTION_WORDS.get(name)
+        if words is None:
+            continue
+        prop["title"] = words.title
+        prop["description"] = words.description
+        if words.unit:
+            prop["x-unit"] = words.unit
+    return schema
