@@ -18,6 +18,7 @@ from pixelgate.cli.jobs import jobs
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
+from pixelgate.startup import no_collection_while_importing
 
 if TYPE_CHECKING:
     from pixelgate.engine.model_launch import HeadStart
@@ -62,21 +63,22 @@ def serve(
         from pixelgate.engine.model_launch import start_host
 
         head_start = start_host()
-    try:
-        settings = _settings(host, port, config_file, data_dir)
-        local_models = _local_models(settings, head_start)
-    except BaseException:
-        if head_start is not None:
-            head_start.cancel()
-        raise
+    with no_collection_while_importing():
+        try:
+            settings = _settings(host, port, config_file, data_dir)
+            local_models = _local_models(settings, head_start)
+        except BaseException:
+            if head_start is not None:
+                head_start.cancel()
+            raise
+        from pixelgate.api import server
+        from pixelgate.api.app import create_app
+        from pixelgate.logs import configure_logging
 
-    from pixelgate.api import server
-    from pixelgate.api.app import create_app
-    from pixelgate.logs import configure_logging
-
-    configure_logging(settings.log_level)
+        configure_logging(settings.log_level)
+        app = create_app(settings, local_models=local_models)
     click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
-    server.serve(create_app(settings, local_models=local_models), settings)
+    server.serve(app, settings)
 
 
 def _settings(
