@@ -710,6 +710,9 @@ class ColdStart:
     warm_s: float | None = None
     warm_check: str | None = None
     image_s: float | None = None
+    cpu_s: float | None = None
+    """CPU seconds the server and its model worker process had used when the image came: on
+    a shared machine, the work done apart from the waiting for a core."""
     readiness: list[str] = field(default_factory=list)
     """Each distinct /readyz answer seen, with when: status, and the checks' values."""
 
@@ -780,6 +783,7 @@ def cold_start(work: Path, device: str) -> ColdStart:
                     continue
                 if response.status_code == 200 and response.json()["data"]["data"][0]["b64_json"]:
                     result.image_s = time.perf_counter() - started
+                    result.cpu_s = tree_cpu_seconds(process.pid)
                     break
                 time.sleep(0.05)
         watcher.join(30)
@@ -799,6 +803,7 @@ def cold_report(runs: list[ColdStart]) -> str:
         ("`/readyz` first 200", [run.ready_s for run in runs]),
         ("readiness says models ready", [run.warm_s for run in runs]),
         ("first `pixelgate/shapes` image received", [run.image_s for run in runs]),
+        ("CPU seconds the server's processes had used by then", [run.cpu_s for run in runs]),
     ]
     lines = [
         f"### Cold start, {len(runs)} runs (seconds from just before `Popen`)",

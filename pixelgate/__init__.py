@@ -6,6 +6,8 @@ with pixelgate.Client() as client:
     client.images.generate(model="local/tiny", prompt="a red circle").data[0].save("a.png")
 """
 
+from typing import TYPE_CHECKING
+
 from pixelgate.errors import (
     APIConnectionError,
     BackendError,
@@ -29,18 +31,20 @@ from pixelgate.errors import (
     ValidationError,
     WorkerCrashed,
 )
-from pixelgate.sdk import (
-    AsyncClient,
-    Client,
-    File,
-    Image,
-    ImagesResponse,
-    Job,
-    JobError,
-    JobEvent,
-    Model,
-    Page,
-)
+
+if TYPE_CHECKING:
+    from pixelgate.sdk import (
+        AsyncClient,
+        Client,
+        File,
+        Image,
+        ImagesResponse,
+        Job,
+        JobError,
+        JobEvent,
+        Model,
+        Page,
+    )
 
 __version__ = "0.1.0"
 
@@ -78,3 +82,18 @@ __all__ = [
     "WorkerCrashed",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The SDK's names, imported on first use: processes that only need pixelgate's other
+    modules (the server's model worker process, which starts with every `pixelgate serve`)
+    skip the HTTP client's imports."""
+    import pixelgate.sdk
+
+    if name in pixelgate.sdk.__all__:
+        return getattr(pixelgate.sdk, name)
+    raise AttributeError(f"module 'pixelgate' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

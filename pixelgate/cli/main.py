@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -17,6 +18,12 @@ from pixelgate.cli.jobs import jobs
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
+from pixelgate.startup import no_collection_while_importing
+
+if TYPE_CHECKING:
+    from pixelgate.engine.model_launch import HeadStart
+    from pixelgate.engine.model_process import ModelProcess
+    from pixelgate.settings import Settings
 
 
 @click.group(cls=ErrorReportingGroup)
@@ -48,6 +55,35 @@ def serve(
     problem = missing_extra("pixelgate serve", "server")
     if problem is not None:
         raise click.ClickException(problem)
+    head_start = None
+    if missing_extra("a local model", "local") is None:
+        # the model worker process before anything else: its imports (torch, diffusers:
+        # seconds) overlap all of this process's start, the settings included; it is told them
+        # once they are read, or ended if they want no model loaded now
+        from pixelgate.engine.model_launch import start_host
+
+        head_start = start_host()
+    with no_collection_while_importing():
+        try:
+            settings = _settings(host, port, config_file, data_dir)
+            local_models = _local_models(settings, head_start)
+        except BaseException:
+            if head_start is not None:
+                head_start.cancel()
+            raise
+        from pixelgate.api import server
+        from pixelgate.api.app import create_app
+        from pixelgate.logs import configure_logging
+
+        configure_logging(settings.log_level)
+        app = create_app(settings, local_models=local_models)
+    click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
+    server.serve(app, settings)
+
+
+def _settings(
+    host: str | None, port: int | None, config_file: Path | None, data_dir: Path | None
+) -> Settings:
     from pixelgate.paths import default_models_dir, legacy_models_dir
     from pixelgate.settings import load_settings
 
@@ -67,10 +103,15 @@ def serve(
             "directory",
             err=True,
         )
+    return settings
+
+
+def _local_models(settings: Settings, head_start: HeadStart | None) -> ModelProcess | None:
+    """The local engine of an embedded server (None in a cluster), its model worker process
+    started when models are to be preloaded: `head_start` when there is one (it is ended
+    otherwise)."""
     local_models = None
     if not settings.clustered:
-        # the model worker process first: its imports (torch, diffusers: seconds) then overlap
-        # the API's own
         from pixelgate.engine.model_process import ModelProcess
 
         local_models = ModelProcess.from_settings(settings)
@@ -78,15 +119,11 @@ def serve(
         if without_local is not None:
             click.echo(f"pixelgate: {without_local}", err=True)
         elif settings.preload_models:
-            local_models.launch()
-
-    from pixelgate.api import server
-    from pixelgate.api.app import create_app
-    from pixelgate.logs import configure_logging
-
-    configure_logging(settings.log_level)
-    click.echo(f"pixelgate: serving on http://{settings.host}:{settings.port}", err=True)
-    server.serve(create_app(settings, local_models=local_models), settings)
+            local_models.launch(head_start)
+            return local_models
+    if head_start is not None:
+        head_start.cancel()
+    return local_models
 
 
 main.add_command(generate)

@@ -39,13 +39,15 @@ from pixelgate.errors import Error
 from pixelgate.logs import configure_logging
 from pixelgate.providers.base import CancelToken
 from pixelgate.providers.local_diffusion import LocalDiffusionProvider
+from pixelgate.startup import no_collection_while_importing
 
 log = logging.getLogger("pixelgate.model_host")
 
 
 def main(fd: int) -> None:
     channel = Channel(socket.socket(fileno=fd))
-    import_heavy_libraries()
+    with no_collection_while_importing():
+        import_heavy_libraries()
     configure = channel.receive()
     if not isinstance(configure, Configure):
         os._exit(0)  # the API process went away before it said anything

@@ -23,9 +23,7 @@ import itertools
 import logging
 import queue
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pixelgate.catalog import ModelSpec
+from pixelgate.engine.model_launch import HeadStart, start_host
 from pixelgate.engine.model_messages import (
     Cancel,
     Channel,
@@ -181,11 +180,16 @@ class ModelProcess:
 
     # -- life -----------------------------------------------------------------------------
 
-    def launch(self) -> None:
-        """Start the child now (it imports torch and diffusers meanwhile); idempotent."""
+    def launch(self, head_start: HeadStart | None = None) -> None:
+        """Start the child now (it imports torch and diffusers meanwhile), or adopt
+        `head_start`, a child started earlier still; idempotent (a head start not needed is
+        ended)."""
         with self._cond:
             if self._child is None and not self._stopping:
-                self._child = self._spawn()
+                self._child = self._spawn(head_start)
+                return
+        if head_start is not None:
+            head_start.cancel()
 
     def preload(self, specs: Sequence[tuple[ModelSpec, ImageTask | None]], *, wait: bool) -> None:
         """Load these models in the child, each warmed up with its task when one is given,
@@ -246,18 +250,12 @@ class ModelProcess:
                 continue
             self._cond.wait(1.0)
 
-    def _spawn(self) -> _Child:
-        """Holding the lock: start a child (it loads the preloaded models again)."""
-        ours, theirs = socket.socketpair()
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "pixelgate.engine.model_host", str(theirs.fileno())],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-            )
-        finally:
-            theirs.close()
-        child = _Child(process, Channel(ours))
+    def _spawn(self, head_start: HeadStart | None = None) -> _Child:
+        """Holding the lock: start a child, or adopt one already started (it loads the
+        preloaded models again)."""
+        started = head_start or start_host()
+        process = started.process
+        child = _Child(process, Channel(started.socket))
         child.channel.send(Configure(self.config))
         for spec, warm_up in self._preloads:
             self._loaded[spec.id] = "loading"

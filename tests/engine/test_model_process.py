@@ -8,6 +8,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from pixelgate.catalog import Catalog
+from pixelgate.engine.model_launch import start_host
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.settings import load_settings
 from tests.conftest import Server
@@ -222,3 +226,66 @@ def test_stopping_does_not_wait_for_an_idle_model_worker_s_imports(tmp_path: Pat
     took = time.monotonic() - started
 
     assert took < 1.0  # killed: it holds no work, only memory
+
+
+def test_a_model_worker_started_ahead_is_adopted_and_loads_the_models(tmp_path: Path) -> None:
+    head_start = start_host()  # what `pixelgate serve` does before it reads its settings
+    engine = ModelProcess.from_settings(load_settings(None, data_dir=tmp_path))
+    shapes = Catalog.load().resolve("pixelgate/shapes")
+    try:
+        engine.launch(head_start)
+        engine.preload([(shapes, None)], wait=True)
+
+        assert engine.readiness() == "ok"
+        assert head_start.process.poll() is None  # the one started ahead did the work
+    finally:
+        engine.stop()
+    assert head_start.process.returncode is not None
+
+
+def test_a_model_worker_started_ahead_but_not_needed_is_ended(tmp_path: Path) -> None:
+    engine = ModelProcess.from_settings(load_settings(None, data_dir=tmp_path))
+    engine.launch()
+    head_start = start_host()
+    try:
+        engine.launch(head_start)  # there is one already
+
+        assert head_start.process.poll() is not None
+    finally:
+        engine.stop()
+
+
+def test_a_server_whose_settings_are_wrong_leaves_no_model_worker_behind(tmp_path: Path) -> None:
+    config = tmp_path / "pixelgate.toml"
+    config.write_text('port = "eighty"\n')
+    data_dir = tmp_path / "data"
+    env = {**os.environ, "PIXELGATE_DATA_DIR": str(data_dir)}
+    env = {key: value for key, value in env.items() if key != "PIXELGATE_PRELOAD_MODELS"}
+
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:  # not a pipe: a worker left behind would hold it open
+        result = subprocess.run(
+            [sys.executable, "-m", "pixelgate", "serve", "--config", str(config)],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+
+    assert result.returncode != 0
+    assert "port" in log.read_text()
+    assert started_with(f"PIXELGATE_DATA_DIR={data_dir}") == []
+
+
+def started_with(variable: str) -> list[int]:
+    """The pids of model worker processes whose environment holds `variable` (NAME=value)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environment = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"pixelgate.engine.model_host" in command and variable.encode() in environment:
+            found.append(int(entry.name))
+    return found
