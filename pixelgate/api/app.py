@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate import __version__
+from pixelgate.api import mcp
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.middleware import RequestContext
 from pixelgate.api.openai import routes as openai_routes
@@ -40,6 +41,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 def create_app(settings: Settings, *, local_models: ModelProcess | None = None) -> FastAPI:
     """The app over a runtime made from `settings` at start-up; `local_models` is the local
     model worker when the caller started it already."""
+    tools = mcp.create_server()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +52,8 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
         # from now on (a full one over it pauses the server for ~0.1 s)
         gc.freeze()
         try:
-            yield
+            async with mcp.serving(tools):
+                yield
         finally:
             await run_in_threadpool(runtime.stop)
 
@@ -61,6 +64,7 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
         summary="One API for every image model, local or hosted.",
         lifespan=lifespan,
     )
+    app.router.routes.append(mcp.route(app, tools))
     install_error_handlers(app)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
     return app

@@ -14,6 +14,7 @@ from pixelgate.cli.edit import edit
 from pixelgate.cli.files import files
 from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
+from pixelgate.cli.mcp import mcp
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
@@ -100,3 +101,4 @@ main.add_command(worker)
 main.add_command(remove_bg)
 main.add_command(edit)
 main.add_command(pull)
+main.add_command(mcp)
