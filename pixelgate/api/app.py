@@ -18,6 +18,7 @@ from pixelgate.api.openapi import create_documented_app
 from pixelgate.api.routes import (
     admin,
     background,
+    batches,
     health,
     images,
     jobs,
@@ -34,7 +35,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     # the OpenAI routes first: requests are matched in order, and a gateway's traffic is theirs
     openai_routes.router,
     openai_routes.oai_router,
-    *(m.router for m in (health, images, jobs, media, models, usage, admin, background, web)),
+    *(
+        m.router
+        for m in (health, images, batches, jobs, media, models, usage, admin, background, web)
+    ),
 )
 
 
