@@ -31,6 +31,8 @@ from pixelgate.errors import (
 )
 from pixelgate.sdk import (
     AsyncClient,
+    Batch,
+    BatchItem,
     Client,
     File,
     Image,
@@ -48,6 +50,8 @@ __all__ = [
     "APIConnectionError",
     "AsyncClient",
     "BackendError",
+    "Batch",
+    "BatchItem",
     "BudgetExceeded",
     "Canceled",
     "Client",

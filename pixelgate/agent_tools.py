@@ -21,6 +21,7 @@ from pydantic import Field
 
 from pixelgate import __version__
 from pixelgate.errors import Error, ValidationError
+from pixelgate.sdk.types import media_type_of
 
 __all__ = [
     "MEDIA_PATH",
@@ -29,7 +30,6 @@ __all__ = [
     "ToolAnswer",
     "build_server",
     "image_fields",
-    "mime_type_of",
 ]
 
 MEDIA_PATH = "/v1/media/"
@@ -234,7 +234,7 @@ async def _answer(tools: ImageTools, run: Callable[[ImageTools], Any]) -> CallTo
         )
     content: list[ContentBlock] = []
     for image in answer.images:
-        mime_type = mime_type_of(image.data)
+        mime_type = media_type_of(image.data)
         content.append(
             ImageContent(
                 type="image", data=base64.b64encode(image.data).decode(), mime_type=mime_type
@@ -248,12 +248,3 @@ async def _answer(tools: ImageTools, run: Callable[[ImageTools], Any]) -> CallTo
             )
     content.append(TextContent(type="text", text=json.dumps(answer.body)))
     return CallToolResult(content=content, structured_content=answer.body)
-
-
-def mime_type_of(data: bytes) -> str:
-    """The media type of an image pixelgate stores (PNG, JPEG or WebP), by its signature."""
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "image/png"

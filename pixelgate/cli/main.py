@@ -8,6 +8,7 @@ import click
 
 from pixelgate.cli.admin import keys, tenants, usage
 from pixelgate.cli.background import remove_bg
+from pixelgate.cli.batch import batch
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.edit import edit
@@ -91,6 +92,7 @@ def serve(
 
 
 main.add_command(generate)
+main.add_command(batch)
 main.add_command(models)
 main.add_command(jobs)
 main.add_command(files)
