@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import func, select
 
-from pixelgate.db.tables import BatchItem
-from pixelgate.errors import ValidationError
+from pixelgate.db.tables import Batch, BatchItem
+from pixelgate.errors import NotFound, ValidationError
 from pixelgate.service.access import Principal
 from pixelgate.service.batches import BatchService, command_of
 from pixelgate.service.jobs import ImageCommand
+from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
 
@@ -89,3 +91,20 @@ def test_an_invalid_item_records_nothing(services: Services) -> None:
         batches.create(principal, [command("a"), command("b", num_steps=0)])
     assert caught.value.param == "requests.1.num_steps"
     assert batches.dispatch() == 0 and services.queue.job_ids == []
+
+
+def test_erasing_a_tenant_deletes_its_batches(services: Services) -> None:
+    services.tenants.create(tenant_id="gone", name="gone", changes=TenantChanges())
+    record, _ = services.access.create_key(
+        tenant_id="gone", name="batch", scopes=frozenset({"generate", "read"})
+    )
+    principal = services.access.principal_of_key(record.id)
+    batches = batch_service(services)
+    view = batches.create(principal, [command("a private prompt")])
+    services.eraser.erase("gone")
+    with services.db.session() as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == 0
+        assert session.scalar(select(func.count()).select_from(BatchItem)) == 0
+    assert batches.dispatch() == 0
+    with pytest.raises(NotFound):
+        batches.get(principal, view.batch.id)
