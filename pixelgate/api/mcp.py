@@ -76,6 +76,10 @@ class ServiceTools(ImageTools):
         return await run_in_threadpool(self._job_answer, job)
 
     async def list_models(self) -> list[dict[str, Any]]:
+        return await run_in_threadpool(self._models)
+
+    def _models(self) -> list[dict[str, Any]]:
+        """As `GET /v1/models?modality=image` lists them (the tenant is read in a thread)."""
         specs = self._runtime.model_directory.visible_to(self._principal, modality="image")
         return [views.model_public(self._runtime, spec).model_dump(mode="json") for spec in specs]
 
