@@ -186,7 +186,7 @@ export interface paths {
          *     limits: one held back by a limit waits for it; one refused (the budget spent) fails with
          *     that error while the rest go on.
          */
-        post: operations["batches_create_batch"];
+        post: operations["batches_create"];
         delete?: never;
         options?: never;
         head?: never;
@@ -225,7 +225,7 @@ export interface paths {
          * Get Batch
          * @description The batch: its counts by status, and each item's job, status and images.
          */
-        get: operations["batches_get_batch"];
+        get: operations["batches_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -247,7 +247,7 @@ export interface paths {
          * Cancel Batch
          * @description Cancel the items not yet submitted and those queued; running items finish.
          */
-        post: operations["batches_cancel_batch"];
+        post: operations["batches_cancel"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2500,7 +2500,7 @@ export interface operations {
             };
         };
     };
-    batches_create_batch: {
+    batches_create: {
         parameters: {
             query?: never;
             header?: never;
@@ -2652,7 +2652,7 @@ export interface operations {
             };
         };
     };
-    batches_get_batch: {
+    batches_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -2719,7 +2719,7 @@ export interface operations {
             };
         };
     };
-    batches_cancel_batch: {
+    batches_cancel: {
         parameters: {
             query?: never;
             header?: never;
