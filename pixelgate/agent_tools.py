@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Protocol
 
@@ -220,11 +220,13 @@ async def image_fields(
     return {}
 
 
-async def _answer(tools: ImageTools, run: Callable[[ImageTools], Any]) -> CallToolResult:
+async def _answer(
+    tools: ImageTools, run: Callable[[ImageTools], Awaitable[ToolAnswer]]
+) -> CallToolResult:
     """The tool's result; a pixelgate error is a tool error naming its code and parameter,
     which the agent can read and act on."""
     try:
-        answer: ToolAnswer = await run(tools)
+        answer = await run(tools)
     except Error as exc:
         error = exc.to_dict()
         return CallToolResult(
