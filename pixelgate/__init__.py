@@ -35,6 +35,8 @@ from pixelgate.errors import (
 if TYPE_CHECKING:
     from pixelgate.sdk import (
         AsyncClient,
+        Batch,
+        BatchItem,
         Client,
         File,
         Image,
@@ -52,6 +54,8 @@ __all__ = [
     "APIConnectionError",
     "AsyncClient",
     "BackendError",
+    "Batch",
+    "BatchItem",
     "BudgetExceeded",
     "Canceled",
     "Client",

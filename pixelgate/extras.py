@@ -1,6 +1,7 @@
 """Which parts of pixelgate this installation has: `pip install pixelgate` is the client (SDK
 and CLI); the server, the local diffusers engine and the cluster backends are extras
-(`pixelgate[server]`, `[local]`, `[cluster]`, `[all]`). Standard library only."""
+(`pixelgate[server]`, `[local]`, `[cluster]`, `[all]`; `[mcp]` for `pixelgate mcp` alone).
+Standard library only."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import functools
 import importlib.util
 from typing import Literal
 
-Extra = Literal["server", "local", "cluster"]
+Extra = Literal["server", "local", "cluster", "mcp"]
 
 MODULES: dict[Extra, tuple[str, ...]] = {
-    "server": ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy", "alembic", "PIL"),
+    "server": ("fastapi", "uvicorn", "pydantic_settings", "sqlalchemy", "alembic", "PIL", "mcp"),
     "local": ("torch", "diffusers", "transformers", "huggingface_hub"),
     "cluster": ("celery", "redis", "psycopg", "boto3"),
+    "mcp": ("mcp",),
 }
 """A module each extra installs, per extra: one missing means the extra is not installed."""
 

@@ -27,6 +27,7 @@ from pixelgate.metrics import Metrics
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.registry import configured_models
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
+from pixelgate.service.batches import BatchDispatcher, BatchService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
@@ -204,6 +205,8 @@ class Runtime:
             max_attempts=settings.max_attempts,
         )
         self.history = History(self.db, self.files, self.catalog, self.clock)
+        self.batches = BatchService(self.db, self.jobs, self.access, self.clock)
+        self.batch_dispatcher = BatchDispatcher(self.batches) if role == "api" else None
         self.metrics.watch(
             jobs_by_state=store.counts_by_state,
             queue_depth=lambda: self.queue.depth,
@@ -286,6 +289,8 @@ class Runtime:
             if local_engine:
                 self.local_models.preload(self._preloads(self.settings.preload_models), wait=False)
         self.housekeeper.start()
+        if self.batch_dispatcher is not None:
+            self.batch_dispatcher.start()
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
         """The local models among `names`, each with a one-step warm-up task where it makes
@@ -302,6 +307,8 @@ class Runtime:
         return ImageTask("generate", self.catalog.validate_options(spec, options, task="generate"))
 
     def stop(self) -> None:
+        if self.batch_dispatcher is not None:
+            self.batch_dispatcher.stop()
         self.housekeeper.stop()
         if self.local_worker is not None:
             self.local_worker.stop()

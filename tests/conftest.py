@@ -124,6 +124,12 @@ def make_server(tmp_path: Path, models_dir: Path) -> Iterator[Callable[..., Serv
 
 
 @pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (`pytest.mark.anyio`) run on asyncio, as the server does."""
+    return "asyncio"
+
+
+@pytest.fixture
 def api(server: Server) -> Iterator[httpx.Client]:
     with server.client() as client:
         yield client

@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate import __version__
+from pixelgate.api import mcp
 from pixelgate.api.errors import install_error_handlers
 from pixelgate.api.middleware import RequestContext
 from pixelgate.api.openai import routes as openai_routes
@@ -17,6 +18,7 @@ from pixelgate.api.openapi import create_documented_app
 from pixelgate.api.routes import (
     admin,
     background,
+    batches,
     health,
     images,
     jobs,
@@ -33,13 +35,17 @@ ROUTERS: tuple[APIRouter, ...] = (
     # the OpenAI routes first: requests are matched in order, and a gateway's traffic is theirs
     openai_routes.router,
     openai_routes.oai_router,
-    *(m.router for m in (health, images, jobs, media, models, usage, admin, background, web)),
+    *(
+        m.router
+        for m in (health, images, batches, jobs, media, models, usage, admin, background, web)
+    ),
 )
 
 
 def create_app(settings: Settings, *, local_models: ModelProcess | None = None) -> FastAPI:
     """The app over a runtime made from `settings` at start-up; `local_models` is the local
     model worker when the caller started it already."""
+    tools = mcp.create_server()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,7 +56,8 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
         # from now on (a full one over it pauses the server for ~0.1 s)
         gc.freeze()
         try:
-            yield
+            async with mcp.serving(tools):
+                yield
         finally:
             await run_in_threadpool(runtime.stop)
 
@@ -61,6 +68,7 @@ def create_app(settings: Settings, *, local_models: ModelProcess | None = None) 
         summary="One API for every image model, local or hosted.",
         lifespan=lifespan,
     )
+    app.router.routes.append(mcp.route(app, tools))
     install_error_handlers(app)
     app.add_middleware(RequestContext, max_body_bytes=settings.max_request_bytes)
     return app

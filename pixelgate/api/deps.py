@@ -28,7 +28,13 @@ async def current_principal(
     # in the OpenAPI document as the bearer scheme (api/openapi.py), not as a parameter
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """The caller; the database is read (in a worker thread) only for a key not seen lately."""
+    """The caller, by their bearer key."""
+    return await authenticate(runtime, authorization)
+
+
+async def authenticate(runtime: Runtime, authorization: str | None) -> Principal:
+    """The caller of any surface (routes, `/mcp`) by its `Authorization` header; the database
+    is read (in a worker thread) only for a key not seen lately."""
     principal = runtime.access.recently_authenticated(authorization)
     if principal is not None:
         return principal
@@ -71,6 +77,10 @@ GlobalAdmin = Annotated[Principal, Depends(global_admin_principal)]
 
 
 async def get_base_url(request: Request, runtime: RuntimeDep) -> str:
+    return base_url_of(request, runtime)
+
+
+def base_url_of(request: Request, runtime: Runtime) -> str:
     """Where links point: the configured public URL, else the URL this request came to."""
     return (runtime.settings.public_url or str(request.base_url)).rstrip("/")
 

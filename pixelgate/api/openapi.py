@@ -43,7 +43,7 @@ def operation_id(route: APIRoute) -> str:
     if not route.tags:
         return route.name
     tag = str(route.tags[0])
-    repeats = {tag, tag.removesuffix("s")}
+    repeats = {tag, tag.removesuffix("s"), tag.removesuffix("es")}  # jobs: job; batches: batch
     return "_".join([tag, *(word for word in route.name.split("_") if word not in repeats)])
 
 

@@ -14,6 +14,7 @@ from pixelgate.api.admin_protocol import (
     UsagePublic,
     WorkerPublic,
 )
+from pixelgate.api.batch_protocol import BatchCounts, BatchItemPublic, BatchPublic
 from pixelgate.api.protocol import (
     Adjustment,
     ErrorBody,
@@ -28,6 +29,7 @@ from pixelgate.catalog.titles import options_schema
 from pixelgate.clock import as_utc
 from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
+from pixelgate.service.batches import BatchView
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
 from pixelgate.service.edit_sizes import adjustments_of
 from pixelgate.service.erasure import KEPT, Erasure
@@ -226,4 +228,45 @@ def worker_public(record: WorkerRecord) -> WorkerPublic:
         started_at=as_utc(record.started_at),
         last_seen_at=as_utc(record.last_seen_at),
         running=list(record.running),
+    )
+
+
+def batch_public(runtime: Runtime, view: BatchView, base_url: str) -> BatchPublic:
+    """A batch with its counts; with its items, when they were read."""
+    batch = view.batch
+    items = None
+    if view.items is not None:
+        items = []
+        for item in view.items:
+            error = None
+            if item.error is not None:
+                error = ErrorBody(
+                    code=item.error.code, message=item.error.message, param=item.error.param
+                )
+            job = item.job
+            if job is not None and job.error_code:
+                error = ErrorBody(
+                    code=job.error_code, message=job.error_message or "", param=job.error_param
+                )
+            outputs = None
+            if job is not None and job.status == "succeeded":
+                outputs = generate_result(runtime, job, base_url).data
+            items.append(
+                BatchItemPublic(
+                    index=item.position,
+                    status=item.status,  # type: ignore[arg-type]
+                    job_id=job.id if job is not None else None,
+                    error=error,
+                    outputs=outputs,
+                )
+            )
+    return BatchPublic(
+        id=batch.id,
+        status=view.status,  # type: ignore[arg-type]
+        created_at=as_utc(batch.created_at),
+        canceled_at=as_utc(batch.canceled_at) if batch.canceled_at else None,
+        total=batch.item_count,
+        counts=BatchCounts(**view.counts),
+        metadata=batch.metadata_,
+        items=items,
     )

@@ -9,12 +9,14 @@ import click
 
 from pixelgate.cli.admin import keys, tenants, usage
 from pixelgate.cli.background import remove_bg
+from pixelgate.cli.batch import batch
 from pixelgate.cli.catalog import models
 from pixelgate.cli.common import ErrorReportingGroup
 from pixelgate.cli.edit import edit
 from pixelgate.cli.files import files
 from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
+from pixelgate.cli.mcp import mcp
 from pixelgate.cli.pull import pull
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
@@ -127,6 +129,7 @@ def _local_models(settings: Settings, head_start: HeadStart | None) -> ModelProc
 
 
 main.add_command(generate)
+main.add_command(batch)
 main.add_command(models)
 main.add_command(jobs)
 main.add_command(files)
@@ -137,3 +140,4 @@ main.add_command(worker)
 main.add_command(remove_bg)
 main.add_command(edit)
 main.add_command(pull)
+main.add_command(mcp)

@@ -225,6 +225,53 @@ class UsageDaily(Base):
     """Jobs settled: each job that reserved money, once, whatever it made."""
 
 
+class Batch(Base):
+    """Up to 100 generate requests sent together; each runs as an ordinary job."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        # a tenant's batches, newest first (`GET /v1/batches`), in index order
+        Index("ix_batches_tenant_created", "tenant_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    api_key_id: Mapped[str] = mapped_column(String(64))
+    """The key that sent it: its items are submitted as that key's requests."""
+    item_count: Mapped[int] = mapped_column(Integer)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    created_at: Mapped[datetime]
+    canceled_at: Mapped[datetime | None]
+
+
+class BatchItem(Base):
+    """One request of a batch: waiting to be submitted (`pending`), then its job's; or never
+    submitted (`refused` with the error that refused it, or `canceled`)."""
+
+    __tablename__ = "batch_items"
+    __table_args__ = (
+        # the dispatcher's probe: pending items whose wait is over, oldest batch first
+        Index("ix_batch_items_state_not_before", "state", "not_before"),
+    )
+
+    batch_id: Mapped[str] = mapped_column(
+        ForeignKey("batches.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request: Mapped[dict[str, Any]]
+    """The generate request, checked when the batch was accepted: model, options (the prompt
+    among them), response format, metadata, whether to use the cache."""
+    state: Mapped[str] = mapped_column(String(16))
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_param: Mapped[str | None] = mapped_column(String(200))
+    not_before: Mapped[datetime | None]
+    """A rate or concurrency limit said to wait until then."""
+    claimed_until: Mapped[datetime | None]
+    """A dispatcher is submitting it; another may take it over after this time."""
+
+
 class WorkerRecord(Base):
     """A worker process and its heartbeat."""
 

@@ -1,10 +1,23 @@
 """pixelgate's Python SDK: `Client` and `AsyncClient` for the native HTTP API."""
 
 from pixelgate.sdk.client import AsyncClient, Client
-from pixelgate.sdk.types import File, Image, ImagesResponse, Job, JobError, JobEvent, Model, Page
+from pixelgate.sdk.types import (
+    Batch,
+    BatchItem,
+    File,
+    Image,
+    ImagesResponse,
+    Job,
+    JobError,
+    JobEvent,
+    Model,
+    Page,
+)
 
 __all__ = [
     "AsyncClient",
+    "Batch",
+    "BatchItem",
     "Client",
     "File",
     "Image",

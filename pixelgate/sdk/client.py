@@ -6,6 +6,7 @@ from types import TracebackType
 
 from pixelgate.sdk.admin import Admin, AsyncAdmin
 from pixelgate.sdk.async_resources import AsyncFiles, AsyncImages, AsyncJobs, AsyncModels
+from pixelgate.sdk.batches import AsyncBatches, Batches
 from pixelgate.sdk.config import ClientConfig
 from pixelgate.sdk.resources import Files, Images, Jobs, Models
 from pixelgate.sdk.transport import AsyncTransport, SyncTransport
@@ -37,6 +38,7 @@ class Client:
         )
         self._transport = SyncTransport(self.config)
         self.images = Images(self._transport)
+        self.batches = Batches(self._transport)
         self.jobs = Jobs(self._transport)
         self.models = Models(self._transport)
         self.files = Files(self._transport)
@@ -86,6 +88,7 @@ class AsyncClient:
         )
         self._transport = AsyncTransport(self.config)
         self.images = AsyncImages(self._transport)
+        self.batches = AsyncBatches(self._transport)
         self.jobs = AsyncJobs(self._transport)
         self.models = AsyncModels(self._transport)
         self.files = AsyncFiles(self._transport)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -139,6 +139,25 @@ def _param_text(value: Any) -> str:
 def job_path(job_id: str, action: str = "") -> str:
     path = f"/v1/jobs/{quote(job_id, safe='')}"
     return f"{path}/{action}" if action else path
+
+
+BATCH_PATH = "/v1/inference/images/batch"
+BATCHES_PATH = "/v1/batches"
+
+
+def batch_path(batch_id: str, action: str = "") -> str:
+    path = f"{BATCHES_PATH}/{quote(batch_id, safe='')}"
+    return f"{path}/{action}" if action else path
+
+
+def batch_body(
+    requests: Iterable[Mapping[str, Any]], metadata: Mapping[str, MetadataValue] | None
+) -> dict[str, Any]:
+    """The JSON of `POST /v1/inference/images/batch`: each request a generate body."""
+    body: dict[str, Any] = {"requests": [dict(request) for request in requests]}
+    if metadata is not None:
+        body["metadata"] = dict(metadata)
+    return body
 
 
 def model_path(model_id: str) -> str:

@@ -221,6 +221,77 @@ class Job:
         )
 
 
+BatchStatus = Literal["in_progress", "completed", "canceled"]
+BatchItemStatus = Literal["pending", "queued", "running", "succeeded", "failed", "canceled"]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a batch: `pending` until submitted, then its job's status; its error
+    when it failed (its job's, or what refused it), its images once it succeeded."""
+
+    index: int
+    status: BatchItemStatus
+    job_id: str | None = None
+    error: JobError | None = None
+    outputs: list[Image] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any], source: ImageSource | None = None) -> BatchItem:
+        error = body.get("error")
+        return cls(
+            index=int(body["index"]),
+            status=cast(BatchItemStatus, body["status"]),
+            job_id=body.get("job_id"),
+            error=JobError(error["code"], error["message"], error.get("param")) if error else None,
+            outputs=[Image.from_dict(item, source) for item in body.get("outputs") or []],
+        )
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many generate requests sent together, each run as a job.
+
+    batch = client.batches.create([{"model": "local/tiny", "prompt": "a boat"}])
+    batch = client.batches.get(batch.id)
+    print(batch.counts)  # {"pending": 0, "queued": 1, ...}
+    """
+
+    id: str
+    status: BatchStatus
+    created_at: datetime
+    total: int
+    counts: dict[str, int]
+    canceled_at: datetime | None = None
+    metadata: dict[str, MetadataValue] | None = None
+    items: list[BatchItem] | None = None
+    """Each item, in order; None in a list of batches (get one to read them)."""
+
+    @property
+    def is_done(self) -> bool:
+        """No item is pending, queued or running."""
+        return self.status != "in_progress"
+
+    @property
+    def finished(self) -> int:
+        """How many items have ended (succeeded, failed or canceled)."""
+        return sum(self.counts.get(status, 0) for status in TERMINAL_STATUSES)
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any], source: ImageSource | None = None) -> Batch:
+        items = body.get("items")
+        return cls(
+            id=str(body["id"]),
+            status=cast(BatchStatus, body["status"]),
+            created_at=require_datetime(body["created_at"]),
+            total=int(body["total"]),
+            counts={str(key): int(value) for key, value in body["counts"].items()},
+            canceled_at=parse_datetime(body.get("canceled_at")),
+            metadata=body.get("metadata"),
+            items=None if items is None else [BatchItem.from_dict(i, source) for i in items],
+        )
+
+
 @dataclass(frozen=True)
 class JobEvent:
     """One event of a job's stream: `queued`, `running`, `progress` (`step` of `total`), then
@@ -330,6 +401,15 @@ class File:
             model=body.get("model"),
             prompt=body.get("prompt"),
         )
+
+
+def media_type_of(data: bytes) -> str:
+    """The media type of an image pixelgate makes (PNG, JPEG or WebP), by its signature."""
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
 
 
 def to_jsonable(value: Any) -> Any:

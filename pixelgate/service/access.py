@@ -115,13 +115,25 @@ class AccessService:
             record = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
         if record is None or not hmac.compare_digest(record.key_hash, digest):
             raise Unauthorized("Invalid API key")
+        principal = self._principal_of(record)
+        self._recent.remember(digest, _ValidKey(principal, record.expires_at))
+        return principal
+
+    def principal_of_key(self, key_id: str) -> Principal:
+        """The principal of a key known by its id, as it is now: for work done later on a
+        key's behalf (a batch's items), refused once the key is revoked or expired."""
+        with self._db.session() as session:
+            record = session.get(ApiKey, key_id)
+        if record is None:
+            raise Unauthorized("The API key that sent this request no longer exists")
+        return self._principal_of(record)
+
+    def _principal_of(self, record: ApiKey) -> Principal:
         if record.revoked_at is not None:
             raise Unauthorized("This API key has been revoked")
         if record.expires_at is not None and as_utc(record.expires_at) <= self._clock.now():
             raise Unauthorized("This API key has expired")
-        principal = Principal(record.id, record.tenant_id, effective_scopes(record), record.limits)
-        self._recent.remember(digest, _ValidKey(principal, record.expires_at))
-        return principal
+        return Principal(record.id, record.tenant_id, effective_scopes(record), record.limits)
 
     def recently_authenticated(self, authorization: str | None) -> Principal | None:
         """The caller, when the same key was found valid lately (`recent.TRUSTED_FOR`); None

@@ -27,6 +27,8 @@ from pixelgate.clock import Clock
 from pixelgate.db import Database
 from pixelgate.db.tables import (
     ApiKey,
+    Batch,
+    BatchItem,
     BudgetAccount,
     IdempotencyKey,
     Job,
@@ -105,6 +107,10 @@ class TenantEraser:
         tenant.safety_threshold = tenant.retention_days = None
         tenant.erased_at = tenant.erased_at or self._clock.now()
         session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id))
+        # batches hold the tenant's prompts; their items not yet submitted go with them
+        batches = select(Batch.id).where(Batch.tenant_id == tenant_id)
+        session.execute(delete(BatchItem).where(BatchItem.batch_id.in_(batches)))
+        session.execute(delete(Batch).where(Batch.tenant_id == tenant_id))
         deleted = session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
         return int(deleted.rowcount)  # type: ignore[attr-defined]
 

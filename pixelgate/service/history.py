@@ -20,14 +20,14 @@ from sqlalchemy.orm import InstrumentedAttribute
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
 from pixelgate.db import Database
-from pixelgate.db.tables import Job, StoredFile
+from pixelgate.db.tables import Batch, Job, StoredFile
 from pixelgate.errors import Conflict, NotFound, ValidationError
 from pixelgate.service.files import FileService
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.retention import delete_selected_jobs
 
 T = TypeVar("T")
-Item = TypeVar("Item", Job, StoredFile)
+Item = TypeVar("Item", Job, StoredFile, Batch)
 Q = TypeVar("Q", bound=Select[*tuple[Any, ...]])
 
 
@@ -124,6 +124,18 @@ class History:
             rows = session.execute(_paged(query, StoredFile, cursor, filters)).all()
         entries = [FileEntry(row[0], row[1], row[2]) for row in rows]
         return _page(entries, filters)
+
+    def batches(self, tenant_id: str, filters: Filters) -> Page[Batch]:
+        """A page of the tenant's batches, newest first (paging and creation range only)."""
+        query = select(Batch).where(Batch.tenant_id == tenant_id)
+        if filters.created_after is not None:
+            query = query.where(Batch.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            query = query.where(Batch.created_at < filters.created_before)
+        cursor = self._cursor(Batch, tenant_id, filters)
+        with self._db.session() as session:
+            rows = list(session.scalars(_paged(query, Batch, cursor, filters)))
+        return _page(rows, filters)
 
     def file(self, tenant_id: str, file_id: str) -> FileEntry:
         """One of the tenant's live files, as `files` lists it."""

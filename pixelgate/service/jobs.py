@@ -175,23 +175,7 @@ class JobService:
         then is served from the cache under the tenant's cache policy, instead of computing
         (and paying for) the same images again. Raises `Timeout` past the deadline."""
         rules = self._policies
-        principal.require("generate")
-        # 1. who may use what
-        spec = self._catalog.resolve(command.model)
-        tenant = rules.tenants.current(principal.tenant_id)
-        rules.tenants.check_model(tenant, spec)
-        # 2. the request itself, before anything is spent
-        _check_capability(spec, command)
-        edit = _edit_kind(command)
-        # a width and height the model takes otherwise: mapped, and the result says so
-        family = OPTION_FAMILIES[spec.family]
-        raw_options, option_change = plan_aspect_ratio(spec, family, command.options)
-        if command.task == "edit" and option_change is None:
-            raw_options, option_change = plan_requested_size(spec, family, raw_options)
-        options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
-        if rules.safety is not None and isinstance(options, PromptOptions):
-            rules.safety.check_prompt(options.prompt, principal.tenant_id)
-        self._providers.for_model(spec)
+        spec, tenant, edit, raw_options, option_change, options = self._checked(principal, command)
         # only an Idempotency-Key needs the request's digest (input images included)
         fingerprint = request_fingerprint(command) if command.idempotency_key is not None else ""
         if command.idempotency_key is not None:
@@ -244,6 +228,39 @@ class JobService:
                                         fingerprint, subjects, claim=claim)  # fmt: skip
             assert follow_until is not None
             self._await_end(leader.id, follow_until)
+
+    def check(self, principal: Principal, command: ImageCommand) -> None:
+        """Raise what `submit` would refuse the request for before anything is spent: the
+        scope, the model and the tenant's access to it, the task, the options and the prompt.
+        Nothing is recorded (a batch checks every request before it queues any)."""
+        self._checked(principal, command)
+
+    def _checked(
+        self, principal: Principal, command: ImageCommand
+    ) -> tuple[
+        ModelSpec, Tenant, EditKind | None, dict[str, Any], dict[str, str] | None, ImageOptions
+    ]:
+        """Steps 1 and 2 of `_submit`: the model, the tenant, the edit kind, the options as
+        sent (mapped to the model) with the mapping made, and the validated options."""
+        rules = self._policies
+        principal.require("generate")
+        # 1. who may use what
+        spec = self._catalog.resolve(command.model)
+        tenant = rules.tenants.current(principal.tenant_id)
+        rules.tenants.check_model(tenant, spec)
+        # 2. the request itself, before anything is spent
+        _check_capability(spec, command)
+        edit = _edit_kind(command)
+        # a width and height the model takes otherwise: mapped, and the result says so
+        family = OPTION_FAMILIES[spec.family]
+        raw_options, option_change = plan_aspect_ratio(spec, family, command.options)
+        if command.task == "edit" and option_change is None:
+            raw_options, option_change = plan_requested_size(spec, family, raw_options)
+        options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
+        if rules.safety is not None and isinstance(options, PromptOptions):
+            rules.safety.check_prompt(options.prompt, principal.tenant_id)
+        self._providers.for_model(spec)
+        return spec, tenant, edit, raw_options, option_change, options
 
     def _create(
         self,

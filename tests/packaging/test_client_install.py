@@ -112,6 +112,7 @@ def test_the_client_cli_and_sdk_generate_through_a_server(
             "pip install 'pixelgate[server,cluster]'",
         ),
         (["pull", "pixelgate/shapes"], "pixelgate pull needs the local extra"),
+        (["mcp"], "pixelgate mcp needs the mcp extra: pip install 'pixelgate[mcp]'"),
     ],
 )
 def test_server_commands_name_the_extra_they_need(

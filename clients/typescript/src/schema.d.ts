@@ -169,6 +169,91 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/inference/images/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Batch
+         * @description Up to 100 generate requests, answered at once (202) with the batch. Every request is
+         *     checked first: one that is invalid is a 400 naming it (`requests.3.width`) and nothing is
+         *     queued. The items then run as the caller's jobs under its rate, concurrency and budget
+         *     limits: one held back by a limit waits for it; one refused (the budget spent) fails with
+         *     that error while the rest go on.
+         */
+        post: operations["batches_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Batches
+         * @description The caller's batches, newest first, a page at a time (`after`/`before` an id, `limit`),
+         *     each with its counts by status (its items: `GET /v1/batches/{id}`).
+         */
+        get: operations["batches_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Batch
+         * @description The batch: its counts by status, and each item's job, status and images.
+         */
+        get: operations["batches_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/batches/{batch_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel Batch
+         * @description Cancel the items not yet submitted and those queued; running items finish.
+         */
+        post: operations["batches_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/jobs": {
         parameters: {
             query?: never;
@@ -592,6 +677,88 @@ export interface components {
             /** Reason */
             reason: string;
         };
+        /**
+         * BatchCounts
+         * @description How many items are in each status.
+         */
+        BatchCounts: {
+            /**
+             * Pending
+             * @description Not yet submitted: waiting for the tenant's limits.
+             */
+            pending: number;
+            /** Queued */
+            queued: number;
+            /** Running */
+            running: number;
+            /** Succeeded */
+            succeeded: number;
+            /** Failed */
+            failed: number;
+            /** Canceled */
+            canceled: number;
+        };
+        /** BatchItemPublic */
+        BatchItemPublic: {
+            /**
+             * Index
+             * @description The request's place in `requests`, from 0.
+             */
+            index: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "queued" | "running" | "succeeded" | "failed" | "canceled";
+            /**
+             * Job Id
+             * @description Its job, once submitted.
+             */
+            job_id: string | null;
+            /** @description Why it failed: its job's error, or what refused it. */
+            error?: components["schemas"]["ErrorBody"] | null;
+            /**
+             * Outputs
+             * @description Its images with fresh links, once it succeeded.
+             */
+            outputs?: components["schemas"]["ImageData"][] | null;
+        };
+        /** BatchPublic */
+        BatchPublic: {
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default batch
+             * @constant
+             */
+            object: "batch";
+            /**
+             * Status
+             * @description `in_progress` while an item is pending, queued or running.
+             * @enum {string}
+             */
+            status: "in_progress" | "completed" | "canceled";
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Canceled At */
+            canceled_at?: string | null;
+            /** Total */
+            total: number;
+            counts: components["schemas"]["BatchCounts"];
+            /** Metadata */
+            metadata?: {
+                [key: string]: string | number | boolean | null;
+            } | null;
+            /**
+             * Items
+             * @description Each item, in order (in `GET /v1/batches/{id}`, not lists).
+             */
+            items?: components["schemas"]["BatchItemPublic"][] | null;
+        };
         /** BudgetPublic */
         BudgetPublic: {
             /** Period */
@@ -623,6 +790,16 @@ export interface components {
              * @constant
              */
             deleted: true;
+        };
+        /** Envelope[BatchPublic] */
+        Envelope_BatchPublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["BatchPublic"];
         };
         /** Envelope[Deleted] */
         Envelope_Deleted_: {
@@ -1123,6 +1300,38 @@ export interface components {
             images_per_day?: number | null;
             /** Concurrent Jobs */
             concurrent_jobs?: number | null;
+        };
+        /** ListEnvelope[BatchPublic] */
+        ListEnvelope_BatchPublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            /** Data */
+            data: components["schemas"]["BatchPublic"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object: "list";
+            /**
+             * Has More
+             * @description More items follow: older ones (no cursor, or `after`), newer ones (`before`).
+             */
+            has_more: boolean;
+            /**
+             * First Id
+             * @description The first item's id; null on an empty page.
+             */
+            first_id: string | null;
+            /**
+             * Last Id
+             * @description The last item's id; null on an empty page.
+             */
+            last_id: string | null;
         };
         /** ListEnvelope[FilePublic] */
         ListEnvelope_FilePublic_: {
@@ -2282,6 +2491,292 @@ export interface operations {
             };
             /** @description Gateway Timeout */
             504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    batches_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Requests */
+                    requests: ({
+                        /**
+                         * Model
+                         * @description A catalog model id or alias.
+                         */
+                        model: string;
+                        /**
+                         * Prompt
+                         * @description What to draw.
+                         */
+                        prompt?: string | null;
+                        /**
+                         * Response Format
+                         * @default url
+                         * @enum {string}
+                         */
+                        response_format?: "url" | "b64_json";
+                        /**
+                         * Metadata
+                         * @description Stored with the job and echoed back.
+                         */
+                        metadata?: {
+                            [key: string]: string | number | boolean | null;
+                        } | null;
+                        /**
+                         * Async
+                         * @description Answer 202 at once with the job; same as the header Prefer: respond-async.
+                         * @default false
+                         */
+                        async?: boolean;
+                        /**
+                         * Cache
+                         * @description False skips the result cache; same as the header Cache-Control: no-cache.
+                         * @default true
+                         */
+                        cache?: boolean;
+                    } & {
+                        [key: string]: unknown;
+                    })[];
+                    /**
+                     * Metadata
+                     * @description Stored with the batch and echoed back.
+                     */
+                    metadata?: {
+                        [key: string]: string | number | boolean | null;
+                    } | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_BatchPublic_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    batches_list: {
+        parameters: {
+            query?: {
+                /** @description A batch's id: the batches older than it. */
+                after?: string | null;
+                /** @description A batch's id: the batches newer than it. */
+                before?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListEnvelope_BatchPublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    batches_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_BatchPublic_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    batches_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                batch_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_BatchPublic_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
