@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
+from pixelgate.db.job_records import JobInputs, JobResult, ResultImage
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
@@ -35,7 +36,7 @@ from pixelgate.providers import (
 from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
-from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
+from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class JobExecutor:
         try:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
-            options = self._catalog.validate_options(spec, job.options, task=job.task)
+            options = self._catalog.validate_options(spec, job.options.values, task=job.task)
             provider = self._providers.for_model(spec)
             if token.canceled:
                 raise Canceled("Job canceled")
@@ -146,12 +147,12 @@ class JobExecutor:
             if hit is not None:
                 return self._end_as_hit(job, hit)
             # 4. the work, with progress and cancel at every step
-            inputs = job.inputs or {}
+            inputs = job.inputs or JobInputs()
             task = ImageTask(
-                kind=job.task,  # type: ignore[arg-type]
+                kind=job.task,
                 options=options,
-                image=self._inputs.load(inputs["image"]) if "image" in inputs else None,
-                mask=self._inputs.load(inputs["mask"]) if "mask" in inputs else None,
+                image=self._inputs.load(inputs.image) if inputs.image else None,
+                mask=self._inputs.load(inputs.mask) if inputs.mask else None,
                 upstream=self._upstream_of(job),
             )
             images = provider.run(
@@ -176,17 +177,13 @@ class JobExecutor:
                 self._files.prepare(tenant_id=job.tenant_id, job_id=job_id, image=image)
                 for image in images
             ]
-            result = {
-                "created": int(self._clock.now().timestamp()),
-                "images": [
-                    {
-                        "file_id": record.id,
-                        "seed": image.seed,
-                        "revised_prompt": image.revised_prompt,
-                    }
+            result = JobResult(
+                created=int(self._clock.now().timestamp()),
+                images=tuple(
+                    ResultImage(record.id, image.seed, image.revised_prompt)
                     for record, image in zip(stored, images, strict=True)
-                ],
-            }
+                ),
+            )
             succeeded = self._store.end(
                 job_id,
                 to=JobStatus.SUCCEEDED,
@@ -278,7 +275,7 @@ class JobExecutor:
         """What earlier attempts of the job left with a hosted provider (one record per
         request, so per image where each image is its own request), and the note-taker for
         this attempt: kept with the job, so that no attempt sends a billed request twice."""
-        earlier = UpstreamState.records_from((job.result or {}).get(UPSTREAM))
+        earlier = UpstreamState.records_from(job.result.upstream if job.result else None)
 
         def keep(records: Mapping[int, UpstreamTask]) -> None:
             data = UpstreamState.data_of(records)

@@ -9,7 +9,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, Literal, TypeVar
@@ -30,6 +30,7 @@ from pixelgate.catalog import (
 )
 from pixelgate.catalog.options import EditKind
 from pixelgate.clock import Clock
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
 from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
@@ -52,9 +53,7 @@ from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import InFlight, ResultCache, cache_key, follow_pauses
 from pixelgate.service.edit_sizes import (
-    ADJUSTMENT_KEY,
     adjustment,
-    image_inputs,
     plan_aspect_ratio,
     plan_edit,
     plan_requested_size,
@@ -64,7 +63,7 @@ from pixelgate.service.execution import JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
-from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
+from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -201,21 +200,20 @@ class JobService:
         # 3. how fast
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
-        inputs = {
-            role: self._inputs.accept(principal, upload)  # keyed by role; `field` names errors
-            for role, upload in (("image", command.image), ("mask", command.mask))
-            if upload is not None
-        }
-        if "mask" in inputs:
+        inputs = JobInputs(
+            image=self._inputs.accept(principal, command.image) if command.image else None,
             # white repaints, whichever convention the caller's mask came in
-            inputs["mask"] = self._inputs.as_mask(inputs["mask"])
-        if spec.limits.square_inputs and "image" in inputs:
+            mask=self._inputs.as_mask(self._inputs.accept(principal, command.mask))
+            if command.mask
+            else None,
+        )
+        if spec.limits.square_inputs and inputs.image is not None:
             inputs = self._square_image(spec, inputs)
-        if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
+        if command.task == "edit" and inputs.image and "width" in type(options).model_fields:
             # local models edit at a size they accept; the resize is recorded with the inputs
             sized, inputs = plan_edit(spec, raw_options, inputs)
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
-        elif "mask" in inputs and "image" in inputs:
+        elif inputs.mask is not None and inputs.image is not None:
             inputs = self._mask_to_image_size(inputs)
         inputs = with_option_adjustment(inputs, option_change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
@@ -224,9 +222,7 @@ class JobService:
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
-            key = cache_key(
-                task=command.task, model=spec.id, options=dump, inputs=image_inputs(inputs)
-            )
+            key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
         if key is None or not command.use_cache:
             return self._create(principal, command, spec, tenant, options, inputs, key,
                                 fingerprint, subjects, claim=claim)  # fmt: skip
@@ -252,7 +248,7 @@ class JobService:
         spec: ModelSpec,
         tenant: Tenant,
         options: ImageOptions,
-        inputs: dict[str, Any],
+        inputs: JobInputs,
         key: str | None,
         fingerprint: str,
         subjects: list[Subject],
@@ -264,8 +260,10 @@ class JobService:
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
-        job = self._new_job(principal, command, spec.id, options.model_dump(mode="json"))
-        job.inputs = inputs or None
+        job = self._new_job(
+            principal, command, spec.id, JobOptions(options.model_dump(mode="json"))
+        )
+        job.inputs = inputs if inputs != JobInputs() else None
         job.cache_key = key
         job.cache_bypassed = not command.use_cache
         # 5. money, reserved in the job's own transaction
@@ -285,7 +283,7 @@ class JobService:
             # the claim notes the one billed request its attempt (the first) may send, so that
             # no later attempt sends it again, and the call needs no write of its own
             first = UpstreamTask(spec.provider, by_attempt=1)
-            job.result = {UPSTREAM: UpstreamState.data_of({0: first})}
+            job.result = JobResult(upstream=UpstreamState.data_of({0: first}))
         with rules.limits.concurrency_slot(subjects, self._count_active):
             try:
                 self._store.create(job, within=within, claimed_by=holder, lease_until=lease_until)
@@ -298,33 +296,30 @@ class JobService:
             self._hand_over(job)
         return job, claim
 
-    def _square_image(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _square_image(self, spec: ModelSpec, inputs: JobInputs) -> JobInputs:
         """A model that edits square images only (dall-e-2): a non-square input image is
         resized to the square of its longer side, and the result says so."""
-        image = inputs["image"]
-        size = (int(image["width"]), int(image["height"]))
-        if size[0] == size[1]:
+        image = inputs.image
+        assert image is not None
+        if image.width == image.height:
             return inputs
-        side = max(size)
-        resized = self._inputs.resized(image, (side, side), resample=Image.Resampling.LANCZOS)
-        resized[ADJUSTMENT_KEY] = adjustment(
-            "image", size, (side, side), f"{spec.id} edits square images only"
-        )
-        return {**inputs, "image": resized}
+        square = (max(image.size), max(image.size))
+        resized = self._inputs.resized(image, square, resample=Image.Resampling.LANCZOS)
+        change = adjustment("image", image.size, square, f"{spec.id} edits square images only")
+        return replace(inputs, image=replace(resized, adjustment=change))
 
-    def _mask_to_image_size(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _mask_to_image_size(self, inputs: JobInputs) -> JobInputs:
         """A hosted model's edit: a mask of another size than the image is resized to it (and
         the result says so), so every provider gets a mask that matches its image."""
-        image, mask = inputs["image"], inputs["mask"]
-        size = (int(image["width"]), int(image["height"]))
-        mask_size = (int(mask["width"]), int(mask["height"]))
-        if mask_size == size:
+        image, mask = inputs.image, inputs.mask
+        assert image is not None and mask is not None
+        if mask.size == image.size:
             return inputs
-        resized = self._inputs.resized(mask, size)
-        resized[ADJUSTMENT_KEY] = adjustment(
-            "mask", mask_size, size, "the mask is resized to the image's size"
+        resized = self._inputs.resized(mask, image.size)
+        change = adjustment(
+            "mask", mask.size, image.size, "the mask is resized to the image's size"
         )
-        return {**inputs, "mask": resized}
+        return replace(inputs, mask=replace(resized, adjustment=change))
 
     def _await_end(self, job_id: str, deadline: float) -> None:
         """Block until the job is over (however it ended), or raise `Timeout` at `deadline`."""
@@ -361,7 +356,7 @@ class JobService:
         rules = self._policies
         job = self._new_job(principal, command, hit.model, hit.options)
         spec = self._catalog.resolve(hit.model)
-        options = self._catalog.validate_options(spec, hit.options, task=hit.task)
+        options = self._catalog.validate_options(spec, hit.options.values, task=hit.task)
         price = rules.billing.image_price(tenant, spec, options)
         served = rules.cache.serve(hit, tenant_id=tenant.id, job_id=job.id, price=price)
         now = self._clock.now()
@@ -386,7 +381,7 @@ class JobService:
         return job
 
     def _new_job(
-        self, principal: Principal, command: ImageCommand, model: str, options: dict[str, Any]
+        self, principal: Principal, command: ImageCommand, model: str, options: JobOptions
     ) -> Job:
         return new_record(
             Job,
@@ -397,7 +392,7 @@ class JobService:
             model=model,
             status=JobStatus.QUEUED,
             options=options,
-            prompt=_prompt_of(options),
+            prompt=options.prompt,  # in its own column, where `GET /v1/jobs?q=` searches it
             response_format=command.response_format,
             metadata_=command.metadata,
             result=None,
@@ -471,11 +466,11 @@ class JobService:
 
     def outputs(self, job: Job) -> list[ImageOutput]:
         """The images of a succeeded job, with fresh links or inline bytes as requested."""
-        items = (job.result or {}).get("images", [])
-        records = self._files.get_many(job.tenant_id, [item["file_id"] for item in items])
+        images = job.result.images if job.result is not None else ()
+        records = self._files.get_many(job.tenant_id, [image.file_id for image in images])
         outputs = []
-        for item in items:
-            record = records.get(item["file_id"])
+        for image in images:
+            record = records.get(image.file_id)
             path = expires = b64 = None
             if record is not None and job.response_format == "b64_json":
                 b64 = base64.b64encode(self._files.read(record)).decode()
@@ -483,9 +478,7 @@ class JobService:
                 token, expires = self._files.links.sign(record.id)
                 path = f"/v1/media/{token}"
             outputs.append(
-                ImageOutput(
-                    item["file_id"], item["seed"], item["revised_prompt"], path, expires, b64
-                )
+                ImageOutput(image.file_id, image.seed, image.revised_prompt, path, expires, b64)
             )
         return outputs
 
@@ -718,12 +711,6 @@ def _raise_unless_succeeded(job: Job) -> Job:
         job.error_message or "The job failed",
         param=job.error_param,
     )
-
-
-def _prompt_of(options: dict[str, Any]) -> str | None:
-    """The prompt kept in its own column, where the job list searches it."""
-    prompt = options.get("prompt")
-    return prompt if isinstance(prompt, str) else None
 
 
 def _edit_kind(command: ImageCommand) -> EditKind | None:

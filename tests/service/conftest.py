@@ -12,6 +12,8 @@ import pytest
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import ManualClock
 from pixelgate.db import Database
+from pixelgate.db.job_records import ResultImage
+from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry, EventBus
 from pixelgate.providers import (
     CancelToken,
@@ -67,6 +69,12 @@ FIXTURE_SQUARE_EDIT = ModelSpec(
     limits={"square_inputs": True},  # type: ignore[arg-type]
 )
 """Models of other families run by the fixture provider: what the service does for them."""
+
+
+def images_of(job: Job) -> tuple[ResultImage, ...]:
+    """The images a succeeded job made."""
+    assert job.result is not None, f"job {job.id} has no result"
+    return job.result.images
 
 
 class FixtureProvider:
