@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pixelgate.catalog import Catalog
@@ -54,16 +55,24 @@ waits behind other work (its retry, a busy worker elsewhere), and this job compu
 holding a worker thread that the other may need."""
 
 
+@dataclass(frozen=True)
+class JobCollaborators:
+    """What both ends of a job work with: the service that accepts it (`JobService`) and the
+    executor that runs it (`JobExecutor`)."""
+
+    store: JobStore
+    catalog: Catalog
+    providers: ProviderRegistry
+    files: FileService
+    inputs: InputImages
+    cancels: CancelRegistry
+    clock: Clock
+
+
 class JobExecutor:
     def __init__(
         self,
-        store: JobStore,
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        files: FileService,
-        inputs: InputImages,
-        cancels: CancelRegistry,
-        clock: Clock,
+        collaborators: JobCollaborators,
         *,
         worker_id: str,
         lease_seconds: float,
@@ -74,13 +83,13 @@ class JobExecutor:
     ) -> None:
         """`cache`: the result cache, for a cacheable job to be served from when it runs (an
         identical job finished or in flight); None, and every job computes."""
-        self._store = store
-        self._catalog = catalog
-        self._providers = providers
-        self._files = files
-        self._inputs = inputs
-        self._cancels = cancels
-        self._clock = clock
+        self._store = store = collaborators.store
+        self._catalog = collaborators.catalog
+        self._providers = collaborators.providers
+        self._files = collaborators.files
+        self._inputs = collaborators.inputs
+        self._cancels = collaborators.cancels
+        self._clock = clock = collaborators.clock
         self.worker_id = worker_id
         self._lease = timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts

@@ -22,18 +22,16 @@ from sqlalchemy.orm import Session
 from pixelgate.catalog import (
     OPTION_FAMILIES,
     TASK_NAMES,
-    Catalog,
     ImageOptions,
     ModelSpec,
     PromptOptions,
     TaskKind,
 )
 from pixelgate.catalog.options import EditKind
-from pixelgate.clock import Clock
 from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
 from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Job, Tenant
-from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
+from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
     Canceled,
     Conflict,
@@ -43,7 +41,6 @@ from pixelgate.errors import (
     ValidationError,
     error_from_code,
 )
-from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import (
     UpstreamState,
     UpstreamTask,
@@ -59,11 +56,10 @@ from pixelgate.service.edit_sizes import (
     plan_requested_size,
     with_option_adjustment,
 )
-from pixelgate.service.execution import JobExecutor
-from pixelgate.service.files import FileService
+from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
-from pixelgate.service.inputs import ImageUpload, InputImages
-from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.inputs import ImageUpload
+from pixelgate.service.job_store import JobStatus
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -120,29 +116,23 @@ class ImageOutput:
 class JobService:
     def __init__(
         self,
-        store: JobStore,
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        files: FileService,
-        inputs: InputImages,
+        collaborators: JobCollaborators,
+        *,
         queue: JobQueue,
         bus: EventBus,
-        cancels: CancelRegistry,
-        clock: Clock,
-        *,
         executor: JobExecutor,
         policies: Policies,
         max_attempts: int,
     ) -> None:
-        self._store = store
-        self._catalog = catalog
-        self._providers = providers
-        self._files = files
-        self._inputs = inputs
+        self._store = collaborators.store
+        self._catalog = collaborators.catalog
+        self._providers = collaborators.providers
+        self._files = collaborators.files
+        self._inputs = collaborators.inputs
+        self._cancels = collaborators.cancels
+        self._clock = collaborators.clock
         self._queue = queue
         self._bus = bus
-        self._cancels = cancels
-        self._clock = clock
         self._executor = executor
         self._policies = policies
         self._max_attempts = max_attempts

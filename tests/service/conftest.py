@@ -26,7 +26,7 @@ from pixelgate.service.access import AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
-from pixelgate.service.execution import JobExecutor
+from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
@@ -137,6 +137,7 @@ class Services:
     blobs: BlobStore
     retention: Retention
     eraser: TenantEraser
+    collaborators: JobCollaborators
 
 
 @pytest.fixture
@@ -190,14 +191,9 @@ def services(
         cache=cache,
         idempotency=IdempotencyKeys(db, clock),
     )
+    collaborators = JobCollaborators(store, catalog, providers, files, inputs, cancels, clock)
     executor = JobExecutor(
-        store,
-        catalog,
-        providers,
-        files,
-        inputs,
-        cancels,
-        clock,
+        collaborators,
         worker_id="test-worker",
         lease_seconds=30,
         max_attempts=2,
@@ -205,15 +201,9 @@ def services(
         cache=cache,
     )
     jobs = JobService(
-        store,
-        catalog,
-        providers,
-        files,
-        inputs,
-        queue,
-        bus,
-        cancels,
-        clock,
+        collaborators,
+        queue=queue,
+        bus=bus,
         executor=executor,
         policies=policies,
         max_attempts=2,
@@ -235,5 +225,6 @@ def services(
         blobs,
         Retention(db, files, clock, retention=timedelta(days=1)),
         TenantEraser(db, files, tenants, clock),
+        collaborators,
     )
     db.dispose()
