@@ -488,56 +488,50 @@ class JobService:
         `answer` (the job's images read back, say) runs in a worker thread.
 
         When this process runs the model's jobs itself, one by one (a hosted model in
-        embedded mode), the job runs in the request's own thread: recorded already claimed,
-        with no hand-off to a worker thread and no event to wait for, and answered in that
-        thread too. It is the same job all the same (durable before it runs, leased,
-        cancelable, followable); one that is queued again for another try is waited for like
-        any other."""
+        embedded mode), the job is recorded already claimed and run in a worker thread of the
+        request's own, with no hand-off to the queue and no event to wait for. It is the same
+        job all the same (durable before it runs, leased, cancelable, followable); one that is
+        queued again for another try is waited for like any other."""
         caller = _Caller.starting_now(principal, timeout, disconnected)
-        follow_until = time.monotonic() + timeout  # an identical request in flight: wait for it
-        if not self._queue.runs_here(self._catalog.resolve(command.model).id):
-            job, _ = await to_thread.run_sync(
-                partial(self._submit, principal, command, claim=False, follow_until=follow_until)
-            )
-            succeeded = await self._wait(caller, job.id, submitted=job)
-            return await to_thread.run_sync(answer, succeeded)
-        accepted: list[Job] = []
+        runs_here = self._queue.runs_here(self._catalog.resolve(command.model).id)
+        # an identical request in flight is waited for until the caller's time is up
+        submit = partial(
+            self._submit, principal, command, claim=runs_here,
+            follow_until=time.monotonic() + timeout,
+        )  # fmt: skip
+        job, claimed = await to_thread.run_sync(submit)
+        ended = await self._run_here(caller, job) if claimed else job
+        succeeded = await self._wait(caller, job.id, submitted=ended)
+        return await to_thread.run_sync(answer, succeeded)
 
-        def submit_and_run() -> tuple[Job | None, list[Answer]]:
-            """The job as it is after its run, and its answer if it succeeded (else none)."""
-            job, claimed = self._submit(principal, command, claim=True, follow_until=follow_until)
-            accepted.append(job)
-            ended = self._executor.run_claimed(job) if claimed else job
-            if ended is not None and ended.status == JobStatus.SUCCEEDED:
-                return ended, [answer(ended)]
-            return ended, []
-
-        running = asyncio.ensure_future(to_thread.run_sync(submit_and_run))
-        while not running.done():
-            if accepted:
-                try:
-                    await self._check_caller(caller, accepted[0])
-                except (Timeout, Canceled):
-                    running.add_done_callback(_leave_running)
-                    raise
-            await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
-            caller.waited = True
-        ended, answers = running.result()
-        if answers:
-            return answers[0]
-        if ended is not None and JobStatus(ended.status).is_terminal:
-            _raise_unless_succeeded(ended)  # it did not succeed: raises its error
-        job = await self._wait(caller, accepted[0].id)
-        return await to_thread.run_sync(answer, job)
+    async def _run_here(self, caller: _Caller, job: Job) -> Job | None:
+        """Run a job claimed for `caller` in a worker thread, watching the caller meanwhile
+        (see `_check_caller`); returns the job as it ended, or None when it did not end here
+        (queued again for another try, or taken back). A caller who stops
+        waiting leaves the run to go on alone: how it ends is recorded with the job."""
+        running = asyncio.ensure_future(
+            to_thread.run_sync(self._executor.run_claimed, job, abandon_on_cancel=True)
+        )
+        try:
+            while True:
+                await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
+                if running.done():
+                    return running.result()
+                caller.waited = True
+                await self._check_caller(caller, job)
+        finally:
+            running.cancel()  # nothing once it is done
 
     async def _wait(self, caller: _Caller, job_id: str, *, submitted: Job | None = None) -> Job:
         """Wait for the job to end and return it if it succeeded; raise its error otherwise.
         A caller who hangs up cancels the job: nobody is left to take the result.
 
-        `submitted`: the job as `submit` just returned it, so that it is not read again before
-        waiting. The job's end comes as an event (carrying the ended record when
+        `submitted`: the job as `submit` (or its run here) just returned it, so that it is not
+        read again before waiting. The job's end comes as an event (carrying the ended record when
         it ended in this process, else it is read); the record is read again at least every
         second in case an event went astray."""
+        if submitted is not None and JobStatus(submitted.status).is_terminal:
+            return _raise_unless_succeeded(submitted)  # over already: nothing to wait for
         subscription = self._bus.subscribe(job_id, only_endings=True)
         job = submitted
         try:
@@ -674,13 +668,6 @@ class _Caller:
     @property
     def remaining(self) -> float:
         return self.deadline - asyncio.get_running_loop().time()
-
-
-def _leave_running(running: asyncio.Future[Any]) -> None:
-    """A job run in a request's thread goes on after its caller stopped waiting (timed out,
-    hung up); how it ends is recorded with the job, and nobody awaits the thread's result."""
-    if not running.cancelled():
-        running.exception()
 
 
 def _ended_job(principal: Principal, event: JobEventMessage) -> Job | None:
