@@ -29,7 +29,6 @@ from pixelgate.catalog import (
 )
 from pixelgate.catalog.options import EditKind
 from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
-from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
@@ -373,8 +372,7 @@ class JobService:
     def _new_job(
         self, principal: Principal, command: ImageCommand, model: str, options: JobOptions
     ) -> Job:
-        return new_record(
-            Job,
+        return Job(
             id="job_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,
