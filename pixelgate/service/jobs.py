@@ -189,13 +189,10 @@ class JobService:
         # 3. how fast
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
-        inputs = JobInputs(
-            image=self._inputs.accept(principal, command.image) if command.image else None,
-            # white repaints, whichever convention the caller's mask came in
-            mask=self._inputs.as_mask(self._inputs.accept(principal, command.mask))
-            if command.mask
-            else None,
-        )
+        image = self._inputs.accept(principal, command.image) if command.image else None
+        mask = self._inputs.accept(principal, command.mask) if command.mask else None
+        # white repaints, whichever convention the caller's mask came in
+        inputs = JobInputs(image=image, mask=self._inputs.as_mask(mask) if mask else None)
         if spec.limits.square_inputs and inputs.image is not None:
             inputs = self._square_image(spec, inputs)
         if command.task == "edit" and inputs.image and "width" in type(options).model_fields:
