@@ -9,10 +9,11 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from anyio import to_thread
 from PIL import Image
@@ -67,6 +68,7 @@ log = logging.getLogger(__name__)
 
 Answer = TypeVar("Answer")
 """What a synchronous request makes of its succeeded job (`JobService.run`)."""
+Served = TypeVar("Served")
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -482,38 +484,64 @@ class JobService:
         error otherwise): a synchronous request. A caller who hangs up cancels the job.
         `answer` (the job's images read back, say) runs in a worker thread.
 
-        When this process runs the model's jobs itself, one by one (a hosted model in
-        embedded mode), the job is recorded already claimed and run in a worker thread of the
-        request's own, with no hand-off to the queue and no event to wait for. It is the same
-        job all the same (durable before it runs, leased, cancelable, followable); one that is
-        queued again for another try is waited for like any other."""
+        One path for every request: one worker thread submits, and when this process runs the
+        model's jobs itself, one by one (a hosted model in embedded mode), runs the job and
+        answers it too: the job is recorded already claimed, with no hand-off to the queue and
+        no event to wait for. It is the same job all the same (durable before it runs, leased,
+        cancelable, followable). A job queued instead (or again, for another try) is waited
+        for (`_wait`) and answered in another thread."""
         caller = _Caller.starting_now(principal, timeout, disconnected)
-        runs_here = self._queue.runs_here(self._catalog.resolve(command.model).id)
-        # an identical request in flight is waited for until the caller's time is up
-        submit = partial(
-            self._submit, principal, command, claim=runs_here,
+        accepted: Future[Job] = Future()
+        serve = partial(
+            self._serve, principal, command, answer,
+            claim=self._queue.runs_here(self._catalog.resolve(command.model).id),
+            # an identical request in flight is waited for until the caller's time is up
             follow_until=time.monotonic() + timeout,
+            accepted=accepted,
         )  # fmt: skip
-        job, claimed = await to_thread.run_sync(submit)
-        ended = await self._run_here(caller, job) if claimed else job
-        succeeded = await self._wait(caller, job.id, submitted=ended)
+        served = await self._watching(caller, accepted, serve)
+        if isinstance(served, _Answered):
+            return served.answer
+        succeeded = await self._wait(caller, accepted.result().id, submitted=served)
         return await to_thread.run_sync(answer, succeeded)
 
-    async def _run_here(self, caller: _Caller, job: Job) -> Job | None:
-        """Run a job claimed for `caller` in a worker thread, watching the caller meanwhile
-        (see `_check_caller`); returns the job as it ended, or None when it did not end here
-        (queued again for another try, or taken back). A caller who stops
-        waiting leaves the run to go on alone: how it ends is recorded with the job."""
-        running = asyncio.ensure_future(
-            to_thread.run_sync(self._executor.run_claimed, job, abandon_on_cancel=True)
-        )
+    def _serve(
+        self,
+        principal: Principal,
+        command: ImageCommand,
+        answer: Callable[[Job], Answer],
+        *,
+        claim: bool,
+        follow_until: float,
+        accepted: Future[Job],
+    ) -> _Answered[Answer] | Job | None:
+        """A synchronous request's work, in a worker thread: submit (the job claimed by this
+        process's executor with `claim`), set `accepted` to the job, run it here if it was
+        claimed, and answer it if it succeeded. Returns the answer; else the job as it is
+        (over, or queued), or None when it ran here and did not end (queued again for another
+        try, or taken back)."""
+        job, claimed = self._submit(principal, command, claim=claim, follow_until=follow_until)
+        accepted.set_result(job)
+        ended = self._executor.run_claimed(job) if claimed else job
+        if ended is not None and ended.status == JobStatus.SUCCEEDED:
+            return _Answered(answer(ended))
+        return ended
+
+    async def _watching(
+        self, caller: _Caller, accepted: Future[Job], work: Callable[[], Served]
+    ) -> Served:
+        """`work()` in a worker thread, `caller` watched meanwhile from the moment their job
+        is `accepted` (see `_check_caller`). A caller who stops waiting leaves the work to go
+        on alone: how the job ends is recorded with it."""
+        running = asyncio.ensure_future(to_thread.run_sync(work, abandon_on_cancel=True))
         try:
             while True:
                 await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
                 if running.done():
                     return running.result()
                 caller.waited = True
-                await self._check_caller(caller, job)
+                if accepted.done():
+                    await self._check_caller(caller, accepted.result())
         finally:
             running.cancel()  # nothing once it is done
 
@@ -639,6 +667,13 @@ class JobService:
             self._hand_over(job)
             queued += 1
         return queued
+
+
+@dataclass(frozen=True)
+class _Answered(Generic[Answer]):
+    """A synchronous request's answer, made in the thread that ran its job."""
+
+    answer: Answer
 
 
 @dataclass
