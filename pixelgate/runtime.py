@@ -31,7 +31,7 @@ from pixelgate.service.batches import BatchDispatcher, BatchService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
-from pixelgate.service.execution import JobExecutor
+from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.history import History
 from pixelgate.service.idempotency import IdempotencyKeys
@@ -134,14 +134,11 @@ class Runtime:
         cache = ResultCache(
             self.db, self.files, self.billing, self.clock, shared=settings.cache_shared
         )
+        collaborators = JobCollaborators(
+            store, self.catalog, self.providers, self.files, self.inputs, self.cancels, self.clock
+        )
         self.executor = JobExecutor(
-            store,
-            self.catalog,
-            self.providers,
-            self.files,
-            self.inputs,
-            self.cancels,
-            self.clock,
+            collaborators,
             worker_id=self.worker_id,
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.max_attempts,
@@ -177,15 +174,9 @@ class Runtime:
             requeue_after=timedelta(seconds=settings.requeue_after_seconds),
         )
         self.jobs = JobService(
-            store,
-            self.catalog,
-            self.providers,
-            self.files,
-            self.inputs,
-            self.queue,
-            self.bus,
-            self.cancels,
-            self.clock,
+            collaborators,
+            queue=self.queue,
+            bus=self.bus,
             executor=self.executor,
             policies=Policies(
                 tenants=self.tenants,

@@ -31,7 +31,6 @@ from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
 from pixelgate.service.batches import BatchView
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
-from pixelgate.service.edit_sizes import adjustments_of
 from pixelgate.service.erasure import KEPT, Erasure
 from pixelgate.service.history import FileEntry
 
@@ -56,10 +55,12 @@ def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult
         )
         for output in runtime.jobs.outputs(job)
     ]
-    created = int((job.result or {}).get("created", 0))
-    adjustments = [Adjustment.model_validate(item) for item in adjustments_of(job.inputs)]
+    adjustments = [
+        Adjustment.model_validate(item, from_attributes=True)
+        for item in (job.inputs.adjustments if job.inputs is not None else [])
+    ]
     return GenerateResult(
-        created=created,
+        created=job.result.created if job.result is not None else 0,
         data=images,
         job_id=job.id,
         model=job.model,
@@ -87,7 +88,7 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         cancel_requested=job.cancel_requested,
         cached=job.cached,
         metadata=job.metadata_,
-        user=(job.options or {}).get("user"),
+        user=job.options.user,
         result=generate_result(runtime, job, base_url) if job.status == "succeeded" else None,
         error=error,
     )

@@ -2,8 +2,8 @@
 
 The ORM's unit of work (objects added, flushed, refreshed) costs far more per row than the
 statement it sends; the hot path of a job (accept, claim, end) writes its rows with Core
-statements on the same tables and builds records from the rows it reads back. The records
-it returns are ordinary, detached `tables` objects.
+statements on the same tables and builds records, with their constructors, from the rows it
+reads back. The records it returns are ordinary, transient `tables` objects.
 """
 
 from __future__ import annotations
@@ -43,25 +43,13 @@ def column_key(kind: type[Base], attribute: str) -> str:
 
 
 def values_of(record: Base) -> dict[str, Any]:
-    """The record's set attributes, by column key, for an INSERT."""
-    state = record.__dict__
+    """The record's set attributes, by column key, for an INSERT: an unset one is left to the
+    column's default."""
+    state = inspect(record).dict
     return {key: state[name] for name, key in _columns(type(record)) if name in state}
 
 
-def new_record(kind: type[R], **values: Any) -> R:
-    """A record holding `values` (by attribute), as `kind(**values)` makes it: transient,
-    unset attributes read as None, its INSERT takes `values_of` it. Made without the ORM's
-    attribute event per value, which costs ten times more than the rest."""
-    record: R = _manager(kind).new_instance()
-    record.__dict__.update(values)
-    return record
-
-
 def from_row(kind: type[R], row: Row[Any]) -> R:
-    """A detached record from a row of all its table's columns."""
+    """A record from a row of all its table's columns."""
     mapping = row._mapping
-    return new_record(kind, **{name: mapping[key] for name, key in _columns(kind)})
-
-
-def _manager(kind: type[Base]) -> Any:
-    return inspect(kind).class_manager
+    return kind(**{name: mapping[key] for name, key in _columns(kind)})

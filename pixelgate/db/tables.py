@@ -19,6 +19,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from pixelgate.catalog.spec import TaskKind
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult, RecordJSON
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
@@ -89,18 +92,18 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
     api_key_id: Mapped[str | None] = mapped_column(String(64))
-    task: Mapped[str] = mapped_column(String(32))
+    task: Mapped[TaskKind] = mapped_column(String(32))
     model: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(16))
-    options: Mapped[dict[str, Any]]
+    options: Mapped[JobOptions] = mapped_column(RecordJSON(JobOptions))
     """The validated options, seed included, so a resumed job makes the same images."""
     prompt: Mapped[str | None] = mapped_column(Text)
     """The options' prompt, where the search of `GET /v1/jobs?q=` reads it."""
-    inputs: Mapped[dict[str, Any] | None]
+    inputs: Mapped[JobInputs | None] = mapped_column(RecordJSON(JobInputs))
     """Input images by role (`image`, `mask`): blob key, content type, size."""
     response_format: Mapped[str] = mapped_column(String(16))
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
-    result: Mapped[dict[str, Any] | None]
+    result: Mapped[JobResult | None] = mapped_column(RecordJSON(JobResult))
     error_code: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     error_param: Mapped[str | None] = mapped_column(String(200))

@@ -23,6 +23,7 @@ from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.spec import find_price, lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
+from pixelgate.db.job_records import JobResult
 from pixelgate.db.rows import table
 from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant, UsageDaily
 from pixelgate.errors import BudgetExceeded, ValidationError
@@ -249,8 +250,10 @@ class Billing:
     ) -> None:
         """The job store's finish hook: a success pays for what it made, anything else for
         nothing."""
-        result = values.get("result") or {}
-        produced = len(result.get("images", [])) if status == JobStatus.SUCCEEDED else 0
+        result = values.get("result")
+        produced = 0
+        if status == JobStatus.SUCCEEDED and isinstance(result, JobResult):
+            produced = len(result.images)
         self.finish(session, job_id, produced=produced)
 
     # -- reports --------------------------------------------------------------------------

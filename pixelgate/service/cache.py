@@ -23,7 +23,7 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
+from pixelgate.db.job_records import JobInputs, JobResult
 from pixelgate.db.tables import Job, StoredFile, Tenant
 from pixelgate.errors import Conflict
 from pixelgate.service.billing import Billing
@@ -53,18 +54,14 @@ def follow_pauses() -> Iterator[float]:
         pause = min(pause * 2, FOLLOW_MAX_PAUSE)
 
 
-def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: dict[str, Any]) -> str:
+def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: JobInputs) -> str:
     """A digest of what determines the pixels. Inputs count by their content (blob key)."""
     canonical = json.dumps(
         {
             "task": task,
             "model": model,
             "options": options,
-            "inputs": {
-                role: stored["blob_key"]
-                for role, stored in inputs.items()
-                if isinstance(stored, dict) and "blob_key" in stored
-            },
+            "inputs": {role: stored.blob_key for role, stored in inputs.images.items()},
         },
         sort_keys=True,
         separators=(",", ":"),
@@ -76,7 +73,7 @@ def cache_key(*, task: str, model: str, options: dict[str, Any], inputs: dict[st
 class ServedHit:
     """An earlier job's images as a job of the caller's own (`ResultCache.serve`)."""
 
-    result: dict[str, Any]
+    result: JobResult
     """The job's result: the earlier job's, pointing at the job's own file records over the
     same stored bytes."""
     record: Callable[[Session], None]
@@ -110,7 +107,7 @@ class ResultCache:
         with self._db.session() as session:
             candidates = list(session.scalars(query))
         for job in candidates:
-            file_ids = [item["file_id"] for item in (job.result or {}).get("images", [])]
+            file_ids = job.result.file_ids if job.result is not None else []
             # from the database: a file deleted by another process is not served
             found = self._files.get_many(job.tenant_id, file_ids, fresh=True)
             if file_ids and len(found) == len(file_ids):
@@ -158,21 +155,21 @@ class ResultCache:
         request served as it is accepted); None for a job that reserved its price when it was
         accepted (one served when it runs), whose reservation is then settled in full or
         refunded in full."""
-        items = (hit.result or {}).get("images", [])
-        sources = [item["file_id"] for item in items]
+        images = hit.result.images if hit.result is not None else ()
+        sources = [image.file_id for image in images]
         records = self._files.get_many(hit.tenant_id, sources)
         if len(records) < len(sources):
             raise _gone()
         copies = [
-            self._files.duplicate(records[item["file_id"]], tenant_id=tenant_id, job_id=job_id)
-            for item in items
+            self._files.duplicate(records[source], tenant_id=tenant_id, job_id=job_id)
+            for source in sources
         ]
-        result = {
-            "created": int(self._clock.now().timestamp()),
-            "images": [
-                {**item, "file_id": copy.id} for item, copy in zip(items, copies, strict=True)
-            ],
-        }
+        result = JobResult(
+            created=int(self._clock.now().timestamp()),
+            images=tuple(
+                replace(image, file_id=copy.id) for image, copy in zip(images, copies, strict=True)
+            ),
+        )
 
         def record(session: Session) -> None:
             # the images copied must still exist as this commits: a deletion of one (which

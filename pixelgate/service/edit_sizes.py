@@ -5,23 +5,21 @@ A local model edits at one width and height that fit its limits (a multiple of
 a requested width and height are not a multiple, or the mask differs from the image, pixelgate
 resizes them and says so in the result. A model that takes an aspect ratio instead of a width
 and height (FLUX Kontext, Stable Image Core) gets the nearest ratio it takes. The adjustments
-are kept with the job's inputs (`adjustments_of`), so every view of the job shows them.
+are kept with the job's inputs (`JobInputs.adjustments`), so every view of the job shows them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, get_args
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.spec import Limits
+from pixelgate.db.job_records import Adjustment, JobInputs
 from pixelgate.errors import ValidationError
 
-ADJUSTMENT_KEY = "adjustment"
-"""Where an input's record keeps how it was resized."""
-OPTION_ADJUSTMENTS = "adjustments"
-"""Where a job's inputs keep the options pixelgate changed (the requested size, ...)."""
 RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
 """The aspect ratios offered to a model that takes any ratio (FLUX Kontext)."""
 
@@ -43,28 +41,21 @@ def fit_size(limits: Limits, width: int, height: int) -> tuple[int, int]:
     return snap(width * scale), snap(height * scale)
 
 
-def adjustment(
-    param: str, old: tuple[int, int], new: tuple[int, int], reason: str
-) -> dict[str, str]:
-    return {
-        "param": param,
-        "from": f"{old[0]}x{old[1]}",
-        "to": f"{new[0]}x{new[1]}",
-        "reason": reason,
-    }
+def adjustment(param: str, old: tuple[int, int], new: tuple[int, int], reason: str) -> Adjustment:
+    return Adjustment(param, f"{old[0]}x{old[1]}", f"{new[0]}x{new[1]}", reason)
 
 
 def plan_edit(
-    spec: ModelSpec, raw_options: Mapping[str, Any], inputs: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    spec: ModelSpec, raw_options: Mapping[str, Any], inputs: JobInputs
+) -> tuple[dict[str, Any], JobInputs]:
     """The options with the edit's width and height, and the inputs with their adjustments.
 
     The output follows the input image: its own size when the model accepts it, else the
     nearest size that it does. A `width` and `height` the caller sent win (rounded to the
     model's multiple first by `plan_requested_size`). A mask of another size than the image is
     resized to the output size."""
-    image = inputs["image"]
-    source = (int(image["width"]), int(image["height"]))
+    assert inputs.image is not None
+    source = inputs.image.size
     requested = raw_options.get("width"), raw_options.get("height")
     if isinstance(requested[0], int) and isinstance(requested[1], int):
         target = (requested[0], requested[1])
@@ -75,23 +66,21 @@ def plan_edit(
             f"{spec.id} takes sizes that are multiples of {spec.limits.size_multiple} "
             f"in [{spec.limits.min_size}, {spec.limits.max_size}]"
         )
-    planned: dict[str, Any] = {role: dict(record) for role, record in inputs.items()}
+    planned = inputs
     if target != source:
-        planned["image"][ADJUSTMENT_KEY] = adjustment("image", source, target, reason)
-    mask = planned.get("mask")
-    if mask is not None:
-        mask_size = (int(mask["width"]), int(mask["height"]))
-        if mask_size != source:
-            mask[ADJUSTMENT_KEY] = adjustment(
-                "mask", mask_size, target, "the mask is resized to the image's size"
-            )
+        image = replace(inputs.image, adjustment=adjustment("image", source, target, reason))
+        planned = replace(planned, image=image)
+    mask = inputs.mask
+    if mask is not None and mask.size != source:
+        change = adjustment("mask", mask.size, target, "the mask is resized to the image's size")
+        planned = replace(planned, mask=replace(mask, adjustment=change))
     options = {**raw_options, "width": target[0], "height": target[1]}
     return options, planned
 
 
 def plan_requested_size(
     spec: ModelSpec, family: type[ImageOptions], raw_options: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, str] | None]:
+) -> tuple[dict[str, Any], Adjustment | None]:
     """An edit's requested `width` and `height` within the model's range but off its multiple
     (FLUX Fill's 16): the options rounded to the nearest multiple, and the adjustment that says
     so (None when nothing was rounded)."""
@@ -129,7 +118,7 @@ def _snap(limits: Limits, value: int) -> int:
 
 def plan_aspect_ratio(
     spec: ModelSpec, family: type[ImageOptions], raw_options: Mapping[str, Any]
-) -> tuple[dict[str, Any], dict[str, str] | None]:
+) -> tuple[dict[str, Any], Adjustment | None]:
     """A `width` and `height` sent to a model that takes an `aspect_ratio` instead: the options
     with the nearest ratio the model takes, and the adjustment that says so (None when there
     was nothing to map)."""
@@ -155,12 +144,12 @@ def plan_aspect_ratio(
     ratio = nearest_ratio(width / height, _ratios(fields["aspect_ratio"].annotation))
     options = {k: v for k, v in raw_options.items() if k not in ("width", "height")}
     options["aspect_ratio"] = ratio
-    change = {
-        "param": "size",
-        "from": f"{width}x{height}",
-        "to": ratio,
-        "reason": f"{spec.id} takes an aspect ratio, not a width and height: the nearest it takes",
-    }
+    change = Adjustment(
+        "size",
+        f"{width}x{height}",
+        ratio,
+        f"{spec.id} takes an aspect ratio, not a width and height: the nearest it takes",
+    )
     return options, change
 
 
@@ -182,24 +171,8 @@ def _ratios(annotation: Any) -> tuple[str, ...]:
     return values or RATIOS
 
 
-def adjustments_of(inputs: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    """The adjustments recorded with a job's inputs: image first, then mask, then options."""
-    found = []
-    for role in ("image", "mask"):
-        record = (inputs or {}).get(role)
-        if isinstance(record, dict) and ADJUSTMENT_KEY in record:
-            found.append(record[ADJUSTMENT_KEY])
-    found.extend((inputs or {}).get(OPTION_ADJUSTMENTS) or [])
-    return found
-
-
-def with_option_adjustment(inputs: dict[str, Any], change: dict[str, str] | None) -> dict[str, Any]:
+def with_option_adjustment(inputs: JobInputs, change: Adjustment | None) -> JobInputs:
     """`inputs` with one more option adjustment recorded, when there is one."""
     if change is None:
         return inputs
-    return {**inputs, OPTION_ADJUSTMENTS: [*(inputs.get(OPTION_ADJUSTMENTS) or []), change]}
-
-
-def image_inputs(inputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The input images of a job's inputs, by role, without the adjustments of options."""
-    return {role: record for role, record in inputs.items() if role != OPTION_ADJUSTMENTS}
+    return replace(inputs, option_adjustments=(*inputs.option_adjustments, change))

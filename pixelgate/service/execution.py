@@ -18,10 +18,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
+from pixelgate.db.job_records import JobInputs, JobResult, ResultImage
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
@@ -35,7 +37,7 @@ from pixelgate.providers import (
 from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
-from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
+from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -53,16 +55,24 @@ waits behind other work (its retry, a busy worker elsewhere), and this job compu
 holding a worker thread that the other may need."""
 
 
+@dataclass(frozen=True)
+class JobCollaborators:
+    """What both ends of a job work with: the service that accepts it (`JobService`) and the
+    executor that runs it (`JobExecutor`)."""
+
+    store: JobStore
+    catalog: Catalog
+    providers: ProviderRegistry
+    files: FileService
+    inputs: InputImages
+    cancels: CancelRegistry
+    clock: Clock
+
+
 class JobExecutor:
     def __init__(
         self,
-        store: JobStore,
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        files: FileService,
-        inputs: InputImages,
-        cancels: CancelRegistry,
-        clock: Clock,
+        collaborators: JobCollaborators,
         *,
         worker_id: str,
         lease_seconds: float,
@@ -73,13 +83,13 @@ class JobExecutor:
     ) -> None:
         """`cache`: the result cache, for a cacheable job to be served from when it runs (an
         identical job finished or in flight); None, and every job computes."""
-        self._store = store
-        self._catalog = catalog
-        self._providers = providers
-        self._files = files
-        self._inputs = inputs
-        self._cancels = cancels
-        self._clock = clock
+        self._store = store = collaborators.store
+        self._catalog = collaborators.catalog
+        self._providers = collaborators.providers
+        self._files = collaborators.files
+        self._inputs = collaborators.inputs
+        self._cancels = collaborators.cancels
+        self._clock = clock = collaborators.clock
         self.worker_id = worker_id
         self._lease = timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts
@@ -137,7 +147,7 @@ class JobExecutor:
         try:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
-            options = self._catalog.validate_options(spec, job.options, task=job.task)
+            options = self._catalog.validate_options(spec, job.options.values, task=job.task)
             provider = self._providers.for_model(spec)
             if token.canceled:
                 raise Canceled("Job canceled")
@@ -146,12 +156,12 @@ class JobExecutor:
             if hit is not None:
                 return self._end_as_hit(job, hit)
             # 4. the work, with progress and cancel at every step
-            inputs = job.inputs or {}
+            inputs = job.inputs or JobInputs()
             task = ImageTask(
-                kind=job.task,  # type: ignore[arg-type]
+                kind=job.task,
                 options=options,
-                image=self._inputs.load(inputs["image"]) if "image" in inputs else None,
-                mask=self._inputs.load(inputs["mask"]) if "mask" in inputs else None,
+                image=self._inputs.load(inputs.image) if inputs.image else None,
+                mask=self._inputs.load(inputs.mask) if inputs.mask else None,
                 upstream=self._upstream_of(job),
             )
             images = provider.run(
@@ -176,17 +186,13 @@ class JobExecutor:
                 self._files.prepare(tenant_id=job.tenant_id, job_id=job_id, image=image)
                 for image in images
             ]
-            result = {
-                "created": int(self._clock.now().timestamp()),
-                "images": [
-                    {
-                        "file_id": record.id,
-                        "seed": image.seed,
-                        "revised_prompt": image.revised_prompt,
-                    }
+            result = JobResult(
+                created=int(self._clock.now().timestamp()),
+                images=tuple(
+                    ResultImage(record.id, image.seed, image.revised_prompt)
                     for record, image in zip(stored, images, strict=True)
-                ],
-            }
+                ),
+            )
             succeeded = self._store.end(
                 job_id,
                 to=JobStatus.SUCCEEDED,
@@ -278,7 +284,7 @@ class JobExecutor:
         """What earlier attempts of the job left with a hosted provider (one record per
         request, so per image where each image is its own request), and the note-taker for
         this attempt: kept with the job, so that no attempt sends a billed request twice."""
-        earlier = UpstreamState.records_from((job.result or {}).get(UPSTREAM))
+        earlier = UpstreamState.records_from(job.result.upstream if job.result else None)
 
         def keep(records: Mapping[int, UpstreamTask]) -> None:
             data = UpstreamState.data_of(records)

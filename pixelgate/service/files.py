@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
-from pixelgate.db.rows import new_record, table, values_of
+from pixelgate.db.rows import table, values_of
 from pixelgate.db.tables import JobInputBlob, StoredFile
 from pixelgate.errors import NotFound, StorageError
 from pixelgate.providers import GeneratedImage
@@ -82,8 +82,7 @@ class FileService:
         transaction (or with `save`). A failed write (a full disk) is a `StorageError`."""
         key = put_blob(self._blobs, image.data, what="the result")
         now = self._clock.now()
-        return new_record(
-            StoredFile,
+        return StoredFile(
             id="file_" + secrets.token_hex(12),
             tenant_id=tenant_id,
             job_id=job_id,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 from PIL import Image
 
+from pixelgate.db.job_records import StoredInput
 from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
 from pixelgate.providers.masks import read_mask
@@ -42,7 +42,7 @@ class InputImages:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
 
-    def accept(self, principal: Principal, upload: ImageUpload) -> dict[str, Any]:
+    def accept(self, principal: Principal, upload: ImageUpload) -> StoredInput:
         """Check and store one input; returns the record kept with the job."""
         if upload.file_id is not None:
             record = self._files.get(principal.tenant_id, upload.file_id)
@@ -54,12 +54,12 @@ class InputImages:
                 f"Provide {upload.field} as bytes or a file id", param=upload.field
             )
         image = self.inspect(data, upload.field)
-        return {
-            "blob_key": put_blob(self._blobs, data, what=f"the {upload.field}"),
-            "content_type": image.content_type,
-            "width": image.width,
-            "height": image.height,
-        }
+        return StoredInput(
+            blob_key=put_blob(self._blobs, data, what=f"the {upload.field}"),
+            content_type=image.content_type,
+            width=image.width,
+            height=image.height,
+        )
 
     def inspect(self, data: bytes, field: str) -> ImageInput:
         """The format and size of an image, refusing what is too big, corrupt or not an image."""
@@ -98,40 +98,40 @@ class InputImages:
 
     def resized(
         self,
-        stored: dict[str, Any],
+        stored: StoredInput,
         size: tuple[int, int],
         *,
         resample: Image.Resampling = Image.Resampling.NEAREST,
-    ) -> dict[str, Any]:
+    ) -> StoredInput:
         """A stored input resized to `size` (a mask to its image's size), stored as a PNG in the
         same mode; the record of the new one."""
-        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+        with Image.open(io.BytesIO(self._blobs.get(stored.blob_key))) as image:
             image.load()
             return self._stored_png(image.resize(size, resample))
 
-    def as_mask(self, stored: dict[str, Any]) -> dict[str, Any]:
+    def as_mask(self, stored: StoredInput) -> StoredInput:
         """A caller's mask in pixelgate's convention, a greyscale PNG where white repaints: read
         by its alpha channel when it uses one (transparent repaints, as OpenAI's masks and the
         `openai` SDK's mean), else by its brightness (`providers/masks.py`)."""
-        with Image.open(io.BytesIO(self._blobs.get(stored["blob_key"]))) as image:
+        with Image.open(io.BytesIO(self._blobs.get(stored.blob_key))) as image:
             image.load()
             return self._stored_png(read_mask(image))
 
-    def _stored_png(self, image: Image.Image) -> dict[str, Any]:
+    def _stored_png(self, image: Image.Image) -> StoredInput:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        return {
-            "blob_key": put_blob(self._blobs, buffer.getvalue(), what="an input image"),
-            "content_type": "image/png",
-            "width": image.width,
-            "height": image.height,
-        }
+        return StoredInput(
+            blob_key=put_blob(self._blobs, buffer.getvalue(), what="an input image"),
+            content_type="image/png",
+            width=image.width,
+            height=image.height,
+        )
 
-    def load(self, stored: dict[str, Any]) -> ImageInput:
+    def load(self, stored: StoredInput) -> ImageInput:
         """The input as a provider gets it, from the record kept with the job."""
         return ImageInput(
-            data=self._blobs.get(stored["blob_key"]),
-            content_type=stored["content_type"],
-            width=stored["width"],
-            height=stored["height"],
+            data=self._blobs.get(stored.blob_key),
+            content_type=stored.content_type,
+            width=stored.width,
+            height=stored.height,
         )

@@ -9,7 +9,7 @@ one transaction, published after commit; so a job moves only along the allowed e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -28,12 +28,10 @@ from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
+from pixelgate.db.job_records import JobResult
 from pixelgate.db.rows import column_key, from_row, table, values_of
 from pixelgate.db.tables import Job, JobEvent, JobInputBlob
 from pixelgate.engine import EventBus, JobEventMessage
-
-UPSTREAM = "upstream"
-"""The key under which a running job's `result` holds what its provider accepted."""
 
 
 class JobStatus(StrEnum):
@@ -65,15 +63,6 @@ EVENTS = table(JobEvent)
 INSERT_JOB = insert(JOBS)
 INSERT_EVENT = insert(EVENTS)
 INSERT_INPUT_BLOB = insert(table(JobInputBlob))
-
-
-def input_blob_keys(inputs: dict[str, Any] | None) -> set[str]:
-    """The blobs a job's inputs (`jobs.inputs`, by role) use."""
-    return {
-        stored["blob_key"]
-        for stored in (inputs or {}).values()
-        if isinstance(stored, dict) and isinstance(stored.get("blob_key"), str)
-    }
 
 
 CLAIM = (
@@ -143,7 +132,8 @@ class JobStore:
             events.append((str(job.status), {"attempt": job.attempts}))
         with self._db.session(writes=True) as session:
             session.execute(INSERT_JOB, values_of(job))
-            if keys := input_blob_keys(job.inputs):  # which jobs need a blob (`service.erasure`)
+            keys = job.inputs.blob_keys if job.inputs is not None else set()
+            if keys:  # which jobs need a blob (`service.erasure`)
                 rows = [{"job_id": job.id, "blob_key": key} for key in sorted(keys)]
                 session.execute(INSERT_INPUT_BLOB, rows)
             if within is not None:
@@ -359,7 +349,7 @@ class JobStore:
         }
         return {job_id: found.get(job_id, (False, False)) for job_id in ids}
 
-    def keep_upstream(self, job_id: str, held_by: str, upstream: dict[str, Any] | None) -> bool:
+    def keep_upstream(self, job_id: str, held_by: str, upstream: Mapping[str, Any] | None) -> bool:
         """Note with a running job what its provider accepted (`providers.UpstreamState.data_of`:
         one `UpstreamTask` per request, by index), kept under `result` until the job's own
         result replaces it; whether it was noted (the job is still held by `held_by`)."""
@@ -367,7 +357,7 @@ class JobStore:
             changed = session.execute(
                 update(Job)
                 .where(Job.id == job_id, Job.worker_id == held_by, Job.status == "running")
-                .values(result={UPSTREAM: upstream} if upstream is not None else None),
+                .values(result=JobResult(upstream=upstream) if upstream is not None else None),
                 execution_options=NO_SYNC,
             )
             return bool(changed.rowcount)  # type: ignore[attr-defined]

@@ -9,10 +9,11 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from anyio import to_thread
 from PIL import Image
@@ -22,17 +23,15 @@ from sqlalchemy.orm import Session
 from pixelgate.catalog import (
     OPTION_FAMILIES,
     TASK_NAMES,
-    Catalog,
     ImageOptions,
     ModelSpec,
     PromptOptions,
     TaskKind,
 )
 from pixelgate.catalog.options import EditKind
-from pixelgate.clock import Clock
-from pixelgate.db.rows import new_record
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
 from pixelgate.db.tables import Job, Tenant
-from pixelgate.engine import CancelRegistry, EventBus, JobEventMessage, JobQueue
+from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
     Canceled,
     Conflict,
@@ -42,7 +41,6 @@ from pixelgate.errors import (
     ValidationError,
     error_from_code,
 )
-from pixelgate.providers import ProviderRegistry
 from pixelgate.providers.base import (
     UpstreamState,
     UpstreamTask,
@@ -52,19 +50,16 @@ from pixelgate.service.access import Principal
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import InFlight, ResultCache, cache_key, follow_pauses
 from pixelgate.service.edit_sizes import (
-    ADJUSTMENT_KEY,
     adjustment,
-    image_inputs,
     plan_aspect_ratio,
     plan_edit,
     plan_requested_size,
     with_option_adjustment,
 )
-from pixelgate.service.execution import JobExecutor
-from pixelgate.service.files import FileService
+from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
-from pixelgate.service.inputs import ImageUpload, InputImages
-from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
+from pixelgate.service.inputs import ImageUpload
+from pixelgate.service.job_store import JobStatus
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -73,6 +68,7 @@ log = logging.getLogger(__name__)
 
 Answer = TypeVar("Answer")
 """What a synchronous request makes of its succeeded job (`JobService.run`)."""
+Served = TypeVar("Served")
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -121,29 +117,23 @@ class ImageOutput:
 class JobService:
     def __init__(
         self,
-        store: JobStore,
-        catalog: Catalog,
-        providers: ProviderRegistry,
-        files: FileService,
-        inputs: InputImages,
+        collaborators: JobCollaborators,
+        *,
         queue: JobQueue,
         bus: EventBus,
-        cancels: CancelRegistry,
-        clock: Clock,
-        *,
         executor: JobExecutor,
         policies: Policies,
         max_attempts: int,
     ) -> None:
-        self._store = store
-        self._catalog = catalog
-        self._providers = providers
-        self._files = files
-        self._inputs = inputs
+        self._store = collaborators.store
+        self._catalog = collaborators.catalog
+        self._providers = collaborators.providers
+        self._files = collaborators.files
+        self._inputs = collaborators.inputs
+        self._cancels = collaborators.cancels
+        self._clock = collaborators.clock
         self._queue = queue
         self._bus = bus
-        self._cancels = cancels
-        self._clock = clock
         self._executor = executor
         self._policies = policies
         self._max_attempts = max_attempts
@@ -185,21 +175,17 @@ class JobService:
         # 3. how fast
         subjects = self._limit_subjects(principal, tenant)
         rules.limits.check_request(subjects, images=options.n)
-        inputs = {
-            role: self._inputs.accept(principal, upload)  # keyed by role; `field` names errors
-            for role, upload in (("image", command.image), ("mask", command.mask))
-            if upload is not None
-        }
-        if "mask" in inputs:
-            # white repaints, whichever convention the caller's mask came in
-            inputs["mask"] = self._inputs.as_mask(inputs["mask"])
-        if spec.limits.square_inputs and "image" in inputs:
+        image = self._inputs.accept(principal, command.image) if command.image else None
+        mask = self._inputs.accept(principal, command.mask) if command.mask else None
+        # white repaints, whichever convention the caller's mask came in
+        inputs = JobInputs(image=image, mask=self._inputs.as_mask(mask) if mask else None)
+        if spec.limits.square_inputs and inputs.image is not None:
             inputs = self._square_image(spec, inputs)
-        if command.task == "edit" and "image" in inputs and "width" in type(options).model_fields:
+        if command.task == "edit" and inputs.image and "width" in type(options).model_fields:
             # local models edit at a size they accept; the resize is recorded with the inputs
             sized, inputs = plan_edit(spec, raw_options, inputs)
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
-        elif "mask" in inputs and "image" in inputs:
+        elif inputs.mask is not None and inputs.image is not None:
             inputs = self._mask_to_image_size(inputs)
         inputs = with_option_adjustment(inputs, option_change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
@@ -208,9 +194,7 @@ class JobService:
         key = None
         if options.seed_value is not None:
             dump = options.model_dump(mode="json")
-            key = cache_key(
-                task=command.task, model=spec.id, options=dump, inputs=image_inputs(inputs)
-            )
+            key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
         if key is None or not command.use_cache:
             return self._create(principal, command, spec, tenant, options, inputs, key,
                                 fingerprint, subjects, claim=claim)  # fmt: skip
@@ -269,7 +253,7 @@ class JobService:
         spec: ModelSpec,
         tenant: Tenant,
         options: ImageOptions,
-        inputs: dict[str, Any],
+        inputs: JobInputs,
         key: str | None,
         fingerprint: str,
         subjects: list[Subject],
@@ -281,8 +265,10 @@ class JobService:
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
-        job = self._new_job(principal, command, spec.id, options.model_dump(mode="json"))
-        job.inputs = inputs or None
+        job = self._new_job(
+            principal, command, spec.id, JobOptions(options.model_dump(mode="json"))
+        )
+        job.inputs = inputs if inputs != JobInputs() else None
         job.cache_key = key
         job.cache_bypassed = not command.use_cache
         # 5. money, reserved in the job's own transaction
@@ -302,7 +288,7 @@ class JobService:
             # the claim notes the one billed request its attempt (the first) may send, so that
             # no later attempt sends it again, and the call needs no write of its own
             first = UpstreamTask(spec.provider, by_attempt=1)
-            job.result = {UPSTREAM: UpstreamState.data_of({0: first})}
+            job.result = JobResult(upstream=UpstreamState.data_of({0: first}))
         with rules.limits.concurrency_slot(subjects, self._count_active):
             try:
                 self._store.create(job, within=within, claimed_by=holder, lease_until=lease_until)
@@ -315,33 +301,30 @@ class JobService:
             self._hand_over(job)
         return job, claim
 
-    def _square_image(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _square_image(self, spec: ModelSpec, inputs: JobInputs) -> JobInputs:
         """A model that edits square images only (dall-e-2): a non-square input image is
         resized to the square of its longer side, and the result says so."""
-        image = inputs["image"]
-        size = (int(image["width"]), int(image["height"]))
-        if size[0] == size[1]:
+        image = inputs.image
+        assert image is not None
+        if image.width == image.height:
             return inputs
-        side = max(size)
-        resized = self._inputs.resized(image, (side, side), resample=Image.Resampling.LANCZOS)
-        resized[ADJUSTMENT_KEY] = adjustment(
-            "image", size, (side, side), f"{spec.id} edits square images only"
-        )
-        return {**inputs, "image": resized}
+        square = (max(image.size), max(image.size))
+        resized = self._inputs.resized(image, square, resample=Image.Resampling.LANCZOS)
+        change = adjustment("image", image.size, square, f"{spec.id} edits square images only")
+        return replace(inputs, image=replace(resized, adjustment=change))
 
-    def _mask_to_image_size(self, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _mask_to_image_size(self, inputs: JobInputs) -> JobInputs:
         """A hosted model's edit: a mask of another size than the image is resized to it (and
         the result says so), so every provider gets a mask that matches its image."""
-        image, mask = inputs["image"], inputs["mask"]
-        size = (int(image["width"]), int(image["height"]))
-        mask_size = (int(mask["width"]), int(mask["height"]))
-        if mask_size == size:
+        image, mask = inputs.image, inputs.mask
+        assert image is not None and mask is not None
+        if mask.size == image.size:
             return inputs
-        resized = self._inputs.resized(mask, size)
-        resized[ADJUSTMENT_KEY] = adjustment(
-            "mask", mask_size, size, "the mask is resized to the image's size"
+        resized = self._inputs.resized(mask, image.size)
+        change = adjustment(
+            "mask", mask.size, image.size, "the mask is resized to the image's size"
         )
-        return {**inputs, "mask": resized}
+        return replace(inputs, mask=replace(resized, adjustment=change))
 
     def _await_end(self, job_id: str, deadline: float) -> None:
         """Block until the job is over (however it ended), or raise `Timeout` at `deadline`."""
@@ -378,7 +361,7 @@ class JobService:
         rules = self._policies
         job = self._new_job(principal, command, hit.model, hit.options)
         spec = self._catalog.resolve(hit.model)
-        options = self._catalog.validate_options(spec, hit.options, task=hit.task)
+        options = self._catalog.validate_options(spec, hit.options.values, task=hit.task)
         price = rules.billing.image_price(tenant, spec, options)
         served = rules.cache.serve(hit, tenant_id=tenant.id, job_id=job.id, price=price)
         now = self._clock.now()
@@ -403,10 +386,9 @@ class JobService:
         return job
 
     def _new_job(
-        self, principal: Principal, command: ImageCommand, model: str, options: dict[str, Any]
+        self, principal: Principal, command: ImageCommand, model: str, options: JobOptions
     ) -> Job:
-        return new_record(
-            Job,
+        return Job(
             id="job_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,
@@ -414,7 +396,7 @@ class JobService:
             model=model,
             status=JobStatus.QUEUED,
             options=options,
-            prompt=_prompt_of(options),
+            prompt=options.prompt,  # in its own column, where `GET /v1/jobs?q=` searches it
             response_format=command.response_format,
             metadata_=command.metadata,
             result=None,
@@ -488,11 +470,11 @@ class JobService:
 
     def outputs(self, job: Job) -> list[ImageOutput]:
         """The images of a succeeded job, with fresh links or inline bytes as requested."""
-        items = (job.result or {}).get("images", [])
-        records = self._files.get_many(job.tenant_id, [item["file_id"] for item in items])
+        images = job.result.images if job.result is not None else ()
+        records = self._files.get_many(job.tenant_id, [image.file_id for image in images])
         outputs = []
-        for item in items:
-            record = records.get(item["file_id"])
+        for image in images:
+            record = records.get(image.file_id)
             path = expires = b64 = None
             if record is not None and job.response_format == "b64_json":
                 b64 = base64.b64encode(self._files.read(record)).decode()
@@ -500,9 +482,7 @@ class JobService:
                 token, expires = self._files.links.sign(record.id)
                 path = f"/v1/media/{token}"
             outputs.append(
-                ImageOutput(
-                    item["file_id"], item["seed"], item["revised_prompt"], path, expires, b64
-                )
+                ImageOutput(image.file_id, image.seed, image.revised_prompt, path, expires, b64)
             )
         return outputs
 
@@ -521,57 +501,77 @@ class JobService:
         error otherwise): a synchronous request. A caller who hangs up cancels the job.
         `answer` (the job's images read back, say) runs in a worker thread.
 
-        When this process runs the model's jobs itself, one by one (a hosted model in
-        embedded mode), the job runs in the request's own thread: recorded already claimed,
-        with no hand-off to a worker thread and no event to wait for, and answered in that
-        thread too. It is the same job all the same (durable before it runs, leased,
-        cancelable, followable); one that is queued again for another try is waited for like
-        any other."""
+        One path for every request: one worker thread submits, and when this process runs the
+        model's jobs itself, one by one (a hosted model in embedded mode), runs the job and
+        answers it too: the job is recorded already claimed, with no hand-off to the queue and
+        no event to wait for. It is the same job all the same (durable before it runs, leased,
+        cancelable, followable). A job queued instead (or again, for another try) is waited
+        for (`_wait`) and answered in another thread."""
         caller = _Caller.starting_now(principal, timeout, disconnected)
-        follow_until = time.monotonic() + timeout  # an identical request in flight: wait for it
-        if not self._queue.runs_here(self._catalog.resolve(command.model).id):
-            job, _ = await to_thread.run_sync(
-                partial(self._submit, principal, command, claim=False, follow_until=follow_until)
-            )
-            succeeded = await self._wait(caller, job.id, submitted=job)
-            return await to_thread.run_sync(answer, succeeded)
-        accepted: list[Job] = []
+        accepted: Future[Job] = Future()
+        serve = partial(
+            self._serve, principal, command, answer,
+            claim=self._queue.runs_here(self._catalog.resolve(command.model).id),
+            # an identical request in flight is waited for until the caller's time is up
+            follow_until=time.monotonic() + timeout,
+            accepted=accepted,
+        )  # fmt: skip
+        served = await self._watching(caller, accepted, serve)
+        if isinstance(served, _Answered):
+            return served.answer
+        succeeded = await self._wait(caller, accepted.result().id, submitted=served)
+        return await to_thread.run_sync(answer, succeeded)
 
-        def submit_and_run() -> tuple[Job | None, list[Answer]]:
-            """The job as it is after its run, and its answer if it succeeded (else none)."""
-            job, claimed = self._submit(principal, command, claim=True, follow_until=follow_until)
-            accepted.append(job)
-            ended = self._executor.run_claimed(job) if claimed else job
-            if ended is not None and ended.status == JobStatus.SUCCEEDED:
-                return ended, [answer(ended)]
-            return ended, []
+    def _serve(
+        self,
+        principal: Principal,
+        command: ImageCommand,
+        answer: Callable[[Job], Answer],
+        *,
+        claim: bool,
+        follow_until: float,
+        accepted: Future[Job],
+    ) -> _Answered[Answer] | Job | None:
+        """A synchronous request's work, in a worker thread: submit (the job claimed by this
+        process's executor with `claim`), set `accepted` to the job, run it here if it was
+        claimed, and answer it if it succeeded. Returns the answer; else the job as it is
+        (over, or queued), or None when it ran here and did not end (queued again for another
+        try, or taken back)."""
+        job, claimed = self._submit(principal, command, claim=claim, follow_until=follow_until)
+        accepted.set_result(job)
+        ended = self._executor.run_claimed(job) if claimed else job
+        if ended is not None and ended.status == JobStatus.SUCCEEDED:
+            return _Answered(answer(ended))
+        return ended
 
-        running = asyncio.ensure_future(to_thread.run_sync(submit_and_run))
-        while not running.done():
-            if accepted:
-                try:
-                    await self._check_caller(caller, accepted[0])
-                except (Timeout, Canceled):
-                    running.add_done_callback(_leave_running)
-                    raise
-            await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
-            caller.waited = True
-        ended, answers = running.result()
-        if answers:
-            return answers[0]
-        if ended is not None and JobStatus(ended.status).is_terminal:
-            _raise_unless_succeeded(ended)  # it did not succeed: raises its error
-        job = await self._wait(caller, accepted[0].id)
-        return await to_thread.run_sync(answer, job)
+    async def _watching(
+        self, caller: _Caller, accepted: Future[Job], work: Callable[[], Served]
+    ) -> Served:
+        """`work()` in a worker thread, `caller` watched meanwhile from the moment their job
+        is `accepted` (see `_check_caller`). A caller who stops waiting leaves the work to go
+        on alone: how the job ends is recorded with it."""
+        running = asyncio.ensure_future(to_thread.run_sync(work, abandon_on_cancel=True))
+        try:
+            while True:
+                await asyncio.wait({running}, timeout=min(max(caller.remaining, 0.0), 1.0))
+                if running.done():
+                    return running.result()
+                caller.waited = True
+                if accepted.done():
+                    await self._check_caller(caller, accepted.result())
+        finally:
+            running.cancel()  # nothing once it is done
 
     async def _wait(self, caller: _Caller, job_id: str, *, submitted: Job | None = None) -> Job:
         """Wait for the job to end and return it if it succeeded; raise its error otherwise.
         A caller who hangs up cancels the job: nobody is left to take the result.
 
-        `submitted`: the job as `submit` just returned it, so that it is not read again before
-        waiting. The job's end comes as an event (carrying the ended record when
+        `submitted`: the job as `submit` (or its run here) just returned it, so that it is not
+        read again before waiting. The job's end comes as an event (carrying the ended record when
         it ended in this process, else it is read); the record is read again at least every
         second in case an event went astray."""
+        if submitted is not None and JobStatus(submitted.status).is_terminal:
+            return _raise_unless_succeeded(submitted)  # over already: nothing to wait for
         subscription = self._bus.subscribe(job_id, only_endings=True)
         job = submitted
         try:
@@ -686,6 +686,13 @@ class JobService:
         return queued
 
 
+@dataclass(frozen=True)
+class _Answered(Generic[Answer]):
+    """A synchronous request's answer, made in the thread that ran its job."""
+
+    answer: Answer
+
+
 @dataclass
 class _Caller:
     """Someone waiting for a job's end: for how long, and how to tell they hung up."""
@@ -710,13 +717,6 @@ class _Caller:
         return self.deadline - asyncio.get_running_loop().time()
 
 
-def _leave_running(running: asyncio.Future[Any]) -> None:
-    """A job run in a request's thread goes on after its caller stopped waiting (timed out,
-    hung up); how it ends is recorded with the job, and nobody awaits the thread's result."""
-    if not running.cancelled():
-        running.exception()
-
-
 def _ended_job(principal: Principal, event: JobEventMessage) -> Job | None:
     """The ended job a terminal event carries, when it carries it and it is the caller's."""
     job = event.snapshot
@@ -735,12 +735,6 @@ def _raise_unless_succeeded(job: Job) -> Job:
         job.error_message or "The job failed",
         param=job.error_param,
     )
-
-
-def _prompt_of(options: dict[str, Any]) -> str | None:
-    """The prompt kept in its own column, where the job list searches it."""
-    prompt = options.get("prompt")
-    return prompt if isinstance(prompt, str) else None
 
 
 def _edit_kind(command: ImageCommand) -> EditKind | None:

@@ -12,6 +12,8 @@ import pytest
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import ManualClock
 from pixelgate.db import Database
+from pixelgate.db.job_records import ResultImage
+from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry, EventBus
 from pixelgate.providers import (
     CancelToken,
@@ -24,7 +26,7 @@ from pixelgate.service.access import AccessService
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
-from pixelgate.service.execution import JobExecutor
+from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys
 from pixelgate.service.inputs import InputImages
@@ -67,6 +69,12 @@ FIXTURE_SQUARE_EDIT = ModelSpec(
     limits={"square_inputs": True},  # type: ignore[arg-type]
 )
 """Models of other families run by the fixture provider: what the service does for them."""
+
+
+def images_of(job: Job) -> tuple[ResultImage, ...]:
+    """The images a succeeded job made."""
+    assert job.result is not None, f"job {job.id} has no result"
+    return job.result.images
 
 
 class FixtureProvider:
@@ -129,6 +137,7 @@ class Services:
     blobs: BlobStore
     retention: Retention
     eraser: TenantEraser
+    collaborators: JobCollaborators
 
 
 @pytest.fixture
@@ -182,14 +191,9 @@ def services(
         cache=cache,
         idempotency=IdempotencyKeys(db, clock),
     )
+    collaborators = JobCollaborators(store, catalog, providers, files, inputs, cancels, clock)
     executor = JobExecutor(
-        store,
-        catalog,
-        providers,
-        files,
-        inputs,
-        cancels,
-        clock,
+        collaborators,
         worker_id="test-worker",
         lease_seconds=30,
         max_attempts=2,
@@ -197,15 +201,9 @@ def services(
         cache=cache,
     )
     jobs = JobService(
-        store,
-        catalog,
-        providers,
-        files,
-        inputs,
-        queue,
-        bus,
-        cancels,
-        clock,
+        collaborators,
+        queue=queue,
+        bus=bus,
         executor=executor,
         policies=policies,
         max_attempts=2,
@@ -227,5 +225,6 @@ def services(
         blobs,
         Retention(db, files, clock, retention=timedelta(days=1)),
         TenantEraser(db, files, tenants, clock),
+        collaborators,
     )
     db.dispose()

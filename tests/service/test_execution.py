@@ -18,7 +18,7 @@ from pixelgate.service.access import Principal
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 
 RUNNING, QUEUED = JobStatus.RUNNING, JobStatus.QUEUED
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
@@ -42,9 +42,9 @@ def test_a_job_that_succeeds_stores_its_images(services: Services) -> None:
 
     job = services.jobs.get(CALLER, job_id)
     assert job.status == "succeeded"
-    [image] = job.result["images"]  # type: ignore[index]
-    assert image["seed"] == 3
-    stored = services.files.get("default", image["file_id"])
+    [image] = images_of(job)
+    assert image.seed == 3
+    stored = services.files.get("default", image.file_id)
     assert services.files.read(stored) == b"\x89PNG fixture"
     assert events(services, job_id) == ["queued", "running", "succeeded"]
 

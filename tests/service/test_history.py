@@ -19,7 +19,7 @@ from pixelgate.service.history import Filters, History, Page, parse_instant
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
-from tests.service.conftest import FIXTURE_KONTEXT, FIXTURE_MODEL, Services
+from tests.service.conftest import FIXTURE_KONTEXT, FIXTURE_MODEL, Services, images_of
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
 
@@ -187,8 +187,8 @@ def test_a_deleted_file_is_gone_with_its_blob_and_its_links(
     services: Services, history: History, unique_images: None
 ) -> None:
     job = made(services)
-    [item] = job.result["images"]  # type: ignore[index]
-    record = services.files.get("default", item["file_id"])
+    [item] = images_of(job)
+    record = services.files.get("default", item.file_id)
     token, _ = services.files.links.sign(record.id)
     assert services.files.open_link(token)[1]
 
@@ -208,7 +208,7 @@ def test_a_deleted_file_is_gone_with_its_blob_and_its_links(
 
 def test_another_tenants_file_or_job_is_not_found(services: Services, history: History) -> None:
     job = made(services)
-    file_id = job.result["images"][0]["file_id"]  # type: ignore[index]
+    file_id = images_of(job)[0].file_id
     services.tenants.create(tenant_id="other", name="other", changes=TenantChanges())
     with pytest.raises(NotFound):
         history.delete_file("other", file_id)
@@ -221,8 +221,8 @@ def test_a_blob_another_file_uses_is_kept(services: Services, history: History) 
     first = made(services, seed=4)
     hit = services.jobs.submit(CALLER, command(seed=4))  # a cache hit: a copy over the blob
     assert hit.cached
-    original = services.files.get("default", first.result["images"][0]["file_id"])  # type: ignore[index]
-    copy = services.files.get("default", hit.result["images"][0]["file_id"])  # type: ignore[index]
+    original = services.files.get("default", images_of(first)[0].file_id)
+    copy = services.files.get("default", images_of(hit)[0].file_id)
     assert copy.blob_key == original.blob_key
 
     history.delete_job("default", first.id)
@@ -234,7 +234,7 @@ def test_a_blob_another_file_uses_is_kept(services: Services, history: History) 
 
 def test_the_cache_skips_a_job_whose_file_was_deleted(services: Services, history: History) -> None:
     first = made(services, seed=8)
-    history.delete_file("default", first.result["images"][0]["file_id"])  # type: ignore[index]
+    history.delete_file("default", images_of(first)[0].file_id)
 
     again = services.jobs.submit(CALLER, command(seed=8))
 
@@ -251,7 +251,7 @@ def test_a_hit_whose_source_is_deleted_meanwhile_is_refused_not_half_made(
     assert hit is not None and hit.id == first.id
     served = cache.serve(hit, tenant_id="default", job_id=first.id, price=None)
 
-    history.delete_file("default", first.result["images"][0]["file_id"])  # type: ignore[index]
+    history.delete_file("default", images_of(first)[0].file_id)
 
     with pytest.raises(Conflict), services.db.session() as session:
         served.record(session)
@@ -264,7 +264,7 @@ def test_a_finished_job_is_deleted_with_its_files_and_events_not_its_ledger(
 ) -> None:
     services.tenants.update("default", TenantChanges(prices={"test/fixture": {"default": "1"}}))
     job = made(services, n=2)
-    records = [services.files.get("default", i["file_id"]) for i in job.result["images"]]  # type: ignore[index]
+    records = [services.files.get("default", i.file_id) for i in images_of(job)]
 
     history.delete_job("default", job.id)
 

@@ -18,7 +18,7 @@ from pixelgate.service import execution
 from pixelgate.service.access import Principal
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
 SEEDED = ImageCommand(task="generate", model="test/fixture", options={"prompt": "x", "seed": 3})
@@ -113,7 +113,7 @@ def test_concurrent_identical_async_requests_compute_once_and_the_rest_are_cache
     assert services.provider.runs == 1
     assert all(each.status == "succeeded" for each in ended)
     assert sorted(each.cached for each in ended) == [False] + [True] * (requests - 1)
-    files = [each.result["images"][0]["file_id"] for each in ended]  # type: ignore[index]
+    files = [images_of(each)[0].file_id for each in ended]
     assert len(set(files)) == requests  # each job has its own file over the same bytes
     assert {services.files.read(services.files.get("acme", f)) for f in files} == {b"\x89PNG once"}
     per_hit = 250_000 if policy == "charge" else 0
@@ -138,7 +138,7 @@ def test_a_job_that_finds_its_result_cached_when_it_runs_is_served_from_the_cach
     assert (hit.status, hit.cached) == ("succeeded", True)
     assert services.provider.runs == 1
     assert hit.result is not None and job(services, first.id, caller).result is not None
-    assert hit.result["images"][0]["seed"] == 3
+    assert images_of(hit)[0].seed == 3
     per_hit = 250_000 if policy == "charge" else 0
     assert spent_and_reserved(services, "acme") == (250_000 + per_hit, 0)
 

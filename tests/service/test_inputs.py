@@ -13,7 +13,7 @@ from pixelgate.errors import MustProvideFile, NotFound, PayloadTooLarge, Validat
 from pixelgate.service.access import Principal
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
 
@@ -109,7 +109,7 @@ def test_an_edit_by_reference_uses_a_stored_result(services: Services) -> None:
         )
     ]
     services.executor.run(first.id)
-    file_id = services.jobs.get(CALLER, first.id).result["images"][0]["file_id"]  # type: ignore[index]
+    file_id = images_of(services.jobs.get(CALLER, first.id))[0].file_id
 
     edit = services.jobs.submit(
         CALLER,
@@ -120,7 +120,9 @@ def test_an_edit_by_reference_uses_a_stored_result(services: Services) -> None:
             image=ImageUpload("image", file_id=file_id),
         ),
     )
-    assert edit.inputs is not None and edit.inputs["image"]["width"] == 32
+    assert (
+        edit.inputs is not None and edit.inputs.image is not None and edit.inputs.image.width == 32
+    )
 
     stranger = Principal("key_x", "other", frozenset({"admin"}))
     with pytest.raises(NotFound):

@@ -25,13 +25,7 @@ def submit(services: Services) -> str:
 
 def executor(services: Services, worker_id: str, *, lease: float = 30.0) -> JobExecutor:
     return JobExecutor(
-        services.store,
-        services.jobs._catalog,
-        services.jobs._providers,
-        services.files,
-        services.inputs,
-        services.cancels,
-        services.clock,
+        services.collaborators,
         worker_id=worker_id,
         lease_seconds=lease,
         max_attempts=3,

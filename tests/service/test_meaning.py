@@ -9,14 +9,19 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from pixelgate.db.tables import Job
 from pixelgate.errors import MustProvideFile, ValidationError
 from pixelgate.service.access import Principal
-from pixelgate.service.edit_sizes import adjustments_of
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
 from tests.service.conftest import Services
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
+
+
+def adjustments_of(job: Job) -> list[dict[str, Any]]:
+    """The job's adjustments as the JSON kept with it."""
+    return [item.to_json() for item in job.inputs.adjustments] if job.inputs else []
 
 
 def png(size: tuple[int, int], mode: str = "RGB", color: Any = (200, 40, 40)) -> bytes:
@@ -90,8 +95,8 @@ def test_an_inpainting_only_model_without_a_mask_asks_for_the_mask(services: Ser
 def test_a_requested_size_off_the_multiple_is_rounded_and_reported(services: Services) -> None:
     job = edit(services, "test/fill", mask=png((64, 64), "L", 255), width=100, height=75)
 
-    assert (job.options["width"], job.options["height"]) == (96, 80)
-    assert adjustments_of(job.inputs) == [
+    assert (job.options.values["width"], job.options.values["height"]) == (96, 80)
+    assert adjustments_of(job) == [
         {
             "param": "image",
             "from": "64x64",
@@ -127,9 +132,9 @@ def test_width_and_height_become_the_nearest_aspect_ratio(services: Services) ->
         ),
     )
 
-    assert job.options["aspect_ratio"] == "16:9"
-    assert "width" not in job.options
-    assert adjustments_of(job.inputs) == [
+    assert job.options.values["aspect_ratio"] == "16:9"
+    assert "width" not in job.options.values
+    assert adjustments_of(job) == [
         {
             "param": "size",
             "from": "1000x600",
@@ -153,7 +158,7 @@ def test_stable_image_core_takes_the_nearest_of_its_own_ratios() -> None:
         spec, StabilityCoreOptions, {"prompt": "x", "width": 1024, "height": 1792}
     )
     assert options == {"prompt": "x", "aspect_ratio": "9:16"}
-    assert change is not None and change["to"] == "9:16"
+    assert change is not None and change.to == "9:16"
 
 
 @pytest.mark.parametrize(
@@ -184,7 +189,7 @@ def test_a_hosted_models_mask_is_resized_to_the_image_and_reported(
 ) -> None:
     job = edit(services, "test/hosted-edit", image=png((64, 48)), mask=png(mask_size, "L", 255))
 
-    assert adjustments_of(job.inputs) == [
+    assert adjustments_of(job) == [
         {
             "param": "mask",
             "from": f"{mask_size[0]}x{mask_size[1]}",
@@ -202,7 +207,7 @@ def test_a_hosted_models_mask_is_resized_to_the_image_and_reported(
 def test_a_mask_of_the_images_size_is_not_resized(services: Services) -> None:
     job = edit(services, "test/hosted-edit", mask=png((64, 64), "L", 255))
 
-    assert adjustments_of(job.inputs) == []
+    assert adjustments_of(job) == []
     services.executor.run(job.id)
     mask = services.provider.tasks[0].mask
     assert mask is not None and (mask.width, mask.height) == (64, 64)
@@ -265,7 +270,7 @@ def test_a_model_of_square_inputs_gets_a_square_image_and_mask(services: Service
 
     job = edit(services, "test/square-edit", image=jpeg.getvalue(), mask=png((96, 64), "L", 255))
 
-    assert [(item["param"], item["from"], item["to"]) for item in adjustments_of(job.inputs)] == [
+    assert [(item["param"], item["from"], item["to"]) for item in adjustments_of(job)] == [
         ("image", "96x64", "96x96"),
         ("mask", "96x64", "96x96"),
     ]
@@ -287,5 +292,5 @@ def test_an_openai_size_means_the_same_nearest_ratio(services: Services) -> None
         CALLER, ImageCommand(task="generate", model="test/kontext", options=translated.options)
     )
 
-    assert job.options["aspect_ratio"] == "16:9"
-    assert [item["to"] for item in adjustments_of(job.inputs)] == ["16:9"]
+    assert job.options.values["aspect_ratio"] == "16:9"
+    assert [item["to"] for item in adjustments_of(job)] == ["16:9"]

@@ -20,7 +20,7 @@ from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, Progress
 from pixelgate.service.access import Principal
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 
 
 def tenant(services: Services, tenant_id: str = "acme", **changes: object) -> Principal:
@@ -210,8 +210,9 @@ def test_a_fixed_seed_is_served_from_the_cache_free_by_default(services: Service
     assert again.status == "succeeded" and again.cached
     assert services.provider.runs == 1
     assert ledger(services, "acme")["settle"] == 250_000  # the hit was free
-    [image] = again.result["images"]  # type: ignore[index]
-    assert image["file_id"] != first.result and services.files.get("acme", image["file_id"])
+    [image] = images_of(again)
+    assert image.file_id != images_of(services.jobs.get(caller, first.id))[0].file_id
+    assert services.files.get("acme", image.file_id)
 
 
 def test_the_cache_is_bypassed_on_request_and_missed_without_a_seed(services: Services) -> None:

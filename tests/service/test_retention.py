@@ -27,7 +27,7 @@ from pixelgate.service.tenants import TenantChanges
 from pixelgate.storage import BlobNotFound, BlobStore, LocalBlobStore
 from pixelgate.storage.s3 import S3BlobStore
 from tests.conftest import free_port
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 from tests.service.test_inputs import picture
 
 BUCKET = "pixelgate-retention"
@@ -93,7 +93,7 @@ def run(services: Services, caller: Principal, prompt: str, **options: Any) -> J
 
 
 def file_ids(job: Job) -> list[str]:
-    return [item["file_id"] for item in (job.result or {})["images"]]
+    return [item.file_id for item in images_of(job)]
 
 
 # -- retention ----------------------------------------------------------------------------

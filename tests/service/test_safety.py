@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,11 @@ def executor_with(services: Services, safety: Safety) -> JobExecutor:
         GeneratedImage(png((200, 40, 40)), "image/png", 96, 96, seed=task.options.seed_value)
     ]
     catalog = Catalog([*Catalog.load(), FIXTURE_MODEL])
+    collaborators = replace(
+        services.collaborators, catalog=catalog, providers=ProviderRegistry([services.provider])
+    )
     return JobExecutor(
-        services.store,
-        catalog,
-        ProviderRegistry([services.provider]),
-        services.files,
-        services.inputs,
-        services.cancels,
-        services.clock,
+        collaborators,
         worker_id="test-worker",
         lease_seconds=30,
         max_attempts=1,

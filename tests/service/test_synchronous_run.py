@@ -17,7 +17,7 @@ from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, Progress
 from pixelgate.service.access import Principal
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
-from tests.service.conftest import Services
+from tests.service.conftest import Services, images_of
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
 COMMAND = ImageCommand(task="generate", model="test/fixture", options={"prompt": "x", "seed": 3})
@@ -103,8 +103,8 @@ def test_a_job_run_here_is_claimed_when_accepted_and_runs_in_the_callers_thread(
     )
     assert stored.started_at is not None and stored.lease_expires_at is None
     assert events(services, job.id) == ["queued", "running", "succeeded"]
-    [image] = job.result["images"]  # type: ignore[index]
-    assert services.files.read(services.files.get("default", image["file_id"])) == b"\x89PNG here"
+    [image] = images_of(job)
+    assert services.files.read(services.files.get("default", image.file_id)) == b"\x89PNG here"
 
 
 def test_a_job_not_run_here_is_queued_and_waited_for(services: Services) -> None:

@@ -219,12 +219,9 @@ class OpenAIServing:
         return images
 
     def _images_response(self, job: Job) -> ImagesResponse:
-        options = job.options or {}
-        size = options.get("size")
-        if size is None and "width" in options and "height" in options:
-            size = f"{options['width']}x{options['height']}"
+        options = job.options
         return ImagesResponse(
-            created=int((job.result or {}).get("created", 0)),
+            created=job.result.created if job.result is not None else 0,
             data=[
                 Image(
                     url=self._base_url + output.media_path if output.media_path else None,
@@ -233,10 +230,10 @@ class OpenAIServing:
                 )
                 for output in self._runtime.jobs.outputs(job)
             ],
-            size=size,
-            quality=options.get("quality"),
-            output_format=options.get("output_format"),
-            background=options.get("background"),
+            size=options.size,
+            quality=options.quality,
+            output_format=options.output_format,
+            background=options.background,
         )
 
     async def _read_form(self, model: type[ImageRequest], *, files: tuple[str, ...]) -> Body:
