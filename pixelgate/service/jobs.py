@@ -65,6 +65,7 @@ from pixelgate.service.files import FileService
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload, InputImages
 from pixelgate.service.job_store import UPSTREAM, JobStatus, JobStore
+from pixelgate.service.portable_options import portable_options
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -185,7 +186,8 @@ class JobService:
         edit = _edit_kind(command)
         # a width and height the model takes otherwise: mapped, and the result says so
         family = OPTION_FAMILIES[spec.family]
-        raw_options, option_change = plan_aspect_ratio(spec, family, command.options)
+        portable = portable_options(spec, family, command.options)
+        raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
         if command.task == "edit" and option_change is None:
             raw_options, option_change = plan_requested_size(spec, family, raw_options)
         options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
@@ -217,7 +219,8 @@ class JobService:
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
         elif "mask" in inputs and "image" in inputs:
             inputs = self._mask_to_image_size(inputs)
-        inputs = with_option_adjustment(inputs, option_change)
+        for change in (*portable.adjustments, option_change):
+            inputs = with_option_adjustment(inputs, change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
         # request) and finds the same request in flight waits for it and takes its result;
         # a job of its own (an asynchronous request) does so when it runs (`JobExecutor`)
