@@ -344,6 +344,17 @@ class ModelPublic(BaseModel):
     options_schema: dict[str, Any] = Field(description="JSON Schema of the model's options.")
 
 
+class ModelEnvelope(Envelope[ModelPublic]):
+    """One model in the native envelope, with OpenAI's model object (`id`, `object`,
+    `created`, `owned_by`) beside it: the body OpenAI's `GET /v1/models/{model}` returns, so
+    the `openai` SDKs' `models.retrieve` reads it as is."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+
+
 class ModelList(Envelope[list[ModelPublic]]):
     """The native envelope, which with `object: "list"` (and `object`, `created`, `owned_by` in
     each model) is also the body OpenAI's `GET /v1/models` returns: one path serves both."""
