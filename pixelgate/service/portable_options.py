@@ -55,14 +55,16 @@ def portable_options(
     spec: ModelSpec, family: type[ImageOptions], raw: Mapping[str, Any]
 ) -> PortableOptions:
     """`raw` with `size` and `quality` translated for the model (options without them are
-    returned as they are)."""
-    result = PortableOptions(dict(raw))
-    fields = family.model_fields
-    if "size" in raw and "size" not in fields:
+    returned as they are; null is unset, as for every option)."""
+    result = PortableOptions(
+        {k: v for k, v in raw.items() if v is not None or k not in ("size", "quality")}
+    )
+    sent, fields = result.options, family.model_fields
+    if "size" in sent and "size" not in fields:
         _translate_size(spec, family, result)
-    elif raw.get("size") == "auto" and "auto" not in _literals(fields["size"].annotation):
-        del result.options["size"]
-    if "quality" in raw:
+    elif sent.get("size") == "auto" and "auto" not in _literals(fields["size"].annotation):
+        del sent["size"]
+    if "quality" in sent:
         _translate_quality(spec, family, result)
     return result
 

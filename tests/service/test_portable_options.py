@@ -196,3 +196,7 @@ def test_standard_quality_beside_explicit_steps_asks_for_nothing() -> None:
     assert translate("local/tiny", quality="standard", num_steps=2) == PortableOptions(
         {"num_steps": 2}
     )
+
+
+def test_null_is_unset_as_for_every_option() -> None:
+    assert translate("local/tiny", size=None, quality=None) == PortableOptions({})
