@@ -89,3 +89,10 @@ def png_size(data: bytes) -> tuple[int, int]:
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG"
     return image.size
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The error of a 400 answer in the native envelope: `code`, `message`, `param`."""
+    assert response.status_code == 400, response.text
+    error: dict[str, Any] = response.json()["error"]
+    return error

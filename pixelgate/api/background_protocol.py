@@ -7,8 +7,9 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from pixelgate.api.protocol import AliasedRequest, with_aliases
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
@@ -17,7 +18,8 @@ DEFAULT_MODEL = "rembg/u2netp"
 MetadataValue = str | int | float | bool | None
 
 
-class RemoveBackgroundRequest(BaseModel):
+@with_aliases
+class RemoveBackgroundRequest(AliasedRequest):
     """Background removal: one input image in, one transparent PNG (or WebP) out. The image comes
     as base64 (`image`, or `input_image` as in edits; a `data:` URL is fine) or as the id of a
     stored result (`image_file_id` / `input_image_file_id`). The same fields, with the image as

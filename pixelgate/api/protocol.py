@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from pixelgate.catalog.options import name_aliases, option_names
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
@@ -17,10 +20,62 @@ T = TypeVar("T")
 MetadataValue = str | int | float | bool | None
 
 
-class GenerateRequest(BaseModel):
+class AliasedRequest(BaseModel):
+    """A native request body that also takes its fields and the model's options under the
+    names the product's source documents use: camelCase (`modelName`, `aspectRatio`,
+    `negativePrompt`, `numberOfImagesToGenerate`, ...) and the serverless `model_name`. One
+    field sent under two names with different values is refused, naming both."""
+
+    aliases: ClassVar[Mapping[str, str]] = {}
+    """Alias → field or option name; set for each request model by `with_aliases`."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not any(alias in data for alias in cls.aliases):
+            return data
+        renamed = {key: value for key, value in data.items() if key not in cls.aliases}
+        sent_as: dict[str, str] = {name: name for name in renamed}
+        for alias, name in cls.aliases.items():
+            if alias not in data:
+                continue
+            if name in renamed and renamed[name] != data[alias]:
+                raise PydanticCustomError(
+                    "invalid_alias",
+                    "{first} and {second} are one field, sent as {first_value} and "
+                    "{second_value}; send one",
+                    {
+                        "param": alias,
+                        "first": sent_as[name],
+                        "second": alias,
+                        "first_value": repr(renamed[name]),
+                        "second_value": repr(data[alias]),
+                    },
+                )
+            renamed[name] = data[alias]
+            sent_as.setdefault(name, alias)
+        return renamed
+
+
+Aliased = TypeVar("Aliased", bound=AliasedRequest)
+
+
+def with_aliases(model: type[Aliased]) -> type[Aliased]:
+    """Give `model` the aliases of its fields (by their wire names) and of every option."""
+    fields = {field.alias or name for name, field in model.model_fields.items()}
+    model.aliases = name_aliases(fields | option_names())
+    return model
+
+
+@with_aliases
+class GenerateRequest(AliasedRequest):
     """Text-to-image. Besides the fields below, send the model's own options at the top level
-    (`size`, `quality`, `width`, `height`, `num_steps`, `seed`, ...); `GET /v1/models` lists
-    each model's options with their limits and defaults."""
+    (`width`, `height`, `num_steps`, `seed`, ...); `GET /v1/models` lists each model's options
+    with their limits and defaults. Every model also takes `size` (`WxH`, fitted to its limits)
+    and `quality` (`auto`, `low`, `medium`, `standard`, `high`, `hd`: its own setting, or its
+    steps); `adjustments` in the result says what it got when that differs. Fields and options
+    are also taken in camelCase (`modelName`, `negativePrompt`, `aspectRatio`, ...), with
+    `numberOfImagesToGenerate` for `n` and `model_name` for `model`."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -63,12 +118,14 @@ class GenerateRequest(BaseModel):
         )
 
 
-class EditRequest(BaseModel):
+@with_aliases
+class EditRequest(AliasedRequest):
     """Image-to-image or inpainting. The input image and the optional mask (white repaints,
     black keeps) come as base64 (`input_image`, `mask_image`) or as ids of stored results
     (`input_image_file_id`, `mask_image_file_id`). Send the model's own options at the top
-    level (`strength`, `num_steps`, `guidance_scale`, `seed`, ...). The same fields, with the
-    images as files `image` and `mask`, are accepted as multipart/form-data."""
+    level (`strength`, `num_steps`, `guidance_scale`, `seed`, ..., and `size` and `quality` as
+    for generate). The same fields, with the images as files `image` and `mask`, are accepted
+    as multipart/form-data. Names are also taken in camelCase, as for generate."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -200,17 +257,22 @@ class ImageData(BaseModel):
 
 
 class Adjustment(BaseModel):
-    """An input pixelgate resized, or an option it translated, so the model could take it."""
+    """An input pixelgate resized, or an option it translated, so the model could take it (a
+    `size` fitted to the model's limits, a `quality` turned into its own setting or ignored)."""
 
     model_config = ConfigDict(
         validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
     )
 
     param: str = Field(
-        description="The input, `image` or `mask`, or `size` (the requested width and height)."
+        description="The input, `image` or `mask`, or the option: `size` (the requested width "
+        "and height) or `quality`."
     )
-    from_: str = Field(alias="from", description="Its size as sent, `WxH`.")
-    to: str = Field(description="What the model got: `WxH`, or an aspect ratio `W:H`.")
+    from_: str = Field(alias="from", description="As sent: a size `WxH`, or the option's value.")
+    to: str = Field(
+        description="What the model got: `WxH`, an aspect ratio `W:H`, the model's own value "
+        "(`hd`, `num_steps=8`), or `ignored`."
+    )
     reason: str
 
 
@@ -280,6 +342,17 @@ class ModelPublic(BaseModel):
     defaults: dict[str, Any]
     prices: dict[str, str]
     options_schema: dict[str, Any] = Field(description="JSON Schema of the model's options.")
+
+
+class ModelEnvelope(Envelope[ModelPublic]):
+    """One model in the native envelope, with OpenAI's model object (`id`, `object`,
+    `created`, `owned_by`) beside it: the body OpenAI's `GET /v1/models/{model}` returns, so
+    the `openai` SDKs' `models.retrieve` reads it as is."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
 
 
 class ModelList(Envelope[list[ModelPublic]]):

@@ -8,6 +8,7 @@ defaults stay data while the rules stay here. Messages name the parameter and wh
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -20,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from pixelgate.catalog.spec import ModelSpec
+from pixelgate.catalog.spec import Limits, ModelSpec
 
 OutputFormat = Literal["png", "jpeg", "webp"]
 EditKind = Literal["image-to-image", "inpaint"]
@@ -74,6 +75,12 @@ class ImageOptions(BaseModel):
                 {"n": n, "limit": limit},
             )
         return n
+
+    @classmethod
+    def dimension_limits(cls, spec: ModelSpec) -> Limits:
+        """The range and multiple a `width` and `height` must fit, for families that take them:
+        the catalog's limits, unless the family's provider fixes its own."""
+        return spec.limits
 
     @property
     def seed_value(self) -> int | None:
@@ -160,8 +167,13 @@ class StabilityCoreOptions(PromptOptions):
     output_format: OutputFormat = "png"
 
 
+FLUX_LIMITS = Limits(min_size=256, max_size=1440, size_multiple=32)
+"""Black Forest Labs' rule for FLUX 1.1 [pro] widths and heights, whatever the catalog says."""
+
+
 def _flux_dimension(name: str, value: int) -> int:
-    if not 256 <= value <= 1440 or value % 32 != 0:
+    low, high, multiple = FLUX_LIMITS.min_size, FLUX_LIMITS.max_size, FLUX_LIMITS.size_multiple
+    if not low <= value <= high or value % multiple != 0:
         raise PydanticCustomError(
             f"invalid_{name}",
             "Invalid {name}: {value}",
@@ -219,6 +231,10 @@ class FluxOptions(PromptOptions):
     safety_tolerance: int = 2
     seed: Seed | None = None
     output_format: Literal["jpeg", "png"] = "jpeg"
+
+    @classmethod
+    def dimension_limits(cls, spec: ModelSpec) -> Limits:
+        return FLUX_LIMITS
 
     @field_validator("width", "height", mode="after")
     @classmethod
@@ -555,3 +571,32 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
 
 VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}
 """Families whose variations take other options than their other tasks (no prompt)."""
+
+
+SEED_NAMES: dict[str, str] = {
+    "modelName": "model",
+    "model_name": "model",
+    "numberOfImagesToGenerate": "n",
+}
+"""Names the product's source documents give fields whose own names are shorter: the SDK's
+`modelName` and `numberOfImagesToGenerate`, the serverless API's `model_name`."""
+
+
+def camel_case(name: str) -> str:
+    """`negative_prompt` → `negativePrompt`."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def name_aliases(names: Iterable[str]) -> dict[str, str]:
+    """Alias → name, for `names` (request fields and options): each name's camelCase spelling
+    (`aspectRatio`, `negativePrompt`, `stylePreset`, `outputFormat`, ...) and the seeds' own
+    names (`SEED_NAMES`) of the fields among them."""
+    wanted = set(names)
+    aliases = {camel_case(name): name for name in wanted if camel_case(name) != name}
+    return aliases | {alias: name for alias, name in SEED_NAMES.items() if name in wanted}
+
+
+def option_names() -> set[str]:
+    """Every option some family takes."""
+    return {name for family in OPTION_FAMILIES.values() for name in family.model_fields}

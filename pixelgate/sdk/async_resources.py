@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Unpack
@@ -23,7 +23,8 @@ from pixelgate.sdk.endpoints import (
     job_path,
     list_params,
     model_path,
-    remove_background_body,
+    only_url,
+    remove_background_upload,
 )
 from pixelgate.sdk.resources import FILES_PATH, GENERATE_PATH, JOBS_PATH
 from pixelgate.sdk.transport import AsyncTransport, data_list, data_object, data_page
@@ -74,6 +75,19 @@ class AsyncImages:
         )
         response = await self._transport.request("POST", GENERATE_PATH, json=body)
         return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    async def generate_url(self, prompt: str, options: Mapping[str, Any] | None = None) -> str:
+        """Generate one image and return its link (signed; it expires, after an hour by
+        default). `options` are the request's fields and the model's options, under their own
+        names or in camelCase, as the native API takes them:
+
+            url = await client.images.generate_url(
+                "a lighthouse", {"modelName": "dall-e-3", "size": "1024x1792", "quality": "hd"}
+            )
+        """
+        body = {**(options or {}), "prompt": prompt, "async": False}
+        response = await self._transport.request("POST", GENERATE_PATH, json=body)
+        return only_url(ImagesResponse.from_dict(data_object(response), self._transport))
 
     async def submit(
         self,
@@ -152,49 +166,59 @@ class AsyncImages:
 
     async def remove_background(
         self,
-        image: str | Path | bytes,
+        data: str | Path | bytes,
         *,
+        filename: str | None = None,
+        content_type: str | None = None,
         model: str | None = None,
         output_format: Literal["png", "webp"] | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
     ) -> ImagesResponse:
         """Cut the subject out of a picture (a path or its bytes) and wait for the transparent
-        PNG (or WebP). `model` defaults to the server's, `rembg/u2netp`.
+        PNG (or WebP). The picture is uploaded as a file named `filename` (a path's own name by
+        default) of type `content_type` (guessed from the name by default). `model` defaults to
+        the server's, `rembg/u2netp`.
 
             result = await client.images.remove_background("photo.jpg")
             await result.data[0].asave("cutout.png")
         """
-        body = remove_background_body(
-            image=image,
+        form = remove_background_upload(
+            data=data,
+            filename=filename,
+            content_type=content_type,
             model=model,
             output_format=output_format,
             response_format=response_format,
             metadata=metadata,
             run_async=False,
         )
-        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, form=form)
         return ImagesResponse.from_dict(data_object(response), self._transport)
 
     async def submit_remove_background(
         self,
-        image: str | Path | bytes,
+        data: str | Path | bytes,
         *,
+        filename: str | None = None,
+        content_type: str | None = None,
         model: str | None = None,
         output_format: Literal["png", "webp"] | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
     ) -> Job:
         """Queue a background removal and return its job at once."""
-        body = remove_background_body(
-            image=image,
+        form = remove_background_upload(
+            data=data,
+            filename=filename,
+            content_type=content_type,
             model=model,
             output_format=output_format,
             response_format=response_format,
             metadata=metadata,
             run_async=True,
         )
-        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, form=form)
         return Job.from_dict(data_object(response), self._transport)
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+import mimetypes
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -10,7 +12,9 @@ from pathlib import Path
 from typing import Any, Literal, TypedDict
 from urllib.parse import quote
 
-from pixelgate.sdk.types import MetadataValue
+from pixelgate.errors import ValidationError
+from pixelgate.sdk.transport import Form
+from pixelgate.sdk.types import ImagesResponse, MetadataValue
 
 ResponseFormat = Literal["url", "b64_json"]
 
@@ -43,28 +47,46 @@ def image_bytes(image: str | Path | bytes) -> bytes:
     return image if isinstance(image, bytes) else Path(image).read_bytes()
 
 
-def remove_background_body(
+def remove_background_upload(
     *,
-    image: str | Path | bytes,
+    data: str | Path | bytes,
+    filename: str | None,
+    content_type: str | None,
     model: str | None,
     output_format: Literal["png", "webp"] | None,
     response_format: ResponseFormat,
     metadata: dict[str, MetadataValue] | None,
     run_async: bool,
-) -> dict[str, Any]:
-    """The JSON of `POST /v1/inference/images/remove-background`, the picture in base64."""
-    body: dict[str, Any] = {
-        "image": base64.b64encode(image_bytes(image)).decode(),
-        "response_format": response_format,
-        "async": run_async,
-    }
+) -> Form:
+    """The form of `POST /v1/inference/images/remove-background` (multipart): its fields, and
+    the picture as the file `image`, named `filename` (a path's own name, else `image`) with
+    `content_type` (guessed from the name, else `application/octet-stream`)."""
+    name = filename or (Path(data).name if not isinstance(data, bytes) else "image")
+    kind = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    fields = {"response_format": response_format, "async": json.dumps(run_async)}
     if model is not None:
-        body["model"] = model
+        fields["model"] = model
     if output_format is not None:
-        body["output_format"] = output_format
+        fields["output_format"] = output_format
     if metadata is not None:
-        body["metadata"] = metadata
-    return body
+        fields["metadata"] = json.dumps(metadata)
+    return Form(fields, {"image": (name, image_bytes(data), kind)})
+
+
+def only_url(result: ImagesResponse) -> str:
+    """The link of a result's one image (`images.generate_url`)."""
+    if len(result.data) != 1:
+        raise ValidationError(
+            f"generate_url returns one link, and job {result.job_id} made {len(result.data)} "
+            "images: ask for one, or use images.generate",
+            param="n",
+        )
+    url = result.data[0].url
+    if url is None:
+        raise ValidationError(
+            "generate_url returns a link: leave response_format unset", param="response_format"
+        )
+    return url
 
 
 def edit_body(

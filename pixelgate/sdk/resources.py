@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Unpack
@@ -23,7 +23,8 @@ from pixelgate.sdk.endpoints import (
     job_path,
     list_params,
     model_path,
-    remove_background_body,
+    only_url,
+    remove_background_upload,
 )
 from pixelgate.sdk.transport import SyncTransport, data_list, data_object, data_page
 from pixelgate.sdk.types import File, ImagesResponse, Job, JobEvent, MetadataValue, Model, Page
@@ -77,6 +78,19 @@ class Images:
         )
         response = self._transport.request("POST", GENERATE_PATH, json=body)
         return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    def generate_url(self, prompt: str, options: Mapping[str, Any] | None = None) -> str:
+        """Generate one image and return its link (signed; it expires, after an hour by
+        default). `options` are the request's fields and the model's options, under their own
+        names or in camelCase, as the native API takes them:
+
+            url = client.images.generate_url(
+                "a lighthouse", {"modelName": "dall-e-3", "size": "1024x1792", "quality": "hd"}
+            )
+        """
+        body = {**(options or {}), "prompt": prompt, "async": False}
+        response = self._transport.request("POST", GENERATE_PATH, json=body)
+        return only_url(ImagesResponse.from_dict(data_object(response), self._transport))
 
     def submit(
         self,
@@ -158,49 +172,59 @@ class Images:
 
     def remove_background(
         self,
-        image: str | Path | bytes,
+        data: str | Path | bytes,
         *,
+        filename: str | None = None,
+        content_type: str | None = None,
         model: str | None = None,
         output_format: Literal["png", "webp"] | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
     ) -> ImagesResponse:
         """Cut the subject out of a picture (a path or its bytes) and wait for the transparent
-        PNG (or WebP). `model` defaults to the server's, `rembg/u2netp`.
+        PNG (or WebP). The picture is uploaded as a file named `filename` (a path's own name by
+        default) of type `content_type` (guessed from the name by default). `model` defaults to
+        the server's, `rembg/u2netp`.
 
             result = client.images.remove_background("photo.jpg")
             result.data[0].save("cutout.png")
         """
-        body = remove_background_body(
-            image=image,
+        form = remove_background_upload(
+            data=data,
+            filename=filename,
+            content_type=content_type,
             model=model,
             output_format=output_format,
             response_format=response_format,
             metadata=metadata,
             run_async=False,
         )
-        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, form=form)
         return ImagesResponse.from_dict(data_object(response), self._transport)
 
     def submit_remove_background(
         self,
-        image: str | Path | bytes,
+        data: str | Path | bytes,
         *,
+        filename: str | None = None,
+        content_type: str | None = None,
         model: str | None = None,
         output_format: Literal["png", "webp"] | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
     ) -> Job:
         """Queue a background removal and return its job at once."""
-        body = remove_background_body(
-            image=image,
+        form = remove_background_upload(
+            data=data,
+            filename=filename,
+            content_type=content_type,
             model=model,
             output_format=output_format,
             response_format=response_format,
             metadata=metadata,
             run_async=True,
         )
-        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, json=body)
+        response = self._transport.request("POST", REMOVE_BACKGROUND_PATH, form=form)
         return Job.from_dict(data_object(response), self._transport)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -128,10 +129,39 @@ def image_location(image: Image) -> tuple[str, bool]:
     return f"/v1/files/{image.file_id}/content", True
 
 
+@dataclass(frozen=True)
+class Form:
+    """A multipart body: text fields, and files by field name as (filename, bytes, type)."""
+
+    fields: Mapping[str, str]
+    files: Mapping[str, tuple[str, bytes, str]]
+
+
 class _Transport:
     def __init__(self, config: ClientConfig) -> None:
         self.config = config
         self.retry = RetryPolicy(max_retries=config.max_retries)
+
+    def _build(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        method: str,
+        url: str,
+        json: Any,
+        form: Form | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        authenticated: bool,
+    ) -> httpx.Request:
+        return http.build_request(
+            method,
+            url,
+            json=json,
+            data=form.fields if form else None,
+            files=form.files if form else None,
+            params=params,
+            headers=self._headers(headers, authenticated),
+        )
 
     def _headers(self, extra: Mapping[str, str] | None, authenticated: bool) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT}
@@ -165,14 +195,14 @@ class SyncTransport(_Transport):
         url: str,
         *,
         json: Any = None,
+        form: Form | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
     ) -> httpx.Response:
-        """Send with retries; a non-2xx answer raises its `pixelgate.errors` exception."""
-        request = self._http.build_request(
-            method, url, json=json, params=params, headers=self._headers(headers, authenticated)
-        )
+        """Send with retries; a non-2xx answer raises its `pixelgate.errors` exception. The body
+        is `json`, or a multipart `form`."""
+        request = self._build(self._http, method, url, json, form, params, headers, authenticated)
         return self._send(request, stream=False)
 
     @contextmanager
@@ -252,14 +282,14 @@ class AsyncTransport(_Transport):
         url: str,
         *,
         json: Any = None,
+        form: Form | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         authenticated: bool = True,
     ) -> httpx.Response:
-        """Send with retries; a non-2xx answer raises its `pixelgate.errors` exception."""
-        request = self._http.build_request(
-            method, url, json=json, params=params, headers=self._headers(headers, authenticated)
-        )
+        """Send with retries; a non-2xx answer raises its `pixelgate.errors` exception. The body
+        is `json`, or a multipart `form`."""
+        request = self._build(self._http, method, url, json, form, params, headers, authenticated)
         return await self._send(request, stream=False)
 
     @asynccontextmanager

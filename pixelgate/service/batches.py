@@ -27,7 +27,6 @@ from sqlalchemy import and_, func, or_, select, update
 
 from pixelgate.clock import Clock
 from pixelgate.db.database import Database
-from pixelgate.db.rows import new_record
 from pixelgate.db.tables import Batch, BatchItem, Job
 from pixelgate.errors import (
     Conflict,
@@ -118,8 +117,7 @@ class BatchService:
                     f"requests[{position}]: {exc.message}", param=item_param(position, exc.param)
                 ) from None
         now = self._clock.now()
-        batch = new_record(
-            Batch,
+        batch = Batch(
             id="batch_" + secrets.token_hex(12),
             tenant_id=principal.tenant_id,
             api_key_id=principal.key_id,
@@ -129,8 +127,7 @@ class BatchService:
             canceled_at=None,
         )
         items = [
-            new_record(
-                BatchItem,
+            BatchItem(
                 batch_id=batch.id,
                 position=position,
                 request=_stored(command),

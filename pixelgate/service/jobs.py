@@ -29,7 +29,7 @@ from pixelgate.catalog import (
     TaskKind,
 )
 from pixelgate.catalog.options import EditKind
-from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
+from pixelgate.db.job_records import Adjustment, JobInputs, JobOptions, JobResult
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
@@ -60,6 +60,7 @@ from pixelgate.service.execution import JobCollaborators, JobExecutor
 from pixelgate.service.idempotency import IdempotencyKeys, request_fingerprint
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.job_store import JobStatus
+from pixelgate.service.portable_options import portable_options
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
@@ -165,7 +166,7 @@ class JobService:
         then is served from the cache under the tenant's cache policy, instead of computing
         (and paying for) the same images again. Raises `Timeout` past the deadline."""
         rules = self._policies
-        spec, tenant, edit, raw_options, option_change, options = self._checked(principal, command)
+        spec, tenant, edit, raw_options, option_changes, options = self._checked(principal, command)
         # only an Idempotency-Key needs the request's digest (input images included)
         fingerprint = request_fingerprint(command) if command.idempotency_key is not None else ""
         if command.idempotency_key is not None:
@@ -187,7 +188,8 @@ class JobService:
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
         elif inputs.mask is not None and inputs.image is not None:
             inputs = self._mask_to_image_size(inputs)
-        inputs = with_option_adjustment(inputs, option_change)
+        for change in option_changes:
+            inputs = with_option_adjustment(inputs, change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
         # request) and finds the same request in flight waits for it and takes its result;
         # a job of its own (an asynchronous request) does so when it runs (`JobExecutor`)
@@ -222,7 +224,7 @@ class JobService:
     def _checked(
         self, principal: Principal, command: ImageCommand
     ) -> tuple[
-        ModelSpec, Tenant, EditKind | None, dict[str, Any], dict[str, str] | None, ImageOptions
+        ModelSpec, Tenant, EditKind | None, dict[str, Any], tuple[Adjustment, ...], ImageOptions
     ]:
         """Steps 1 and 2 of `_submit`: the model, the tenant, the edit kind, the options as
         sent (mapped to the model) with the mapping made, and the validated options."""
@@ -237,14 +239,16 @@ class JobService:
         edit = _edit_kind(command)
         # a width and height the model takes otherwise: mapped, and the result says so
         family = OPTION_FAMILIES[spec.family]
-        raw_options, option_change = plan_aspect_ratio(spec, family, command.options)
+        portable = portable_options(spec, family, command.options)
+        raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
         if command.task == "edit" and option_change is None:
             raw_options, option_change = plan_requested_size(spec, family, raw_options)
         options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
         if rules.safety is not None and isinstance(options, PromptOptions):
             rules.safety.check_prompt(options.prompt, principal.tenant_id)
         self._providers.for_model(spec)
-        return spec, tenant, edit, raw_options, option_change, options
+        changes = (*portable.adjustments, *([option_change] if option_change else []))
+        return spec, tenant, edit, raw_options, changes, options
 
     def _create(
         self,

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server
-from tests.helpers import GENERATE
+from tests.helpers import GENERATE, error_of
 
 EDIT = "/v1/inference/images/edit"
 REMOVE_BACKGROUND = "/v1/inference/images/remove-background"
@@ -23,12 +23,6 @@ def png(size: tuple[int, int] = (64, 64)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (200, 40, 40)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def error_of(response: httpx.Response) -> dict[str, Any]:
-    assert response.status_code == 400, response.text
-    error: dict[str, Any] = response.json()["error"]
-    return error
 
 
 # -- item 14 (remove-background's own: tests/api/test_remove_background.py) --------

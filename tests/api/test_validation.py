@@ -27,7 +27,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"model": "local/tiny", "prompt": "x", "guidance_scale": 31}, "guidance_scale", "Invalid guidance_scale: Input should be less than or equal to 30"),
     # DALL-E 3
     ({"model": "dall-e-3", "prompt": "x", "size": "512x512"}, "size", "Invalid size: '512x512'; allowed: '1024x1024', '1792x1024' or '1024x1792'"),
-    ({"model": "dall-e-3", "prompt": "x", "quality": "ultra"}, "quality", "Invalid quality: 'ultra'; allowed: 'standard' or 'hd'"),
+    ({"model": "dall-e-3", "prompt": "x", "quality": "ultra"}, "quality", "Invalid quality: 'ultra'; allowed: standard, hd, auto, low, medium, high"),
     ({"model": "dall-e-3", "prompt": "x", "style": "moody"}, "style", "Invalid style: 'moody'; allowed: 'vivid' or 'natural'"),
     ({"model": "dall-e-3", "prompt": "x", "n": 2}, "n", "Invalid n: 2; allowed: 1"),
     ({"model": "dall-e-3", "prompt": "x" * 4001}, "prompt", "Prompt is 4001 characters; this model accepts at most 4000"),

@@ -517,7 +517,7 @@ def test_width_and_height_map_to_the_nearest_ratio_fal_takes(
     options, change = plan_aspect_ratio(spec, family, {"width": 1000, "height": 560})
 
     assert options == {"aspect_ratio": ratio}
-    assert change is not None and change["to"] == ratio
+    assert change is not None and change.to == ratio
     # a ratio only some models take is never chosen for one that does not (fal has no 5:4)
     assert plan_aspect_ratio(spec, family, {"width": 500, "height": 400})[0] != {
         "aspect_ratio": "5:4"

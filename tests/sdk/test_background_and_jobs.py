@@ -47,6 +47,16 @@ def test_remove_background_from_bytes_inline_as_webp(client: pixelgate.Client) -
     assert result.metadata == {"k": "v"}
 
 
+def test_remove_background_with_the_seeds_signature(client: pixelgate.Client) -> None:
+    result = client.images.remove_background(
+        disc_picture("JPEG"), filename="photo.jpg", content_type="image/jpeg"
+    )
+
+    cutout = result.data[0].to_pil()
+    assert (cutout.format, cutout.mode) == ("PNG", "RGBA")
+    assert is_cut_out(cutout)
+
+
 def test_errors_are_the_sdk_exceptions(client: pixelgate.Client) -> None:
     with pytest.raises(ValidationError) as caught:
         client.images.remove_background(b"not a picture")
@@ -81,7 +91,9 @@ def test_jobs_list_filters_by_status(client: pixelgate.Client) -> None:
 @pytest.mark.anyio
 async def test_the_async_client_does_the_same(server: Server) -> None:
     async with pixelgate.AsyncClient(base_url=server.url, api_key=ADMIN_KEY) as client:
-        result = await client.images.remove_background(disc_picture("WEBP"))
+        result = await client.images.remove_background(
+            disc_picture("WEBP"), filename="disc.webp", content_type="image/webp"
+        )
         job = await client.images.submit_remove_background(disc_picture())
         finished = await client.jobs.wait(job.id, timeout=60)
         listed = await client.jobs.list(status="succeeded", limit=100)

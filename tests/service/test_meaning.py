@@ -287,9 +287,9 @@ def test_an_openai_size_means_the_same_nearest_ratio(services: Services) -> None
     from tests.service.conftest import FIXTURE_KONTEXT
 
     request = ImageGenerationRequest(model="test/kontext", prompt="x", size="1000x600")
-    translated = family_options(FIXTURE_KONTEXT, request)
+    options = family_options(FIXTURE_KONTEXT, request)
     job = services.jobs.submit(
-        CALLER, ImageCommand(task="generate", model="test/kontext", options=translated.options)
+        CALLER, ImageCommand(task="generate", model="test/kontext", options=options)
     )
 
     assert job.options.values["aspect_ratio"] == "16:9"

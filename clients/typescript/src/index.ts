@@ -24,6 +24,10 @@ export type GenerateRequest = JsonBody<"images_generate">;
 export type EditRequest = JsonBody<"images_edit">;
 export type RemoveBackgroundRequest = JsonBody<"images_remove_background">;
 export type GenerateResult = components["schemas"]["GenerateResult"];
+/** The options of `generate(prompt, options)`: the request's fields and the model's options,
+ * under their own names or in camelCase (`modelName`, `size`, `quality`, `aspectRatio`,
+ * `negativePrompt`, `stylePreset`, `outputFormat`, `numberOfImagesToGenerate`, ...). */
+export type GenerateOptions = Record<string, unknown>;
 export type Job = components["schemas"]["JobPublic"];
 export type JobStatus = Job["status"];
 
@@ -77,12 +81,24 @@ export class Pixelgate {
     });
   }
 
-  /** Text-to-image; waits for the images. */
-  async generate(request: GenerateRequest): Promise<GenerateResult> {
+  /** Text-to-image; waits for the images. Given a prompt and options instead (the SDK seed's
+   * call), answers the one image's link:
+   * `await client.generate("a lighthouse", { modelName: "dall-e-3", quality: "hd" })`. */
+  async generate(request: GenerateRequest): Promise<GenerateResult>;
+  async generate(prompt: string, options: GenerateOptions): Promise<string>;
+  async generate(
+    request: GenerateRequest | string,
+    options: GenerateOptions = {},
+  ): Promise<GenerateResult | string> {
+    // the options may name the model `modelName` or `model_name`: the server reads either
+    const body = (
+      typeof request === "string" ? { ...options, prompt: request } : request
+    ) as GenerateRequest;
     const { data, error, response } = await this.api.POST("/v1/inference/images/generate", {
-      body: { ...request, async: false },
+      body: { ...body, async: false },
     });
-    return result(data, error, response);
+    const made = result(data, error, response);
+    return typeof request === "string" ? onlyUrl(made) : made;
   }
 
   /** Text-to-image as a job: answers at once (202); follow it with `followJob`. */
@@ -163,7 +179,8 @@ export class Pixelgate {
   }
 }
 
-/** A multipart body: Blobs as files, strings as they are, anything else as JSON. */
+/** A multipart body: Blobs as files (a File under its own name), strings as they are, anything
+ * else as JSON. */
 function multipart<T extends Record<string, unknown>>(fields: T) {
   return {
     // the document types files as strings (format: binary); the serializer sends the Blobs
@@ -172,7 +189,8 @@ function multipart<T extends Record<string, unknown>>(fields: T) {
       const form = new FormData();
       for (const [name, value] of Object.entries(fields)) {
         if (value === undefined) continue;
-        if (value instanceof Blob) form.append(name, value, `${name}.png`);
+        if (value instanceof File) form.append(name, value, value.name);
+        else if (value instanceof Blob) form.append(name, value, `${name}.png`);
         else form.append(name, typeof value === "string" ? value : JSON.stringify(value));
       }
       return form;
@@ -185,6 +203,29 @@ type Envelope<T> = { data: T };
 function result(data: unknown, error: unknown, response: Response): GenerateResult {
   if (response.status !== 200) throw failure(error, response);
   return (data as Envelope<GenerateResult>).data;
+}
+
+/** The link of a result's one image (`generate(prompt, options)`). */
+function onlyUrl(made: GenerateResult): string {
+  const [first, ...more] = made.data;
+  if (first === undefined || more.length > 0) {
+    throw new PixelgateError(
+      400,
+      "VALIDATION_ERROR",
+      `generate(prompt, options) answers one link, and job ${made.job_id} made ` +
+        `${made.data.length} images: ask for one, or pass a request object`,
+      "n",
+    );
+  }
+  if (!first.url) {
+    throw new PixelgateError(
+      400,
+      "VALIDATION_ERROR",
+      "generate(prompt, options) answers a link: leave response_format unset",
+      "response_format",
+    );
+  }
+  return first.url;
 }
 
 function job(data: unknown, error: unknown, response: Response): Job {

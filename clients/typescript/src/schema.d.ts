@@ -456,7 +456,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Model */
+        /**
+         * Get Model
+         * @description One model by id or alias; OpenAI's fields beside the envelope serve the `openai` SDKs.
+         */
         get: operations["models_get"];
         put?: never;
         post?: never;
@@ -656,22 +659,23 @@ export interface components {
     schemas: {
         /**
          * Adjustment
-         * @description An input pixelgate resized, or an option it translated, so the model could take it.
+         * @description An input pixelgate resized, or an option it translated, so the model could take it (a
+         *     `size` fitted to the model's limits, a `quality` turned into its own setting or ignored).
          */
         Adjustment: {
             /**
              * Param
-             * @description The input, `image` or `mask`, or `size` (the requested width and height).
+             * @description The input, `image` or `mask`, or the option: `size` (the requested width and height) or `quality`.
              */
             param: string;
             /**
              * From
-             * @description Its size as sent, `WxH`.
+             * @description As sent: a size `WxH`, or the option's value.
              */
             from: string;
             /**
              * To
-             * @description What the model got: `WxH`, or an aspect ratio `W:H`.
+             * @description What the model got: `WxH`, an aspect ratio `W:H`, the model's own value (`hd`, `num_steps=8`), or `ignored`.
              */
             to: string;
             /** Reason */
@@ -870,16 +874,6 @@ export interface components {
              */
             status: "ok";
             data: components["schemas"]["KeyPublic"];
-        };
-        /** Envelope[ModelPublic] */
-        Envelope_ModelPublic_: {
-            /**
-             * Status
-             * @default ok
-             * @constant
-             */
-            status: "ok";
-            data: components["schemas"]["ModelPublic"];
         };
         /** Envelope[TenantPublic] */
         Envelope_TenantPublic_: {
@@ -1398,6 +1392,33 @@ export interface components {
             last_id: string | null;
         };
         /**
+         * ModelEnvelope
+         * @description One model in the native envelope, with OpenAI's model object (`id`, `object`,
+         *     `created`, `owned_by`) beside it: the body OpenAI's `GET /v1/models/{model}` returns, so
+         *     the `openai` SDKs' `models.retrieve` reads it as is.
+         */
+        ModelEnvelope: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["ModelPublic"];
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object: "model";
+            /** Created */
+            created: number;
+            /** Owned By */
+            owned_by: string;
+        };
+        /**
          * ModelList
          * @description The native envelope, which with `object: "list"` (and `object`, `created`, `owned_by` in
          *     each model) is also the body OpenAI's `GET /v1/models` returns: one path serves both.
@@ -1721,7 +1742,7 @@ export interface operations {
                     n?: number | null;
                     /**
                      * Size
-                     * @description `WxH` or `auto`; becomes width and height, or the aspect ratio, for models that take those.
+                     * @description `WxH` or `auto`, for every model: a model's own list of sizes, or the nearest width and height (or aspect ratio) it takes.
                      */
                     size?: string | null;
                     /**
@@ -3172,7 +3193,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Envelope_ModelPublic_"];
+                    "application/json": components["schemas"]["ModelEnvelope"];
                 };
             };
             /** @description Validation Error */

@@ -3,8 +3,8 @@ only; no logic). Field names and meanings follow platform.openai.com/docs/api-re
 
 Requests allow extra fields: those are the model's own options (`seed`, `negative_prompt`,
 `num_steps`, ... — the `openai` SDK sends them with `extra_body`), checked by the model's option
-family like every other option. Values are checked per model there too, so `size` or `quality`
-are plain strings here.
+family like every other option. Values are checked per model there too (`size` and `quality` as
+on the native API, for every model), so they are plain strings here.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ class ImageRequest(BaseModel):
     n: int | None = Field(default=None, description="How many images; the model's limit applies.")
     size: str | None = Field(
         default=None,
-        description="`WxH` or `auto`; becomes width and height, or the aspect ratio, for models "
-        "that take those.",
+        description="`WxH` or `auto`, for every model: a model's own list of sizes, or the "
+        "nearest width and height (or aspect ratio) it takes.",
     )
     response_format: ResponseFormat | None = Field(
         default=None,

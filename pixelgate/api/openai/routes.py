@@ -1,11 +1,12 @@
 """The OpenAI Images API's routes, mounted twice with the same handlers: under `/v1`, so the
 `openai` SDK works with `base_url=".../v1"`, and under `/oai/v1`.
 
-`GET /v1/models` belongs to the native API (`routes/models.py`), whose body also satisfies the
-`openai` SDK's `models.list()`: it carries OpenAI's `object: "list"` and, in each model, `object`,
-`created` and `owned_by`. Only `/oai/v1/models` (and `/oai/v1/models/{id}`) answer in OpenAI's
-pure shape, listing what the caller may use and can run now. Content negotiation could not tell
-the two callers apart: both send `Accept: application/json`.
+`GET /v1/models` and `GET /v1/models/{id}` belong to the native API (`routes/models.py`), whose
+bodies also satisfy the `openai` SDKs' `models.list()` and `models.retrieve()`: the list carries
+OpenAI's `object: "list"` and, in each model, `object`, `created` and `owned_by`; one model has
+those four fields beside its envelope. Only `/oai/v1/models` (and `/oai/v1/models/{id}`) answer
+in OpenAI's pure shape, listing what the caller may use and can run now. Content negotiation
+could not tell the two callers apart: both send `Accept: application/json`.
 """
 
 from __future__ import annotations

@@ -6,15 +6,14 @@ then becomes OpenAI's response. The only thing decided here is how OpenAI's fiel
 model's option family, and that is decided in one place, `family_options`:
 
 - `prompt` and `n` are every family's own.
-- `size`: kept as is by the families that take `size` (dall-e, gpt-image); `WxH` becomes
-  `width` and `height` (local diffusion, FLUX), which a family of aspect ratios (Stability,
-  FLUX Kontext) takes as the nearest ratio it offers, as on the native API; `auto` leaves the
-  model's default. An option made from `size` that the model
-  refuses is reported as `size`.
-- `quality`, `style`, `background`, `output_format`, ...: passed on to families that declare
-  them. To a family that does not, a value that asks for nothing different from what it does
-  anyway (`quality: "standard"`, `moderation: "auto"`, `stream: false`, ...) is ignored and any
-  other value is an `invalid_request_error` naming the field.
+- `size` and `quality` go to the service as they are, which translates them for every model
+  as on the native API (`pixelgate/service/portable_options.py`): `WxH` becomes the nearest
+  width and height a local or FLUX model takes, or an aspect ratio; `quality` a model's own
+  value or steps.
+- `style`, `background`, `output_format`, ...: passed on to families that declare them. To a
+  family that does not, a value that asks for nothing different from what it does anyway
+  (`moderation: "auto"`, `stream: false`, ...) is ignored and any other value is an
+  `invalid_request_error` naming the field.
 - `response_format`: unset means `b64_json` for gpt-image models and `url` otherwise, as OpenAI
   does. `url` is a signed pixelgate media link, never a provider's.
 - `user` is every family's option: sent upstream by the OpenAI provider, kept with the job by
@@ -29,7 +28,6 @@ The surface is synchronous, as OpenAI's is: `Prefer: respond-async` is not honou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response
@@ -57,13 +55,13 @@ from pixelgate.service.jobs import ImageCommand, ResponseFormat
 JOB_HEADER = "X-Pixelgate-Job-Id"
 """Each response names its job, to look up with the native API."""
 
-ALWAYS_OPTIONS = frozenset({"prompt", "n"})
-"""Fields every family takes (a family without a prompt is refused by the task check)."""
+ALWAYS_OPTIONS = frozenset({"prompt", "n", "size", "quality"})
+"""Fields every family takes (a family without a prompt is refused by the task check; the
+service translates `size` and `quality` for each model)."""
 
 NOT_OPTIONS = frozenset({"model", "response_format", "metadata"})
 
 NEUTRAL: dict[str, frozenset[object]] = {
-    "quality": frozenset({"auto", "standard"}),
     "background": frozenset({"auto", "opaque"}),
     "output_format": frozenset({"png"}),
     "output_compression": frozenset({100}),
@@ -84,56 +82,21 @@ GENERATION_RULES = BodyRules()
 """Generations: a JSON body, no files."""
 
 
-@dataclass(frozen=True)
-class FamilyOptions:
-    options: dict[str, Any]
-    made_from: dict[str, str]
-    """Option name → the OpenAI field it was made from, where they differ (`width` → `size`)."""
-
-
-def family_options(spec: ModelSpec, request: ImageRequest) -> FamilyOptions:
+def family_options(spec: ModelSpec, request: ImageRequest) -> dict[str, Any]:
     """The model's options for an OpenAI request: the one map from OpenAI's fields to each
     option family's."""
     accepted = OPTION_FAMILIES[spec.family].model_fields
     extras = request.model_extra or {}
     declared = request.model_dump(exclude_none=True, exclude={*NOT_OPTIONS, *extras})
     options: dict[str, Any] = {}
-    made_from: dict[str, str] = {}
     for name, value in declared.items():
         if name in ALWAYS_OPTIONS or name in accepted:
             options[name] = value
-        elif name == "size":
-            sized = _size_options(spec, value)
-            options |= sized
-            made_from |= dict.fromkeys(sized, "size")
         elif value not in NEUTRAL.get(name, ()):
             raise ValidationError(
                 f"Model {spec.id!r} does not support {name}={value!r}", param=name
             )
-    for name, value in extras.items():
-        if name in options:
-            source = made_from.get(name, name)
-            raise ValidationError(f"{name} is also set by {source}; send one", param=name)
-        options[name] = value
-    return FamilyOptions(options, made_from)
-
-
-def _size_options(spec: ModelSpec, size: str) -> dict[str, Any]:
-    """`size` for a family that has no `size`: width and height, or an aspect ratio."""
-    accepted = OPTION_FAMILIES[spec.family].model_fields
-    if size == "auto":
-        return {}
-    width, _, height = size.partition("x")
-    digits = all(part.isascii() and part.isdigit() and len(part) <= 9 for part in (width, height))
-    if not (digits and int(width) > 0 and int(height) > 0):
-        raise ValidationError(
-            f"Invalid size {size!r}: expected WIDTHxHEIGHT (such as 512x512) or auto",
-            param="size",
-        )
-    if ("width" in accepted and "height" in accepted) or "aspect_ratio" in accepted:
-        # a family of aspect ratios maps the width and height itself, as for a native request
-        return {"width": int(width), "height": int(height)}
-    raise ValidationError(f"Model {spec.id!r} does not take a size", param="size")
+    return options | extras
 
 
 def default_response_format(spec: ModelSpec) -> ResponseFormat:
@@ -188,12 +151,11 @@ class OpenAIServing:
     ) -> ImagesResponse:
         runtime = self._runtime
         spec = runtime.catalog.resolve(body.model)
-        translated = family_options(spec, body)
         command, _ = self._headers.apply(
             ImageCommand(
                 task=task,
                 model=body.model,
-                options=translated.options,
+                options=family_options(spec, body),
                 response_format=body.response_format or default_response_format(spec),
                 metadata=body.metadata,
                 image=image,
@@ -201,20 +163,13 @@ class OpenAIServing:
             ),
             async_in_body=False,
         )
-        try:
-            job_id, images = await runtime.jobs.run(
-                self._principal,
-                command,
-                timeout=runtime.settings.sync_timeout_seconds,
-                disconnected=self._request.is_disconnected,
-                answer=lambda job: (job.id, self._images_response(job)),
-            )
-        except ValidationError as exc:
-            source = translated.made_from.get(exc.param or "")
-            if source is None:
-                raise
-            value = getattr(body, source)
-            raise type(exc)(f"Invalid {source} {value!r}: {exc.message}", param=source) from exc
+        job_id, images = await runtime.jobs.run(
+            self._principal,
+            command,
+            timeout=runtime.settings.sync_timeout_seconds,
+            disconnected=self._request.is_disconnected,
+            answer=lambda job: (job.id, self._images_response(job)),
+        )
         self._response.headers[JOB_HEADER] = job_id
         return images
 

@@ -13,12 +13,14 @@ from pixelgate.api.body import BodyRules, read_body, validate
 from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
 from pixelgate.api.protocol import Envelope, ErrorEnvelope, GenerateResult, JobPublic
 from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
+from pixelgate.catalog.options import name_aliases
 
 router = APIRouter(prefix="/v1/inference/images", tags=["images"])
 
+TEXT_FIELDS = ("model", "image", "input_image", "image_file_id", "input_image_file_id")
 RULES = BodyRules(
     files=("image",),
-    text_fields=("model", "image", "input_image", "image_file_id", "input_image_file_id"),
+    text_fields={*TEXT_FIELDS, *name_aliases(TEXT_FIELDS)},
     empty={},
 )
 """JSON or a form (multipart with the file `image`, or url-encoded with base64 or a file id);

@@ -18,6 +18,7 @@ from pixelgate.api.protocol import (
     JobPublic,
 )
 from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
+from pixelgate.catalog.options import name_aliases
 
 GENERATE_RULES = BodyRules()
 """Generate: a JSON body (or a form of the same fields), no files."""
@@ -67,12 +68,13 @@ async def generate(
     )
 
 
+EDIT_TEXT_FIELDS = ("model", "prompt", "negative_prompt", "response_format")
 EDIT_RULES = BodyRules(
     files=("image", "mask"),
-    text_fields=("model", "prompt", "negative_prompt", "response_format"),
+    text_fields={*EDIT_TEXT_FIELDS, *name_aliases(EDIT_TEXT_FIELDS)},
 )
-"""Multipart edits: the files `image` and `mask`; the text fields stay text, the others are
-read as JSON when they are JSON (`4`, `true`)."""
+"""Multipart edits: the files `image` and `mask`; the text fields (under any of their names)
+stay text, the others are read as JSON when they are JSON (`4`, `true`)."""
 
 EDIT_BODY = {
     "requestBody": {

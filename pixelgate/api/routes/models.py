@@ -2,8 +2,9 @@
 
 `GET /v1/models` is also the path of OpenAI's model list, so its body satisfies both: the native
 envelope (`status`, `data`) plus OpenAI's `object: "list"`, and OpenAI's `object`, `created` and
-`owned_by` in each model. The `openai` SDK's `models.list()` reads it as is; `/oai/v1/models` is
-the pure OpenAI shape (see `pixelgate/api/openai/routes.py`)."""
+`owned_by` in each model. The `openai` SDK's `models.list()` reads it as is. `GET /v1/models/{id}`
+likewise carries OpenAI's model fields beside the envelope, for `models.retrieve()`.
+`/oai/v1/models` is the pure OpenAI shape (see `pixelgate/api/openai/routes.py`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi import APIRouter
 
 from pixelgate.api import views
 from pixelgate.api.deps import CurrentPrincipal, RuntimeDep
-from pixelgate.api.protocol import Envelope, ModelList, ModelPublic
+from pixelgate.api.protocol import ModelEnvelope, ModelList
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -27,9 +28,9 @@ def list_models(
     return ModelList(data=[views.model_public(runtime, spec) for spec in specs])
 
 
-@router.get("/{model_id:path}", response_model=Envelope[ModelPublic])
-def get_model(
-    model_id: str, principal: CurrentPrincipal, runtime: RuntimeDep
-) -> Envelope[ModelPublic]:
+@router.get("/{model_id:path}", response_model=ModelEnvelope)
+def get_model(model_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> ModelEnvelope:
+    """One model by id or alias; OpenAI's fields beside the envelope serve the `openai` SDKs."""
     spec = runtime.model_directory.find(principal, model_id)
-    return Envelope(data=views.model_public(runtime, spec))
+    model = views.model_public(runtime, spec)
+    return ModelEnvelope(data=model, id=model.id, created=model.created, owned_by=model.owned_by)
