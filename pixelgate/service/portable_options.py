@@ -89,11 +89,17 @@ def _translate_size(spec: ModelSpec, family: type[ImageOptions], result: Portabl
     fields, options = family.model_fields, result.options
     size = options.pop("size")
     takes_dimensions = "width" in fields and "height" in fields
-    if not takes_dimensions and "aspect_ratio" not in fields:
-        raise ValidationError(
-            f"Invalid size {size!r}: model {spec.id!r} takes no size", param="size"
-        )
     requested = parse_size(size)
+    if not takes_dimensions and "aspect_ratio" not in fields:
+        if "prompt" not in fields:
+            raise ValidationError(
+                f"Invalid size {size!r}: model {spec.id!r} takes no size", param="size"
+            )
+        # an edit whose output has its input image's size: the gateway body still works
+        if requested is not None:
+            reason = f"{spec.id} takes no size: its image has the input image's size"
+            result.adjustments.append(_changed("size", size, "ignored", reason))
+        return
     for name in ("width", "height", "aspect_ratio"):
         if options.get(name) is not None:
             raise ValidationError(f"{name} is also set by size; send one", param=name)

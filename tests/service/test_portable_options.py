@@ -200,3 +200,18 @@ def test_standard_quality_beside_explicit_steps_asks_for_nothing() -> None:
 
 def test_null_is_unset_as_for_every_option() -> None:
     assert translate("local/tiny", size=None, quality=None) == PortableOptions({})
+
+
+def test_size_is_ignored_with_a_note_where_the_input_image_sets_it() -> None:
+    translated = translate("imagen3-edit", prompt="a lighthouse", size="1024x1024")
+
+    assert translated.options == {"prompt": "a lighthouse"}
+    assert [a.to_json() for a in translated.adjustments] == [
+        {
+            "param": "size",
+            "from": "1024x1024",
+            "to": "ignored",
+            "reason": "google/imagen-3-edit takes no size: its image has the input image's size",
+        }
+    ]
+    assert refusal("imagen3-edit", size="big").param == "size"
