@@ -113,7 +113,7 @@ class Runtime:
         self.tenants = TenantService(
             self.db, self.clock, on_retention_change=self.files.apply_retention
         )
-        self.eraser = TenantEraser(self.db, self.files, self.tenants, self.clock)
+        self.eraser = TenantEraser(self.db, self.files, self.tenants, self.access, self.clock)
         self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
         self.safety = Safety(
             self.tenants,

@@ -210,6 +210,11 @@ class AccessService:
         self._recent.forget_all()
         return record
 
+    def forget_recent_keys(self) -> None:
+        """Read every key from the database again: keys were deleted there (a tenant's
+        erasure), and none may stay trusted for `recent.TRUSTED_FOR` after."""
+        self._recent.forget_all()
+
     def ensure_default_tenant(self) -> None:
         with self._db.session() as session:
             if session.get(Tenant, DEFAULT_TENANT) is None:

@@ -38,6 +38,7 @@ from pixelgate.db.tables import (
     UsageDaily,
 )
 from pixelgate.errors import Conflict, NotFound
+from pixelgate.service.access import AccessService
 from pixelgate.service.files import SWEEP_BATCH, FileService
 from pixelgate.service.job_store import ACTIVE
 from pixelgate.service.retention import delete_selected_jobs
@@ -64,11 +65,17 @@ class Erasure:
 
 class TenantEraser:
     def __init__(
-        self, db: Database, files: FileService, tenants: TenantService, clock: Clock
+        self,
+        db: Database,
+        files: FileService,
+        tenants: TenantService,
+        access: AccessService,
+        clock: Clock,
     ) -> None:
         self._db = db
         self._files = files
         self._tenants = tenants
+        self._access = access
         self._clock = clock
 
     def erase(self, tenant_id: str, *, batch: int = SWEEP_BATCH) -> Erasure:
@@ -77,6 +84,7 @@ class TenantEraser:
             raise Conflict("The default tenant holds the operators' keys", param="tenant_id")
         with self._db.session() as session:
             api_keys = self._close(session, tenant_id)
+        self._access.forget_recent_keys()
         self._tenants.forget(tenant_id)
         jobs, files, blobs = self._delete_jobs(tenant_id, batch)
         more_files, more_blobs = self._delete_files(tenant_id, batch)

@@ -17,9 +17,7 @@ def run(server: Server, *args: str, key: str | None = None) -> tuple[int, str, s
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_tenants_keys_and_usage_from_the_command_line(make_server) -> None:  # type: ignore[no-untyped-def]
-    server: Server = make_server().start()
-
+def test_tenants_keys_and_usage_from_the_command_line(server: Server) -> None:
     code, out, _ = run(
         server, "tenants", "create", "cli-t", "--allow", "local/*", "--budget-total", "1.00",
         "--rpm", "30", "--price", "local/tiny:default=0.05", "--json",
@@ -60,15 +58,13 @@ def test_tenants_keys_and_usage_from_the_command_line(make_server) -> None:  # t
     assert code == 3
 
 
-def test_a_bad_price_is_a_usage_error(make_server) -> None:  # type: ignore[no-untyped-def]
-    server: Server = make_server().start()
+def test_a_bad_price_is_a_usage_error(server: Server) -> None:
     code, _, err = run(server, "tenants", "create", "x", "--price", "nonsense")
     assert code == 2
     assert "MODEL:KEY=AMOUNT" in err
 
 
-def test_retention_and_erasure_from_the_command_line(make_server) -> None:  # type: ignore[no-untyped-def]
-    server: Server = make_server().start()
+def test_retention_and_erasure_from_the_command_line(server: Server) -> None:
     code, out, _ = run(server, "tenants", "create", "short", "--retention-days", "7", "--json")
     assert code == 0, out
     assert json.loads(out)["retention_days"] == 7.0

@@ -177,12 +177,24 @@ def test_no_server_exits_1() -> None:
     assert result.stderr.startswith("error [CONNECTION_ERROR] ")
 
 
+def interruptible() -> None:
+    """In the child, before exec: Ctrl-C as from a terminal. An ignored or blocked SIGINT is
+    inherited, and a library in the test process may have set one."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_interrupting_generate_cancels_the_job(server: Server, tmp_path: Path) -> None:
     env = {**os.environ, "PIXELGATE_URL": server.url, "PIXELGATE_API_KEY": ADMIN_KEY}
     command = [sys.executable, "-m", "pixelgate", "generate", "slow", "-m", "local/tiny"]
     options = ["--width", "128", "--height", "128", "--steps", "150", "-o", str(tmp_path / "x")]
     process = subprocess.Popen(
-        [*command, *options], env=env, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+        [*command, *options],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=interruptible,
     )
     assert process.stderr is not None
     try:

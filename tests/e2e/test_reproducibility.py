@@ -50,8 +50,7 @@ def test_the_nth_image_of_a_batch_is_the_image_of_its_own_seed(api: httpx.Client
     assert np.abs(_pixels(first[0]) - alone).max() > 40
 
 
-def test_same_seed_same_bytes_across_servers(make_server) -> None:  # type: ignore[no-untyped-def]
-    one: Server = make_server().start()
-    two: Server = make_server().start()
-    with one.client() as a, two.client() as b:
+def test_same_seed_same_bytes_across_servers(server: Server, make_server) -> None:  # type: ignore[no-untyped-def]
+    other: Server = make_server().start()
+    with server.client() as a, other.client() as b:
         assert _image(a, seed=77, width=32) == _image(b, seed=77, width=32)

@@ -224,7 +224,7 @@ def services(
         billing,
         blobs,
         Retention(db, files, clock, retention=timedelta(days=1)),
-        TenantEraser(db, files, tenants, clock),
+        TenantEraser(db, files, tenants, access, clock),
         collaborators,
     )
     db.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from pixelgate.clock import as_utc
 from pixelgate.db.tables import Base, BudgetAccount, Job, StoredFile, Tenant
-from pixelgate.errors import Conflict, NotFound, ValidationError
+from pixelgate.errors import Conflict, NotFound, Unauthorized, ValidationError
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
 from pixelgate.service.inputs import ImageUpload
@@ -265,6 +265,20 @@ def test_erasing_refuses_work_in_flight_the_default_tenant_and_unknown_ids(
     with pytest.raises(NotFound) as missing:
         services.eraser.erase("nobody")
     assert missing.value.param == "tenant_id"
+
+
+def test_a_key_used_just_before_the_erasure_is_refused_after_it(services: Services) -> None:
+    make_tenant(services, "leaving")
+    _, key = services.access.create_key(
+        tenant_id="leaving", name="app", scopes=frozenset({"generate", "read"})
+    )
+    header = f"Bearer {key}"
+    assert services.access.authenticate(header).tenant_id == "leaving"  # now trusted a while
+
+    services.eraser.erase("leaving")
+
+    with pytest.raises(Unauthorized):
+        services.access.authenticate(header)
 
 
 def test_only_the_tenants_rows_are_deleted(services: Services) -> None:
