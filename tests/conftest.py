@@ -25,6 +25,8 @@ SLOWEST_FILES = (
     "tests/cluster/test_cluster.py",
     "tests/engine/test_batching.py",
     "tests/web/test_page.py",
+    "tests/web/test_studio.py",
+    "tests/api/openai/test_one_body.py",
     "tests/packaging/test_client_install.py",
     "tests/e2e/test_shapes_meaning.py",
     "tests/api/test_media.py",
@@ -40,6 +42,8 @@ SLOWEST_FILES = (
     "tests/api/test_hosted_jobs.py",
     "tests/api/test_jobs.py",
     "tests/e2e/test_quickstart.py",
+    "tests/providers/test_served_providers.py",
+    "tests/web/test_accessibility.py",
 )
 """The test files that take longest, longest first (`pytest --durations=0`, summed by file).
 scripts/test hands whole files to parallel workers in collection order (`--dist loadfile

@@ -46,7 +46,34 @@ OPTION_WORDS: dict[str, OptionWords] = {
         "Improve the prompt", "The provider rewrites the prompt with more detail first."
     ),
     "safety_tolerance": OptionWords(
-        "Safety tolerance", "1 is the strictest moderation, 5 the most permissive."
+        "Safety tolerance", "1 is the strictest moderation; higher is more permissive."
+    ),
+    "safety_setting": OptionWords(
+        "Safety filter", "How much the provider's filter blocks, from low-risk content up."
+    ),
+    "enable_safety_checker": OptionWords(
+        "Safety checker", "The provider withholds images its checker flags."
+    ),
+    "person_generation": OptionWords("People", "Whether the image may show people, and whom."),
+    "add_watermark": OptionWords(
+        "Invisible watermark", "Marks the image as AI-made; a watermarked image takes no seed."
+    ),
+    "enhance_prompt": OptionWords(
+        "Improve the prompt", "The provider rewrites the prompt with more detail first."
+    ),
+    "raw": OptionWords("Raw look", "Less processed, more natural-looking images."),
+    "image_size": OptionWords("Size preset", "One of the provider's named sizes."),
+    "edit_mode": OptionWords(
+        "Edit", "Insert or remove what the prompt names, extend the image, or swap its background."
+    ),
+    "mask_mode": OptionWords(
+        "Mask", "Your own mask, or one the model computes from the background or foreground."
+    ),
+    "mask_dilation": OptionWords(
+        "Mask growth", "How far the mask grows, as a share of the image's width.", "0 to 1"
+    ),
+    "base_steps": OptionWords(
+        "Steps", "Sampling steps; empty uses the model's own default.", "steps"
     ),
 }
 
