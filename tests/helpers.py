@@ -18,6 +18,13 @@ MEDIUM = {"model": "local/tiny", "num_steps": 60, "width": 64, "height": 64}
 """Long enough to be seen running (a few seconds), short enough to be run to the end."""
 
 
+REQUIRED_BESIDE_A_PROMPT: dict[str, dict[str, object]] = {
+    "stability-search-and-replace": {"search_prompt": "a dog"},
+    "stability-outpaint": {"left": 64},
+}
+"""What a family needs besides a prompt (search-and-replace what to find, outpainting a side)."""
+
+
 def generate(client: httpx.Client, **body: Any) -> httpx.Response:
     return client.post(GENERATE, json={"model": "local/tiny", "prompt": "a red circle", **body})
 

@@ -150,20 +150,93 @@ class GptImageOptions(PromptOptions):
     output_format: OutputFormat = "png"
 
 
+StabilityStylePreset = Literal[
+    "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
+    "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound",
+    "neon-punk", "origami", "photographic", "pixel-art", "tile-texture",
+]  # fmt: skip
+GrowMask = Annotated[int, Field(ge=0, le=100)]
+"""Pixels Stability grows the mask's edges by, to blend them (its default when unset: 5)."""
+OutpaintPixels = Annotated[int, Field(ge=0, le=2000)]
+
+
 class StabilityCoreOptions(PromptOptions):
     """Stable Image Core makes one image per call; `n` images are `n` calls."""
 
     aspect_ratio: Literal["16:9", "1:1", "21:9", "2:3", "3:2", "4:5", "5:4", "9:16", "9:21"] = "1:1"
     negative_prompt: str | None = Field(default=None, max_length=10000)
     seed: Seed | None = None
-    style_preset: (
-        Literal[
-            "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
-            "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound",
-            "neon-punk", "origami", "photographic", "pixel-art", "tile-texture",
-        ]
-        | None
-    ) = None  # fmt: skip
+    style_preset: StabilityStylePreset | None = None
+    output_format: OutputFormat = "png"
+
+
+# --- Stability AI's edit endpoints: each option is sent as the form field of its own name ---
+
+
+class StabilityInpaintOptions(PromptOptions):
+    """Stability inpainting: repaints what the mask (or the image's transparency) covers as
+    the prompt says. The output has the input image's size; one image per call."""
+
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    grow_mask: GrowMask | None = None
+    seed: Seed | None = None
+    style_preset: StabilityStylePreset | None = None
+    output_format: OutputFormat = "png"
+
+
+class StabilitySearchAndReplaceOptions(PromptOptions):
+    """Stability search-and-replace: finds what `search_prompt` names (no mask) and replaces it
+    with what `prompt` says."""
+
+    search_prompt: str = Field(min_length=1, max_length=10000)
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    grow_mask: GrowMask | None = None
+    seed: Seed | None = None
+    output_format: OutputFormat = "png"
+
+    @field_validator("search_prompt")
+    @classmethod
+    def _search_prompt_says_something(cls, value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError(
+                "invalid_search_prompt", "Invalid search_prompt: it must not be empty"
+            )
+        return value
+
+
+class StabilityOutpaintOptions(ImageOptions):
+    """Stability outpainting: extends the image by `left`, `right`, `up` and `down` pixels
+    (at least one of them), so the output is larger than the input. The prompt is optional."""
+
+    prompt: str | None = Field(default=None, max_length=10000)
+    n: int = Field(default=1, ge=1)
+    left: OutpaintPixels = 0
+    right: OutpaintPixels = 0
+    up: OutpaintPixels = 0
+    down: OutpaintPixels = 0
+    creativity: float | None = Field(default=None, ge=0.0, le=1.0)
+    seed: Seed | None = None
+    output_format: OutputFormat = "png"
+
+    @model_validator(mode="after")
+    def _extends_somewhere(self) -> StabilityOutpaintOptions:
+        if not (self.left or self.right or self.up or self.down):
+            raise PydanticCustomError(
+                "invalid_left",
+                "Invalid outpaint: left, right, up and down are all 0; send at least one of "
+                "them (pixels to add on that side, 1 to 2000)",
+                {"param": "left"},
+            )
+        return self
+
+
+class StabilityEraseOptions(ImageOptions):
+    """Stability erase: removes what the mask (or the image's transparency) covers and fills
+    it in from its surroundings. No prompt."""
+
+    n: int = Field(default=1, ge=1)
+    grow_mask: GrowMask | None = None
+    seed: Seed | None = None
     output_format: OutputFormat = "png"
 
 
@@ -553,6 +626,10 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "dall-e-3": DallE3Options,
     "gpt-image": GptImageOptions,
     "stability-core": StabilityCoreOptions,
+    "stability-inpaint": StabilityInpaintOptions,
+    "stability-outpaint": StabilityOutpaintOptions,
+    "stability-search-and-replace": StabilitySearchAndReplaceOptions,
+    "stability-erase": StabilityEraseOptions,
     "flux": FluxOptions,
     "flux-kontext": FluxKontextOptions,
     "diffusion": DiffusionOptions,

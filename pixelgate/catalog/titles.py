@@ -75,6 +75,17 @@ OPTION_WORDS: dict[str, OptionWords] = {
     "base_steps": OptionWords(
         "Steps", "Sampling steps; empty uses the model's own default.", "steps"
     ),
+    "grow_mask": OptionWords(
+        "Mask growth", "How far the mask's edges grow, to blend the edit in.", "px"
+    ),
+    "search_prompt": OptionWords("Find", "What to find in the image and replace, in words."),
+    "left": OptionWords("Extend left", "Pixels to add on the left.", "px"),
+    "right": OptionWords("Extend right", "Pixels to add on the right.", "px"),
+    "up": OptionWords("Extend up", "Pixels to add at the top.", "px"),
+    "down": OptionWords("Extend down", "Pixels to add at the bottom.", "px"),
+    "creativity": OptionWords(
+        "Creativity", "How freely the added parts are invented: 1 is the most.", "0 to 1"
+    ),
 }
 
 

@@ -11,10 +11,14 @@ assumptions written down:
   are `n` calls, the i-th with seed + i (`fan_out`). Each call is billed, so each is sent at
   most once per job (`send_once`, noted as the image's request): a later attempt of the job
   sends only the images no attempt sent, and the others are refunded.
-- `edit` with a mask: `/v2beta/stable-image/edit/inpaint`, files `image` and `mask`, fields
-  `prompt`, `negative_prompt`, `seed`, `style_preset`, `output_format`. The mask is required
-  here, although the API could read one from the image's alpha channel: pixelgate's masks are
-  always explicit (white repaints, black keeps).
+- `edit`: `/v2beta/stable-image/edit/{source}` (`inpaint`, `outpaint`, `search-and-replace`,
+  `erase` in the catalog), file `image`, and each option of the model's family as the form
+  field of its own name (`prompt`, `negative_prompt`, `grow_mask`, `search_prompt`, `left`,
+  `right`, `up`, `down`, `creativity`, `style_preset`, `seed`, `output_format`; unset ones left
+  out). `inpaint` and `erase` take the file `mask` (white repaints, black keeps: pixelgate's
+  convention too); without one they read the image's alpha channel, so an image with no
+  transparent pixel is refused before the call. `outpaint` and `search-and-replace` take no
+  mask. Outpainting answers an image larger than the input, read at its own size.
 - `remove-background`: `/v2beta/stable-image/edit/remove-background`, file `image`, field
   `output_format` (`png` or `webp` only; anything else asks for `png`).
 - `accept: image/*` answers the raw image with headers `seed` and `finish-reason`;
@@ -30,9 +34,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 from typing import Any, Literal
 
 import httpx
+from PIL import Image, UnidentifiedImageError
 from pydantic import SecretStr
 
 from pixelgate.catalog import ModelSpec
@@ -52,6 +58,7 @@ from pixelgate.providers.base import (
     ProgressCallback,
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.masks import has_transparency
 from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import (
     FileField,
@@ -66,7 +73,9 @@ from pixelgate.settings import ProviderSettings, Settings
 
 PROVIDER = "stability"
 GENERATE_PATH = "/v2beta/stable-image/generate/{source}"
-INPAINT_PATH = "/v2beta/stable-image/edit/inpaint"
+EDIT_PATH = "/v2beta/stable-image/edit/{source}"
+MASKED_EDITS = frozenset({"inpaint", "erase"})
+"""Edits of a masked area: the mask sent, else the input image's transparent pixels."""
 REMOVE_BACKGROUND_PATH = "/v2beta/stable-image/edit/remove-background"
 CONTENT_FILTERED = "CONTENT_FILTERED"
 MODERATION_NAME = "content_moderation"
@@ -152,6 +161,10 @@ class StabilityProvider:
                 "image": image_part("image", image),
                 "output_format": fmt if fmt in ("png", "webp") else "png",
             }
+        if task.kind == "edit":
+            return _edit_request(spec, task, index)
+        if task.kind != "generate":
+            raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if not isinstance(options, StabilityCoreOptions):
             raise TypeError(f"the stability provider cannot send {type(options).__name__}")
         fields = {
@@ -162,17 +175,47 @@ class StabilityProvider:
             "output_format": options.output_format,
         }
         parts: dict[str, str | FileField] = {k: v for k, v in fields.items() if v is not None}
-        if task.kind == "generate":
-            parts["aspect_ratio"] = options.aspect_ratio
-            return GENERATE_PATH.format(source=spec.source or "core"), parts
-        if task.kind == "edit":
-            image = _required_image(task)
-            if task.mask is None:
-                raise MustProvideFile("Inpainting needs a mask (white repaints)", param="mask")
-            parts["image"] = image_part("image", image)
-            parts["mask"] = image_part("mask", task.mask)
-            return INPAINT_PATH, parts
-        raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
+        parts["aspect_ratio"] = options.aspect_ratio
+        return GENERATE_PATH.format(source=spec.source or "core"), parts
+
+
+def _edit_request(
+    spec: ModelSpec, task: ImageTask, index: int
+) -> tuple[str, dict[str, str | FileField]]:
+    """The path and form of one edit call: the family's options as fields of their own names,
+    the `index`-th seed, the image and (for a masked edit) the mask."""
+    source = spec.source or "inpaint"
+    image = _required_image(task)
+    options = task.options
+    sent = options.model_dump(mode="json", exclude={"n", "user", "seed"}, exclude_none=True)
+    sent["seed"] = seed_for(options.seed_value, index)
+    parts: dict[str, str | FileField] = {
+        name: str(value) for name, value in sent.items() if value is not None
+    }
+    parts["image"] = image_part("image", image)
+    if source not in MASKED_EDITS:
+        if task.mask is not None:
+            raise ValidationError(
+                f"Model {spec.id!r} takes no mask: {source} finds what to change itself",
+                param="mask",
+            )
+    elif task.mask is not None:
+        parts["mask"] = image_part("mask", task.mask)
+    elif not _has_transparent_pixels(image):
+        raise MustProvideFile(
+            f"Model {spec.id!r} edits what a mask covers: send a mask (white repaints, black "
+            "keeps), or an image whose transparent pixels mark the area",
+            param="mask",
+        )
+    return EDIT_PATH.format(source=source), parts
+
+
+def _has_transparent_pixels(image: ImageInput) -> bool:
+    try:
+        with Image.open(io.BytesIO(image.data)) as decoded:
+            return has_transparency(decoded)
+    except (UnidentifiedImageError, OSError):
+        return False
 
 
 def read_result(response: UpstreamResponse) -> GeneratedImage:

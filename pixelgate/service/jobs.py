@@ -25,7 +25,6 @@ from pixelgate.catalog import (
     TASK_NAMES,
     ImageOptions,
     ModelSpec,
-    PromptOptions,
     TaskKind,
 )
 from pixelgate.catalog.options import EditKind
@@ -239,13 +238,14 @@ class JobService:
         edit = _edit_kind(command)
         # a width and height the model takes otherwise: mapped, and the result says so
         family = OPTION_FAMILIES[spec.family]
-        portable = portable_options(spec, family, command.options)
+        portable = portable_options(spec, family, command.options, edit=command.task == "edit")
         raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
         if command.task == "edit" and option_change is None:
             raw_options, option_change = plan_requested_size(spec, family, raw_options)
         options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
-        if rules.safety is not None and isinstance(options, PromptOptions):
-            rules.safety.check_prompt(options.prompt, principal.tenant_id)
+        prompt = getattr(options, "prompt", None)  # optional for some families (outpaint)
+        if rules.safety is not None and isinstance(prompt, str):
+            rules.safety.check_prompt(prompt, principal.tenant_id)
         self._providers.for_model(spec)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
         return spec, tenant, edit, raw_options, changes, options

@@ -12,6 +12,9 @@ on every surface, and the result's `adjustments` say what the model got when it 
   `high` for `hd`). Local diffusion runs half its default steps for `low`, twice for `high`
   (within `max_steps`). Any other model has no such setting: `low` and `high` are ignored, and
   the result says so. `auto`, `medium` and `standard` ask for the model's default.
+- `prompt` on an edit model that draws from none (Stability's erase): ignored, and the result
+  says so, so that the gateway body (and OpenAI's edits, where a prompt is required) work with
+  it too.
 """
 
 from __future__ import annotations
@@ -53,16 +56,20 @@ class PortableOptions:
 
 
 def portable_options(
-    spec: ModelSpec, family: type[ImageOptions], raw: Mapping[str, Any]
+    spec: ModelSpec, family: type[ImageOptions], raw: Mapping[str, Any], *, edit: bool = False
 ) -> PortableOptions:
-    """`raw` with `size` and `quality` translated for the model (options without them are
-    returned as they are; null is unset, as for every option)."""
+    """`raw` with `size` and `quality` translated for the model, and for an `edit`, a prompt
+    the model takes none of set aside (options without them are returned as they are; null is
+    unset, as for every option)."""
     result = PortableOptions(
         {k: v for k, v in raw.items() if v is not None or k not in ("size", "quality")}
     )
     sent, fields = result.options, family.model_fields
+    if edit and "prompt" not in fields and sent.get("prompt") is not None:
+        reason = f"{spec.id} takes no prompt: it fills the masked area from the image itself"
+        result.adjustments.append(_changed("prompt", str(sent.pop("prompt")), "ignored", reason))
     if "size" in sent and "size" not in fields:
-        _translate_size(spec, family, result)
+        _translate_size(spec, family, result, edit=edit)
     elif sent.get("size") == "auto" and "auto" not in _literals(fields["size"].annotation):
         del sent["size"]
     if "quality" in sent:
@@ -85,19 +92,21 @@ def parse_size(size: Any) -> tuple[int, int] | None:
     return int(width), int(height)
 
 
-def _translate_size(spec: ModelSpec, family: type[ImageOptions], result: PortableOptions) -> None:
+def _translate_size(
+    spec: ModelSpec, family: type[ImageOptions], result: PortableOptions, *, edit: bool
+) -> None:
     fields, options = family.model_fields, result.options
     size = options.pop("size")
     takes_dimensions = "width" in fields and "height" in fields
     requested = parse_size(size)
     if not takes_dimensions and "aspect_ratio" not in fields:
-        if "prompt" not in fields:
+        if "prompt" not in fields and not edit:
             raise ValidationError(
                 f"Invalid size {size!r}: model {spec.id!r} takes no size", param="size"
             )
-        # an edit whose output has its input image's size: the gateway body still works
+        # an edit whose output's size follows from its input image: the gateway body still works
         if requested is not None:
-            reason = f"{spec.id} takes no size: its image has the input image's size"
+            reason = f"{spec.id} takes no size: its image's size follows from the input image"
             result.adjustments.append(_changed("size", size, "ignored", reason))
         return
     for name in ("width", "height", "aspect_ratio"):

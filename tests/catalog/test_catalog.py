@@ -7,6 +7,7 @@ import pytest
 from pixelgate.catalog import OPTION_FAMILIES, Catalog, ModelSpec, PromptOptions, TaskKind
 from pixelgate.catalog.spec import Capability
 from pixelgate.errors import ValidationError
+from tests.helpers import REQUIRED_BESIDE_A_PROMPT
 
 PRODUCT_MODELS = {
     "openai/dall-e-2", "openai/dall-e-3", "openai/gpt-image-1", "stability/stable-diffusion-core",
@@ -38,7 +39,8 @@ def test_every_model_accepts_a_bare_prompt_with_its_own_defaults() -> None:
         assert spec.family in OPTION_FAMILIES
         if not issubclass(OPTION_FAMILIES[spec.family], PromptOptions):
             continue  # background removal takes no prompt (tests/providers/test_rembg.py)
-        options = catalog.validate_options(spec, {"prompt": "a cat"})
+        needed = REQUIRED_BESIDE_A_PROMPT.get(spec.family, {})
+        options = catalog.validate_options(spec, {"prompt": "a cat", **needed})
         assert isinstance(options, PromptOptions) and options.prompt == "a cat"
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -33,21 +34,15 @@ from tests.providers.upstreams.images import image_bytes
 from tests.providers.upstreams.server import Reply
 from tests.providers.upstreams.stability import (
     CORE,
+    ERASE,
     INPAINT,
+    OUTPAINT,
     REMOVE_BACKGROUND,
+    SEARCH_AND_REPLACE,
     FakeStability,
     stability_error,
 )
 
-# pixelgate's catalog lists Stability's core model; inpainting and background removal are
-# separate Stability endpoints, served here by entries an operator would add
-INPAINT_SPEC = ModelSpec(
-    id="stability/inpaint",
-    provider="stability",
-    family="stability-core",
-    source="inpaint",
-    capabilities=("edit",),
-)
 REMOVE_BACKGROUND_SPEC = ModelSpec(
     id="stability/remove-background",
     provider="stability",
@@ -151,36 +146,6 @@ def test_json_answers_are_read_too(
 
     assert (image.data, image.seed) == (upstream.made[0], 7)
     assert upstream.received[0].headers["accept"] == "application/json"
-
-
-def test_inpaint_sends_image_and_mask(
-    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
-) -> None:
-    image, mask = photo(), ImageInput(image_bytes(96, 64), "image/png", 96, 64)
-
-    [result] = run(provider, catalog, spec=INPAINT_SPEC, kind="edit", image=image, mask=mask)
-
-    assert result.data == upstream.made[0]
-    assert (result.width, result.height) == (96, 64)
-    [request] = upstream.received
-    assert request.path == INPAINT
-    assert (request.parts["image"].filename, request.parts["image"].data) == (
-        "image.jpg",
-        image.data,
-    )
-    assert request.parts["image"].content_type == "image/jpeg"
-    assert (request.parts["mask"].filename, request.parts["mask"].data) == ("mask.png", mask.data)
-    assert request.parts["prompt"].text == "a red fox in the snow"
-
-
-def test_inpaint_without_a_mask_is_refused_before_any_call(
-    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
-) -> None:
-    with pytest.raises(MustProvideFile) as caught:
-        run(provider, catalog, spec=INPAINT_SPEC, kind="edit", image=photo())
-
-    assert caught.value.param == "mask"
-    assert upstream.received == []
 
 
 def test_remove_background_returns_a_transparent_png(
@@ -431,3 +396,303 @@ def test_a_later_attempt_sends_only_the_images_no_attempt_sent(
     assert [image.seed for image in images] == [11]
     assert [request.parts["seed"].text for request in upstream.requests_to(CORE)] == ["11"]
     assert sorted(kept[-1]) == [0, 1]
+
+
+# -- issue 23, item 7: the edit endpoints as catalog models ----------------------------------
+
+
+def edit(
+    provider: StabilityProvider,
+    catalog: Catalog,
+    model: str,
+    *,
+    image: ImageInput | None = None,
+    mask: ImageInput | None = None,
+    **options: Any,
+) -> list[GeneratedImage]:
+    """An edit with exactly `options` (no prompt added), as the service validated them."""
+    spec = catalog.resolve(model)
+    task = ImageTask(
+        kind="edit",
+        options=catalog.validate_options(spec, options, task="edit"),
+        image=image or photo(),
+        mask=mask,
+    )
+    return provider.run(spec, task, progress=Progress(), cancel=CancelToken())
+
+
+def a_mask(width: int = 96, height: int = 64) -> ImageInput:
+    return ImageInput(image_bytes(width, height, color=(255, 255, 255)), "image/png", width, height)
+
+
+def with_a_hole(width: int = 96, height: int = 64) -> ImageInput:
+    """A PNG whose transparent pixels mark the area to edit (Stability reads its alpha)."""
+    return ImageInput(image_bytes(width, height, color=(9, 9, 9, 0)), "image/png", width, height)
+
+
+def fields_of(upstream: FakeStability) -> dict[str, str]:
+    [request] = upstream.received
+    return {name: part.text for name, part in request.parts.items() if part.filename is None}
+
+
+def test_inpaint_sends_the_image_the_mask_and_every_option(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    image, mask = photo(), a_mask()
+
+    [result] = edit(
+        provider, catalog, "stability/inpaint", image=image, mask=mask,
+        prompt="a red fox", negative_prompt="blurry", grow_mask=12, seed=42,
+        style_preset="photographic", output_format="webp",
+    )  # fmt: skip
+
+    assert (result.data, result.seed) == (upstream.made[0], 42)
+    assert (result.content_type, result.width, result.height) == ("image/webp", 96, 64)
+    [request] = upstream.received
+    assert request.path == INPAINT
+    assert request.headers["authorization"] == f"Bearer {STABILITY_KEY}"
+    assert request.headers["accept"] == "image/*"
+    assert request.content_type == "multipart/form-data"
+    assert (request.parts["image"].filename, request.parts["image"].data) == (
+        "image.jpg",
+        image.data,
+    )
+    assert request.parts["image"].content_type == "image/jpeg"
+    assert (request.parts["mask"].filename, request.parts["mask"].data) == ("mask.png", mask.data)
+    assert fields_of(upstream) == {
+        "prompt": "a red fox",
+        "negative_prompt": "blurry",
+        "grow_mask": "12",
+        "seed": "42",
+        "style_preset": "photographic",
+        "output_format": "webp",
+    }
+
+
+@pytest.mark.parametrize("model", ["stability/inpaint", "stability/erase"])
+def test_without_a_mask_the_images_transparency_marks_the_area(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, model: str
+) -> None:
+    options: dict[str, Any] = {"prompt": "grass"} if model == "stability/inpaint" else {}
+
+    [result] = edit(provider, catalog, model, image=with_a_hole(), seed=3, **options)
+
+    assert result.data == upstream.made[0]
+    [request] = upstream.received
+    assert set(request.parts) == {"image", "seed", "output_format", *options}
+
+
+@pytest.mark.parametrize("model", ["stability/inpaint", "stability/erase"])
+def test_without_a_mask_or_transparency_it_is_refused_before_any_call(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, model: str
+) -> None:
+    options: dict[str, Any] = {"prompt": "grass"} if model == "stability/inpaint" else {}
+    with pytest.raises(MustProvideFile) as caught:
+        edit(provider, catalog, model, image=photo(), **options)
+
+    assert caught.value.param == "mask"
+    assert "transparent pixels" in caught.value.message
+    assert upstream.received == []
+
+
+def test_outpaint_sends_the_sides_and_answers_a_larger_image(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [result] = edit(
+        provider, catalog, "stability/outpaint", image=photo(96, 64),
+        left=100, down=20, creativity=0.7, prompt="more sea", seed=5, output_format="jpeg",
+    )  # fmt: skip
+
+    assert (result.width, result.height) == (196, 84)
+    assert result.content_type == "image/jpeg"
+    assert upstream.received[0].path == OUTPAINT
+    assert "mask" not in upstream.received[0].parts
+    assert fields_of(upstream) == {
+        "prompt": "more sea",
+        "left": "100",
+        "right": "0",
+        "up": "0",
+        "down": "20",
+        "creativity": "0.7",
+        "seed": "5",
+        "output_format": "jpeg",
+    }
+
+
+def test_outpaint_needs_no_prompt(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [result] = edit(provider, catalog, "stability/outpaint", up=8)
+
+    assert (result.width, result.height) == (96, 72)
+    assert "prompt" not in fields_of(upstream)
+
+
+def test_search_and_replace_sends_both_prompts_and_no_mask(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [result] = edit(
+        provider, catalog, "stability/search-and-replace",
+        prompt="a golden retriever", search_prompt="the cat", negative_prompt="blurry",
+        grow_mask=3, seed=8,
+    )  # fmt: skip
+
+    assert (result.width, result.height) == (96, 64)
+    assert upstream.received[0].path == SEARCH_AND_REPLACE
+    assert fields_of(upstream) == {
+        "prompt": "a golden retriever",
+        "search_prompt": "the cat",
+        "negative_prompt": "blurry",
+        "grow_mask": "3",
+        "seed": "8",
+        "output_format": "png",
+    }
+
+
+def test_erase_sends_the_mask_and_no_prompt(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    mask = a_mask()
+
+    [result] = edit(provider, catalog, "stability/erase", mask=mask, grow_mask=0, seed=1)
+
+    assert result.data == upstream.made[0]
+    [request] = upstream.received
+    assert request.path == ERASE
+    assert request.parts["mask"].data == mask.data
+    assert fields_of(upstream) == {"grow_mask": "0", "seed": "1", "output_format": "png"}
+
+
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("stability/outpaint", {"left": 10}), ("stability/search-and-replace", {"prompt": "a",
+     "search_prompt": "b"})],
+)  # fmt: skip
+def test_the_edits_that_find_their_area_refuse_a_mask(
+    provider: StabilityProvider,
+    upstream: FakeStability,
+    catalog: Catalog,
+    model: str,
+    options: dict[str, Any],
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        edit(provider, catalog, model, mask=a_mask(), **options)
+
+    assert caught.value.param == "mask"
+    assert upstream.received == []
+
+
+def test_n_edits_are_n_calls_with_consecutive_seeds(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    images = edit(provider, catalog, "stability/erase", mask=a_mask(), n=2, seed=20)
+
+    assert [image.seed for image in images] == [20, 21]
+    assert [r.parts["seed"].text for r in upstream.requests_to(ERASE)] == ["20", "21"]
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "param", "words"),
+    [
+        ("stability/outpaint", {}, "left", "all 0"),
+        ("stability/outpaint", {"left": 2001}, "left", "2000"),
+        ("stability/outpaint", {"up": 5, "creativity": 1.5}, "creativity", "1"),
+        ("stability/search-and-replace", {"prompt": "a dog"}, "search_prompt", "Missing"),
+        ("stability/search-and-replace", {"prompt": "a", "search_prompt": " "}, "search_prompt",
+         "empty"),
+        ("stability/inpaint", {"prompt": "a", "grow_mask": 101}, "grow_mask", "100"),
+        ("stability/inpaint", {}, "prompt", "Missing"),
+        ("stability/erase", {"style_preset": "anime"}, "style_preset", "Unknown option"),
+    ],
+)  # fmt: skip
+def test_bad_edit_options_name_the_parameter(
+    catalog: Catalog, model: str, options: dict[str, Any], param: str, words: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        catalog.validate_options(catalog.resolve(model), options, task="edit")
+
+    assert caught.value.param == param
+    assert words in caught.value.message
+
+
+@dataclass(frozen=True)
+class EditCall:
+    model: str
+    path: str
+    options: dict[str, Any]
+
+    def send(self, provider: StabilityProvider, catalog: Catalog) -> list[GeneratedImage]:
+        masked = self.model in ("stability/inpaint", "stability/erase")
+        return edit(
+            provider, catalog, self.model, mask=a_mask() if masked else None, **self.options
+        )
+
+
+EDIT_CALLS = [
+    EditCall("stability/inpaint", INPAINT, {"prompt": "grass"}),
+    EditCall("stability/outpaint", OUTPAINT, {"right": 32}),
+    EditCall(
+        "stability/search-and-replace", SEARCH_AND_REPLACE, {"prompt": "a", "search_prompt": "b"}
+    ),
+    EditCall("stability/erase", ERASE, {}),
+]
+
+
+@pytest.fixture(params=EDIT_CALLS, ids=lambda call: call.model)
+def call(request: pytest.FixtureRequest) -> EditCall:
+    chosen: EditCall = request.param
+    return chosen
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "words"),
+    [
+        (stability_error(400, "bad_request", "image: too small"), ValidationError, "too small"),
+        (stability_error(403, "content_moderation", "flagged"), BackendError, "moderation"),
+        (stability_error(413, "payload_too_large", "body: 10MiB"), PayloadTooLarge, "10MiB"),
+        (stability_error(401, "unauthorized", "bad key"), BackendError, "refused pixelgate's"),
+    ],
+    ids=["400", "403-moderation", "413", "401"],
+)
+def test_edit_errors_map_to_pixelgate_errors(
+    provider: StabilityProvider,
+    upstream: FakeStability,
+    catalog: Catalog,
+    call: EditCall,
+    reply: Reply,
+    error: type[Exception],
+    words: str,
+) -> None:
+    upstream.script(call.path, reply)
+
+    with pytest.raises(error, match=words):
+        call.send(provider, catalog)
+
+    assert len(upstream.requests_to(call.path)) == 1
+
+
+def test_an_edit_is_retried_after_429_and_fails_after_500s(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, call: EditCall
+) -> None:
+    limited = stability_error(429, "rate_limit_exceeded", "slow down", retry_after="0")
+    upstream.script(call.path, limited)
+    [image] = call.send(provider, catalog)
+    assert image.data == upstream.made[-1]
+    assert len(upstream.requests_to(call.path)) == 2
+
+    failing = stability_error(500, "internal_error", "An unexpected server error occurred")
+    upstream.script(call.path, failing, failing, failing)
+    with pytest.raises(BackendError, match="HTTP 500"):
+        call.send(provider, catalog)
+    assert len(upstream.requests_to(call.path)) == 5
+
+
+def test_a_filtered_edit_is_the_content_policy_error(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, call: EditCall
+) -> None:
+    upstream.finish_reason = "CONTENT_FILTERED"
+
+    with pytest.raises(BackendError, match="safety filter"):
+        call.send(provider, catalog)
+
+    assert len(upstream.requests_to(call.path)) == 1

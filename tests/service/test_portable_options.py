@@ -11,6 +11,7 @@ from pixelgate.catalog import OPTION_FAMILIES, Catalog
 from pixelgate.errors import ValidationError
 from pixelgate.service.edit_sizes import plan_aspect_ratio
 from pixelgate.service.portable_options import PortableOptions, portable_options
+from tests.helpers import REQUIRED_BESIDE_A_PROMPT
 
 CATALOG = Catalog.load()
 
@@ -33,7 +34,10 @@ def test_every_prompted_model_takes_the_gateway_body() -> None:
         if "prompt" not in OPTION_FAMILIES[spec.family].model_fields:
             continue
         family = OPTION_FAMILIES[spec.family]
-        translated = translate(spec.id, prompt="a lighthouse", size="1024x1024", quality="hd")
+        needed = REQUIRED_BESIDE_A_PROMPT.get(spec.family, {})
+        translated = translate(
+            spec.id, prompt="a lighthouse", size="1024x1024", quality="hd", **needed
+        )
         mapped, _ = plan_aspect_ratio(spec, family, translated.options)  # as the service does
         assert CATALOG.validate_options(spec, mapped).n == 1, spec.id
 
@@ -211,7 +215,8 @@ def test_size_is_ignored_with_a_note_where_the_input_image_sets_it() -> None:
             "param": "size",
             "from": "1024x1024",
             "to": "ignored",
-            "reason": "google/imagen-3-edit takes no size: its image has the input image's size",
+            "reason": "google/imagen-3-edit takes no size: its image's size follows from the "
+            "input image",
         }
     ]
     assert refusal("imagen3-edit", size="big").param == "size"
