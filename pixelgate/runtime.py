@@ -145,6 +145,7 @@ class Runtime:
             requeue=self.enqueue,
             safety=self.safety,
             cache=cache,
+            previews=settings.progress_previews,
         )
         self.celery = _celery(settings.broker_url) if settings.broker_url else None
         self.local_worker = (

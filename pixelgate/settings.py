@@ -187,6 +187,9 @@ class Settings(BaseSettings):
     """How long a batch waits for companions after the last one arrived."""
     torch_compile: bool = False
     """`torch.compile` the denoiser of each local model (slow first call, faster later)."""
+    progress_previews: bool = True
+    """Progress events of a local model's job carry, now and then, a small JPEG preview of the
+    image so far (its latents projected to RGB, no VAE call: well under a millisecond each)."""
     model_worker_max_jobs: int | None = Field(default=None, ge=1)
     """Local models run in a worker process of their own; it is replaced (once idle) after this
     many jobs. None: never for that reason."""

@@ -37,7 +37,7 @@ from pixelgate.engine.model_messages import (
 )
 from pixelgate.errors import Error
 from pixelgate.logs import configure_logging
-from pixelgate.providers.base import CancelToken
+from pixelgate.providers.base import CancelToken, ProgressWithPreviews, StepPreview
 from pixelgate.providers.local_diffusion import LocalDiffusionProvider
 from pixelgate.startup import no_collection_while_importing
 
@@ -118,11 +118,15 @@ class _Host:
         def progress(step: int, total: int) -> None:
             self._send(Progress(request_id, step, total))
 
+        def preview(step: int, total: int, picture: StepPreview) -> None:
+            self._send(Progress(request_id, step, total, picture))
+
+        reporter = ProgressWithPreviews(progress, preview) if message.previews else progress
         images = None
         error = None
         try:
             images = self._provider.run(
-                message.spec, message.task, progress=progress, cancel=token, alone=message.alone
+                message.spec, message.task, progress=reporter, cancel=token, alone=message.alone
             )
         except Exception as exc:
             if not isinstance(exc, Error):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.errors import Error, error_from_code
-from pixelgate.providers.base import GeneratedImage, ImageInput, ImageTask
+from pixelgate.providers.base import GeneratedImage, ImageInput, ImageTask, StepPreview
 
 _HEADER = struct.Struct("!QI")
 """A frame's pickle length and its number of out-of-band buffers."""
@@ -67,6 +67,8 @@ class Run:
     task: ImageTask
     alone: bool = False
     """No other job for the model is on its way: the batcher need not wait for companions."""
+    previews: bool = False
+    """Whoever follows the job shows previews of its steps: send them with its progress."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,8 @@ class Progress:
     request_id: int
     step: int
     total: int
+    preview: StepPreview | None = None
+    """A few kilobytes at most, so it travels inside the pickle."""
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,10 @@ from pixelgate.providers.base import (
     CancelToken,
     GeneratedImage,
     ImageTask,
+    PreviewCallback,
     ProgressCallback,
     UpstreamState,
+    previews_of,
 )
 from pixelgate.providers.local_diffusion import unavailable_reason
 
@@ -84,6 +86,7 @@ class _Pending:
 
     inbox: queue.SimpleQueue[Done | _Stopped]
     progress: ProgressCallback
+    preview: PreviewCallback | None
 
 
 @dataclass(eq=False)
@@ -166,11 +169,13 @@ class ModelProcess:
         inbox: queue.SimpleQueue[Done | _Stopped] = queue.SimpleQueue()
         with self._cond:
             child = self._current()
-            child.pending[request_id] = _Pending(inbox, progress)
+            preview = previews_of(progress)
+            child.pending[request_id] = _Pending(inbox, progress, preview)
         try:
             # a local model sends nothing upstream; the job's note-taker stays in this process
             alone = not self.more_on_the_way(spec.id)
-            self._send(child, Run(request_id, spec, replace(task, upstream=UpstreamState()), alone))
+            local_task = replace(task, upstream=UpstreamState())
+            self._send(child, Run(request_id, spec, local_task, alone, preview is not None))
             return self._wait(child, request_id, inbox, cancel)
         finally:
             with self._cond:
@@ -277,7 +282,10 @@ class ModelProcess:
                 if isinstance(message, Progress):
                     # told from here: waking the request's thread at every step would take a
                     # core from the model, which runs on all of them
-                    pending.progress(message.step, message.total)
+                    if message.preview is not None and pending.preview is not None:
+                        pending.preview(message.step, message.total, message.preview)
+                    else:
+                        pending.progress(message.step, message.total)
                 else:
                     pending.inbox.put(message)
             elif isinstance(message, Loaded):

@@ -3,6 +3,7 @@ HTTP. They report progress through a callback and stop at the next step when can
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -13,6 +14,43 @@ from pixelgate.errors import ModelUnavailable, ValidationError
 
 ProgressCallback = Callable[[int, int], None]
 """Called with (steps done, total steps)."""
+
+
+@dataclass(frozen=True)
+class StepPreview:
+    """A small, rough picture of an image while it is being made (a local model's current
+    latents, projected to RGB without the VAE)."""
+
+    data: bytes
+    content_type: str
+    width: int
+    height: int
+
+    def data_uri(self) -> str:
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+PreviewCallback = Callable[[int, int, StepPreview], None]
+"""Called with (steps done, total steps, the preview after that step), in place of the
+progress call for that step."""
+
+
+@dataclass(frozen=True)
+class ProgressWithPreviews:
+    """A progress callback that also takes previews of the current step: a caller that shows
+    them passes this instead of a plain callback; providers that can make previews look for
+    it with `previews_of`, the others just call it with (step, total)."""
+
+    progress: ProgressCallback
+    preview: PreviewCallback
+
+    def __call__(self, step: int, total: int) -> None:
+        self.progress(step, total)
+
+
+def previews_of(progress: ProgressCallback) -> PreviewCallback | None:
+    """Where previews of the current step go, when whoever follows this job shows them."""
+    return progress.preview if isinstance(progress, ProgressWithPreviews) else None
 
 
 class CancelToken:

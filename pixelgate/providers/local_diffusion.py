@@ -19,7 +19,9 @@ each call came from a new thread), and a second long-lived team would make OpenM
 threads than cores and stop spinning between parallel regions, which slowed every call by a
 quarter on 2 cores.
 
-Progress comes from the diffusers step callback, which is also where a cancel takes effect.
+Progress comes from the diffusers step callback, which is also where a cancel takes effect. A
+job whose caller shows previews gets, now and then, a small picture of its first image's
+current latents with its progress (see `step_previews`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ from pixelgate.providers.base import (
     GeneratedImage,
     ImageInput,
     ImageTask,
+    PreviewCallback,
     ProgressCallback,
+    previews_of,
 )
 from pixelgate.providers.batching import Batcher, BatchStats, Withdrawn
 from pixelgate.providers.devices import (
@@ -56,6 +60,7 @@ from pixelgate.providers.devices import (
 )
 from pixelgate.providers.diffusion_families import PipelineTask, family_of, pipeline_for
 from pixelgate.providers.model_manager import LoadedModel, ModelManager
+from pixelgate.providers.step_previews import PreviewPacer, latent_format, render
 from pixelgate.providers.tiny_model import build_tiny_pipeline
 
 __all__ = [
@@ -115,6 +120,8 @@ class Request:
     """Binary, `L` mode, the image's size: 255 repaints, 0 keeps."""
     progress: ProgressCallback
     cancel: CancelToken
+    preview: PreviewCallback | None = None
+    """Where previews of this job's first image go, when someone shows them."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +208,7 @@ class LocalDiffusionProvider:
             raise ValidationError("Image editing needs an input image", param="image")
         # 2. one seed per image, so each image is reproducible from its own seed
         seeds = [(options.seed + index) % 2**32 for index in range(options.n)]
-        request = Request(options, seeds, image, mask, progress, cancel)
+        request = Request(options, seeds, image, mask, progress, cancel, previews_of(progress))
         key = BatchKey(
             task=pipeline_task,
             width=options.width,
@@ -295,12 +302,31 @@ class LocalDiffusionProvider:
             if key.task == "inpaint":
                 arguments["mask_image"] = [requests[index].mask for index, _ in rows]
 
-            # 3. progress to every job; stop early only when every job was canceled
+            # 3. progress to every job, with a preview of its first image to those who show
+            # them (now and then); stop early only when every job was canceled
+            preview_format = latent_format(family.name)
+            first_rows = {index: rows.index((index, requests[index].seeds[0])) for index in live}
+            pacer = PreviewPacer()
+
             def on_step_end(pipe: Any, step: int, _timestep: Any, kwargs: dict[str, Any]) -> Any:
-                total = getattr(pipe, "num_timesteps", None) or key.num_steps
+                total = int(getattr(pipe, "num_timesteps", None) or key.num_steps)
+                latents: Any = kwargs.get("latents")
+                previewing = (
+                    preview_format is not None
+                    and latents is not None
+                    and latents.ndim == 4
+                    and any(requests[index].preview is not None for index in live)
+                    and pacer.due()
+                )
                 for index in live:
-                    if not requests[index].cancel.canceled:
-                        requests[index].progress(step + 1, int(total))
+                    request = requests[index]
+                    if request.cancel.canceled:
+                        continue
+                    if previewing and request.preview is not None and preview_format is not None:
+                        picture = render(latents[first_rows[index]], preview_format)
+                        request.preview(step + 1, total, picture)
+                    else:
+                        request.progress(step + 1, total)
                 if all(requests[index].cancel.canceled for index in live):
                     pipe._interrupt = True
                 return kwargs

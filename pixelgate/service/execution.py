@@ -34,6 +34,7 @@ from pixelgate.providers import (
     UpstreamState,
     UpstreamTask,
 )
+from pixelgate.providers.base import ProgressCallback, ProgressWithPreviews, StepPreview
 from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
@@ -80,9 +81,11 @@ class JobExecutor:
         requeue: Callable[[str, str], None],
         safety: Safety | None = None,
         cache: ResultCache | None = None,
+        previews: bool = False,
     ) -> None:
         """`cache`: the result cache, for a cacheable job to be served from when it runs (an
-        identical job finished or in flight); None, and every job computes."""
+        identical job finished or in flight); None, and every job computes. `previews`: ask
+        providers that can for previews of the current step, sent with the job's progress."""
         self._store = store = collaborators.store
         self._catalog = collaborators.catalog
         self._providers = collaborators.providers
@@ -96,6 +99,7 @@ class JobExecutor:
         self._requeue = requeue
         self._safety = safety
         self._cache = cache
+        self._previews = previews
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         self._keeper = _LeaseKeeper(store, clock, worker_id=worker_id, lease=self._lease)
@@ -167,7 +171,7 @@ class JobExecutor:
             images = provider.run(
                 spec,
                 task,
-                progress=lambda step, total: self._store.publish_progress(job_id, step, total),
+                progress=self._progress_of(job_id),
                 cancel=token,
             )
             if len(images) > options.n:
@@ -224,6 +228,20 @@ class JobExecutor:
             log.exception("job %s failed unexpectedly", job_id)
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
             return self._fail_or_retry(job, error, retry=False)
+
+    def _progress_of(self, job_id: str) -> ProgressCallback:
+        """How a job's provider reports its steps: to the job's event subscribers."""
+
+        def progress(step: int, total: int) -> None:
+            self._store.publish_progress(job_id, step, total)
+
+        if not self._previews:
+            return progress
+
+        def preview(step: int, total: int, picture: StepPreview) -> None:
+            self._store.publish_progress(job_id, step, total, preview=picture.data_uri())
+
+        return ProgressWithPreviews(progress, preview)
 
     def _identical_result(self, job: Job, token: CancelToken) -> Job | None:
         """For a cacheable job: the succeeded job of an identical request to serve it from,

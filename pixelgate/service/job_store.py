@@ -394,8 +394,15 @@ class JobStore:
             )
             return bool(changed.rowcount)  # type: ignore[attr-defined]
 
-    def publish_progress(self, job_id: str, step: int, total: int) -> None:
-        self._bus.publish(JobEventMessage(job_id, "progress", {"step": step, "total": total}))
+    def publish_progress(
+        self, job_id: str, step: int, total: int, *, preview: str | None = None
+    ) -> None:
+        """Live only, never recorded: a `preview` (a data URI of a few kilobytes) passes
+        through the event bus (Redis pub/sub in a cluster) to whoever follows the job now."""
+        data: dict[str, Any] = {"step": step, "total": total}
+        if preview is not None:
+            data["preview"] = preview
+        self._bus.publish(JobEventMessage(job_id, "progress", data))
 
     def events_after(self, job_id: str, after_id: int | None) -> list[JobEventMessage]:
         query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)

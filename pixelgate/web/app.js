@@ -622,6 +622,7 @@ async function generate(event) {
   }
   setBusy(true);
   $("progress").value = 0;
+  showPreview(null);
   $("status").textContent = "Submitting…";
   revealOutput();
   let job;
@@ -663,11 +664,21 @@ async function runJob(entry, jobId) {
   }
 }
 
+// A local model's progress brings, now and then, a small picture of the image so far (a data:
+// URI); the final image replaces it.
+function showPreview(dataUri) {
+  $("preview").hidden = !dataUri;
+  if (dataUri) $("preview-image").src = dataUri;
+  else $("preview-image").removeAttribute("src");
+}
+
 function onJobEvent(entry, jobId, event) {
+  if (["succeeded", "failed", "canceled"].includes(event.type)) showPreview(null);
   if (event.type === "running") {
     if (!/step/.test($("status").textContent)) $("status").textContent = `Job ${jobId}: running`;
   } else if (event.type === "progress") {
-    const { step, total } = event.data;
+    const { step, total, preview } = event.data;
+    if (preview) showPreview(preview);
     $("progress").max = total;
     $("progress").value = step;
     $("status").textContent = `Job ${jobId}: step ${step} of ${total}`;

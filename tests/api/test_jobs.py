@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import threading
 import time
 
 import httpx
+from PIL import Image
 
-from tests.helpers import SLOW, read_events, submit, wait_for
+from tests.helpers import MEDIUM, SLOW, read_events, submit, wait_for
 
 
 def test_events_arrive_in_order_queued_running_progress_succeeded(api: httpx.Client) -> None:
@@ -40,6 +43,25 @@ def test_progress_is_streamed_live_step_by_step(api: httpx.Client) -> None:
     assert len(steps) >= 10
     assert steps == sorted(steps)
     assert steps[-1] == 40
+
+
+def test_progress_of_a_local_model_carries_a_preview_of_the_image_so_far(
+    api: httpx.Client,
+) -> None:
+    job = submit(api, **MEDIUM)  # a few seconds: a preview every half second or so
+
+    events = read_events(api, job["id"])
+
+    previews = [data["preview"] for name, data, _ in events if "preview" in data]
+    assert previews, [name for name, _, _ in events]
+    assert all(name == "progress" for name, data, _ in events if "preview" in data)
+    prefix = "data:image/jpeg;base64,"
+    assert all(preview.startswith(prefix) and len(preview) < 8_000 for preview in previews)
+    with Image.open(io.BytesIO(base64.b64decode(previews[-1].removeprefix(prefix)))) as image:
+        assert image.format == "JPEG"
+        assert image.size == (32, 32)  # the tiny model's latents of a 64x64 image
+    recorded = [name for name, _, event_id in events if event_id is not None]
+    assert recorded == ["queued", "running", "succeeded"]  # previews are never stored
 
 
 def test_recorded_events_carry_ids_and_resume_after_last_event_id(api: httpx.Client) -> None:

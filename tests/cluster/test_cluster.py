@@ -37,9 +37,12 @@ def test_a_job_from_replica_one_is_followed_and_canceled_through_replica_two(
     follower.start()
     wait_for(two, job["id"], "running", timeout=60)
     deadline = time.monotonic() + 60
-    while not any(name == "progress" for name, _, _ in events) and time.monotonic() < deadline:
+    while not any("preview" in data for _, data, _ in events) and time.monotonic() < deadline:
         time.sleep(0.05)  # progress from a worker, relayed through Redis to replica two
-    assert any(name == "progress" for name, _, _ in events), events
+    previews = [
+        data["preview"] for name, data, _ in events if name == "progress" and "preview" in data
+    ]
+    assert previews and previews[0].startswith("data:image/jpeg;base64,"), events
 
     canceled = two.post(f"/v1/jobs/{job['id']}/cancel")
     assert canceled.json()["data"]["cancel_requested"] is True

@@ -69,6 +69,35 @@ def test_form_and_result_side_by_side_on_desktop_stacked_on_a_phone(
     assert horizontal_overflow(page) == 0
 
 
+def test_a_preview_of_the_current_step_shows_while_the_job_runs_then_the_result(
+    sized_page: Page, shoot: Shoot
+) -> None:
+    page = sized_page
+    sign_in(page)
+    results = page.locator("#results img")
+    before = results.count()
+    # a prompt of its own at each size: an identical request would be served from the cache
+    viewport = page.viewport_size
+    assert viewport is not None
+    prompt = f"a lighthouse at dusk, {viewport['width']} px"
+    fill_generate(page, prompt, seed="5", num_steps="60")
+
+    page.get_by_role("button", name="Generate").click()
+
+    preview = page.locator("#preview-image")
+    expect(preview).to_be_visible()
+    expect(results).to_have_count(before)
+    assert (preview.get_attribute("src") or "").startswith("data:image/jpeg;base64,")
+    # decoded by the browser (the page's CSP allows data: images), 32 px: the tiny model's
+    # latents of a 64 px image
+    assert preview.evaluate("image => image.naturalWidth") == 32
+    assert box(page, "#preview-image")["width"] >= 128, "shown large enough to see"
+    shoot(page, "preview")
+    expect(results).to_have_count(before + 1)
+    expect(page.locator("#preview")).to_be_hidden()
+    assert horizontal_overflow(page) == 0
+
+
 def test_no_sideways_scrolling_from_360_to_1920_pixels(pages: Pages, shoot: Shoot) -> None:
     page = pages.open(PHONE)
     page.goto("/")

@@ -328,7 +328,8 @@ export interface paths {
         };
         /**
          * Job Events
-         * @description Server-Sent Events: `queued`, `running`, `progress` (step, total), then one of
+         * @description Server-Sent Events: `queued`, `running`, `progress` (step, total, and from a local
+         *     model now and then `preview`, a small JPEG data URI of the image so far), then one of
          *     `succeeded` (with the job and its images), `failed` or `canceled`. Resumable with
          *     `Last-Event-ID`.
          */

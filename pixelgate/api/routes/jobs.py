@@ -77,7 +77,8 @@ async def job_events(
     base_url: BaseUrl,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    """Server-Sent Events: `queued`, `running`, `progress` (step, total), then one of
+    """Server-Sent Events: `queued`, `running`, `progress` (step, total, and from a local
+    model now and then `preview`, a small JPEG data URI of the image so far), then one of
     `succeeded` (with the job and its images), `failed` or `canceled`. Resumable with
     `Last-Event-ID`."""
     after_id = None
