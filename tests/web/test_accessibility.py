@@ -78,7 +78,8 @@ def test_the_console_has_no_serious_axe_violations(pages: Pages, size: str) -> N
     assert axe_violations(page) == [], "signed in"
 
 
-def test_generate_and_look_at_the_result_by_keyboard_alone(page: Page) -> None:
+def test_generate_and_look_at_the_result_by_keyboard_alone(sized_page: Page) -> None:
+    page = sized_page
     page.goto("/")
     tab_to(page, "#api-key")
     page.keyboard.type(ADMIN_KEY)

@@ -392,7 +392,7 @@ def test_an_image_pasted_goes_to_the_editor(page: Page, tmp_path: Path) -> None:
 # -- 5. resilience -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("viewport", [PHONE], ids=["phone"])
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_a_server_restart_mid_job_ends_with_the_result_shown(
     pages: Pages, make_server: Callable[..., Server], shoot: Shoot, viewport: ViewportSize
 ) -> None:
