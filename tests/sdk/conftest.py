@@ -25,8 +25,3 @@ FAST: Fast = {"width": 64, "height": 64, "num_steps": 4}
 def client(server: Server) -> Iterator[pixelgate.Client]:
     with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as instance:
         yield instance
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
