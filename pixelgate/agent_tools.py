@@ -70,6 +70,8 @@ class ImageTools(Protocol):
 
     async def remove_background(self, body: dict[str, Any]) -> ToolAnswer: ...
 
+    async def upscale(self, body: dict[str, Any]) -> ToolAnswer: ...
+
     async def get_job(self, job_id: str) -> ToolAnswer: ...
 
     async def list_models(self) -> list[dict[str, Any]]: ...
@@ -167,6 +169,39 @@ def build_server(backend: Backend) -> MCPServer:
             if model is not None:
                 body["model"] = model
             return await tools.remove_background(body)
+
+        return await _answer(backend(ctx), run)
+
+    @server.tool()
+    async def upscale_image(
+        ctx: Context,
+        image_url: ImageUrl = None,
+        image_file_id: ImageFileId = None,
+        image_base64: ImageBase64 = None,
+        factor: Annotated[
+            int | None, Field(description="2 or 4, as the model allows; its first if none.")
+        ] = None,
+        model: Annotated[
+            str | None, Field(description="An upscaler; pixelgate/lanczos if none.")
+        ] = None,
+        prompt: Annotated[
+            str | None, Field(description="What the picture shows, for upscalers that take one.")
+        ] = None,
+        options: Options = None,
+    ) -> CallToolResult:
+        """Enlarge a picture 2 or 4 times; waits for it."""
+
+        async def run(tools: ImageTools) -> ToolAnswer:
+            body = await image_fields(
+                tools, "image", url=image_url, file_id=image_file_id, b64=image_base64
+            )
+            if not body:
+                raise ValidationError(
+                    "Send the picture as image_url, image_file_id or image_base64", param="image"
+                )
+            sent = {"factor": factor, "model": model, "prompt": prompt}
+            body |= {name: value for name, value in sent.items() if value is not None}
+            return await tools.upscale({**(options or {}), **body})
 
         return await _answer(backend(ctx), run)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -45,7 +46,7 @@ def upscale(
     api_key: str | None,
 ) -> None:
     """Upscale IMAGE (PNG, JPEG or WebP) and save the larger picture as a PNG."""
-    options = {"seed": seed} if seed is not None else {}
+    options: dict[str, Any] = {"seed": seed} if seed is not None else {}
     with open_client(url, api_key) as client:
         job = client.images.submit_upscale(
             image,
