@@ -235,7 +235,7 @@ def build_x4_upscaler(target: Path) -> None:
         attention_head_dim=8,
         use_linear_projection=True,
         only_cross_attention=(True, True, False),
-        num_class_embeds=100,
+        num_class_embeds=1000,  # as the real one: noise levels 0 to 350 are class labels
     )
     vae = AutoencoderKL(
         block_out_channels=(32, 32, 64),
