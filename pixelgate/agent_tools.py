@@ -159,13 +159,9 @@ def build_server(backend: Backend) -> MCPServer:
         """Cut the subject out of a picture: a transparent PNG."""
 
         async def run(tools: ImageTools) -> ToolAnswer:
-            body = await image_fields(
-                tools, "image", url=image_url, file_id=image_file_id, b64=image_base64
+            body = await picture_fields(
+                tools, url=image_url, file_id=image_file_id, b64=image_base64
             )
-            if not body:
-                raise ValidationError(
-                    "Send the picture as image_url, image_file_id or image_base64", param="image"
-                )
             if model is not None:
                 body["model"] = model
             return await tools.remove_background(body)
@@ -192,13 +188,9 @@ def build_server(backend: Backend) -> MCPServer:
         """Enlarge a picture 2 or 4 times; waits for it."""
 
         async def run(tools: ImageTools) -> ToolAnswer:
-            body = await image_fields(
-                tools, "image", url=image_url, file_id=image_file_id, b64=image_base64
+            body = await picture_fields(
+                tools, url=image_url, file_id=image_file_id, b64=image_base64
             )
-            if not body:
-                raise ValidationError(
-                    "Send the picture as image_url, image_file_id or image_base64", param="image"
-                )
             sent = {"factor": factor, "model": model, "prompt": prompt}
             body |= {name: value for name, value in sent.items() if value is not None}
             return await tools.upscale({**(options or {}), **body})
@@ -253,6 +245,19 @@ async def image_fields(
     if b64 is not None:
         return {name: b64}
     return {}
+
+
+async def picture_fields(
+    tools: ImageTools, *, url: str | None, file_id: str | None, b64: str | None
+) -> dict[str, Any]:
+    """The one picture of a tool that needs one (background removal, upscaling) as `image`
+    fields; none sent is refused naming `image`."""
+    body = await image_fields(tools, "image", url=url, file_id=file_id, b64=b64)
+    if not body:
+        raise ValidationError(
+            "Send the picture as image_url, image_file_id or image_base64", param="image"
+        )
+    return body
 
 
 async def _answer(

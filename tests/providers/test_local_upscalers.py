@@ -7,6 +7,7 @@ import io
 import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -83,7 +84,7 @@ def test_each_upscaler_makes_its_factor_and_reports_every_step(
 def test_the_seed_and_the_noise_level_change_the_image(
     provider: LocalDiffusionProvider, catalog: Catalog
 ) -> None:
-    def made(**options: object) -> bytes:
+    def made(**options: Any) -> bytes:
         [image] = upscale(provider, catalog, "test/x4-upscaler", (16, 16), **options)
         return image.data
 
