@@ -70,6 +70,8 @@ class ImageTools(Protocol):
 
     async def remove_background(self, body: dict[str, Any]) -> ToolAnswer: ...
 
+    async def upscale(self, body: dict[str, Any]) -> ToolAnswer: ...
+
     async def get_job(self, job_id: str) -> ToolAnswer: ...
 
     async def list_models(self) -> list[dict[str, Any]]: ...
@@ -157,16 +159,41 @@ def build_server(backend: Backend) -> MCPServer:
         """Cut the subject out of a picture: a transparent PNG."""
 
         async def run(tools: ImageTools) -> ToolAnswer:
-            body = await image_fields(
-                tools, "image", url=image_url, file_id=image_file_id, b64=image_base64
+            body = await picture_fields(
+                tools, url=image_url, file_id=image_file_id, b64=image_base64
             )
-            if not body:
-                raise ValidationError(
-                    "Send the picture as image_url, image_file_id or image_base64", param="image"
-                )
             if model is not None:
                 body["model"] = model
             return await tools.remove_background(body)
+
+        return await _answer(backend(ctx), run)
+
+    @server.tool()
+    async def upscale_image(
+        ctx: Context,
+        image_url: ImageUrl = None,
+        image_file_id: ImageFileId = None,
+        image_base64: ImageBase64 = None,
+        factor: Annotated[
+            int | None, Field(description="2 or 4, as the model allows; its first if none.")
+        ] = None,
+        model: Annotated[
+            str | None, Field(description="An upscaler; pixelgate/lanczos if none.")
+        ] = None,
+        prompt: Annotated[
+            str | None, Field(description="What the picture shows, for upscalers that take one.")
+        ] = None,
+        options: Options = None,
+    ) -> CallToolResult:
+        """Enlarge a picture 2 or 4 times; waits for it."""
+
+        async def run(tools: ImageTools) -> ToolAnswer:
+            body = await picture_fields(
+                tools, url=image_url, file_id=image_file_id, b64=image_base64
+            )
+            sent = {"factor": factor, "model": model, "prompt": prompt}
+            body |= {name: value for name, value in sent.items() if value is not None}
+            return await tools.upscale({**(options or {}), **body})
 
         return await _answer(backend(ctx), run)
 
@@ -218,6 +245,19 @@ async def image_fields(
     if b64 is not None:
         return {name: b64}
     return {}
+
+
+async def picture_fields(
+    tools: ImageTools, *, url: str | None, file_id: str | None, b64: str | None
+) -> dict[str, Any]:
+    """The one picture of a tool that needs one (background removal, upscaling) as `image`
+    fields; none sent is refused naming `image`."""
+    body = await image_fields(tools, "image", url=url, file_id=file_id, b64=b64)
+    if not body:
+        raise ValidationError(
+            "Send the picture as image_url, image_file_id or image_base64", param="image"
+        )
+    return body
 
 
 async def _answer(

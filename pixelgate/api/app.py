@@ -24,6 +24,7 @@ from pixelgate.api.routes import (
     jobs,
     media,
     models,
+    upscale,
     usage,
     web,
 )
@@ -37,7 +38,19 @@ ROUTERS: tuple[APIRouter, ...] = (
     openai_routes.oai_router,
     *(
         m.router
-        for m in (health, images, batches, jobs, media, models, usage, admin, background, web)
+        for m in (
+            health,
+            images,
+            batches,
+            jobs,
+            media,
+            models,
+            usage,
+            admin,
+            background,
+            upscale,
+            web,
+        )
     ),
 )
 

@@ -32,6 +32,7 @@ from pixelgate.api.body import check_values, validate
 from pixelgate.api.deps import authenticate, base_url_of
 from pixelgate.api.errors import error_response
 from pixelgate.api.protocol import EditRequest, GenerateRequest, GenerateResult
+from pixelgate.api.upscale_protocol import UpscaleRequest
 from pixelgate.db.tables import Job
 from pixelgate.errors import Error, ValidationError
 from pixelgate.runtime import Runtime
@@ -69,6 +70,9 @@ class ServiceTools(ImageTools):
 
     async def remove_background(self, body: dict[str, Any]) -> ToolAnswer:
         return await self._run(_read(RemoveBackgroundRequest, body).to_command())
+
+    async def upscale(self, body: dict[str, Any]) -> ToolAnswer:
+        return await self._run(_read(UpscaleRequest, body).to_command())
 
     async def get_job(self, job_id: str) -> ToolAnswer:
         self._principal.require("read")  # as `GET /v1/jobs/{id}` does

@@ -104,16 +104,20 @@ class PromptOptions(ImageOptions):
     @field_validator("prompt")
     @classmethod
     def _prompt_fits(cls, prompt: str, info: ValidationInfo) -> str:
-        if not prompt.strip():
-            raise PydanticCustomError("prompt_empty", "Prompt must not be empty")
-        limit = spec_of(info).limits.max_prompt_length
-        if len(prompt) > limit:
-            raise PydanticCustomError(
-                "prompt_too_long",
-                "Prompt is {length} characters; this model accepts at most {limit}",
-                {"length": len(prompt), "limit": limit},
-            )
-        return prompt
+        return _prompt_within_limits(prompt, spec_of(info))
+
+
+def _prompt_within_limits(prompt: str, spec: ModelSpec) -> str:
+    if not prompt.strip():
+        raise PydanticCustomError("prompt_empty", "Prompt must not be empty")
+    limit = spec.limits.max_prompt_length
+    if len(prompt) > limit:
+        raise PydanticCustomError(
+            "prompt_too_long",
+            "Prompt is {length} characters; this model accepts at most {limit}",
+            {"length": len(prompt), "limit": limit},
+        )
+    return prompt
 
 
 class BackgroundRemovalOptions(ImageOptions):
@@ -621,6 +625,113 @@ class ComfyUIOptions(ComfyUIInpaintOptions):
         return f"{self.width}x{self.height}"
 
 
+# --- upscalers: one input image in, the same picture `factor` times larger out ---
+
+NoiseLevel = Annotated[int, Field(ge=0, le=350)]
+
+
+def _upscale_factor(value: int | None, spec: ModelSpec) -> int | None:
+    """A factor the model enlarges by; none for a model that picks the output size itself."""
+    factors = spec.limits.upscale.factors if spec.limits.upscale else ()
+    if value is None or value in factors:
+        return value
+    if not factors:
+        raise PydanticCustomError(
+            "invalid_factor",
+            "Invalid factor: {value}; model '{model}' picks the output size itself (about 4 "
+            "megapixels); send no factor",
+            {"value": value, "model": spec.id},
+        )
+    raise PydanticCustomError(
+        "invalid_factor",
+        "Invalid factor: {value}; allowed: {allowed}",
+        {"value": value, "allowed": " or ".join(str(factor) for factor in factors)},
+    )
+
+
+class UpscaleOptions(ImageOptions):
+    """Every upscaler: one image per input image, enlarged `factor` times (the model's first
+    factor when none is sent)."""
+
+    n: Literal[1] = 1
+    factor: int | None = None
+    output_format: OutputFormat = "png"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_factor(cls, data: Any, info: ValidationInfo) -> Any:
+        upscale = spec_of(info).limits.upscale
+        if isinstance(data, dict) and data.get("factor") is None and upscale and upscale.factors:
+            return {**data, "factor": upscale.factors[0]}
+        return data
+
+    @field_validator("factor", mode="after")
+    @classmethod
+    def _factor_ok(cls, value: int | None, info: ValidationInfo) -> int | None:
+        return _upscale_factor(value, spec_of(info))
+
+
+class LanczosUpscaleOptions(UpscaleOptions):
+    """pixelgate's own upscaler: Lanczos resampling (Pillow), no model, no prompt."""
+
+
+class DiffusionUpscaleOptions(UpscaleOptions):
+    """A local diffusers upscaler (the SD x2 latent upscaler): denoises the enlarged image
+    towards the prompt, when one is sent."""
+
+    prompt: str | None = Field(default=None, max_length=2000)
+    negative_prompt: str | None = Field(default=None, max_length=2000)
+    num_steps: int = Field(default=20, ge=1)
+    guidance_scale: float = Field(default=0.0, ge=0.0, le=30.0)
+    seed: Seed | None = None
+
+    @field_validator("num_steps", mode="after")
+    @classmethod
+    def _steps_ok(cls, value: int, info: ValidationInfo) -> int:
+        return _steps_within_limits(value, spec_of(info))
+
+
+class DiffusionX4UpscaleOptions(DiffusionUpscaleOptions):
+    """The SD x4 upscaler: also `noise_level`, the noise added to the input first (more lets
+    the model invent more detail)."""
+
+    noise_level: NoiseLevel = 20
+
+
+class StabilityFastUpscaleOptions(UpscaleOptions):
+    """Stability's fast upscaler: 4x, no prompt."""
+
+
+class PromptedUpscaleOptions(UpscaleOptions):
+    """An upscaler that needs a prompt describing the image."""
+
+    prompt: str
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_fits(cls, prompt: str, info: ValidationInfo) -> str:
+        return _prompt_within_limits(prompt, spec_of(info))
+
+
+class StabilityConservativeUpscaleOptions(PromptedUpscaleOptions):
+    """Stability's conservative upscaler: about 4 megapixels out, changing as little as it can;
+    the prompt describes the image."""
+
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    seed: Seed | None = None
+    creativity: float | None = Field(default=None, ge=0.2, le=0.5)
+
+
+class StabilityCreativeUpscaleOptions(PromptedUpscaleOptions):
+    """Stability's creative upscaler (asynchronous there): about 4 megapixels out, reimagining
+    degraded images as the prompt describes them."""
+
+    negative_prompt: str | None = Field(default=None, max_length=10000)
+    seed: Seed | None = None
+    creativity: float | None = Field(default=None, ge=0.1, le=0.5)
+    style_preset: StabilityStylePreset | None = None
+
+
 OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "dall-e-2": DallE2Options,
     "dall-e-3": DallE3Options,
@@ -644,6 +755,12 @@ OPTION_FAMILIES: dict[str, type[ImageOptions]] = {
     "fal-flux-schnell": FalFluxSchnellOptions,
     "comfyui": ComfyUIOptions,
     "comfyui-inpaint": ComfyUIInpaintOptions,
+    "lanczos-upscale": LanczosUpscaleOptions,
+    "diffusion-upscale": DiffusionUpscaleOptions,
+    "diffusion-x4-upscale": DiffusionX4UpscaleOptions,
+    "stability-upscale-fast": StabilityFastUpscaleOptions,
+    "stability-upscale-conservative": StabilityConservativeUpscaleOptions,
+    "stability-upscale-creative": StabilityCreativeUpscaleOptions,
 }
 
 VARIATION_OPTIONS: dict[str, type[ImageOptions]] = {"dall-e-2": DallE2VariationOptions}

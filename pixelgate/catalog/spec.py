@@ -8,20 +8,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Capability = Literal["generate", "edit", "inpaint", "variations", "remove-background"]
-TaskKind = Literal["generate", "edit", "variation", "remove-background"]
+Capability = Literal["generate", "edit", "inpaint", "variations", "remove-background", "upscale"]
+TaskKind = Literal["generate", "edit", "variation", "remove-background", "upscale"]
 
 TASK_NAMES: dict[TaskKind, str] = {
     "generate": "text-to-image",
     "edit": "image editing",
     "variation": "image variations",
     "remove-background": "background removal",
+    "upscale": "upscaling",
 }
 
 CAPABILITY_OF: dict[TaskKind, Capability] = {
     "generate": "generate",
     "variation": "variations",
     "remove-background": "remove-background",
+    "upscale": "upscale",
 }
 """The one capability each task but an edit needs."""
 
@@ -32,6 +34,25 @@ def capabilities_for(kind: TaskKind, *, masked: bool) -> frozenset[Capability]:
     if kind == "edit":
         return frozenset({"edit", "inpaint"} if masked else {"edit"})
     return frozenset({CAPABILITY_OF[kind]})
+
+
+class UpscaleLimits(BaseModel):
+    """What an upscaler takes: its factors, and the input images it can enlarge."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    factors: tuple[int, ...] = ()
+    """The factors it enlarges by (2, 4); empty: the model picks the output size itself
+    (Stability's conservative and creative upscalers make about 4 megapixels)."""
+    min_side: int = 1
+    max_side: int = 1024
+    """The input's shortest and longest side it takes, in pixels."""
+    max_pixels: int | None = None
+    """The input's most pixels (width times height), when the model caps them apart from
+    `max_side`."""
+    multiple: int = 1
+    """The input's width and height are a multiple of this (a larger input is resized down to
+    one, and the result says so)."""
 
 
 class Limits(BaseModel):
@@ -46,6 +67,8 @@ class Limits(BaseModel):
     square_inputs: bool = False
     """The model edits square images only (dall-e-2): an input image is resized to a square
     (and the result says so)."""
+    upscale: UpscaleLimits | None = None
+    """An upscaler's factors and input limits."""
 
 
 class ModelSpec(BaseModel):

@@ -86,6 +86,10 @@ OPTION_WORDS: dict[str, OptionWords] = {
     "creativity": OptionWords(
         "Creativity", "How freely the added parts are invented: 1 is the most.", "0 to 1"
     ),
+    "factor": OptionWords("Enlarge by", "How many times wider and taller the image becomes.", "x"),
+    "noise_level": OptionWords(
+        "Added noise", "Noise added to the input first: more lets the model invent more detail."
+    ),
 }
 
 

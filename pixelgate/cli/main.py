@@ -18,6 +18,7 @@ from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
 from pixelgate.cli.mcp import mcp
 from pixelgate.cli.pull import pull
+from pixelgate.cli.upscale import upscale
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
 from pixelgate.startup import no_collection_while_importing
@@ -138,6 +139,7 @@ main.add_command(keys)
 main.add_command(usage)
 main.add_command(worker)
 main.add_command(remove_bg)
+main.add_command(upscale)
 main.add_command(edit)
 main.add_command(pull)
 main.add_command(mcp)

@@ -47,6 +47,13 @@ class ClientTools(ImageTools):
         result = await self._client.images.remove_background(image, model=options.get("model"))
         return await _answer(result)
 
+    async def upscale(self, body: dict[str, Any]) -> ToolAnswer:
+        options = dict(body)
+        file_id = options.pop("image_file_id", None)
+        image = await self._image(options, "image")
+        result = await self._client.images.upscale(image, file_id=file_id, **options)
+        return await _answer(result)
+
     async def get_job(self, job_id: str) -> ToolAnswer:
         job = await self._client.jobs.get(job_id)
         if job.result is None:

@@ -1,13 +1,15 @@
 """The diffusers families pixelgate runs, what each can do, and how one model's pipelines for
-the three tasks are made from one set of weights."""
+the three tasks are made from one set of weights. The upscalers (SD x4, SD x2 latent) do one
+task only: upscaling."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal
 
-PipelineTask = Literal["text-to-image", "image-to-image", "inpaint"]
+PipelineTask = Literal["text-to-image", "image-to-image", "inpaint", "upscale"]
 ALL_TASKS: frozenset[PipelineTask] = frozenset({"text-to-image", "image-to-image", "inpaint"})
+UPSCALE: frozenset[PipelineTask] = frozenset({"upscale"})
 
 
 @dataclass(frozen=True)
@@ -19,12 +21,22 @@ class Family:
     negative_prompt: bool
     """Whether a negative prompt steers it (FLUX.1 has no classifier-free guidance)."""
 
+    @property
+    def step_callback(self) -> str:
+        """The keyword its `__call__` takes a step callback under: the upscalers still take
+        only diffusers' older `callback(step, timestep, latents)`."""
+        return "callback" if self.tasks == UPSCALE else "callback_on_step_end"
+
 
 FAMILIES = {
     "StableDiffusionPipeline": Family("stable-diffusion", ALL_TASKS, "text-to-image", True),
     "StableDiffusionXLPipeline": Family("stable-diffusion-xl", ALL_TASKS, "text-to-image", True),
     "FluxPipeline": Family("flux", ALL_TASKS, "text-to-image", False),
     "FluxFillPipeline": Family("flux-fill", frozenset({"inpaint"}), "inpaint", False),
+    "StableDiffusionUpscalePipeline": Family("sd-x4-upscaler", UPSCALE, "upscale", True),
+    "StableDiffusionLatentUpscalePipeline": Family(
+        "sd-x2-latent-upscaler", UPSCALE, "upscale", True
+    ),
 }
 
 

@@ -2,10 +2,11 @@
 worker process: see `pixelgate.engine.model_process`).
 
 Families: Stable Diffusion 1.x/2.x (SD-Turbo), SDXL (SDXL-Turbo), FLUX.1 (schnell, dev) and
-FLUX.1 Fill. Tasks: text-to-image, image-to-image (`strength`) and inpainting (white repaints,
-black keeps). A model is loaded once by the `ModelManager` and its three pipelines share those
-weights. Concurrent compatible jobs are merged into one pipeline call by its `Batcher`; each job
-keeps its own prompt, negative prompt and seeds.
+FLUX.1 Fill, and the upscalers (SD x4, SD x2 latent). Tasks: text-to-image, image-to-image
+(`strength`), inpainting (white repaints, black keeps) and upscaling (an upscaler's only one).
+A model is loaded once by the `ModelManager` and its three pipelines share those weights.
+Concurrent compatible jobs are merged into one pipeline call by its `Batcher`; each job keeps
+its own prompt, negative prompt and seeds.
 
 Reproducibility: a request with a seed gives the same bytes every time it runs alone, and a
 batched one the same bytes whenever the same requests are batched together in the same order.
@@ -34,12 +35,16 @@ from collections.abc import Hashable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image
 
 from pixelgate.catalog import DiffusionOptions, ModelSpec
-from pixelgate.catalog.options import DEFAULT_STRENGTH
+from pixelgate.catalog.options import (
+    DEFAULT_STRENGTH,
+    DiffusionUpscaleOptions,
+    DiffusionX4UpscaleOptions,
+)
 from pixelgate.errors import Canceled, ModelUnavailable, ValidationError
 from pixelgate.extras import missing_extra
 from pixelgate.imaging import CONTENT_TYPES, encode_image
@@ -113,7 +118,7 @@ def unavailable_reason(models_dir: Path, spec: ModelSpec) -> str | None:
 class Request:
     """One job's share of a pipeline call."""
 
-    options: DiffusionOptions
+    options: DiffusionOptions | DiffusionUpscaleOptions
     seeds: list[int]
     image: Image.Image | None
     mask: Image.Image | None
@@ -135,6 +140,10 @@ class BatchKey:
     guidance_scale: float
     strength: float
     negative_prompt: bool
+    factor: int = 1
+    """An upscale's factor (`width` and `height` are its input's)."""
+    noise_level: int | None = None
+    """The SD x4 upscaler's noise on its input."""
 
 
 class LocalDiffusionProvider:
@@ -196,32 +205,14 @@ class LocalDiffusionProvider:
     ) -> list[GeneratedImage]:
         """The provider interface's `run`; `alone`: no other job for this model is on its way
         (the model worker process is told so by the API process), so the batcher starts at once."""
-        options = task.options
-        if not isinstance(options, DiffusionOptions) or options.seed is None:
-            raise TypeError("local diffusion needs DiffusionOptions with a seed")
-        # 1. the pipeline task, and the inputs it needs
-        pipeline_task = _pipeline_task(spec, task)
-        size = (options.width, options.height)
-        image = _decode(task.image, size, "RGB") if task.image is not None else None
-        mask = _binary(_decode(task.mask, size, "L")) if task.mask is not None else None
-        if pipeline_task != "text-to-image" and image is None:
-            raise ValidationError("Image editing needs an input image", param="image")
-        # 2. one seed per image, so each image is reproducible from its own seed
-        seeds = [(options.seed + index) % 2**32 for index in range(options.n)]
-        request = Request(options, seeds, image, mask, progress, cancel, previews_of(progress))
-        key = BatchKey(
-            task=pipeline_task,
-            width=options.width,
-            height=options.height,
-            num_steps=options.num_steps,
-            guidance_scale=options.guidance_scale,
-            strength=options.strength
-            or (1.0 if pipeline_task == "text-to-image" else DEFAULT_STRENGTH[pipeline_task]),
-            negative_prompt=options.negative_prompt is not None,
-        )
+        # 1. the job's share of a pipeline call: its inputs, its seeds, what it shares
+        if task.kind == "upscale":
+            request, key = _upscale_request(spec, task, progress, cancel)
+        else:
+            request, key = _drawing_request(spec, task, progress, cancel)
         if cancel.canceled:
             raise Canceled("Job canceled")
-        # 3. the pipeline call, shared with compatible jobs that wait for the same model
+        # 2. the pipeline call, shared with compatible jobs that wait for the same model
         try:
             return self._batcher(spec).submit(key, request, alone=alone)
         except Withdrawn:
@@ -284,8 +275,7 @@ class LocalDiffusionProvider:
             # 2. one row per image: its request's prompt, negative prompt, seed and inputs
             rows = [(index, seed) for index in live for seed in requests[index].seeds]
             arguments: dict[str, Any] = {
-                "prompt": [requests[index].options.prompt for index, _ in rows],
-                "num_images_per_prompt": 1,
+                "prompt": [requests[index].options.prompt or "" for index, _ in rows],
                 "num_inference_steps": key.num_steps,
                 "guidance_scale": key.guidance_scale,
                 "generator": [torch.Generator("cpu").manual_seed(seed) for _, seed in rows],
@@ -294,13 +284,19 @@ class LocalDiffusionProvider:
                 arguments["negative_prompt"] = [
                     requests[index].options.negative_prompt or "" for index, _ in rows
                 ]
-            if key.task != "image-to-image" or family.name.startswith("flux"):
-                arguments["width"], arguments["height"] = key.width, key.height
-            if key.task != "text-to-image":
+            if key.task == "upscale":
                 arguments["image"] = [requests[index].image for index, _ in rows]
-                arguments["strength"] = key.strength
-            if key.task == "inpaint":
-                arguments["mask_image"] = [requests[index].mask for index, _ in rows]
+                if key.noise_level is not None:
+                    arguments["noise_level"] = key.noise_level
+            else:
+                arguments["num_images_per_prompt"] = 1
+                if key.task != "image-to-image" or family.name.startswith("flux"):
+                    arguments["width"], arguments["height"] = key.width, key.height
+                if key.task != "text-to-image":
+                    arguments["image"] = [requests[index].image for index, _ in rows]
+                    arguments["strength"] = key.strength
+                if key.task == "inpaint":
+                    arguments["mask_image"] = [requests[index].mask for index, _ in rows]
 
             # 3. progress to every job, with a preview of its first image to those who show
             # them (now and then); stop early only when every job was canceled
@@ -331,12 +327,24 @@ class LocalDiffusionProvider:
                     pipe._interrupt = True
                 return kwargs
 
+            def on_step(step: int, _timestep: Any, latents: Any) -> None:
+                """The upscalers' older callback: progress, and a stop (no image at all) when
+                every job was canceled."""
+                on_step_end(pipeline, step, _timestep, {"latents": latents})
+                if all(requests[index].cancel.canceled for index in live):
+                    raise _AllCanceled
+
             # 4. the pipeline call
-            fit_memory(pipeline, model.device, pixels=key.width * key.height, images=len(rows))
+            pixels = key.width * key.height * key.factor**2
+            fit_memory(pipeline, model.device, pixels=pixels, images=len(rows))
             if len(live) > 1:
                 log.info("batch of %d jobs (%d images) on %s", len(live), len(rows), spec.id)
-            with torch.inference_mode():
-                images = pipeline(**arguments, callback_on_step_end=on_step_end).images
+            callback = on_step if family.step_callback == "callback" else on_step_end
+            try:
+                with torch.inference_mode():
+                    images = pipeline(**arguments, **{family.step_callback: callback}).images
+            except _AllCanceled:
+                return outcomes
         # 5. each job's images, encoded side by side (the encoders let go of the GIL); a
         # canceled job never gets the half-made ones
         position = 0
@@ -420,7 +428,73 @@ class LocalDiffusionProvider:
         )
 
 
-def _pipeline_task(spec: ModelSpec, task: ImageTask) -> PipelineTask:
+DrawingTask = Literal["text-to-image", "image-to-image", "inpaint"]
+"""The pipeline tasks of the models that draw (every one but upscaling)."""
+
+
+class _AllCanceled(Exception):
+    """Raised from an upscaler's step callback to stop it: every job of the call was canceled."""
+
+
+def _drawing_request(
+    spec: ModelSpec, task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+) -> tuple[Request, BatchKey]:
+    """A text-to-image, image-to-image or inpainting job's share of a pipeline call."""
+    options = task.options
+    if not isinstance(options, DiffusionOptions) or options.seed is None:
+        raise TypeError("local diffusion needs DiffusionOptions with a seed")
+    # 1. the pipeline task, and the inputs it needs
+    pipeline_task = _pipeline_task(spec, task)
+    size = (options.width, options.height)
+    image = _decode(task.image, size, "RGB") if task.image is not None else None
+    mask = _binary(_decode(task.mask, size, "L")) if task.mask is not None else None
+    if pipeline_task != "text-to-image" and image is None:
+        raise ValidationError("Image editing needs an input image", param="image")
+    # 2. one seed per image, so each image is reproducible from its own seed
+    seeds = [(options.seed + index) % 2**32 for index in range(options.n)]
+    request = Request(options, seeds, image, mask, progress, cancel, previews_of(progress))
+    key = BatchKey(
+        task=pipeline_task,
+        width=options.width,
+        height=options.height,
+        num_steps=options.num_steps,
+        guidance_scale=options.guidance_scale,
+        strength=options.strength
+        or (1.0 if pipeline_task == "text-to-image" else DEFAULT_STRENGTH[pipeline_task]),
+        negative_prompt=options.negative_prompt is not None,
+    )
+    return request, key
+
+
+def _upscale_request(
+    spec: ModelSpec, task: ImageTask, progress: ProgressCallback, cancel: CancelToken
+) -> tuple[Request, BatchKey]:
+    """An upscale's share of a pipeline call: its input at the size the service chose."""
+    options = task.options
+    if not isinstance(options, DiffusionUpscaleOptions) or options.seed is None:
+        raise TypeError("a local upscaler needs DiffusionUpscaleOptions with a seed")
+    if task.image is None:
+        raise ValidationError("Upscaling needs an input image", param="image")
+    size = (task.image.width, task.image.height)
+    image = _decode(task.image, size, "RGB")
+    request = Request(options, [options.seed], image, None, progress, cancel)
+    key = BatchKey(
+        task="upscale",
+        width=size[0],
+        height=size[1],
+        num_steps=options.num_steps,
+        guidance_scale=options.guidance_scale,
+        strength=1.0,
+        negative_prompt=options.negative_prompt is not None,
+        factor=options.factor or 1,
+        noise_level=(
+            options.noise_level if isinstance(options, DiffusionX4UpscaleOptions) else None
+        ),
+    )
+    return request, key
+
+
+def _pipeline_task(spec: ModelSpec, task: ImageTask) -> DrawingTask:
     if task.kind == "generate":
         return "text-to-image"
     if task.kind == "edit":

@@ -26,6 +26,7 @@ BACKEND_MODULES = (
     "pixelgate.providers.stability",
     "pixelgate.providers.bfl",
     "pixelgate.providers.rembg",
+    "pixelgate.providers.lanczos",
     "pixelgate.providers.imagen",
     "pixelgate.providers.azure_openai",
     "pixelgate.providers.openai_compatible",

@@ -21,6 +21,15 @@ assumptions written down:
   mask. Outpainting answers an image larger than the input, read at its own size.
 - `remove-background`: `/v2beta/stable-image/edit/remove-background`, file `image`, field
   `output_format` (`png` or `webp` only; anything else asks for `png`).
+- `upscale`: `/v2beta/stable-image/upscale/{source}` (`fast`, `conservative`, `creative` in the
+  catalog), file `image`, and the family's options as fields of their own names (`prompt`,
+  `negative_prompt`, `seed`, `creativity`, `style_preset`, `output_format`; unset ones left out;
+  pixelgate's `factor` is not sent: fast makes 4x, the others about 4 megapixels). `fast` and
+  `conservative` answer the image like the other calls. `creative` answers `{"id"}` at once;
+  `GET /v2beta/results/{id}` answers 202 (`{"id", "status": "in-progress"}`) until the image is
+  ready, then the image, raw or as JSON `{"result": <base64>, "seed", "finish_reason"}`. The id
+  is noted with the job as soon as it is known: a later attempt polls it again instead of
+  starting (and paying for) another upscale. Results are kept 24 hours there.
 - `accept: image/*` answers the raw image with headers `seed` and `finish-reason`;
   `accept: application/json` answers `{"image": <base64>, "seed", "finish_reason"}`. The answer
   is read by its own content type, so either works. A finish reason of `CONTENT_FILTERED` is
@@ -35,11 +44,13 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import re
+import time
 from typing import Any, Literal
 
 import httpx
 from PIL import Image, UnidentifiedImageError
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.catalog.options import StabilityCoreOptions
@@ -48,6 +59,7 @@ from pixelgate.errors import (
     Error,
     MustProvideFile,
     PayloadTooLarge,
+    ProviderTimeout,
     ValidationError,
 )
 from pixelgate.providers.base import (
@@ -56,6 +68,7 @@ from pixelgate.providers.base import (
     ImageInput,
     ImageTask,
     ProgressCallback,
+    UpstreamTask,
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
 from pixelgate.providers.masks import has_transparency
@@ -68,6 +81,7 @@ from pixelgate.providers.results import (
     read_image,
     seed_for,
 )
+from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
 from pixelgate.settings import ProviderSettings, Settings
 
@@ -77,6 +91,11 @@ EDIT_PATH = "/v2beta/stable-image/edit/{source}"
 MASKED_EDITS = frozenset({"inpaint", "erase"})
 """Edits of a masked area: the mask sent, else the input image's transparent pixels."""
 REMOVE_BACKGROUND_PATH = "/v2beta/stable-image/edit/remove-background"
+UPSCALE_PATH = "/v2beta/stable-image/upscale/{source}"
+RESULTS_PATH = "/v2beta/results/{id}"
+ASYNC_UPSCALES = frozenset({"creative"})
+"""Upscales that answer an id to poll for the image."""
+RESULT_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 CONTENT_FILTERED = "CONTENT_FILTERED"
 MODERATION_NAME = "content_moderation"
 
@@ -86,6 +105,10 @@ Accept = Literal["image/*", "application/json"]
 class StabilitySettings(ProviderSettings):
     api_key: SecretStr | None = None
     base_url: str = "https://api.stability.ai"
+    poll_interval_seconds: float = Field(default=5.0, gt=0)
+    """How often an asynchronous result (the creative upscale) is asked for."""
+    poll_timeout_seconds: float = Field(default=600.0, gt=0)
+    """How long one is waited for after it was started."""
 
 
 class StabilityProvider:
@@ -98,11 +121,15 @@ class StabilityProvider:
         base_url: str,
         http: UpstreamClient,
         accept: Accept = "image/*",
+        poll_interval_seconds: float = 5.0,
+        poll_timeout_seconds: float = 600.0,
     ) -> None:
         self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
         self._base_url = base_url.rstrip("/")
         self._http = http
         self._accept = accept
+        self._poll_interval = poll_interval_seconds
+        self._poll_timeout = poll_timeout_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StabilityProvider:
@@ -111,6 +138,8 @@ class StabilityProvider:
             api_key=own.api_key,
             base_url=own.base_url,
             http=UpstreamClient.from_settings(cls.name, settings, base_url=own.base_url),
+            poll_interval_seconds=own.poll_interval_seconds,
+            poll_timeout_seconds=own.poll_timeout_seconds,
         )
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
@@ -132,6 +161,11 @@ class StabilityProvider:
             "Authorization": f"Bearer {key}",
             "accept": self._accept,
         }
+        if task.kind == "upscale" and spec.source in ASYNC_UPSCALES:
+            progress(0, 1)
+            image = self._started_and_polled(spec, task, headers, cancel)
+            progress(1, 1)
+            return [image]
 
         def one(index: int) -> GeneratedImage:
             # 2. the upstream call: one image each, the index-th seed
@@ -163,6 +197,8 @@ class StabilityProvider:
             }
         if task.kind == "edit":
             return _edit_request(spec, task, index)
+        if task.kind == "upscale":
+            return _upscale_request(spec, task)
         if task.kind != "generate":
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if not isinstance(options, StabilityCoreOptions):
@@ -177,6 +213,62 @@ class StabilityProvider:
         parts: dict[str, str | FileField] = {k: v for k, v in fields.items() if v is not None}
         parts["aspect_ratio"] = options.aspect_ratio
         return GENERATE_PATH.format(source=spec.source or "core"), parts
+
+    def _started_and_polled(
+        self, spec: ModelSpec, task: ImageTask, headers: dict[str, str], cancel: CancelToken
+    ) -> GeneratedImage:
+        """An asynchronous upscale: started once per job (its id noted with the job), then
+        polled until its image is ready, the job is canceled, or the window closes."""
+        earlier = task.upstream.earlier
+        if earlier is not None and earlier.task_id is not None:
+            result_id, deadline = earlier.task_id, earlier.deadline or time.time()
+        else:
+            path, parts = self._request(spec, task, 0)
+            started = send_once(
+                PROVIDER,
+                task,
+                lambda: self._http.send(
+                    "POST",
+                    self._base_url + path,
+                    cancel=cancel,
+                    headers={**headers, "accept": "application/json"},
+                    multipart=parts,
+                ),
+            )
+            result_id = _result_id(started)
+            deadline = time.time() + self._poll_timeout
+            task.upstream.note(UpstreamTask(PROVIDER, task_id=result_id, deadline=deadline))
+        url = self._base_url + RESULTS_PATH.format(id=result_id)
+        while True:
+            polled = self._http.send("GET", url, cancel=cancel, headers=headers)
+            if polled.status != 202:
+                return read_result(polled)
+            left = deadline - time.time()
+            if left <= 0:
+                # the upscale is Stability's now (and billed): waited for, never started again
+                raise ProviderTimeout("Upscaling timed out")
+            wait(min(self._poll_interval, left), cancel)
+
+
+def _result_id(response: UpstreamResponse) -> str:
+    """The id an asynchronous call answered, or the error it answered instead."""
+    if not response.ok:
+        raise error_from_response(response.status, response.json_body())
+    body = response.json_body()
+    result_id = body.get("id") if isinstance(body, dict) else None
+    if not isinstance(result_id, str) or not RESULT_ID.fullmatch(result_id):
+        raise malformed(PROVIDER, "no usable `id` in the answer that started the upscale")
+    return result_id
+
+
+def _upscale_request(spec: ModelSpec, task: ImageTask) -> tuple[str, dict[str, str | FileField]]:
+    """The path and form of an upscale: the family's options as fields of their own names
+    (pixelgate's `factor` is its own: Stability's upscalers choose their output size)."""
+    image = _required_image(task)
+    sent = task.options.model_dump(mode="json", exclude={"n", "user", "factor"}, exclude_none=True)
+    parts: dict[str, str | FileField] = {name: str(value) for name, value in sent.items()}
+    parts["image"] = image_part("image", image)
+    return UPSCALE_PATH.format(source=spec.source or "fast"), parts
 
 
 def _edit_request(
@@ -224,10 +316,12 @@ def read_result(response: UpstreamResponse) -> GeneratedImage:
         raise error_from_response(response.status, response.json_body())
     if response.content_type == "application/json":
         body = response.json_body()
-        if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+        # `image` from the synchronous calls, `result` from /v2beta/results
+        encoded = body.get("image", body.get("result")) if isinstance(body, dict) else None
+        if not isinstance(body, dict) or not isinstance(encoded, str):
             raise malformed(PROVIDER, "no `image` in the JSON answer")
         try:
-            data = base64.b64decode(body["image"], validate=True)
+            data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             raise malformed(PROVIDER, "`image` is not base64") from None
         finish_reason, seed = body.get("finish_reason"), body.get("seed")

@@ -14,6 +14,7 @@ from pixelgate.errors import APIConnectionError, Timeout
 from pixelgate.sdk.endpoints import (
     EDIT_PATH,
     REMOVE_BACKGROUND_PATH,
+    UPSCALE_PATH,
     FileFilters,
     JobFilters,
     ResponseFormat,
@@ -25,6 +26,7 @@ from pixelgate.sdk.endpoints import (
     model_path,
     only_url,
     remove_background_upload,
+    upscale_body,
 )
 from pixelgate.sdk.resources import FILES_PATH, GENERATE_PATH, JOBS_PATH
 from pixelgate.sdk.transport import AsyncTransport, data_list, data_object, data_page
@@ -219,6 +221,66 @@ class AsyncImages:
             run_async=True,
         )
         response = await self._transport.request("POST", REMOVE_BACKGROUND_PATH, form=form)
+        return Job.from_dict(data_object(response), self._transport)
+
+    async def upscale(
+        self,
+        image: str | Path | bytes | None = None,
+        *,
+        factor: int | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        file_id: str | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> ImagesResponse:
+        """Enlarge a picture (a path or its bytes, or a stored result's `file_id`) `factor`
+        times (2 or 4, as the model allows) and wait for it. `model` defaults to the server's,
+        `pixelgate/lanczos`; `options` are the model's own (`num_steps`, `seed`, ...).
+
+            result = await client.images.upscale("small.png", factor=4)
+            result.data[0].save("large.png")
+        """
+        body = upscale_body(
+            image=image,
+            file_id=file_id,
+            factor=factor,
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=False,
+        )
+        response = await self._transport.request("POST", UPSCALE_PATH, json=body)
+        return ImagesResponse.from_dict(data_object(response), self._transport)
+
+    async def submit_upscale(
+        self,
+        image: str | Path | bytes | None = None,
+        *,
+        factor: int | None = None,
+        model: str | None = None,
+        prompt: str | None = None,
+        file_id: str | None = None,
+        response_format: ResponseFormat = "url",
+        metadata: dict[str, MetadataValue] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Queue an upscale and return its job at once; follow it with `client.jobs`."""
+        body = upscale_body(
+            image=image,
+            file_id=file_id,
+            factor=factor,
+            model=model,
+            prompt=prompt,
+            response_format=response_format,
+            metadata=metadata,
+            options=options,
+            run_async=True,
+        )
+        response = await self._transport.request("POST", UPSCALE_PATH, json=body)
         return Job.from_dict(data_object(response), self._transport)
 
 

@@ -38,6 +38,7 @@ def generate_body(
 
 
 REMOVE_BACKGROUND_PATH = "/v1/inference/images/remove-background"
+UPSCALE_PATH = "/v1/inference/images/upscale"
 EDIT_PATH = "/v1/inference/images/edit"
 JobStatusFilter = Literal["queued", "running", "succeeded", "failed", "canceled"]
 
@@ -106,6 +107,32 @@ def edit_body(
     body["input_image"] = base64.b64encode(image_bytes(image)).decode()
     if mask is not None:
         body["mask_image"] = base64.b64encode(image_bytes(mask)).decode()
+    body["response_format"] = response_format
+    if metadata is not None:
+        body["metadata"] = metadata
+    body["async"] = run_async
+    return body
+
+
+def upscale_body(
+    *,
+    image: str | Path | bytes | None,
+    file_id: str | None,
+    factor: int | None,
+    model: str | None,
+    prompt: str | None,
+    response_format: ResponseFormat,
+    metadata: dict[str, MetadataValue] | None,
+    options: dict[str, Any],
+    run_async: bool,
+) -> dict[str, Any]:
+    """The JSON of `POST /v1/inference/images/upscale`: the image in base64 (or a stored
+    result's id), the server's defaults for what is None, model options at the top level."""
+    body: dict[str, Any] = dict(options)
+    sent = {"model": model, "factor": factor, "prompt": prompt, "image_file_id": file_id}
+    body.update({name: value for name, value in sent.items() if value is not None})
+    if image is not None:
+        body["image"] = base64.b64encode(image_bytes(image)).decode()
     body["response_format"] = response_format
     if metadata is not None:
         body["metadata"] = metadata

@@ -63,6 +63,7 @@ from pixelgate.service.portable_options import portable_options
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
+from pixelgate.service.upscale_sizes import upscale_input_size
 
 log = logging.getLogger(__name__)
 
@@ -187,6 +188,8 @@ class JobService:
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
         elif inputs.mask is not None and inputs.image is not None:
             inputs = self._mask_to_image_size(inputs)
+        elif command.task == "upscale" and inputs.image is not None:
+            inputs = self._upscale_input(spec, options, inputs)
         for change in option_changes:
             inputs = with_option_adjustment(inputs, change)
         # 4. a fixed seed makes the result cacheable; a caller who waits (a synchronous
@@ -238,7 +241,7 @@ class JobService:
         edit = _edit_kind(command)
         # a width and height the model takes otherwise: mapped, and the result says so
         family = OPTION_FAMILIES[spec.family]
-        portable = portable_options(spec, family, command.options, edit=command.task == "edit")
+        portable = portable_options(spec, family, command.options, task=command.task)
         raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
         if command.task == "edit" and option_change is None:
             raw_options, option_change = plan_requested_size(spec, family, raw_options)
@@ -315,6 +318,21 @@ class JobService:
         square = (max(image.size), max(image.size))
         resized = self._inputs.resized(image, square, resample=Image.Resampling.LANCZOS)
         change = adjustment("image", image.size, square, f"{spec.id} edits square images only")
+        return replace(inputs, image=replace(resized, adjustment=change))
+
+    def _upscale_input(
+        self, spec: ModelSpec, options: ImageOptions, inputs: JobInputs
+    ) -> JobInputs:
+        """An upscaler's input, refused when the model cannot take it, or resized down to the
+        multiple its sides must be (and the result says so)."""
+        image = inputs.image
+        assert image is not None
+        size = upscale_input_size(spec, image.size, getattr(options, "factor", None))
+        if size == image.size:
+            return inputs
+        resized = self._inputs.resized(image, size, resample=Image.Resampling.LANCZOS)
+        reason = f"{spec.id} upscales images whose sides are a multiple of its own"
+        change = adjustment("image", image.size, size, reason)
         return replace(inputs, image=replace(resized, adjustment=change))
 
     def _mask_to_image_size(self, inputs: JobInputs) -> JobInputs:

@@ -12,9 +12,9 @@ on every surface, and the result's `adjustments` say what the model got when it 
   `high` for `hd`). Local diffusion runs half its default steps for `low`, twice for `high`
   (within `max_steps`). Any other model has no such setting: `low` and `high` are ignored, and
   the result says so. `auto`, `medium` and `standard` ask for the model's default.
-- `prompt` on an edit model that draws from none (Stability's erase): ignored, and the result
-  says so, so that the gateway body (and OpenAI's edits, where a prompt is required) work with
-  it too.
+- `prompt` on an edit model or an upscaler that draws from none (Stability's erase, the Lanczos
+  upscaler): ignored, and the result says so, so that the gateway body (and OpenAI's edits,
+  where a prompt is required) work with it too.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from pixelgate.catalog import ImageOptions, ModelSpec
+from pixelgate.catalog import ImageOptions, ModelSpec, TaskKind
 from pixelgate.db.job_records import Adjustment
 from pixelgate.errors import ValidationError
 from pixelgate.service.edit_sizes import adjustment, fit_size
@@ -44,6 +44,12 @@ OWN_VALUES: dict[str, tuple[str, ...]] = {
 }
 """A level's values in a family's own `quality`, preferred first."""
 
+IGNORED_PROMPT: dict[TaskKind, str] = {
+    "edit": "it fills the masked area from the image itself",
+    "upscale": "it enlarges the image as it is",
+}
+"""Tasks whose models may take no prompt, where a prompt sent is ignored (and why)."""
+
 STEP_SCALE: dict[str, float] = {"low": 0.5, "standard": 1.0, "high": 2.0}
 """A level as a multiple of a local model's default steps."""
 
@@ -56,20 +62,30 @@ class PortableOptions:
 
 
 def portable_options(
-    spec: ModelSpec, family: type[ImageOptions], raw: Mapping[str, Any], *, edit: bool = False
+    spec: ModelSpec,
+    family: type[ImageOptions],
+    raw: Mapping[str, Any],
+    *,
+    task: TaskKind = "generate",
 ) -> PortableOptions:
-    """`raw` with `size` and `quality` translated for the model, and for an `edit`, a prompt
-    the model takes none of set aside (options without them are returned as they are; null is
-    unset, as for every option)."""
+    """`raw` with `size` and `quality` translated for the model, and for an edit or an
+    upscale, a prompt the model takes none of set aside (options without them are returned as
+    they are; null is unset, as for every option)."""
     result = PortableOptions(
         {k: v for k, v in raw.items() if v is not None or k not in ("size", "quality")}
     )
     sent, fields = result.options, family.model_fields
-    if edit and "prompt" not in fields and sent.get("prompt") is not None:
-        reason = f"{spec.id} takes no prompt: it fills the masked area from the image itself"
+    if task in IGNORED_PROMPT and "prompt" not in fields and sent.get("prompt") is not None:
+        reason = f"{spec.id} takes no prompt: {IGNORED_PROMPT[task]}"
         result.adjustments.append(_changed("prompt", str(sent.pop("prompt")), "ignored", reason))
+    if "size" in sent and task == "upscale":
+        raise ValidationError(
+            f"Invalid size {sent['size']!r}: model {spec.id!r} takes no size; an upscaled "
+            "image is the input's size times `factor`",
+            param="size",
+        )
     if "size" in sent and "size" not in fields:
-        _translate_size(spec, family, result, edit=edit)
+        _translate_size(spec, family, result, edit=task == "edit")
     elif sent.get("size") == "auto" and "auto" not in _literals(fields["size"].annotation):
         del sent["size"]
     if "quality" in sent:

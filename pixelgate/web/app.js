@@ -1,5 +1,6 @@
 // pixelgate's studio: a plain client of the native API (see api.js for the key and requests).
 import { $, ApiError, api, clearError, plainWords, request, showError, smallButton, toBase64, watchJob, wireSignIn } from "/web/api.js";
+import { fillUpscaleModels, upscaleResult, wireUpscale } from "/web/upscale.js";
 
 const SAVED = "pixelgate.studio.results"; // the session's jobs and their settings, no key
 const KEEP_JOBS = 12;
@@ -45,6 +46,7 @@ function fillModelLists() {
   };
   fill($("model"), GENERATES);
   fill($("cutout-model"), ["remove-background"]);
+  fillUpscaleModels(state.models);
   buildOptions();
 }
 
@@ -496,6 +498,7 @@ function resultCard(entry, image, index, reusable = true) {
   actions.className = "card-actions";
   const reuse = smallButton("Use these settings", () => useSettings(entry, image.seed));
   const edit = smallButton("Edit this", () => editResult(image));
+  const upscale = smallButton("Upscale this", () => upscaleResult(image));
   const download = document.createElement("a");
   download.className = "button";
   download.href = img.src;
@@ -503,7 +506,7 @@ function resultCard(entry, image, index, reusable = true) {
   download.textContent = "Download";
   reuse.classList.add("reuse");
   if (reusable) actions.append(reuse);
-  actions.append(edit, download);
+  actions.append(edit, upscale, download);
   item.append(figure, actions);
   item.lightbox = { src: img.src, caption: `${prompt.textContent} — ${details.textContent}`, download: download.download };
   open.addEventListener("click", () => openLightbox(item));
@@ -857,6 +860,7 @@ function selectTab(tab) {
   }
   $("output-generate").hidden = tab.id !== "tab-generate";
   $("output-cutout").hidden = tab.id !== "tab-cutout";
+  $("output-upscale").hidden = tab.id !== "tab-upscale";
 }
 
 // -- wiring ---------------------------------------------------------------------------------------
@@ -869,6 +873,7 @@ function wire() {
   });
   $("cancel").addEventListener("click", cancel);
   $("cutout-form").addEventListener("submit", removeBackground);
+  wireUpscale({ resultCard, refreshGallery, revealOutput });
   $("refresh-gallery").addEventListener("click", refreshGallery);
   $("more-gallery").addEventListener("click", () => loadGallery(false));
   $("clear-results").addEventListener("click", () => {

@@ -56,7 +56,14 @@ async def test_lists_the_tools(server: Server) -> None:
     async with mcp_session(server, ADMIN_KEY) as session:
         tools = await session.list_tools()
     names = {tool.name for tool in tools.tools}
-    assert names == {"generate_image", "edit_image", "remove_background", "get_job", "list_models"}
+    assert names == {
+        "generate_image",
+        "edit_image",
+        "remove_background",
+        "upscale_image",
+        "get_job",
+        "list_models",
+    }
 
 
 async def test_generates_an_image_as_image_content_and_link(server: Server) -> None:
@@ -99,6 +106,32 @@ async def test_generates_an_image_as_image_content_and_link(server: Server) -> N
         )
         assert not edited.is_error, edited.content
         assert body_of(edited)["model"] == "local/tiny"
+
+
+async def test_upscales_a_stored_result_by_its_link_and_names_a_bad_factor(
+    server: Server,
+) -> None:
+    async with mcp_session(server, ADMIN_KEY) as session:
+        made = body_of(
+            await call(
+                session,
+                "generate_image",
+                {"model": "local/tiny", "prompt": "a red circle", "options": FAST},
+            )
+        )
+        upscaled = await call(
+            session,
+            "upscale_image",
+            {"image_url": made["data"][0]["url"], "factor": 2, "model": "lanczos"},
+        )
+        refused = await call(
+            session, "upscale_image", {"image_file_id": made["data"][0]["file_id"], "factor": 3}
+        )
+    assert not upscaled.is_error, upscaled.content
+    [image] = [block for block in upscaled.content if isinstance(block, ImageContent)]
+    assert Image.open(io.BytesIO(base64.b64decode(image.data))).size == (128, 64)
+    assert body_of(upscaled)["model"] == "pixelgate/lanczos"
+    assert refused.is_error and body_of(refused)["error"]["param"] == "factor"
 
 
 async def test_a_key_without_generate_scope_is_refused(server: Server) -> None:

@@ -75,6 +75,15 @@ async def test_generates_edits_and_fetches_jobs_over_stdio(server: Server) -> No
         edited_png = next(b for b in edited.content if isinstance(b, ImageContent)).data
         assert Image.open(io.BytesIO(base64.b64decode(edited_png))).size == (32, 64)
 
+        upscaled = await call(
+            session,
+            "upscale_image",
+            {"image_file_id": body["data"][0]["file_id"], "factor": 4},
+        )
+        assert not upscaled.is_error, upscaled.content
+        large = next(b for b in upscaled.content if isinstance(b, ImageContent)).data
+        assert Image.open(io.BytesIO(base64.b64decode(large))).size == (128, 256)
+
         models = body_of(await call(session, "list_models", {}))
         assert "local/tiny" in [model["id"] for model in models["models"]]
 

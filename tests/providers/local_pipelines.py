@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from pixelgate.providers.local_diffusion import local_folder_name
-from pixelgate.providers.tiny_model import build_tiny_pipeline, save_atomically, tiny_tokenizer
+from pixelgate.providers.tiny_model import (
+    build_tiny_pipeline,
+    save_atomically,
+    tiny_text_encoder,
+    tiny_tokenizer,
+)
 
 SEED = 0
 
@@ -203,3 +208,147 @@ prices = {{ default = "0" }}
 """
         )
     return "\n".join(entries).replace("'", '"') + extra
+
+
+def build_x4_upscaler(target: Path) -> None:
+    """The SD x4 upscaler's architecture (its UNet takes the noised input image beside the
+    latents, and the noise level as a class label; its VAE decodes 4x larger) at toy size."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        DDPMScheduler,
+        StableDiffusionUpscalePipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 32, 64),
+        layers_per_block=1,
+        sample_size=32,
+        in_channels=7,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        use_linear_projection=True,
+        only_cross_attention=(True, True, False),
+        num_class_embeds=1000,  # as the real one: noise levels 0 to 350 are class labels
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 32, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        latent_channels=4,
+        scaling_factor=0.08333,
+    )
+    tokenizer = tiny_tokenizer()
+    pipeline = StableDiffusionUpscalePipeline(
+        vae=vae,
+        text_encoder=tiny_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        unet=unet,
+        low_res_scheduler=DDPMScheduler(),
+        scheduler=DDIMScheduler(prediction_type="v_prediction"),
+        max_noise_level=350,
+    )
+    save_atomically(pipeline, target)
+
+
+def build_latent_upscaler(target: Path) -> None:
+    """The SD x2 latent upscaler's architecture (a K-diffusion UNet on the input's latents,
+    conditioned on the pooled prompt) at the size diffusers' own tests use."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionLatentUpscalePipeline,
+        UNet2DConditionModel,
+    )
+
+    torch.manual_seed(SEED)
+    unet = UNet2DConditionModel(
+        act_fn="gelu",
+        attention_head_dim=8,
+        norm_num_groups=None,
+        block_out_channels=(32, 32, 64, 64),
+        time_cond_proj_dim=160,
+        conv_in_kernel=1,
+        conv_out_kernel=1,
+        cross_attention_dim=32,
+        down_block_types=(
+            "KDownBlock2D",
+            "KCrossAttnDownBlock2D",
+            "KCrossAttnDownBlock2D",
+            "KCrossAttnDownBlock2D",
+        ),
+        in_channels=8,
+        mid_block_type=None,
+        only_cross_attention=False,
+        out_channels=5,
+        resnet_time_scale_shift="scale_shift",
+        time_embedding_type="fourier",
+        timestep_post_act="gelu",
+        up_block_types=(
+            "KCrossAttnUpBlock2D",
+            "KCrossAttnUpBlock2D",
+            "KCrossAttnUpBlock2D",
+            "KUpBlock2D",
+        ),
+    )
+    vae = AutoencoderKL(
+        block_out_channels=(32, 32, 64, 64),
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+    )
+    tokenizer = tiny_tokenizer()
+    pipeline = StableDiffusionLatentUpscalePipeline(
+        vae=vae,
+        text_encoder=tiny_text_encoder(tokenizer),
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=EulerDiscreteScheduler(prediction_type="sample"),
+    )
+    save_atomically(pipeline, target)
+
+
+UPSCALER_MODELS: dict[str, tuple[Callable[[Path], None], str, int, int]] = {
+    # id: (builder, family, factor, size multiple)
+    "test/x4-upscaler": (build_x4_upscaler, "diffusion-x4-upscale", 4, 8),
+    "test/latent-upscaler": (build_latent_upscaler, "diffusion-upscale", 2, 64),
+}
+
+
+def build_upscaler_models(models_dir: Path) -> None:
+    for model_id, (builder, *_rest) in UPSCALER_MODELS.items():
+        target = models_dir / local_folder_name(model_id)
+        if not (target / "model_index.json").exists():
+            builder(target)
+
+
+def upscaler_catalog_text() -> str:
+    """Operator catalog entries (PIXELGATE_CATALOG_FILE) for the tiny upscalers."""
+    entries = []
+    for model_id, (_builder, family, factor, multiple) in UPSCALER_MODELS.items():
+        limits = f"factors = [{factor}], min_side = 16, max_side = 128, multiple = {multiple}"
+        entries.append(
+            f"""
+[[models]]
+id = "{model_id}"
+provider = "diffusers"
+family = "{family}"
+source = "{model_id}"
+capabilities = ["upscale"]
+limits = {{ max_n = 1, max_steps = 50, upscale = {{ {limits} }} }}
+defaults = {{ num_steps = 2, guidance_scale = 2.0 }}
+prices = {{ default = "0" }}
+"""
+        )
+    return "".join(entries)

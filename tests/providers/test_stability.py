@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.errors import (
     BackendError,
+    Canceled,
     ModelUnavailable,
     MustProvideFile,
     PayloadTooLarge,
@@ -38,7 +40,10 @@ from tests.providers.upstreams.stability import (
     INPAINT,
     OUTPAINT,
     REMOVE_BACKGROUND,
+    RESULTS,
     SEARCH_AND_REPLACE,
+    UPSCALE_CREATIVE,
+    UPSCALE_FAST,
     FakeStability,
     stability_error,
 )
@@ -696,3 +701,152 @@ def test_a_filtered_edit_is_the_content_policy_error(
         call.send(provider, catalog)
 
     assert len(upstream.requests_to(call.path)) == 1
+
+
+# -- issue 23, item 6: the upscale endpoints ---------------------------------------------------
+
+
+def upscale(
+    provider: StabilityProvider,
+    catalog: Catalog,
+    model: str,
+    *,
+    state: UpstreamState | None = None,
+    cancel: CancelToken | None = None,
+    **options: Any,
+) -> list[GeneratedImage]:
+    spec = catalog.resolve(model)
+    task = ImageTask(
+        kind="upscale",
+        options=catalog.validate_options(spec, options, task="upscale"),
+        image=photo(64, 64),
+        upstream=state or UpstreamState(),
+    )
+    return provider.run(spec, task, progress=Progress(), cancel=cancel or CancelToken())
+
+
+@pytest.fixture
+def polling(upstream: FakeStability, make_settings: Any) -> StabilityProvider:
+    """The provider, polling every few milliseconds for at most a second."""
+    return StabilityProvider.from_settings(
+        make_settings(
+            stability_api_key=STABILITY_KEY,
+            stability_base_url=upstream.url,
+            stability_poll_interval_seconds=0.01,
+            stability_poll_timeout_seconds=1.0,
+        )
+    )
+
+
+def test_fast_upscale_sends_the_image_and_format_only(
+    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    [image] = upscale(provider, catalog, "stability/upscale-fast", output_format="webp")
+
+    assert (image.width, image.height, image.content_type) == (256, 256, "image/webp")
+    assert fields_of(upstream) == {"output_format": "webp"}
+    assert upstream.received[0].path == UPSCALE_FAST
+
+
+def test_creative_upscale_notes_its_id_and_polls_until_ready(
+    polling: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    kept: list[Mapping[int, UpstreamTask]] = []
+
+    [image] = upscale(
+        polling,
+        catalog,
+        "stability/upscale-creative",
+        state=UpstreamState(keep=kept.append),
+        prompt="a castle",
+        creativity=0.2,
+        seed=9,
+    )
+
+    assert (image.width, image.height, image.seed) == (2048, 2048, 9)
+    [started] = upstream.requests_to(UPSCALE_CREATIVE)
+    assert started.headers["accept"] == "application/json"
+    result_id = kept[-1][0].task_id
+    assert result_id is not None and kept[-1][0].deadline is not None
+    polls = upstream.requests_to(RESULTS + result_id)
+    assert len(polls) == 3 and all(p.method == "GET" for p in polls)
+
+
+def test_a_later_attempt_polls_the_creative_upscale_again_without_starting_another(
+    polling: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    kept: list[Mapping[int, UpstreamTask]] = []
+    upscale(
+        polling,
+        catalog,
+        "stability/upscale-creative",
+        state=UpstreamState(keep=kept.append),
+        prompt="a castle",
+    )
+    upstream.received.clear()
+
+    [again] = upscale(
+        polling,
+        catalog,
+        "stability/upscale-creative",
+        state=UpstreamState(dict(kept[-1]), attempt=2),
+        prompt="a castle",
+    )
+
+    assert upstream.requests_to(UPSCALE_CREATIVE) == []  # paid for once
+    assert [request.method for request in upstream.received] == ["GET"]
+    assert again.width == 2048
+
+
+def test_an_upscale_never_ready_times_out_and_is_not_started_again(
+    polling: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.polls_before_ready = 10_000
+
+    with pytest.raises(Timeout, match="Upscaling timed out"):
+        upscale(polling, catalog, "stability/upscale-creative", prompt="a castle")
+    assert len(upstream.requests_to(UPSCALE_CREATIVE)) == 1
+
+
+def test_a_cancel_stops_the_polling(
+    polling: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.polls_before_ready = 10_000
+    cancel = CancelToken()
+    threading.Timer(0.2, cancel.cancel).start()
+    started = time.monotonic()
+
+    with pytest.raises(Canceled):
+        upscale(polling, catalog, "stability/upscale-creative", prompt="x", cancel=cancel)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_result_answered_as_json_is_read(
+    upstream: FakeStability, make_settings: Any, catalog: Catalog
+) -> None:
+    own = make_settings(
+        stability_api_key=STABILITY_KEY,
+        stability_base_url=upstream.url,
+        stability_poll_interval_seconds=0.01,
+    )
+    provider = StabilityProvider(
+        api_key=SecretStr(STABILITY_KEY),
+        base_url=upstream.url,
+        http=UpstreamClient.from_settings("stability", own, base_url=upstream.url),
+        accept="application/json",
+        poll_interval_seconds=0.01,
+    )
+
+    [image] = upscale(provider, catalog, "stability/upscale-creative", prompt="a castle", seed=4)
+
+    assert (image.width, image.seed) == (2048, 4)
+
+
+def test_an_unusable_result_id_is_refused_before_any_poll(
+    polling: StabilityProvider, upstream: FakeStability, catalog: Catalog
+) -> None:
+    upstream.script(UPSCALE_CREATIVE, Reply.json({"id": "../../v2beta/account"}))
+
+    with pytest.raises(BackendError, match="no usable `id`"):
+        upscale(polling, catalog, "stability/upscale-creative", prompt="a castle")
+    assert [request.method for request in upstream.received] == ["POST"]

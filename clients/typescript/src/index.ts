@@ -2,7 +2,7 @@
  * pixelgate's native API from TypeScript: the typed `openapi-fetch` client over the types
  * generated from the server's OpenAPI document (`schema.d.ts`), and a small wrapper for the
  * common calls: generate, follow an async job over Server-Sent Events, edit, remove a
- * background.
+ * background, upscale.
  */
 
 import createClient, { type Client } from "openapi-fetch";
@@ -23,6 +23,9 @@ export type GenerateRequest = JsonBody<"images_generate">;
 /** An edit with the images inline (`input_image`, `mask_image`: base64) or stored file ids. */
 export type EditRequest = JsonBody<"images_edit">;
 export type RemoveBackgroundRequest = JsonBody<"images_remove_background">;
+/** An upscale: `factor` (2 or 4), `model` (`pixelgate/lanczos` when unset), an optional
+ * `prompt`, and the model's own options. */
+export type UpscaleRequest = JsonBody<"images_upscale">;
 export type GenerateResult = components["schemas"]["GenerateResult"];
 /** The options of `generate(prompt, options)`: the request's fields and the model's options,
  * under their own names or in camelCase (`modelName`, `size`, `quality`, `aspectRatio`,
@@ -133,6 +136,19 @@ export class Pixelgate {
             "/v1/inference/images/remove-background",
             multipart({ ...options, image }),
           );
+    return result(data, error, response);
+  }
+
+  /** Enlarge a picture (a Blob, uploaded, or base64) `factor` times; waits for it, or, with
+   * `async: true`, answers the job (follow it with `followJob`). */
+  async upscale(
+    image: Blob | string,
+    options: Omit<UpscaleRequest, "image"> = {},
+  ): Promise<GenerateResult> {
+    const { data, error, response } =
+      typeof image === "string"
+        ? await this.api.POST("/v1/inference/images/upscale", { body: { ...options, image } })
+        : await this.api.POST("/v1/inference/images/upscale", multipart({ ...options, image }));
     return result(data, error, response);
   }
 

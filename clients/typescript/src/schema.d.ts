@@ -654,6 +654,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/inference/images/upscale": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Upscale
+         * @description Enlarge a picture 2 or 4 times (`factor`), stored and linked like any result. Waits for
+         *     it, or answers 202 with the job when asked to (`"async": true` or `Prefer: respond-async`);
+         *     a local diffusion upscaler reports its steps over `GET /v1/jobs/{id}/events`.
+         */
+        post: operations["images_upscale"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3571,11 +3593,225 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Image
+                     * @description The picture, base64.
+                     */
+                    image?: string | null;
+                    /**
+                     * Input Image
+                     * @description Same as `image`.
+                     */
+                    input_image?: string | null;
+                    /**
+                     * Image File Id
+                     * @description Or a stored result's id.
+                     */
+                    image_file_id?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Same as `image_file_id`.
+                     */
+                    input_image_file_id?: string | null;
+                    /**
+                     * Response Format
+                     * @default url
+                     * @enum {string}
+                     */
+                    response_format?: "url" | "b64_json";
+                    /**
+                     * Metadata
+                     * @description Stored with the job and echoed back.
+                     */
+                    metadata?: {
+                        [key: string]: string | number | boolean | null;
+                    } | null;
+                    /**
+                     * Async
+                     * @description Answer 202 at once with the job; same as the header Prefer: respond-async.
+                     * @default false
+                     */
+                    async?: boolean;
+                    /**
                      * Model
                      * @description A background-removal model.
                      * @default rembg/u2netp
                      */
                     model?: string;
+                    /**
+                     * Output Format
+                     * @description `png` (default) or `webp`; both keep transparency.
+                     */
+                    output_format?: ("png" | "webp") | null;
+                } & {
+                    [key: string]: unknown;
+                };
+                "multipart/form-data": {
+                    /** Format: binary */
+                    image?: string;
+                    /**
+                     * Input Image
+                     * @description Same as `image`.
+                     */
+                    input_image?: string | null;
+                    /**
+                     * Image File Id
+                     * @description Or a stored result's id.
+                     */
+                    image_file_id?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Same as `image_file_id`.
+                     */
+                    input_image_file_id?: string | null;
+                    /**
+                     * Response Format
+                     * @default url
+                     * @enum {string}
+                     */
+                    response_format?: "url" | "b64_json";
+                    /**
+                     * Metadata
+                     * @description Stored with the job and echoed back.
+                     */
+                    metadata?: {
+                        [key: string]: string | number | boolean | null;
+                    } | null;
+                    /**
+                     * Async
+                     * @description Answer 202 at once with the job; same as the header Prefer: respond-async.
+                     * @default false
+                     */
+                    async?: boolean;
+                    /**
+                     * Model
+                     * @description A background-removal model.
+                     * @default rembg/u2netp
+                     */
+                    model?: string;
+                    /**
+                     * Output Format
+                     * @description `png` (default) or `webp`; both keep transparency.
+                     */
+                    output_format?: ("png" | "webp") | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_GenerateResult_"];
+                };
+            };
+            /** @description Accepted */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_JobPublic_"];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Bad Gateway */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Gateway Timeout */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    images_upscale: {
+        parameters: {
+            query?: never;
+            header?: {
+                prefer?: string | null;
+                "idempotency-key"?: string | null;
+                "cache-control"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
                     /**
                      * Image
                      * @description The picture, base64.
@@ -3597,11 +3833,6 @@ export interface operations {
                      */
                     input_image_file_id?: string | null;
                     /**
-                     * Output Format
-                     * @description `png` (default) or `webp`; both keep transparency.
-                     */
-                    output_format?: ("png" | "webp") | null;
-                    /**
                      * Response Format
                      * @default url
                      * @enum {string}
@@ -3620,18 +3851,34 @@ export interface operations {
                      * @default false
                      */
                     async?: boolean;
+                    /**
+                     * Model
+                     * @description An upscaler (`pixelgate/lanczos` when unset).
+                     * @default pixelgate/lanczos
+                     */
+                    model?: string;
+                    /**
+                     * Factor
+                     * @description How many times wider and taller: 2 or 4, as the model allows (its first when unset; none for a model that picks the output size itself).
+                     */
+                    factor?: number | null;
+                    /**
+                     * Prompt
+                     * @description What the picture shows, for upscalers that take a prompt.
+                     */
+                    prompt?: string | null;
+                    /**
+                     * Cache
+                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
+                     * @default true
+                     */
+                    cache?: boolean;
                 } & {
                     [key: string]: unknown;
                 };
                 "multipart/form-data": {
                     /** Format: binary */
                     image?: string;
-                    /**
-                     * Model
-                     * @description A background-removal model.
-                     * @default rembg/u2netp
-                     */
-                    model?: string;
                     /**
                      * Input Image
                      * @description Same as `image`.
@@ -3648,11 +3895,6 @@ export interface operations {
                      */
                     input_image_file_id?: string | null;
                     /**
-                     * Output Format
-                     * @description `png` (default) or `webp`; both keep transparency.
-                     */
-                    output_format?: ("png" | "webp") | null;
-                    /**
                      * Response Format
                      * @default url
                      * @enum {string}
@@ -3671,6 +3913,28 @@ export interface operations {
                      * @default false
                      */
                     async?: boolean;
+                    /**
+                     * Model
+                     * @description An upscaler (`pixelgate/lanczos` when unset).
+                     * @default pixelgate/lanczos
+                     */
+                    model?: string;
+                    /**
+                     * Factor
+                     * @description How many times wider and taller: 2 or 4, as the model allows (its first when unset; none for a model that picks the output size itself).
+                     */
+                    factor?: number | null;
+                    /**
+                     * Prompt
+                     * @description What the picture shows, for upscalers that take a prompt.
+                     */
+                    prompt?: string | null;
+                    /**
+                     * Cache
+                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
+                     * @default true
+                     */
+                    cache?: boolean;
                 };
             };
         };

@@ -63,6 +63,16 @@ const cutOut = await client.removeBackground(new Blob([new Uint8Array(photo)]), 
 });
 const cutOutBytes = png(cutOut.data[0]?.b64_json);
 
+// upscaling: the picture generated above, uploaded, 4x by Lanczos
+const upscaled = await client.upscale(new Blob([new Uint8Array(picture)], { type: "image/png" }), {
+  factor: 4,
+  response_format: "b64_json",
+});
+const large = png(upscaled.data[0]?.b64_json);
+assert.equal(large.readUInt32BE(16), 256, "4x the width");
+const upscaledJson = await client.upscale(picture.toString("base64"), { factor: 2 });
+assert.equal(upscaledJson.model, "pixelgate/lanczos");
+
 // pixelgate's errors, as errors
 const refused = await client.generate({ ...tiny, prompt: "x", width: 1000 }).catch((e) => e);
 assert.ok(refused instanceof PixelgateError);

@@ -12,12 +12,13 @@ from pixelgate.api.background_protocol import RemoveBackgroundRequest
 from pixelgate.api.body import BodyRules, read_body, validate
 from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
 from pixelgate.api.protocol import Envelope, ErrorEnvelope, GenerateResult, JobPublic
+from pixelgate.api.single_image_protocol import IMAGE_FIELDS, single_image_openapi
 from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
 from pixelgate.catalog.options import name_aliases
 
 router = APIRouter(prefix="/v1/inference/images", tags=["images"])
 
-TEXT_FIELDS = ("model", "image", "input_image", "image_file_id", "input_image_file_id")
+TEXT_FIELDS = ("model", *IMAGE_FIELDS)
 RULES = BodyRules(
     files=("image",),
     text_fields={*TEXT_FIELDS, *name_aliases(TEXT_FIELDS)},
@@ -30,24 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope} for status in (400, 401, 403, 404, 413, 422, 502, 503, 504)
 }
 
-_SCHEMA = RemoveBackgroundRequest.model_json_schema(by_alias=True)
-OPENAPI_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": _SCHEMA},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "image": {"type": "string", "format": "binary"},
-                        **{k: v for k, v in _SCHEMA["properties"].items() if k != "image"},
-                    },
-                }
-            },
-        },
-    }
-}
+OPENAPI_BODY = single_image_openapi(RemoveBackgroundRequest)
 
 
 @router.post(

@@ -22,6 +22,7 @@ ASSETS = {
     "api.js": "text/javascript; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "upscale.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

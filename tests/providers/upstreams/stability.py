@@ -1,6 +1,8 @@
 """A fake Stability AI v2beta Stable Image API: generate/core, the edits (inpaint, outpaint,
-search-and-replace, erase) and remove-background. Multipart in; raw image (`accept: image/*`)
-or JSON out. Each endpoint checks its required fields as Stability documents them."""
+search-and-replace, erase), remove-background and the upscalers (fast, conservative, and
+creative, which answers an id to poll at /v2beta/results/{id}). Multipart in; raw image
+(`accept: image/*`) or JSON out. Each endpoint checks its required fields as Stability documents
+them."""
 
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ EDITS = (INPAINT, OUTPAINT, SEARCH_AND_REPLACE, ERASE)
 REQUIRED_TEXT = {INPAINT: ("prompt",), SEARCH_AND_REPLACE: ("prompt", "search_prompt")}
 SIDES = ("left", "right", "up", "down")
 REMOVE_BACKGROUND = "/v2beta/stable-image/edit/remove-background"
+UPSCALE_FAST = "/v2beta/stable-image/upscale/fast"
+UPSCALE_CONSERVATIVE = "/v2beta/stable-image/upscale/conservative"
+UPSCALE_CREATIVE = "/v2beta/stable-image/upscale/creative"
+UPSCALES = (UPSCALE_FAST, UPSCALE_CONSERVATIVE, UPSCALE_CREATIVE)
+RESULTS = "/v2beta/results/"
+FOUR_MEGAPIXELS = 4 * 1024 * 1024
 ASPECT_SIZES = {"1:1": (1024, 1024), "16:9": (1344, 768), "9:16": (768, 1344), "3:2": (1216, 832)}
 
 
@@ -38,11 +46,19 @@ class FakeStability(FakeUpstream):
         self.made: list[bytes] = []
         self.finish_reason = "SUCCESS"
         self._seeds = itertools.count(1000)
+        self.polls_before_ready = 2
+        """How many polls of a creative upscale's result answer 202 first."""
+        self._pending: dict[str, tuple[int, bytes, str, int]] = {}
+        """Creative upscales by id: polls left before ready, the image, its format, seed."""
 
     def handle(self, request: Received) -> Reply:
         if request.headers.get("authorization") != f"Bearer {self.key}":
             return stability_error(401, "unauthorized", "authorization: invalid or missing")
-        if request.method != "POST" or request.path not in (CORE, *EDITS, REMOVE_BACKGROUND):
+        if request.method == "GET" and request.path.startswith(RESULTS):
+            return self._result(request.path.removeprefix(RESULTS), request)
+        if request.method != "POST" or request.path not in (
+            CORE, *EDITS, REMOVE_BACKGROUND, *UPSCALES
+        ):  # fmt: skip
             return stability_error(404, "not_found", "not found")
         if request.content_type != "multipart/form-data":
             return stability_error(400, "bad_request", "content-type: must be multipart/form-data")
@@ -61,6 +77,8 @@ class FakeStability(FakeUpstream):
             width, height = size_of(request.parts["image"].data)
             raw = image_bytes(width, height, fmt, color=(0, 0, 0, 0))
             return self._answer(raw, fmt, None, accept)
+        if request.path in UPSCALES:
+            return self._upscale(request, fields, fmt, accept)
         if request.path in EDITS:
             if "image" not in request.parts:
                 return stability_error(400, "bad_request", "image: required")
@@ -81,6 +99,50 @@ class FakeStability(FakeUpstream):
             width, height = ASPECT_SIZES.get(fields.get("aspect_ratio", "1:1"), (1024, 1024))
         seed = int(fields["seed"]) if fields.get("seed") else next(self._seeds)
         raw = image_bytes(width, height, fmt, color=(seed % 256, 100, 50))
+        return self._answer(raw, fmt, seed, accept)
+
+    def _upscale(self, request: Received, fields: dict[str, str], fmt: str, accept: str) -> Reply:
+        """fast: 4x, inputs of 32 to 1536 px a side; conservative and creative: about 4
+        megapixels, a prompt required; creative answers an id to poll."""
+        if "image" not in request.parts:
+            return stability_error(400, "bad_request", "image: required")
+        if fmt not in ("png", "jpeg", "webp"):
+            return stability_error(400, "bad_request", "output_format: must be png, jpeg or webp")
+        width, height = size_of(request.parts["image"].data)
+        if request.path == UPSCALE_FAST:
+            if not (min(width, height) >= 32 and max(width, height) <= 1536):
+                return stability_error(400, "bad_request", "image: must be 32 to 1536 px a side")
+            raw = image_bytes(width * 4, height * 4, fmt, color=(10, 200, 10))
+            return self._answer(raw, fmt, None, accept)
+        if not fields.get("prompt"):
+            return stability_error(400, "bad_request", "prompt: cannot be empty")
+        scale = (FOUR_MEGAPIXELS / (width * height)) ** 0.5
+        out = (round(width * scale), round(height * scale))
+        seed = int(fields["seed"]) if fields.get("seed") else next(self._seeds)
+        raw = image_bytes(*out, fmt, color=(seed % 256, 10, 200))
+        if request.path == UPSCALE_CONSERVATIVE:
+            return self._answer(raw, fmt, seed, accept)
+        result_id = uuid.uuid4().hex
+        self._pending[result_id] = (self.polls_before_ready, raw, fmt, seed)
+        return Reply.json({"id": result_id})
+
+    def _result(self, result_id: str, request: Received) -> Reply:
+        pending = self._pending.get(result_id)
+        if pending is None:
+            return stability_error(404, "not_found", f"id: no generation {result_id}")
+        polls_left, raw, fmt, seed = pending
+        if polls_left > 0:
+            self._pending[result_id] = (polls_left - 1, raw, fmt, seed)
+            return Reply.json({"id": result_id, "status": "in-progress"}, 202)
+        accept = str(request.headers.get("accept", ""))
+        if accept == "application/json":
+            self.made.append(raw)
+            payload = {
+                "result": base64.b64encode(raw).decode(),
+                "finish_reason": self.finish_reason,
+                "seed": seed,
+            }
+            return Reply(200, json.dumps(payload).encode(), {"content-type": "application/json"})
         return self._answer(raw, fmt, seed, accept)
 
     def _answer(self, raw: bytes, fmt: str, seed: int | None, accept: str) -> Reply:
