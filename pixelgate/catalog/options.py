@@ -155,7 +155,7 @@ class GptImageOptions(PromptOptions):
 
 
 StabilityStylePreset = Literal[
-    "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
+    "3d-model", "analog-film", "anime", "cinematic", "comic-book", "digital-art", "enhance",
     "fantasy-art", "isometric", "line-art", "low-poly", "modeling-compound",
     "neon-punk", "origami", "photographic", "pixel-art", "tile-texture",
 ]  # fmt: skip
