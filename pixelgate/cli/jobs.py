@@ -110,7 +110,7 @@ def list_jobs(
     for name in ("id", "task", "model", "status"):
         table.add_column(name, no_wrap=True)
     table.add_column("created", overflow="fold")
-    table.add_column("cost", no_wrap=True, justify="right")
+    table.add_column("cost", overflow="fold", justify="right")
     table.add_column("images / error", overflow="fold")
     for job in found:
         if job.error:
@@ -118,7 +118,7 @@ def list_jobs(
         else:
             outcome = str(len(job.result.data)) if job.result else ""
         created = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        cost = str(job.cost) if job.cost else ""
+        cost = str(job.cost.amount) if job.cost else ""  # the currency: one, in `jobs get`
         table.add_row(job.id, job.task, job.model, job.status, created, cost, outcome)
     print_page(table, found)
 
