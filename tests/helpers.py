@@ -6,10 +6,13 @@ import io
 import json
 import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image
+
+from tests.conftest import Server
 
 GENERATE = "/v1/inference/images/generate"
 SLOW = {"model": "local/tiny", "num_steps": 200, "width": 128, "height": 128}
@@ -44,6 +47,34 @@ def tenant_key(admin: httpx.Client) -> str:
     key = admin.post("/v1/admin/keys", json={"tenant_id": tenant_id, "name": "app"})
     assert key.status_code == 201, key.text
     return str(key.json()["data"]["key"])
+
+
+def make_tenant(admin: httpx.Client, tenant_id: str, **fields: Any) -> httpx.Client:
+    """A tenant with a generate+read key, and a client that uses the key."""
+    created = admin.post("/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id, **fields})
+    assert created.status_code == 201, created.text
+    key = admin.post("/v1/admin/keys", json={"tenant_id": tenant_id, "name": "app"})
+    assert key.status_code == 201, key.text
+    return httpx.Client(
+        base_url=str(admin.base_url),
+        headers={"Authorization": f"Bearer {key.json()['data']['key']}"},
+        timeout=60,
+    )
+
+
+def start_with_a_broken_model(root: Path, models_dir: Path) -> Server:
+    """A server whose catalog adds `acme/broken`: weights that are there but cannot load, a
+    real failure of a local model."""
+    broken = models_dir / "acme--broken"
+    broken.mkdir(exist_ok=True)
+    (broken / "model_index.json").write_text('{"_class_name": "NoSuchPipeline"}')
+    catalog = root / "catalog.toml"
+    catalog.write_text(
+        '[[models]]\nid = "acme/broken"\nprovider = "diffusers"\nfamily = "diffusion"\n'
+        'source = "acme/broken"\n'
+        "defaults = { width = 64, height = 64, num_steps = 2, guidance_scale = 1.0 }\n"
+    )
+    return Server(root / "data", models_dir, PIXELGATE_CATALOG_FILE=str(catalog)).start()
 
 
 def wait_for(

@@ -242,6 +242,17 @@ class ErrorBody(BaseModel):
     param: str | None = None
 
 
+class CostPublic(BaseModel):
+    """What a job cost, as its settlement charged it: exact, a decimal string."""
+
+    amount: str = Field(
+        description="A decimal string (never a float), e.g. `0.04`; `0.00` for a free model, a "
+        "failed or canceled job and a cache hit served free.",
+        examples=["0.04"],
+    )
+    currency: str = Field(description="ISO 4217 code of the amount.", examples=["USD"])
+
+
 class ErrorEnvelope(BaseModel):
     status: Literal["error"] = "error"
     error: ErrorBody
@@ -287,6 +298,7 @@ class GenerateResult(BaseModel):
         default=None,
         description="Inputs resized or options translated to fit the model, when any were.",
     )
+    cost: CostPublic | None = Field(default=None, description="What the job cost.")
 
 
 class JobPublic(BaseModel):
@@ -305,6 +317,11 @@ class JobPublic(BaseModel):
     user: str | None = Field(default=None, description="The end user the request named.")
     result: GenerateResult | None = None
     error: ErrorBody | None = None
+    cost: CostPublic | None = Field(
+        default=None,
+        description="What the job cost, once it ended (settled; `0.00` when it paid nothing); "
+        "null while it is queued or running.",
+    )
 
 
 class FilePublic(BaseModel):

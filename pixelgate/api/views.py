@@ -17,6 +17,7 @@ from pixelgate.api.admin_protocol import (
 from pixelgate.api.batch_protocol import BatchCounts, BatchItemPublic, BatchPublic
 from pixelgate.api.protocol import (
     Adjustment,
+    CostPublic,
     ErrorBody,
     FilePublic,
     GenerateResult,
@@ -30,7 +31,7 @@ from pixelgate.clock import as_utc
 from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
 from pixelgate.service.batches import BatchView
-from pixelgate.service.billing import BudgetStatus, UsageReport, format_money
+from pixelgate.service.billing import BudgetStatus, UsageReport, format_money, job_cost
 from pixelgate.service.erasure import KEPT, Erasure
 from pixelgate.service.history import FileEntry
 
@@ -67,7 +68,13 @@ def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult
         metadata=job.metadata_,
         adjustments=adjustments or None,
         cached=job.cached,
+        cost=cost_public(job),
     )
+
+
+def cost_public(job: Job) -> CostPublic | None:
+    cost = job_cost(job)
+    return None if cost is None else CostPublic(amount=cost.amount, currency=cost.currency)
 
 
 def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
@@ -91,6 +98,7 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         user=job.options.user,
         result=generate_result(runtime, job, base_url) if job.status == "succeeded" else None,
         error=error,
+        cost=cost_public(job),
     )
 
 

@@ -29,6 +29,7 @@ def job_table(job: Job) -> Table:
         ("started", job.started_at.isoformat() if job.started_at else None),
         ("finished", job.finished_at.isoformat() if job.finished_at else None),
         ("cancel requested", "yes" if job.cancel_requested else None),
+        ("cost", str(job.cost) if job.cost else None),
         ("error", f"[{job.error.code}] {job.error.message}" if job.error else None),
     ]
     for index, image in enumerate(job.result.data if job.result else [], start=1):
@@ -109,6 +110,7 @@ def list_jobs(
     for name in ("id", "task", "model", "status"):
         table.add_column(name, no_wrap=True)
     table.add_column("created", overflow="fold")
+    table.add_column("cost", overflow="fold", justify="right")
     table.add_column("images / error", overflow="fold")
     for job in found:
         if job.error:
@@ -116,7 +118,8 @@ def list_jobs(
         else:
             outcome = str(len(job.result.data)) if job.result else ""
         created = job.created_at.strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(job.id, job.task, job.model, job.status, created, outcome)
+        cost = str(job.cost.amount) if job.cost else ""  # the currency: one, in `jobs get`
+        table.add_row(job.id, job.task, job.model, job.status, created, cost, outcome)
     print_page(table, found)
 
 

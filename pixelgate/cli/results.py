@@ -20,7 +20,8 @@ from pixelgate.sdk import Client, ImagesResponse, Job
 
 def await_result(client: Client, job: Job, *, show_progress: bool) -> ImagesResponse:
     """Follow a submitted job to its end and return its images; the job's own error is
-    raised, and Ctrl-C cancels the job (it runs on the server) before exiting."""
+    raised, and Ctrl-C cancels the job (it runs on the server) before exiting. What the job
+    cost is said on stderr, beside its id."""
     click.echo(f"job {job.id}", err=True)
     try:
         job = follow(client, job, show_progress=show_progress)
@@ -28,6 +29,8 @@ def await_result(client: Client, job: Job, *, show_progress: bool) -> ImagesResp
         client.jobs.cancel(job.id)
         click.echo(f"interrupted: canceled job {job.id}", err=True)
         raise SystemExit(130) from None
+    if job.cost is not None:
+        click.echo(f"cost {job.cost}", err=True)
     job.raise_for_status()
     if job.result is None:
         raise click.ClickException(f"Job {job.id} succeeded without a result")

@@ -118,6 +118,10 @@ class Job(Base):
     cache_key: Mapped[str | None] = mapped_column(String(64))
     cached: Mapped[bool] = mapped_column(Boolean, default=False)
     """This job's result was served from the cache."""
+    cost: Mapped[int] = mapped_column(BigInteger, default=0)
+    """What the job's settlement charged, in micro-units of the currency: 0 until it settles,
+    and for a job that pays nothing (a free model, a failure, a free cache hit). Written with
+    the settlement (`Billing.finish`), so reading a job's cost is reading its row."""
     cache_bypassed: Mapped[bool] = mapped_column(Boolean, default=False)
     """The request skipped the result cache (`"cache": false`): the job computes its images,
     neither served from the cache nor waiting for an identical job in flight. Its result still

@@ -106,6 +106,9 @@ class UpstreamTask:
     by_attempt: int | None = None
     """The attempt of the job that noted it; the note made when that attempt claimed the job
     (see `SENDS_ONE_REQUEST`) lets it send without a note of its own."""
+    refused: bool = False
+    """The provider refused the request before it accepted any work (no connection was made,
+    or it answered 429 or a 5xx): it billed nothing for it (see `upstream.send_once`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,6 +123,7 @@ class UpstreamTask:
             polling_url=data.get("polling_url"),
             deadline=data.get("deadline"),
             by_attempt=data.get("by_attempt"),
+            refused=data.get("refused") is True,
         )
 
 
@@ -149,6 +153,14 @@ class UpstreamState:
 
     def earlier_of(self, index: int) -> UpstreamTask | None:
         return self._tasks.get(index)
+
+    @property
+    def billed_nothing(self) -> bool:
+        """Whether every request noted was refused before the provider accepted any work (or
+        none was noted): the provider cannot have billed the job, so another model may serve
+        it. False as soon as one request may have been accepted (answered, or sent and
+        unanswered: a timeout), whatever happened next."""
+        return all(task.refused for task in self._tasks.values())
 
     def noted_by_this_attempt(self, task: UpstreamTask) -> bool:
         """Whether `task` is this attempt's own note (made when it claimed the job), not a

@@ -24,7 +24,7 @@ import logging
 import random
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -314,7 +314,12 @@ def send_once(
     (`ImageTask.upstream`, as request `index`: the image `fan_out` makes with it, or 0 for a
     request that makes them all) before it goes; if an earlier attempt of the job noted it, it
     is not sent again (the provider may have accepted and billed it) and it fails. A failure
-    that shows the request never left (a retryable one: no connection) takes the note back."""
+    that shows the request never left (a retryable one: no connection) takes the note back.
+
+    A request the provider refused before accepting any work is marked `refused` in its note
+    (`UpstreamState.billed_nothing`): one that could not connect, and one answered 429 or 5xx
+    (the provider made no task of it). A timeout after the request went, or any other answer,
+    leaves it as it may have been billed."""
     noted = task.upstream.earlier_of(index)
     if noted is not None and not task.upstream.noted_by_this_attempt(noted):
         raise BackendError(
@@ -322,10 +327,16 @@ def send_once(
             "may have accepted (and billed) it; it is not sent again"
         )
     if noted is None:
-        task.upstream.note(UpstreamTask(provider, by_attempt=task.upstream.attempt), index=index)
+        noted = UpstreamTask(provider, by_attempt=task.upstream.attempt)
+        task.upstream.note(noted, index=index)
     try:
-        return send()
+        response = send()
     except Error as exc:
         if exc.retryable and not isinstance(exc, ProviderTimeout):
             task.upstream.note(None, index=index)
+        elif isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+            task.upstream.note(replace(noted, refused=True), index=index)
         raise
+    if response.status == 429 or response.status >= 500:
+        task.upstream.note(replace(noted, refused=True), index=index)
+    return response

@@ -4,6 +4,7 @@ from pixelgate.sdk.client import AsyncClient, Client
 from pixelgate.sdk.types import (
     Batch,
     BatchItem,
+    Cost,
     File,
     Image,
     ImagesResponse,
@@ -19,6 +20,7 @@ __all__ = [
     "Batch",
     "BatchItem",
     "Client",
+    "Cost",
     "File",
     "Image",
     "ImagesResponse",

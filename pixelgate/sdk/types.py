@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
@@ -119,6 +120,26 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a job cost, as the server settled it: an exact `Decimal` and its currency.
+
+    print(result.cost)  # 0.04 USD
+    """
+
+    amount: Decimal
+    currency: str
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency}"
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any] | None) -> Cost | None:
+        if not body:
+            return None
+        return cls(amount=Decimal(str(body["amount"])), currency=str(body["currency"]))
+
+
+@dataclass(frozen=True)
 class ImagesResponse:
     """The result of a generate request.
 
@@ -136,6 +157,8 @@ class ImagesResponse:
     """Edits: inputs the server resized to fit the model (`param`, `from`, `to`, `reason`)."""
     cached: bool = False
     """The images were served from the result cache (an identical earlier request's)."""
+    cost: Cost | None = None
+    """What the request cost (zero for a free model or a free cache hit)."""
 
     @classmethod
     def from_dict(
@@ -149,6 +172,7 @@ class ImagesResponse:
             metadata=body.get("metadata"),
             adjustments=body.get("adjustments"),
             cached=bool(body.get("cached", False)),
+            cost=Cost.from_dict(body.get("cost")),
         )
 
 
@@ -187,6 +211,8 @@ class Job:
     metadata: dict[str, MetadataValue] | None = None
     result: ImagesResponse | None = None
     error: JobError | None = None
+    cost: Cost | None = None
+    """What the job cost once it ended (zero when it paid nothing); None while it runs."""
 
     @property
     def is_terminal(self) -> bool:
@@ -218,6 +244,7 @@ class Job:
             metadata=body.get("metadata"),
             result=ImagesResponse.from_dict(result, source) if result else None,
             error=JobError(error["code"], error["message"], error.get("param")) if error else None,
+            cost=Cost.from_dict(body.get("cost")),
         )
 
 
@@ -422,6 +449,8 @@ def to_jsonable(value: Any) -> Any:
         }
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)  # exact, as the API sends it
     if isinstance(value, list | tuple):
         return [to_jsonable(item) for item in value]
     if isinstance(value, dict):

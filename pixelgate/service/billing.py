@@ -25,12 +25,14 @@ from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.job_records import JobResult
 from pixelgate.db.rows import table
-from pixelgate.db.tables import BudgetAccount, LedgerEntry, Tenant, UsageDaily
+from pixelgate.db.tables import BudgetAccount, Job, LedgerEntry, Tenant, UsageDaily
 from pixelgate.errors import BudgetExceeded, ValidationError
 from pixelgate.service.job_store import JobStatus
 
 MICRO = Decimal("0.000001")
 TOTAL = "total"
+CURRENCY = "USD"
+"""The currency of every price and budget (the catalog's and the tenants' alike)."""
 
 # Every job reserves and settles: these statements are built once (see `db.rows`).
 ACCOUNTS = table(BudgetAccount)
@@ -65,6 +67,8 @@ SETTLE = (
     )
 )
 INSERT_ENTRY = insert(LEDGER)
+JOBS = table(Job)
+SET_JOB_COST = update(JOBS).where(JOBS.c.id == bindparam("b_job")).values(cost=bindparam("b_cost"))
 USAGE = table(UsageDaily)
 USAGE_SINCE = select(USAGE.c.day, USAGE.c.model, USAGE.c.spent, USAGE.c.images, USAGE.c.jobs).where(
     USAGE.c.tenant_id == bindparam("tenant_id"), USAGE.c.day >= bindparam("since")
@@ -95,6 +99,23 @@ def format_money(micros: int) -> str:
     text = f"{Decimal(micros) * MICRO:.6f}".rstrip("0")
     whole, _, fraction = text.partition(".")
     return f"{whole}.{fraction.ljust(2, '0')}"
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a job cost: a decimal string (`format_money`) and its currency."""
+
+    amount: str
+    currency: str = CURRENCY
+
+
+def job_cost(job: Job) -> Cost | None:
+    """The one rendering of a job's cost (job views, responses, events, webhooks): what its
+    settlement charged once it ended (zero for a job that paid nothing: a free model, a
+    failure, a free cache hit); None while it is queued or running."""
+    if not JobStatus(job.status).is_terminal:
+        return None
+    return Cost(format_money(job.cost or 0))
 
 
 def month_of(moment: datetime) -> str:
@@ -209,14 +230,19 @@ class Billing:
             )
         session.execute(INSERT_ENTRY, entry)
 
-    def finish(self, session: Session, job_id: str, *, produced: int) -> None:
-        """Settle what a job made and refund the rest of its reservation; once per job."""
+    def finish(self, session: Session, job_id: str, *, produced: int) -> int:
+        """Settle what a job made and refund the rest of its reservation, once per job, and
+        record the amount settled on the job (`jobs.cost`). Returns the job's settled amount
+        (this settlement's or an earlier one's); 0 for a job that reserved nothing."""
         entries = session.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
         reservation = next((entry for entry in entries if entry.kind == "reserve"), None)
-        if reservation is None or any(entry.kind in ("settle", "refund") for entry in entries):
-            return
+        settled = next((entry for entry in entries if entry.kind == "settle"), None)
+        if settled is not None:
+            return int(settled.amount)
+        if reservation is None or any(entry.kind == "refund" for entry in entries):
+            return 0
         produced = min(produced, reservation.images)
-        spent = reservation.amount * produced // max(reservation.images, 1)
+        spent = int(reservation.amount * produced // max(reservation.images, 1))
         session.execute(  # the total account and the month's, alike
             SETTLE,
             {
@@ -244,17 +270,20 @@ class Billing:
                 "jobs": 1,
             },
         )
+        if spent:
+            session.execute(SET_JOB_COST, {"b_job": job_id, "b_cost": spent})
+        return spent
 
     def on_job_finished(
         self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
-    ) -> None:
+    ) -> dict[str, Any]:
         """The job store's finish hook: a success pays for what it made, anything else for
-        nothing."""
+        nothing. Returns the cost recorded on the job, for the ended job handed on."""
         result = values.get("result")
         produced = 0
         if status == JobStatus.SUCCEEDED and isinstance(result, JobResult):
             produced = len(result.images)
-        self.finish(session, job_id, produced=produced)
+        return {"cost": self.finish(session, job_id, produced=produced)}
 
     # -- reports --------------------------------------------------------------------------
 

@@ -76,9 +76,9 @@ class ServedHit:
     result: JobResult
     """The job's result: the earlier job's, pointing at the job's own file records over the
     same stored bytes."""
-    record: Callable[[Session], None]
+    record: Callable[[Session], int]
     """To run in the transaction that records the job's success: records those files and bills
-    the hit under the tenant's cache policy."""
+    the hit under the tenant's cache policy; returns what the hit cost (micros)."""
 
 
 class ResultCache:
@@ -171,7 +171,7 @@ class ResultCache:
             ),
         )
 
-        def record(session: Session) -> None:
+        def record(session: Session) -> int:
             # the images copied must still exist as this commits: a deletion of one (which
             # deletes its blob once no file uses it) is then either committed before, and
             # this fails, or waits for this (the rows are locked for share on PostgreSQL;
@@ -186,14 +186,15 @@ class ResultCache:
             charged = tenant is not None and tenant.cache_policy == "charge"
             images = len(copies)
             if price is None:
-                self._billing.finish(session, job_id, produced=images if charged else 0)
-            elif charged and price * images > 0:
+                return self._billing.finish(session, job_id, produced=images if charged else 0)
+            if charged and price * images > 0:
                 assert tenant is not None
                 self._billing.reserve(
                     session, tenant=tenant, job_id=job_id, model=hit.model,
                     amount=price * images, images=images,
                 )  # fmt: skip
-                self._billing.finish(session, job_id, produced=images)
+                return self._billing.finish(session, job_id, produced=images)
+            return 0
 
         return ServedHit(result, record)
 

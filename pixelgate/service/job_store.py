@@ -46,9 +46,11 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
-FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
+FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
 """Called inside the transaction that ends a job: (session, job id, final status, values); the
-values are those set, plus the job's `model` and `started_at` where the database returned them."""
+values are those set, plus the job's `model` and `started_at` where the database returned them.
+A hook that writes more to the job's row (billing, its cost) returns what it wrote, so that the
+ended job handed on is the job as stored."""
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -158,7 +160,7 @@ class JobStore:
         event_data: dict[str, Any] | None = None,
         held_by: str | None = None,
         conditions: Collection[ColumnElement[bool]] = (),
-        within: Callable[[Session], None] | None = None,
+        within: Callable[[Session], object] | None = None,
         **values: Any,
     ) -> bool:
         """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
@@ -184,7 +186,7 @@ class JobStore:
         to: JobStatus,
         held_by: str,
         event_data: dict[str, Any] | None = None,
-        within: Callable[[Session], None] | None = None,
+        within: Callable[[Session], object] | None = None,
         **values: Any,
     ) -> Job | None:
         """End a running job that `held_by` still holds (`transition` to a terminal state);
@@ -212,7 +214,7 @@ class JobStore:
         event_data: dict[str, Any] | None,
         held_by: str | None,
         conditions: Collection[ColumnElement[bool]] = (),
-        within: Callable[[Session], None] | None,
+        within: Callable[[Session], object] | None,
         values: dict[str, Any],
     ) -> tuple[bool, Job | None]:
         """`transition`'s work: whether the job moved and, for a terminal move on a database
@@ -244,7 +246,10 @@ class JobStore:
                 if snapshot is not None:
                     ended = {**values, "model": snapshot.model, "started_at": snapshot.started_at}
                 for hook in self._on_finish:
-                    hook(session, job_id, to, ended)
+                    written = hook(session, job_id, to, ended)
+                    if written and snapshot is not None:
+                        for name, value in written.items():
+                            setattr(snapshot, name, value)
             event_id = _add_event(session, job_id, str(to), data, self._clock.now())
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True, snapshot

@@ -395,7 +395,7 @@ class JobService:
         job.result = served.result
 
         def within(session: Session) -> None:
-            served.record(session)
+            job.cost = served.record(session)  # written to the row too, by the settlement
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
 
         try:

@@ -17,22 +17,20 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Server
-from tests.helpers import GENERATE, SLOW, generate, submit, wait_for
+from tests.helpers import (
+    GENERATE,
+    SLOW,
+    generate,
+    make_tenant,
+    start_with_a_broken_model,
+    submit,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="module")
 def tenancy(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("tenancy")
-    broken = models_dir / "acme--broken"  # weights that are there but cannot load: a real failure
-    broken.mkdir(exist_ok=True)
-    (broken / "model_index.json").write_text('{"_class_name": "NoSuchPipeline"}')
-    catalog = root / "catalog.toml"
-    catalog.write_text(
-        '[[models]]\nid = "acme/broken"\nprovider = "diffusers"\nfamily = "diffusion"\n'
-        'source = "acme/broken"\n'
-        "defaults = { width = 64, height = 64, num_steps = 2, guidance_scale = 1.0 }\n"
-    )
-    server = Server(root / "data", models_dir, PIXELGATE_CATALOG_FILE=str(catalog)).start()
+    server = start_with_a_broken_model(tmp_path_factory.mktemp("tenancy"), models_dir)
     yield server
     server.stop()
 
@@ -41,19 +39,6 @@ def tenancy(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
 def admin(tenancy: Server) -> Iterator[httpx.Client]:
     with tenancy.client() as client:
         yield client
-
-
-def make_tenant(admin: httpx.Client, tenant_id: str, **fields: Any) -> httpx.Client:
-    """A tenant with a generate+read key, and a client that uses the key."""
-    created = admin.post("/v1/admin/tenants", json={"id": tenant_id, "name": tenant_id, **fields})
-    assert created.status_code == 201, created.text
-    key = admin.post("/v1/admin/keys", json={"tenant_id": tenant_id, "name": "app"})
-    assert key.status_code == 201, key.text
-    return httpx.Client(
-        base_url=str(admin.base_url),
-        headers={"Authorization": f"Bearer {key.json()['data']['key']}"},
-        timeout=60,
-    )
 
 
 def budgets(client: httpx.Client) -> dict[str, Any]:

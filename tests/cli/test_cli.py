@@ -79,6 +79,29 @@ def test_generate_json_prints_the_result(server: Server, tmp_path: Path) -> None
         assert picture.format == "WEBP"
 
 
+def test_generate_and_jobs_say_what_a_job_cost(server: Server, tmp_path: Path) -> None:
+    with pixelgate.Client(base_url=server.url, api_key=ADMIN_KEY) as admin:
+        admin.admin.create_tenant(
+            "cli-payer", name="payer", prices={"local/tiny": {"default": "0.03"}}
+        )
+        key = admin.admin.create_key(tenant_id="cli-payer", name="cli")["key"]
+    out = tmp_path / "paid.png"
+
+    made = run(server, "generate", "paid", "-m", "tiny", "-o", str(out), "--n", "2", *FAST, key=key)
+    as_json = run(
+        server, "generate", "paid", "-m", "tiny", "-o", str(out), "--json", *FAST, key=key
+    )
+    job_id = json.loads(as_json.stdout)["job_id"]
+    shown = run(server, "jobs", "get", job_id, key=key)
+    listed = run(server, "jobs", "list", key=key)
+
+    assert made.exit_code == 0, made.output
+    assert "cost 0.06 USD" in made.stderr
+    assert json.loads(as_json.stdout)["cost"] == {"amount": "0.03", "currency": "USD"}
+    assert "cost" in shown.stdout and "0.03 USD" in shown.stdout
+    assert listed.stdout.count("0.03") == 1 and listed.stdout.count("0.06") == 1
+
+
 def test_models_lists_the_tiny_model(server: Server) -> None:
     table = run(server, "models")
     as_json = run(server, "models", "--json")

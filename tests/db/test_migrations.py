@@ -133,3 +133,55 @@ def test_0008_fills_usage_by_day_from_the_ledger_and_input_blobs_from_jobs(
         refs = connection.execute(text("SELECT blob_key FROM job_input_blobs ORDER BY 1")).all()
     assert [tuple(row) for row in usage] == [("2026-03-04", 25, 3, 2), ("2026-03-05", 7, 1, 1)]
     assert [row[0] for row in refs] == ["a" * 64, "b" * 64]
+
+
+def test_0012_gives_settled_jobs_their_cost_from_the_ledger(blank_database: Database) -> None:
+    from sqlalchemy import text
+
+    database = blank_database
+    upgrade(database, "0009")
+    at = {"at": "2026-03-04 10:00:00"}
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO tenants (id, name, created_at, cache_policy)"
+                " VALUES ('t1', 'T', :at, 'free')"
+            ),
+            at,
+        )
+        for job_id in ("job_paid", "job_free", "job_refunded"):
+            connection.execute(
+                text(
+                    "INSERT INTO jobs (id, tenant_id, task, model, status, options,"
+                    " response_format, attempts, cancel_requested, cached, cache_bypassed,"
+                    " created_at) VALUES (:id, 't1', 'generate', 'm', 'succeeded', '{}', 'url',"
+                    " 1, false, false, false, :at)"
+                ),
+                {"id": job_id, **at},
+            )
+        for job_id, kind, amount in [
+            ("job_paid", "reserve", 80_000),
+            ("job_paid", "settle", 40_000),
+            ("job_paid", "refund", 40_000),
+            ("job_refunded", "reserve", 80_000),
+            ("job_refunded", "settle", 0),
+            ("job_refunded", "refund", 80_000),
+        ]:
+            connection.execute(
+                text(
+                    "INSERT INTO ledger_entries (tenant_id, job_id, kind, amount, images, model,"
+                    " period, created_at) VALUES ('t1', :job, :kind, :amount, 1, 'm', '2026-03',"
+                    " :at)"
+                ),
+                {"job": job_id, "kind": kind, "amount": amount, **at},
+            )
+
+    upgrade(database)
+
+    with database.engine.connect() as connection:
+        costs = connection.execute(text("SELECT id, cost FROM jobs ORDER BY id")).all()
+    assert [tuple(row) for row in costs] == [
+        ("job_free", 0),
+        ("job_paid", 40_000),
+        ("job_refunded", 0),
+    ]

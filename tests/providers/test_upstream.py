@@ -3,7 +3,7 @@ redaction, cancel during a wait, unreachable hosts, result fetching, one billed 
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from pixelgate.catalog import Catalog
-from pixelgate.errors import BackendError, Canceled
+from pixelgate.errors import BackendError, Canceled, Timeout
 from pixelgate.providers import CancelToken, ImageTask
 from pixelgate.providers.base import UpstreamState, UpstreamTask
 from pixelgate.providers.egress import EgressGuard
@@ -24,6 +24,7 @@ from pixelgate.providers.upstream import (
     redact_headers,
     send_once,
 )
+from tests.conftest import free_port
 from tests.providers.upstreams.server import FakeUpstream, Reply
 
 
@@ -41,7 +42,8 @@ def client(**policy: float) -> UpstreamClient:
     )
     # the fakes are on loopback: allowed by name, as an operator would allow an internal host
     guard = EgressGuard.create("example", allowed_hosts=["127.0.0.1"])
-    return UpstreamClient("example", timeout_seconds=2.0, retry=retry, guard=guard)
+    timeout = policy.pop("timeout_seconds", 2.0)
+    return UpstreamClient("example", timeout_seconds=timeout, retry=retry, guard=guard)
 
 
 def test_credentials_are_redacted() -> None:
@@ -100,10 +102,7 @@ def test_cancel_during_a_retry_wait_stops_at_once(upstream: FakeUpstream) -> Non
 
 
 def test_an_unreachable_host_is_a_backend_error_after_the_retries() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    # nothing listens on `port` now: every attempt is refused
+    port = free_port()  # nothing listens on it now: every attempt is refused
 
     with pytest.raises(BackendError, match="Could not reach the example provider: ConnectError"):
         client().send("GET", f"http://127.0.0.1:{port}/", cancel=CancelToken())
@@ -173,3 +172,46 @@ def test_without_a_claims_note_the_request_is_noted_before_it_goes() -> None:
     task = _task_with({}, 1, kept)
     send_once("openai", task, lambda: UpstreamResponse(200, httpx.Headers(), b"{}"))
     assert kept == [{0: UpstreamTask("openai", by_attempt=1)}]
+
+
+# -- what a refused request billed --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "billed_nothing"),
+    [
+        (Reply(429), True),  # rate-limited upstream, after the retries
+        (Reply(503), True),  # a 5xx answer to the submit: no task was made
+        (Reply(200, b"{}"), False),
+        (Reply(400), False),  # an answer the provider read: it may have billed it
+        (Reply(200, delay=3.0), False),  # sent, then no answer in time: it may be working on it
+        (Reply(drop=True), False),  # the connection broke after the request went
+    ],
+)
+def test_a_request_refused_before_any_work_is_marked_as_billing_nothing(
+    upstream: FakeUpstream, reply: Reply, billed_nothing: bool
+) -> None:
+    upstream.script("/submit", reply, reply, reply)
+    kept: list[object] = []
+    task = _task_with({}, 1, kept)
+    http = client(max_retries=2, timeout_seconds=1.0)
+
+    url = f"{upstream.url}/submit"
+
+    with contextlib.suppress(BackendError, Timeout):  # the provider reads the answer
+        send_once("openai", task, lambda: http.send("POST", url, cancel=CancelToken()))
+
+    assert task.upstream.billed_nothing is billed_nothing
+    assert kept[-1] == {0: task.upstream.earlier}  # kept with the job: never sent again
+    assert task.upstream.earlier is not None
+    assert task.upstream.earlier.refused is billed_nothing
+
+
+def test_a_request_that_could_not_connect_billed_nothing() -> None:
+    task = _task_with({}, 1, [])
+    url = f"http://127.0.0.1:{free_port()}/submit"  # nothing listens: every attempt is refused
+
+    with pytest.raises(BackendError, match="Could not reach"):
+        send_once("openai", task, lambda: client().send("POST", url, cancel=CancelToken()))
+
+    assert task.upstream.billed_nothing

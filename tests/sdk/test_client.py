@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,29 @@ def test_submit_then_wait_returns_the_finished_job(client: pixelgate.Client) -> 
     assert done.result.job_id == job.id
     assert done.result.data[0].seed == 5
     assert client.jobs.get(job.id).status == "succeeded"
+
+
+def test_results_jobs_and_their_last_event_say_what_they_cost(
+    client: pixelgate.Client, server: Server
+) -> None:
+    tenant_id = "sdk-cost-" + secrets.token_hex(4)
+    client.admin.create_tenant(tenant_id, name="payer", prices={"local/tiny": {"default": "0.03"}})
+    key = client.admin.create_key(tenant_id=tenant_id, name="app")["key"]
+    with pixelgate.Client(base_url=server.url, api_key=key) as payer:
+        result = payer.images.generate(model="local/tiny", prompt="paid", n=2, **FAST)
+        job = payer.images.submit(model="local/tiny", prompt="paid later", **FAST)
+        events = list(payer.jobs.events(job.id))
+        done = payer.jobs.get(job.id)
+        listed = payer.jobs.list()
+
+    assert result.cost == pixelgate.Cost(Decimal("0.06"), "USD")
+    assert str(result.cost) == "0.06 USD"
+    assert job.cost is None  # not settled while queued
+    assert events[-1].job is not None and events[-1].job.cost == pixelgate.Cost(
+        Decimal("0.03"), "USD"
+    )
+    assert done.cost is not None and done.cost.amount == Decimal("0.03")
+    assert [each.cost for each in listed] == [done.cost, pixelgate.Cost(Decimal("0.06"), "USD")]
 
 
 def test_events_arrive_in_order_with_increasing_progress(client: pixelgate.Client) -> None:

@@ -118,6 +118,7 @@ def test_concurrent_identical_async_requests_compute_once_and_the_rest_are_cache
     assert {services.files.read(services.files.get("acme", f)) for f in files} == {b"\x89PNG once"}
     per_hit = 250_000 if policy == "charge" else 0
     assert spent_and_reserved(services, "acme") == (250_000 + per_hit * (requests - 1), 0)
+    assert sorted(each.cost for each in ended) == sorted([250_000] + [per_hit] * (requests - 1))
     hit = next(each for each in ended if each.cached)
     events = services.store.events_after(hit.id, None)
     assert [(e.type, e.data) for e in events][-1] == ("succeeded", {"cached": True})
@@ -141,6 +142,7 @@ def test_a_job_that_finds_its_result_cached_when_it_runs_is_served_from_the_cach
     assert images_of(hit)[0].seed == 3
     per_hit = 250_000 if policy == "charge" else 0
     assert spent_and_reserved(services, "acme") == (250_000 + per_hit, 0)
+    assert (job(services, first.id, caller).cost, hit.cost) == (250_000, per_hit)
 
 
 def test_a_job_that_waited_for_a_failed_one_computes_itself(services: Services) -> None:

@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy import inspect
 
+from pixelgate.db.job_records import JobResult, ResultImage
 from pixelgate.db.rows import values_of
 from pixelgate.db.tables import Job
 from pixelgate.service.access import Principal
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand
+from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
 CALLER = Principal("key_test", "default", frozenset({"admin"}))
@@ -83,3 +85,28 @@ def test_a_records_insert_takes_the_attributes_set_by_column() -> None:
         "attempts": 0,
     }  # unset columns are left to their defaults
     assert built.started_at is None and built.worker_id is None
+
+
+def test_the_ended_job_handed_on_carries_what_its_settlement_charged(services: Services) -> None:
+    services.tenants.create(
+        tenant_id="payer",
+        name="payer",
+        changes=TenantChanges(prices={"test/fixture": {"default": "0.25"}}),
+    )
+    payer = Principal("key_payer", "payer", frozenset({"generate", "read"}))
+    command = ImageCommand(task="generate", model="test/fixture", options={"prompt": "p", "n": 2})
+    paid, refunded = (services.jobs.submit(payer, command).id for _ in range(2))
+    now = services.clock.now()
+    for job_id in (paid, refunded):
+        services.store.claim(
+            job_id, worker_id="w", now=now, lease_until=now + timedelta(seconds=30)
+        )
+    one_image = JobResult(created=1, images=(ResultImage(file_id="file_1", seed=1),))
+
+    ended = services.store.end(paid, to=JobStatus.SUCCEEDED, held_by="w", result=one_image)
+    failed = services.store.end(refunded, to=FAILED, held_by="w", error_code="X")
+
+    assert ended is not None and failed is not None
+    assert (ended.cost, failed.cost) == (250_000, 0)  # one image of two made; nothing
+    stored = services.store.load(paid)
+    assert stored is not None and stored.cost == 250_000

@@ -32,6 +32,8 @@ export type GenerateResult = components["schemas"]["GenerateResult"];
  * `negativePrompt`, `stylePreset`, `outputFormat`, `numberOfImagesToGenerate`, ...). */
 export type GenerateOptions = Record<string, unknown>;
 export type Job = components["schemas"]["JobPublic"];
+/** What a job cost: `amount` a decimal string (never a float), and its `currency`. */
+export type Cost = components["schemas"]["CostPublic"];
 export type JobStatus = Job["status"];
 
 /** An edit with the pictures uploaded as files (multipart); other fields as in `EditRequest`. */
@@ -45,7 +47,7 @@ export type EditUpload = Omit<EditRequest, "input_image" | "mask_image"> & {
 export interface JobEvent {
   id?: string;
   type: string;
-  data: { job?: Job; step?: number; total?: number; [key: string]: unknown };
+  data: { job?: Job; cost?: Cost | null; step?: number; total?: number; [key: string]: unknown };
 }
 
 const TERMINAL: ReadonlySet<string> = new Set(["succeeded", "failed", "canceled"]);

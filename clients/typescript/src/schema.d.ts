@@ -330,8 +330,8 @@ export interface paths {
          * Job Events
          * @description Server-Sent Events: `queued`, `running`, `progress` (step, total, and from a local
          *     model now and then `preview`, a small JPEG data URI of the image so far), then one of
-         *     `succeeded` (with the job and its images), `failed` or `canceled`. Resumable with
-         *     `Last-Event-ID`.
+         *     `succeeded` (with the job and its images), `failed` or `canceled`, each with the job and
+         *     what it cost (`cost`). Resumable with `Last-Event-ID`.
          */
         get: operations["jobs_events"];
         put?: never;
@@ -800,6 +800,24 @@ export interface components {
             remaining: string | null;
         };
         /**
+         * CostPublic
+         * @description What a job cost, as its settlement charged it: exact, a decimal string.
+         */
+        CostPublic: {
+            /**
+             * Amount
+             * @description A decimal string (never a float), e.g. `0.04`; `0.00` for a free model, a failed or canceled job and a cache hit served free.
+             * @example 0.04
+             */
+            amount: string;
+            /**
+             * Currency
+             * @description ISO 4217 code of the amount.
+             * @example USD
+             */
+            currency: string;
+        };
+        /**
          * Deleted
          * @description What a DELETE answers (OpenAI's shape).
          */
@@ -1102,6 +1120,8 @@ export interface components {
              * @description Inputs resized or options translated to fit the model, when any were.
              */
             adjustments?: components["schemas"]["Adjustment"][] | null;
+            /** @description What the job cost. */
+            cost?: components["schemas"]["CostPublic"] | null;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -1164,6 +1184,8 @@ export interface components {
             output_format?: string | null;
             /** Background */
             background?: string | null;
+            /** @description pixelgate's own: what the request cost. An extra field, which the official SDKs keep (`response.cost` in Python, `response.cost` in Node). */
+            cost?: components["schemas"]["CostPublic"] | null;
         };
         /** JobPublic */
         JobPublic: {
@@ -1213,6 +1235,8 @@ export interface components {
             user?: string | null;
             result?: components["schemas"]["GenerateResult"] | null;
             error?: components["schemas"]["ErrorBody"] | null;
+            /** @description What the job cost, once it ended (settled; `0.00` when it paid nothing); null while it is queued or running. */
+            cost?: components["schemas"]["CostPublic"] | null;
         };
         /**
          * JobStatus

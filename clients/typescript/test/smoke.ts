@@ -29,6 +29,7 @@ const generated = await client.generate({
   response_format: "b64_json",
 });
 assert.equal(generated.data[0]?.seed, 7);
+assert.deepEqual(generated.cost, { amount: "0.00", currency: "USD" }); // local/tiny is free
 const picture = png(generated.data[0]?.b64_json);
 
 // an async job, followed over Server-Sent Events to its end
@@ -39,6 +40,8 @@ const finished = await client.followJob(submitted.id, (event) => seen.push(event
 assert.equal(finished.status, "succeeded");
 assert.equal(finished.result?.data[0]?.seed, 8);
 assert.equal(seen.at(-1)?.type, "succeeded");
+assert.deepEqual(seen.at(-1)?.data.cost, finished.cost);
+assert.equal(finished.cost?.currency, "USD");
 
 // edits: base64 in JSON, and the same picture uploaded (multipart)
 const editedJson = await client.edit({

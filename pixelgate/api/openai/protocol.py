@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pixelgate.api.protocol import CostPublic
+
 ResponseFormat = Literal["url", "b64_json"]
 MetadataValue = str | int | float | bool | None
 
@@ -104,6 +106,11 @@ class ImagesResponse(BaseModel):
     quality: str | None = None
     output_format: str | None = None
     background: str | None = None
+    cost: CostPublic | None = Field(
+        default=None,
+        description="pixelgate's own: what the request cost. An extra field, which the "
+        "official SDKs keep (`response.cost` in Python, `response.cost` in Node).",
+    )
 
 
 class Model(BaseModel):

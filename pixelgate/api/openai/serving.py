@@ -32,6 +32,7 @@ from typing import Any
 
 from fastapi import Request, Response
 
+from pixelgate.api import views
 from pixelgate.api.body import Body, BodyRules, read_body, validate
 from pixelgate.api.openai.protocol import (
     Image,
@@ -189,6 +190,7 @@ class OpenAIServing:
             quality=options.quality,
             output_format=options.output_format,
             background=options.background,
+            cost=views.cost_public(job),
         )
 
     async def _read_form(self, model: type[ImageRequest], *, files: tuple[str, ...]) -> Body:

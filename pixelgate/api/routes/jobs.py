@@ -79,8 +79,8 @@ async def job_events(
 ) -> StreamingResponse:
     """Server-Sent Events: `queued`, `running`, `progress` (step, total, and from a local
     model now and then `preview`, a small JPEG data URI of the image so far), then one of
-    `succeeded` (with the job and its images), `failed` or `canceled`. Resumable with
-    `Last-Event-ID`."""
+    `succeeded` (with the job and its images), `failed` or `canceled`, each with the job and
+    what it cost (`cost`). Resumable with `Last-Event-ID`."""
     after_id = None
     if last_event_id:
         if not last_event_id.isdigit():
@@ -117,6 +117,7 @@ async def _sse(
             job = await run_in_threadpool(runtime.jobs.get, principal, job_id)
             public = await run_in_threadpool(views.job_public, runtime, job, base_url)
             data["job"] = public.model_dump(mode="json")
+            data["cost"] = data["job"]["cost"]
         lines = [f"event: {event.type}", f"data: {json.dumps(data)}"]
         if event.id is not None:
             lines.insert(0, f"id: {event.id}")

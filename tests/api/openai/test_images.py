@@ -156,6 +156,21 @@ def test_dall_e_3_revised_prompt_and_pixelgates_own_link(
     assert (result.size, result.quality) == ("1792x1024", "hd")
 
 
+def test_the_response_says_what_it_cost(client: openai.OpenAI, gateway: Server) -> None:
+    """pixelgate's `cost` rides as an extra field, which the SDK keeps on the response."""
+    paid = client.images.with_raw_response.generate(
+        model="dall-e-3", prompt="a costly lighthouse", size="1792x1024", quality="hd"
+    )
+    free = client.images.generate(model="local/tiny", prompt="a free circle", size="32x32")
+
+    cost = paid.parse().model_extra or {}
+    assert cost["cost"] == {"amount": "0.12", "currency": "USD"}  # the catalog's hd 1792x1024
+    assert (free.model_extra or {})["cost"] == {"amount": "0.00", "currency": "USD"}
+    with gateway.client() as native:
+        job = native.get(f"/v1/jobs/{paid.headers['x-pixelgate-job-id']}").json()["data"]
+    assert job["cost"] == {"amount": "0.12", "currency": "USD"}
+
+
 def test_gpt_image_answers_b64_json_by_default(client: openai.OpenAI, upstream: FakeOpenAI) -> None:
     result = client.images.generate(
         model="gpt-image-1", prompt="a fox", size="1024x1024", background="opaque"
