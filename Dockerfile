@@ -10,7 +10,7 @@ ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
 ARG TORCH_SPEC=torch==2.13.0
 ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY scripts/install-server scripts/fetch-weights scripts/
 COPY pixelgate pixelgate
 RUN PIXELGATE_TORCH_INDEX="$TORCH_INDEX" PIXELGATE_TORCH_SPEC="$TORCH_SPEC" \
@@ -19,7 +19,8 @@ RUN PIXELGATE_TORCH_INDEX="$TORCH_INDEX" PIXELGATE_TORCH_SPEC="$TORCH_SPEC" \
 FROM ${BASE}
 RUN groupadd --system --gid 10001 pixelgate \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /var/lib/pixelgate pixelgate \
-    && mkdir /models && chown pixelgate:pixelgate /models
+    && mkdir -p /models /opt/pixelgate/numba-cache \
+    && chown pixelgate:pixelgate /models /opt/pixelgate/numba-cache
 COPY --from=build /opt/pixelgate /opt/pixelgate
 ENV PATH=/opt/pixelgate/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
@@ -28,14 +29,18 @@ ENV PATH=/opt/pixelgate/venv/bin:$PATH \
     PIXELGATE_DATA_DIR=/var/lib/pixelgate \
     PIXELGATE_MODELS_DIR=/models \
     PIXELGATE_REMBG_HOME=/opt/pixelgate/weights/rembg \
-    PIXELGATE_SAFETY_MODEL_FILE=/opt/pixelgate/weights/safety/open-nsfw.onnx
+    PIXELGATE_SAFETY_MODEL_FILE=/opt/pixelgate/weights/safety/open-nsfw.onnx \
+    NUMBA_CACHE_DIR=/opt/pixelgate/numba-cache
 USER 10001:10001
+# rembg's import compiles pymatting's numba kernels (about 40 s) into a cache its user can
+# write (numba ignores one it cannot): done once here, not on each container's first removal
+RUN python -c "import importlib.util as u; u.find_spec('rembg') and __import__('rembg')"
 WORKDIR /var/lib/pixelgate
 VOLUME ["/var/lib/pixelgate", "/models"]
 EXPOSE 8000
 # ready once the database, storage and the preloaded models are (the default model loads in
 # seconds on a CPU; a large one on a GPU may need a longer start period)
 HEALTHCHECK --interval=10s --timeout=5s --start-period=120s --retries=3 \
-    CMD ["python", "-c", "import urllib.request as r; r.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request as r; r.urlopen('http://127.0.0.1:%s/readyz' % os.environ['PIXELGATE_PORT'], timeout=4)"]
 ENTRYPOINT ["pixelgate"]
 CMD ["serve"]

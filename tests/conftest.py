@@ -21,6 +21,7 @@ pytest_plugins = ["tests.databases"]
 ADMIN_KEY = "pg_test_admin_key_0123456789"
 
 SLOWEST_FILES = (
+    "tests/deploy/test_container_image.py",
     "tests/engine/test_model_process.py",
     "tests/cluster/test_cluster.py",
     "tests/engine/test_batching.py",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,20 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
     assert response.status_code == 400, response.text
     error: dict[str, Any] = response.json()["error"]
     return error
+
+
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path, *, timeout: float = 90
+) -> None:
+    """Wait until the server at `url` answers /readyz with 200; fail with its log's tail when
+    its process ends first or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()[-3000:]
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"not ready:\n{log.read_text()[-3000:]}")
