@@ -41,6 +41,7 @@ from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Chore, Housekeeper, Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.models import ModelDirectory
+from pixelgate.service.provider_keys import KeyVault, ProviderKeys
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
@@ -111,7 +112,12 @@ class Runtime:
         )
         self.access = AccessService(self.db, self.clock)
         self.tenants = TenantService(
-            self.db, self.clock, on_retention_change=self.files.apply_retention
+            self.db,
+            self.clock,
+            keys=ProviderKeys(
+                self.db, self.clock, KeyVault.from_settings(settings), self.providers
+            ),
+            on_retention_change=self.files.apply_retention,
         )
         self.eraser = TenantEraser(self.db, self.files, self.tenants, self.access, self.clock)
         self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
@@ -143,6 +149,7 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.max_attempts,
             requeue=self.enqueue,
+            keys=self.tenants.keys,
             safety=self.safety,
             cache=cache,
             previews=settings.progress_previews,
