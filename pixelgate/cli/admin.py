@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -213,8 +214,10 @@ def set_key(
 
 def read_secret(prompt: str) -> str:
     """A secret from a hidden prompt, or the first line of standard input when it is piped."""
-    stdin = click.get_text_stream("stdin")
-    value = click.prompt(prompt, hide_input=True) if stdin.isatty() else stdin.readline()
+    if sys.stdin.isatty():
+        value = str(click.prompt(prompt, hide_input=True))
+    else:
+        value = sys.stdin.readline()
     value = value.strip()
     if not value:
         raise click.UsageError("no key given (as KEY, at the prompt or on standard input)")

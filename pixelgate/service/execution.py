@@ -157,9 +157,6 @@ class JobExecutor:
             spec = self._catalog.resolve(job.model)
             options = self._catalog.validate_options(spec, job.options.values, task=job.task)
             provider = self._providers.for_model(spec, own_key=job.own_key)
-            # the tenant's own key, when the job was accepted to run with it (never the
-            # operator's in its place: that one was neither chosen nor billed)
-            own_key = self._keys.secret_for(job.tenant_id, spec) if job.own_key else None
             if token.canceled:
                 raise Canceled("Job canceled")
             # 3. the result of an identical request, when there is one or one is on its way
@@ -168,6 +165,9 @@ class JobExecutor:
                 return self._end_as_hit(job, hit)
             # 4. the work, with progress and cancel at every step
             inputs = job.inputs or JobInputs()
+            # the tenant's own key, when the job was accepted to run with it (never the
+            # operator's in its place: that one was neither chosen nor billed)
+            own_key = self._keys.secret_for(job.tenant_id, spec) if job.own_key else None
             task = ImageTask(
                 kind=job.task,
                 options=options,

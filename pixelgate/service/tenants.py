@@ -129,8 +129,9 @@ class TenantService:
         return tenant
 
     def forget(self, tenant_id: str) -> None:
-        """The tenant changed in another unit of work: read it again next time."""
+        """The tenant changed in another unit of work: read it (and its keys) again next time."""
         self._recent.forget(tenant_id)
+        self.keys.forget(tenant_id)
 
     # -- model access ---------------------------------------------------------------------
 
