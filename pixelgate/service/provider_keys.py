@@ -15,7 +15,6 @@ request only: providers keep no tenant's key, so none reaches another tenant's r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from pixelgate.clock import Clock
 from pixelgate.db import Database
 from pixelgate.db.tables import Tenant, TenantProviderKey
 from pixelgate.errors import Error, ModelUnavailable, ValidationError
+from pixelgate.paths import kept_secret
 from pixelgate.providers import ProviderRegistry
 from pixelgate.service.recent import ReadLately
 from pixelgate.settings import Settings
@@ -92,7 +92,8 @@ class KeyVault:
                     "print(Fernet.generate_key().decode())'`)",
                     param="provider_keys",
                 )
-            self._fernet = _multi([_kept_secret(self._file)], str(self._file))
+            made = kept_secret(self._file, lambda: Fernet.generate_key().decode())
+            self._fernet = _multi([made], str(self._file))
         return self._fernet
 
 
@@ -103,18 +104,6 @@ def _multi(keys: list[str], where: str) -> MultiFernet:
         raise ValueError(
             f"{where}: each key must be a Fernet key (32 url-safe base64-encoded bytes)"
         ) from None
-
-
-def _kept_secret(path: Path) -> str:
-    """The Fernet key in `path`, written (readable by its owner only) when missing."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode() + "\n")
-    return path.read_text().strip()
 
 
 @dataclass(frozen=True)
