@@ -82,6 +82,8 @@ class FixtureProvider:
     """A provider whose behaviour each test chooses: one tiny fixture per failure mode."""
 
     name = "fixture"
+    takes_own_keys = True
+    """A tenant may bring its own key for it (`providers.keys.TakesOwnKeys`)."""
 
     def __init__(self) -> None:
         self.behaviour: Callable[[ImageTask, ProgressCallback, CancelToken], list[GeneratedImage]]
@@ -93,6 +95,9 @@ class FixtureProvider:
         self.tasks: list[ImageTask] = []
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        return None
+
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
         return None
 
     def run(
