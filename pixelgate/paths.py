@@ -8,6 +8,7 @@ library only, so the client reads it without the server's packages.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,3 +34,16 @@ def legacy_models_dir(data_dir: Path) -> Path | None:
     except OSError:
         return None
     return folder if holds_a_file else None
+
+
+def kept_secret(path: Path, make: Callable[[], str]) -> str:
+    """The secret kept in `path` (in the data directory), made with `make` and written,
+    readable by its owner only, the first time; every later start reads the same one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(make() + "\n")
+    return path.read_text().strip()

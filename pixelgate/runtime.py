@@ -14,7 +14,6 @@ import os
 import secrets
 from collections.abc import Callable, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pixelgate.catalog import Catalog, ModelSpec
@@ -24,6 +23,7 @@ from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.extras import installed
 from pixelgate.metrics import Metrics
+from pixelgate.paths import kept_secret
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.registry import configured_models
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
@@ -41,6 +41,7 @@ from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Chore, Housekeeper, Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.models import ModelDirectory
+from pixelgate.service.provider_keys import KeyVault, ProviderKeys
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
@@ -111,7 +112,12 @@ class Runtime:
         )
         self.access = AccessService(self.db, self.clock)
         self.tenants = TenantService(
-            self.db, self.clock, on_retention_change=self.files.apply_retention
+            self.db,
+            self.clock,
+            keys=ProviderKeys(
+                self.db, self.clock, KeyVault.from_settings(settings), self.providers
+            ),
+            on_retention_change=self.files.apply_retention,
         )
         self.eraser = TenantEraser(self.db, self.files, self.tenants, self.access, self.clock)
         self.model_directory = ModelDirectory(self.catalog, self.tenants, self.providers)
@@ -143,6 +149,7 @@ class Runtime:
             lease_seconds=settings.lease_seconds,
             max_attempts=settings.max_attempts,
             requeue=self.enqueue,
+            keys=self.tenants.keys,
             safety=self.safety,
             cache=cache,
             previews=settings.progress_previews,
@@ -351,15 +358,7 @@ def _secret_key(settings: Settings) -> bytes:
     """The media-link signing key: configured, or made once and kept in the data directory."""
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
-    path: Path = settings.data_dir / "secret_key"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return kept_secret(settings.data_dir / "secret_key", lambda: secrets.token_hex(32)).encode()
 
 
 # Cluster parts are imported only when configured: an embedded start does not pay for them.

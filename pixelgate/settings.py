@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     """Signs media links; generated once and kept in the data directory when unset."""
 
+    provider_keys_secret: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Fernet keys (comma-separated) that encrypt tenants' own provider keys at rest: the first
+    encrypts, every one decrypts (rotation: put a new one first, then `pixelgate tenants
+    rotate-keys`). Unset: one is generated once and kept in the data directory (embedded
+    mode); a cluster must set it, the same on every replica and worker."""
     media_link_ttl_seconds: int = Field(default=3600, ge=1)
     retention_days: float = Field(default=30.0, gt=0)
     sync_timeout_seconds: float = Field(default=300.0, gt=0)
@@ -288,7 +293,7 @@ class Settings(BaseSettings):
         """Backend `name`'s own settings (see `providers.registry.Backend.settings_of`)."""
         return self.providers[name]
 
-    @field_validator("provider_allowed_hosts", mode="before")
+    @field_validator("provider_allowed_hosts", "provider_keys_secret", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 Money = str
 """A decimal amount as a string, e.g. "12.50"; exact, never a float."""
@@ -47,6 +47,20 @@ class TenantFields(BaseModel):
         lt=36500,
         description="How long its results and jobs are kept; null: the global retention.",
     )
+    provider_keys: dict[str, SecretStr | None] | None = Field(
+        default=None,
+        description="The tenant's own API keys by provider (openai, stability, bfl, fal, google"
+        " (a Gemini API key)), used for its requests instead of the server's; `null` for one "
+        "removes it, `null` for all removes every one. Stored encrypted, never shown again.",
+    )
+    own_keys_only: bool | None = Field(
+        default=None, description="Only the models it runs with its own provider keys."
+    )
+    own_keys_billing: Literal["free", "charge"] | None = Field(
+        default=None,
+        description="A job run with its own provider key: `free` (default; its provider bills "
+        "it) or `charge` (the model's price, as any job).",
+    )
 
 
 class TenantCreate(TenantFields):
@@ -60,6 +74,16 @@ class BudgetPublic(BaseModel):
     spent: Money
     reserved: Money
     remaining: Money | None
+
+
+class ProviderKeyPublic(BaseModel):
+    set: Literal[True] = True
+    last4: str = Field(description="The key's last 4 characters; the key is never shown.")
+
+
+class ProviderKeysRotated(BaseModel):
+    object: Literal["provider_keys.rotation"] = "provider_keys.rotation"
+    rotated: int = Field(description="Stored keys encrypted again under the first secret key.")
 
 
 class TenantPublic(BaseModel):
@@ -76,6 +100,11 @@ class TenantPublic(BaseModel):
     cache_policy: str
     safety_threshold: float | None
     retention_days: float | None
+    provider_keys: dict[str, ProviderKeyPublic] = Field(
+        description="Providers it has its own key for, each with the key's last 4 characters."
+    )
+    own_keys_only: bool
+    own_keys_billing: str
     erased_at: datetime | None = Field(description="Set once the tenant was erased.")
     budgets: list[BudgetPublic]
 

@@ -85,7 +85,10 @@ class ServiceTools(ImageTools):
     def _models(self) -> list[dict[str, Any]]:
         """As `GET /v1/models?modality=image` lists them (the tenant is read in a thread)."""
         specs = self._runtime.model_directory.visible_to(self._principal, modality="image")
-        return [views.model_public(self._runtime, spec).model_dump(mode="json") for spec in specs]
+        return [
+            views.model_public(self._runtime, self._principal, spec).model_dump(mode="json")
+            for spec in specs
+        ]
 
     async def image_at(self, url: str, name: str) -> dict[str, Any]:
         """A link pixelgate signed stands for its stored file (the tenant's own only, as any

@@ -9,6 +9,7 @@ from pixelgate.api.admin_protocol import (
     ErasurePublic,
     KeyPublic,
     Limits,
+    ProviderKeyPublic,
     TenantPublic,
     UsageBucket,
     UsagePublic,
@@ -30,6 +31,7 @@ from pixelgate.catalog.titles import options_schema
 from pixelgate.clock import as_utc
 from pixelgate.db.tables import ApiKey, Job, Tenant, WorkerRecord
 from pixelgate.runtime import Runtime
+from pixelgate.service.access import Principal
 from pixelgate.service.batches import BatchView
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money, job_cost
 from pixelgate.service.erasure import KEPT, Erasure
@@ -130,8 +132,9 @@ def page_public(items: list[PublicItem]) -> dict[str, Any]:
     }
 
 
-def model_public(runtime: Runtime, spec: ModelSpec) -> ModelPublic:
-    reason = runtime.model_directory.unavailable_reason(spec)
+def model_public(runtime: Runtime, principal: Principal, spec: ModelSpec) -> ModelPublic:
+    """`spec` as `principal` sees it: whether it can run for its tenant (its own keys count)."""
+    reason = runtime.model_directory.unavailable_reason(principal, spec)
     return ModelPublic(
         id=spec.id,
         created=int(runtime.clock.now().timestamp()),
@@ -175,6 +178,12 @@ def tenant_public(runtime: Runtime, tenant: Tenant) -> TenantPublic:
         cache_policy=tenant.cache_policy,
         safety_threshold=tenant.safety_threshold,
         retention_days=tenant.retention_days,
+        provider_keys={
+            provider: ProviderKeyPublic(last4=last4)
+            for provider, last4 in sorted(runtime.tenants.keys.summary(tenant.id).items())
+        },
+        own_keys_only=tenant.own_keys_only,
+        own_keys_billing=tenant.own_keys_billing,
         erased_at=as_utc(tenant.erased_at) if tenant.erased_at else None,
         budgets=[budget_public(status) for status in runtime.billing.budgets(tenant)],
     )

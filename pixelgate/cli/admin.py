@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +34,17 @@ def tenant_options(function: Any) -> Any:
             help="Keep its results and jobs this many days (its stored files too).",
         ),
         click.option(
+            "--own-keys-only/--any-keys",
+            default=None,
+            help="Only the models it runs with its own provider keys (see set-key).",
+        ),
+        click.option(
+            "--own-keys-billing",
+            type=click.Choice(["free", "charge"]),
+            default=None,
+            help="What a job run with its own provider key costs here: nothing, or the price.",
+        ),
+        click.option(
             "--price",
             "prices",
             multiple=True,
@@ -47,7 +59,15 @@ def tenant_options(function: Any) -> Any:
 
 def tenant_fields(values: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("name", "budget_total", "budget_monthly", "cache_policy", "retention_days"):
+    for name in (
+        "name",
+        "budget_total",
+        "budget_monthly",
+        "cache_policy",
+        "retention_days",
+        "own_keys_only",
+        "own_keys_billing",
+    ):
         if values[name] is not None:
             fields[name] = values[name]
     for name in ("allow_models", "deny_models"):
@@ -77,9 +97,11 @@ def show_tenant(tenant: dict[str, Any]) -> None:
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
     shown = ("id", "name", "allow_models", "deny_models", "cache_policy", "limits", "prices")
-    for name in (*shown, "retention_days", "erased_at"):
+    for name in (*shown, "retention_days", "own_keys_only", "own_keys_billing", "erased_at"):
         if tenant.get(name) is not None:
             table.add_row(name, str(tenant[name]))
+    for provider, key in (tenant.get("provider_keys") or {}).items():
+        table.add_row(f"key {provider}", f"set, ending {key['last4']}")
     for budget in tenant.get("budgets", []):
         limit = budget["limit"] or "no limit"
         table.add_row(
@@ -155,6 +177,62 @@ def erase_tenant(
     )
     for kept in erased["kept"]:
         click.echo(f"kept: {kept}")
+
+
+@tenants.command("set-key")
+@click.argument("tenant_id")
+@click.argument("provider")
+@click.argument("key", required=False)
+@click.option("--remove", is_flag=True, help="Remove the tenant's key: the server's is used.")
+@click.option("--json", "as_json", is_flag=True)
+@connection_options
+def set_key(
+    tenant_id: str,
+    provider: str,
+    key: str | None,
+    remove: bool,
+    as_json: bool,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Set the tenant's own API key for PROVIDER (openai, stability, bfl, fal, google: a
+    Gemini key), used for its requests instead of the server's. Without KEY it is read from
+    a prompt, or from standard input when that is not a terminal, so that it stays out of the
+    shell's history. Stored encrypted; only its last 4 characters are ever shown."""
+    if remove and key is not None:
+        raise click.UsageError("give KEY or --remove, not both")
+    if not remove and key is None:
+        key = read_secret(f"{provider} API key for {tenant_id}")
+    with open_client(url, api_key) as client:
+        if remove:
+            tenant = client.admin.remove_provider_key(tenant_id, provider)
+        else:
+            assert key is not None
+            tenant = client.admin.set_provider_key(tenant_id, provider, key)
+    print_json(tenant) if as_json else show_tenant(tenant)
+
+
+def read_secret(prompt: str) -> str:
+    """A secret from a hidden prompt, or the first line of standard input when it is piped."""
+    if sys.stdin.isatty():
+        value = str(click.prompt(prompt, hide_input=True))
+    else:
+        value = sys.stdin.readline()
+    value = value.strip()
+    if not value:
+        raise click.UsageError("no key given (as KEY, at the prompt or on standard input)")
+    return value
+
+
+@tenants.command("rotate-keys")
+@connection_options
+def rotate_keys(url: str | None, api_key: str | None) -> None:
+    """Encrypt every tenant's provider keys again under the server's first secret key (put a
+    new key first in PIXELGATE_PROVIDER_KEYS_SECRET, the old one after it, restart, run this,
+    then drop the old one)."""
+    with open_client(url, api_key) as client:
+        rotated = client.admin.rotate_provider_keys()
+    click.echo(f"{rotated} provider keys encrypted under the first secret key")
 
 
 @tenants.command("list")

@@ -49,9 +49,28 @@ class Tenant(Base):
     retention_days: Mapped[float | None] = mapped_column(Float)
     """How long this tenant's results and jobs are kept; None uses `retention_days` of the
     settings."""
+    own_keys_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The tenant may use only the models it runs with its own provider keys."""
+    own_keys_billing: Mapped[str] = mapped_column(String(16), default="free")
+    """`free`: a job run with the tenant's own provider key costs it nothing here (its
+    provider bills it); `charge`: it pays the price of the model as any job does."""
     erased_at: Mapped[datetime | None]
     """Set when the tenant was erased (`service.erasure`): the row stays as a tombstone, with
     its budget accounts, so the id is never reused and the money it spent stays accounted."""
+
+
+class TenantProviderKey(Base):
+    """A tenant's own API key for a hosted provider, encrypted (`service.provider_keys`)."""
+
+    __tablename__ = "tenant_provider_keys"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    """A Fernet token of the key; the key itself is stored nowhere."""
+    last4: Mapped[str] = mapped_column(String(4))
+    """The key's last 4 characters, to recognise it."""
+    updated_at: Mapped[datetime]
 
 
 class ApiKey(Base):
@@ -126,6 +145,9 @@ class Job(Base):
     """The request skipped the result cache (`"cache": false`): the job computes its images,
     neither served from the cache nor waiting for an identical job in flight. Its result still
     serves later requests."""
+    own_key: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The job runs with its tenant's own key for its provider, as decided when it was accepted
+    (and billed so); never the operator's instead."""
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

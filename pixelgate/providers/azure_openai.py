@@ -47,6 +47,9 @@ class AzureOpenAISettings(ProviderSettings):
 
 class AzureOpenAIProvider(OpenAIProvider):
     name = PROVIDER
+    takes_own_keys = False
+    """An Azure key belongs to one resource, the operator's endpoint: a tenant's own resource
+    would need its own endpoint and deployments, which tenants cannot set."""
 
     def __init__(
         self,
@@ -105,8 +108,8 @@ class AzureOpenAIProvider(OpenAIProvider):
         path = PATHS[kind].removeprefix("/v1")
         return f"{base}{path}?api-version={quote(self._api_version)}"
 
-    def auth_headers(self, spec: ModelSpec) -> dict[str, str]:
-        credential = self._key.require(spec)
+    def auth_headers(self, spec: ModelSpec, own_key: SecretStr | None = None) -> dict[str, str]:
+        credential = self._key.require(spec)  # never a tenant's: takes_own_keys is False
         if self._uses_entra:
             return {"Authorization": f"Bearer {credential}"}
         return {"api-key": credential}

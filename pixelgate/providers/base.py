@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from pydantic import SecretStr
+
 from pixelgate.catalog import TASK_NAMES, ImageOptions, ModelSpec, TaskKind
 from pixelgate.errors import ModelUnavailable, ValidationError
 
@@ -216,6 +218,9 @@ class ImageTask:
     """White repaints, black keeps."""
     upstream: UpstreamState = field(default_factory=UpstreamState)
     """A hosted provider's request for this job, across attempts (`UpstreamTask`)."""
+    own_key: SecretStr | None = None
+    """The API key of the job's tenant for this provider, sent instead of the operator's
+    (`providers.keys.TakesOwnKeys`); None: the operator's."""
 
     def require_support(self, spec: ModelSpec) -> None:
         """Refuse a task the catalog does not list for the model, before any work."""

@@ -78,6 +78,8 @@ class BlackForestLabsSettings(ProviderSettings):
 
 class BlackForestLabsProvider:
     name = PROVIDER
+    takes_own_keys = True
+    """A tenant's own Black Forest Labs key may replace the operator's (see `TakesOwnKeys`)."""
 
     def __init__(
         self,
@@ -108,6 +110,9 @@ class BlackForestLabsProvider:
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return self._key.missing()
 
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
+        return None  # a key is all a request needs
+
     def run(
         self,
         spec: ModelSpec,
@@ -119,7 +124,7 @@ class BlackForestLabsProvider:
         # 1. checks that need no upstream call
         task.require_support(spec)
         request_body(task, 0)
-        key = self._key.require(spec)
+        key = self._key.require(spec, task.own_key)
         headers = {"x-key": key, "accept": "application/json"}
         source = spec.source or spec.id.rsplit("/", 1)[-1]
 

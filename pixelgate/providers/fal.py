@@ -115,6 +115,8 @@ class QueuedRequest:
 
 class FalProvider:
     name = PROVIDER
+    takes_own_keys = True
+    """A tenant's own fal.ai key may replace the operator's (see `TakesOwnKeys`)."""
     sends_one_request = True
     """A job's `n` images come from one request (see `providers.base.sends_one_request`)."""
 
@@ -147,6 +149,9 @@ class FalProvider:
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return self._key.missing()
 
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
+        return None  # a key is all a request needs
+
     def run(
         self,
         spec: ModelSpec,
@@ -158,7 +163,7 @@ class FalProvider:
         # 1. checks that need no upstream call
         task.require_support(spec)
         body = request_body(task)
-        headers = {"Authorization": f"Key {self._key.require(spec)}"}
+        headers = {"Authorization": f"Key {self._key.require(spec, task.own_key)}"}
         endpoint = endpoint_of(spec, task)
         progress(0, STAGES)
         # 2. submit, once per job: a request an earlier attempt submitted is followed again

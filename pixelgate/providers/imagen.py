@@ -105,6 +105,9 @@ class Vertex:
 
 class ImagenProvider:
     name = PROVIDER
+    takes_own_keys = True
+    """A tenant's own Gemini API key may replace the operator's credentials: its requests go
+    to the Gemini API, even where the operator's go to Vertex AI."""
     sends_one_request = True
     """A job's `n` images come from one request (`sampleCount`)."""
 
@@ -172,6 +175,11 @@ class ImagenProvider:
             return f"{missing}, or {BACKEND.variable('vertex_project')} for Vertex AI"
         return None
 
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
+        if "edit" in spec.capabilities:
+            return "Imagen editing runs on Vertex AI only, which a Gemini API key cannot reach"
+        return None
+
     def run(
         self,
         spec: ModelSpec,
@@ -182,19 +190,23 @@ class ImagenProvider:
     ) -> list[GeneratedImage]:
         # 1. checks that need no upstream call
         task.require_support(spec)
-        require_available(spec, self.unavailable_reason(spec))
+        own = task.own_key is not None
+        reason = self.own_key_problem(spec) if own else self.unavailable_reason(spec)
+        require_available(spec, reason)
         model = spec.source or spec.id.rsplit("/", 1)[-1]
-        body = request_body(task, vertex=self._vertex is not None)
+        vertex = self._vertex is not None and task.own_key is None
+        body = request_body(task, vertex=vertex)
         progress(0, 1)
         # 2. the upstream call: one request for every image
-        if self._vertex is not None:
+        if vertex:
+            assert self._vertex is not None
             url = self._vertex.base_url + VERTEX_PATH.format(
                 project=self._vertex.project, region=self._vertex.region, model=model
             )
             headers = {"Authorization": f"Bearer {self._vertex_token(cancel)}"}
         else:
             url = self._base_url + GEMINI_PATH.format(model=model)
-            headers = {"x-goog-api-key": self._key.require(spec)}
+            headers = {"x-goog-api-key": self._key.require(spec, task.own_key)}
         response = send_once(
             PROVIDER,
             task,

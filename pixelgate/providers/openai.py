@@ -77,6 +77,8 @@ class OpenAISettings(ProviderSettings):
 
 class OpenAIProvider:
     name = PROVIDER
+    takes_own_keys = True
+    """A tenant's own OpenAI key may replace the operator's (`providers.keys.TakesOwnKeys`)."""
     sends_one_request = True
     """A job's `n` images come from one request (see `providers.base.sends_one_request`)."""
 
@@ -97,12 +99,16 @@ class OpenAIProvider:
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return self._key.missing()
 
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
+        return None  # a key is all a request needs
+
     def url(self, spec: ModelSpec, kind: str) -> str:
         """Where a task of `kind` for `spec` is sent."""
         return self._base_url + PATHS[kind]
 
-    def auth_headers(self, spec: ModelSpec) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._key.require(spec)}"}
+    def auth_headers(self, spec: ModelSpec, own_key: SecretStr | None = None) -> dict[str, str]:
+        """The request's credentials: the tenant's `own_key` when the task has one."""
+        return {"Authorization": f"Bearer {self._key.require(spec, own_key)}"}
 
     def fields(self, spec: ModelSpec, task: ImageTask) -> dict[str, Any]:
         """The request's fields, JSON or multipart."""
@@ -123,8 +129,10 @@ class OpenAIProvider:
             raise ValidationError(f"Model {spec.id!r} does not support {task.kind}", param="model")
         if task.kind != "generate" and task.image is None:
             raise MustProvideFile(f"{task.kind} needs an input image", param="image")
-        require_available(spec, self.unavailable_reason(spec))
-        headers = self.auth_headers(spec)
+        own = task.own_key is not None
+        reason = self.own_key_problem(spec) if own else self.unavailable_reason(spec)
+        require_available(spec, reason)
+        headers = self.auth_headers(spec, task.own_key)
         fields = self.fields(spec, task)
         progress(0, 1)
         # 2. the upstream call: JSON for generations, multipart for edits and variations

@@ -91,6 +91,8 @@ class CompatibleUpstreamProvider(OpenAIProvider):
     """One upstream: OpenAI's requests, sent under the upstream's own root and key."""
 
     name = PROVIDER
+    takes_own_keys = False
+    """Upstreams are the operator's servers, each with the operator's key (if any)."""
 
     def __init__(self, upstream: CompatibleUpstream, http: UpstreamClient) -> None:
         super().__init__(api_key=upstream.api_key, base_url=upstream.base_url, http=http)
@@ -104,7 +106,7 @@ class CompatibleUpstreamProvider(OpenAIProvider):
     def url(self, spec: ModelSpec, kind: str) -> str:
         return self._root + PATHS[kind].removeprefix("/v1")
 
-    def auth_headers(self, spec: ModelSpec) -> dict[str, str]:
+    def auth_headers(self, spec: ModelSpec, own_key: SecretStr | None = None) -> dict[str, str]:
         if self._api_key is None:
             return {}
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}

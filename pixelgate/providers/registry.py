@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pixelgate.catalog import ModelSpec
 from pixelgate.providers.base import Provider, require_available
+from pixelgate.providers.keys import TakesOwnKeys, takes_own_keys
 from pixelgate.settings import ProviderSettings, provider_setting_key
 
 if TYPE_CHECKING:
@@ -100,13 +101,24 @@ class ProviderRegistry:
         """Every listed backend built from `settings`, with the local models' provider."""
         return cls([local, *(backend.build(settings) for backend in backends())])
 
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
+    def own_key_providers(self) -> tuple[str, ...]:
+        """The providers whose requests may carry a tenant's own key, by name."""
+        return tuple(sorted(name for name, p in self._providers.items() if takes_own_keys(p)))
+
+    def unavailable_reason(self, spec: ModelSpec, *, own_key: bool = False) -> str | None:
+        """Why `spec` cannot run here, with the operator's configuration or (`own_key`) with
+        a tenant's own key for its provider; None when it can."""
         provider = self._providers.get(spec.provider)
         if provider is None:
             return f"provider {spec.provider!r} is not configured on this server"
-        return provider.unavailable_reason(spec)
+        if not own_key:
+            return provider.unavailable_reason(spec)
+        if not isinstance(provider, TakesOwnKeys) or not provider.takes_own_keys:
+            return f"provider {spec.provider!r} takes no tenant's own key"
+        return provider.own_key_problem(spec)
 
-    def for_model(self, spec: ModelSpec) -> Provider:
-        """The provider that runs `spec`; refuses a model that cannot run here."""
-        require_available(spec, self.unavailable_reason(spec))
+    def for_model(self, spec: ModelSpec, *, own_key: bool = False) -> Provider:
+        """The provider that runs `spec` (with a tenant's own key: `own_key`); refuses a model
+        that cannot run here so."""
+        require_available(spec, self.unavailable_reason(spec, own_key=own_key))
         return self._providers[spec.provider]

@@ -113,6 +113,8 @@ class StabilitySettings(ProviderSettings):
 
 class StabilityProvider:
     name = PROVIDER
+    takes_own_keys = True
+    """A tenant's own Stability AI key may replace the operator's (see `TakesOwnKeys`)."""
 
     def __init__(
         self,
@@ -145,6 +147,9 @@ class StabilityProvider:
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
         return self._key.missing()
 
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
+        return None  # a key is all a request needs
+
     def run(
         self,
         spec: ModelSpec,
@@ -156,7 +161,7 @@ class StabilityProvider:
         # 1. the endpoint and its parts, checked before any upstream call
         task.require_support(spec)
         self._request(spec, task, 0)
-        key = self._key.require(spec)
+        key = self._key.require(spec, task.own_key)
         headers = {
             "Authorization": f"Bearer {key}",
             "accept": self._accept,

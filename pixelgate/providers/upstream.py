@@ -40,7 +40,15 @@ from pixelgate.settings import Settings
 log = logging.getLogger(__name__)
 
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-key", "x-api-key", "api-key", "cookie"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-key",
+        "x-api-key",
+        "api-key",
+        "x-goog-api-key",
+        "cookie",
+    }
 )
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 """Larger answers are refused: ten high-quality base64 images fit well within this."""

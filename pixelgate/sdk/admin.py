@@ -15,6 +15,7 @@ from pixelgate.sdk.transport import AsyncTransport, SyncTransport, data_list, da
 
 TENANTS = "/v1/admin/tenants"
 KEYS = "/v1/admin/keys"
+ROTATE_PROVIDER_KEYS = "/v1/admin/provider-keys/rotate"
 
 
 def _tenant_path(tenant_id: str) -> str:
@@ -51,7 +52,8 @@ class Admin:
 
     def create_tenant(self, tenant_id: str | None = None, **fields: Any) -> dict[str, Any]:
         """Fields: name, allow_models, deny_models, prices, budget_total, budget_monthly,
-        limits, cache_policy, safety_threshold, retention_days."""
+        limits, cache_policy, safety_threshold, retention_days, provider_keys, own_keys_only,
+        own_keys_billing."""
         body = {**fields, "id": tenant_id} if tenant_id else fields
         return data_object(self._transport.request("POST", TENANTS, json=body))
 
@@ -70,6 +72,22 @@ class Admin:
         """Delete everything of the tenant but its budget accounts and a tombstone; what was
         removed and what was kept. `Conflict` while it has jobs queued or running."""
         return data_object(self._transport.request("POST", _tenant_path(tenant_id) + "/erase"))
+
+    def set_provider_key(self, tenant_id: str, provider: str, key: str) -> dict[str, Any]:
+        """The tenant's own API key for `provider` (openai, stability, bfl, fal, google), used
+        for its requests instead of the server's; the tenant as it is now, which shows only
+        the key's last 4 characters."""
+        return self.update_tenant(tenant_id, provider_keys={provider: key})
+
+    def remove_provider_key(self, tenant_id: str, provider: str) -> dict[str, Any]:
+        """Back to the server's key for `provider` (none, with `own_keys_only`)."""
+        return self.update_tenant(tenant_id, provider_keys={provider: None})
+
+    def rotate_provider_keys(self) -> int:
+        """Encrypt every stored provider key again under the server's first secret key; how
+        many there are."""
+        answer = data_object(self._transport.request("POST", ROTATE_PROVIDER_KEYS))
+        return int(answer["rotated"])
 
     def create_key(
         self,
@@ -124,6 +142,16 @@ class AsyncAdmin:
     async def erase_tenant(self, tenant_id: str) -> dict[str, Any]:
         path = _tenant_path(tenant_id) + "/erase"
         return data_object(await self._transport.request("POST", path))
+
+    async def set_provider_key(self, tenant_id: str, provider: str, key: str) -> dict[str, Any]:
+        return await self.update_tenant(tenant_id, provider_keys={provider: key})
+
+    async def remove_provider_key(self, tenant_id: str, provider: str) -> dict[str, Any]:
+        return await self.update_tenant(tenant_id, provider_keys={provider: None})
+
+    async def rotate_provider_keys(self) -> int:
+        answer = data_object(await self._transport.request("POST", ROTATE_PROVIDER_KEYS))
+        return int(answer["rotated"])
 
     async def create_key(
         self,

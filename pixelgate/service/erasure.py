@@ -1,10 +1,10 @@
 """Erasing a tenant: everything it made or sent goes, but the money it spent stays accounted.
 
 Removed: every job and job event, every file (record and blob), every input image its jobs
-used, its idempotency keys, its API keys, its ledger entries (they name its jobs) and its usage
-by day. A blob goes only when no remaining file or job input uses it: blobs are
-content-addressed, so another tenant's file (a shared cache hit, the same upload) may hold the
-same bytes.
+used, its idempotency keys, its API keys and its own provider keys, its ledger entries (they
+name its jobs) and its usage by day. A blob goes only when no remaining file or job input uses
+it: blobs are content-addressed, so another tenant's file (a shared cache hit, the same upload)
+may hold the same bytes.
 
 Kept, because an operator must be able to account for money taken: the tenant's budget
 accounts (`budget_accounts`: what it spent in total and in each month, nothing reserved), and
@@ -35,6 +35,7 @@ from pixelgate.db.tables import (
     LedgerEntry,
     StoredFile,
     Tenant,
+    TenantProviderKey,
     UsageDaily,
 )
 from pixelgate.errors import Conflict, NotFound
@@ -119,6 +120,7 @@ class TenantEraser:
         batches = select(Batch.id).where(Batch.tenant_id == tenant_id)
         session.execute(delete(BatchItem).where(BatchItem.batch_id.in_(batches)))
         session.execute(delete(Batch).where(Batch.tenant_id == tenant_id))
+        session.execute(delete(TenantProviderKey).where(TenantProviderKey.tenant_id == tenant_id))
         deleted = session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
         return int(deleted.rowcount)  # type: ignore[attr-defined]
 

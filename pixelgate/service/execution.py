@@ -39,6 +39,7 @@ from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
+from pixelgate.service.provider_keys import ProviderKeys
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -79,11 +80,13 @@ class JobExecutor:
         lease_seconds: float,
         max_attempts: int,
         requeue: Callable[[str, str], None],
+        keys: ProviderKeys,
         safety: Safety | None = None,
         cache: ResultCache | None = None,
         previews: bool = False,
     ) -> None:
-        """`cache`: the result cache, for a cacheable job to be served from when it runs (an
+        """`keys`: tenants' own provider keys, for the jobs that run with one. `cache`: the
+        result cache, for a cacheable job to be served from when it runs (an
         identical job finished or in flight); None, and every job computes. `previews`: ask
         providers that can for previews of the current step, sent with the job's progress."""
         self._store = store = collaborators.store
@@ -97,6 +100,7 @@ class JobExecutor:
         self._lease = timedelta(seconds=lease_seconds)
         self._max_attempts = max_attempts
         self._requeue = requeue
+        self._keys = keys
         self._safety = safety
         self._cache = cache
         self._previews = previews
@@ -152,7 +156,7 @@ class JobExecutor:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
             options = self._catalog.validate_options(spec, job.options.values, task=job.task)
-            provider = self._providers.for_model(spec)
+            provider = self._providers.for_model(spec, own_key=job.own_key)
             if token.canceled:
                 raise Canceled("Job canceled")
             # 3. the result of an identical request, when there is one or one is on its way
@@ -161,12 +165,16 @@ class JobExecutor:
                 return self._end_as_hit(job, hit)
             # 4. the work, with progress and cancel at every step
             inputs = job.inputs or JobInputs()
+            # the tenant's own key, when the job was accepted to run with it (never the
+            # operator's in its place: that one was neither chosen nor billed)
+            own_key = self._keys.secret_for(job.tenant_id, spec) if job.own_key else None
             task = ImageTask(
                 kind=job.task,
                 options=options,
                 image=self._inputs.load(inputs.image) if inputs.image else None,
                 mask=self._inputs.load(inputs.mask) if inputs.mask else None,
                 upstream=self._upstream_of(job),
+                own_key=own_key,
             )
             images = provider.run(
                 spec,

@@ -34,6 +34,7 @@ from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
     Canceled,
     Conflict,
+    ModelAccessDenied,
     MustProvideFile,
     NotFound,
     Timeout,
@@ -166,7 +167,8 @@ class JobService:
         then is served from the cache under the tenant's cache policy, instead of computing
         (and paying for) the same images again. Raises `Timeout` past the deadline."""
         rules = self._policies
-        spec, tenant, edit, raw_options, option_changes, options = self._checked(principal, command)
+        checked = self._checked(principal, command)
+        spec, tenant, edit, raw_options, option_changes, options, own_key = checked
         # only an Idempotency-Key needs the request's digest (input images included)
         fingerprint = request_fingerprint(command) if command.idempotency_key is not None else ""
         if command.idempotency_key is not None:
@@ -201,7 +203,7 @@ class JobService:
             key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
         if key is None or not command.use_cache:
             return self._create(principal, command, spec, tenant, options, inputs, key,
-                                fingerprint, subjects, claim=claim)  # fmt: skip
+                                fingerprint, subjects, claim=claim, own_key=own_key)  # fmt: skip
         while True:
             with self._flights.one_at_a_time(rules.cache.scope(tenant.id, key)):
                 # identical requests of this process look and record one after the other, so
@@ -213,7 +215,8 @@ class JobService:
                 leader = rules.cache.in_flight(tenant.id, key) if follow_until else None
                 if leader is None:
                     return self._create(principal, command, spec, tenant, options, inputs, key,
-                                        fingerprint, subjects, claim=claim)  # fmt: skip
+                                        fingerprint, subjects, claim=claim,
+                                        own_key=own_key)  # fmt: skip
             assert follow_until is not None
             self._await_end(leader.id, follow_until)
 
@@ -226,16 +229,28 @@ class JobService:
     def _checked(
         self, principal: Principal, command: ImageCommand
     ) -> tuple[
-        ModelSpec, Tenant, EditKind | None, dict[str, Any], tuple[Adjustment, ...], ImageOptions
+        ModelSpec,
+        Tenant,
+        EditKind | None,
+        dict[str, Any],
+        tuple[Adjustment, ...],
+        ImageOptions,
+        bool,
     ]:
         """Steps 1 and 2 of `_submit`: the model, the tenant, the edit kind, the options as
-        sent (mapped to the model) with the mapping made, and the validated options."""
+        sent (mapped to the model) with the mapping made, the validated options, and whether
+        the job runs with the tenant's own key for the model's provider."""
         rules = self._policies
         principal.require("generate")
-        # 1. who may use what
+        # 1. who may use what, and with whose provider key
         spec = self._catalog.resolve(command.model)
         tenant = rules.tenants.current(principal.tenant_id)
         rules.tenants.check_model(tenant, spec)
+        plan = rules.tenants.keys.plan(tenant, spec)
+        if plan.refusal is not None:
+            raise ModelAccessDenied(
+                f"Model {spec.id!r} is unavailable to this tenant: {plan.refusal}", param="model"
+            )
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
         edit = _edit_kind(command)
@@ -249,9 +264,9 @@ class JobService:
         prompt = getattr(options, "prompt", None)  # optional for some families (outpaint)
         if rules.safety is not None and isinstance(prompt, str):
             rules.safety.check_prompt(prompt, principal.tenant_id)
-        self._providers.for_model(spec)
+        self._providers.for_model(spec, own_key=plan.own_key)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
-        return spec, tenant, edit, raw_options, changes, options
+        return spec, tenant, edit, raw_options, changes, options, plan.own_key
 
     def _create(
         self,
@@ -266,8 +281,10 @@ class JobService:
         subjects: list[Subject],
         *,
         claim: bool,
+        own_key: bool,
     ) -> tuple[Job, bool]:
-        """Record (and, unless claimed, queue) a new job for an accepted request."""
+        """Record (and, unless claimed, queue) a new job for an accepted request; `own_key`:
+        it runs with the tenant's own key for the model's provider."""
         rules = self._policies
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
@@ -278,11 +295,15 @@ class JobService:
         job.inputs = inputs if inputs != JobInputs() else None
         job.cache_key = key
         job.cache_bypassed = not command.use_cache
-        # 5. money, reserved in the job's own transaction
+        job.own_key = own_key
+        # 5. money, reserved in the job's own transaction; a job on the tenant's own provider
+        # key is free unless the tenant's policy charges (it still counts in the usage report)
         cost = rules.billing.image_price(tenant, spec, options) * options.n
+        if own_key and tenant.own_keys_billing != "charge":
+            cost = 0
 
         def within(session: Session) -> None:
-            if cost > 0:
+            if cost > 0 or own_key:
                 rules.billing.reserve(
                     session, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
                     images=options.n,
@@ -291,7 +312,7 @@ class JobService:
 
         holder = self._executor.worker_id if claim else None
         lease_until = self._clock.now() + self._executor.lease if claim else None
-        if claim and sends_one_request(self._providers.for_model(spec)):
+        if claim and sends_one_request(self._providers.for_model(spec, own_key=own_key)):
             # the claim notes the one billed request its attempt (the first) may send, so that
             # no later attempt sends it again, and the call needs no write of its own
             first = UpstreamTask(spec.provider, by_attempt=1)
@@ -426,6 +447,7 @@ class JobService:
             cancel_requested=False,
             cached=False,
             cache_bypassed=False,
+            own_key=False,
             created_at=self._clock.now(),
             enqueued_at=self._clock.now(),
         )

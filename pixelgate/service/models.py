@@ -5,6 +5,7 @@ the web page through the native API) asks here, so they agree."""
 from __future__ import annotations
 
 from pixelgate.catalog import Catalog, ModelSpec
+from pixelgate.db.tables import Tenant
 from pixelgate.providers import ProviderRegistry
 from pixelgate.service.access import Principal
 from pixelgate.service.tenants import TenantService
@@ -22,7 +23,8 @@ class ModelDirectory:
         self, principal: Principal, *, modality: str | None = None, runnable_only: bool = False
     ) -> list[ModelSpec]:
         """The models the caller's tenant may use, in catalog order; `runnable_only` leaves out
-        those that cannot run here now (no key, no weights)."""
+        those that cannot run here now for it (no key, its own or the operator's; no
+        weights)."""
         principal.require("read")
         tenant = self._tenants.get(principal.tenant_id)
         return [
@@ -30,7 +32,7 @@ class ModelDirectory:
             for spec in self._catalog
             if modality in (None, spec.modality)
             and self._tenants.may_use(tenant, spec)
-            and not (runnable_only and self.unavailable_reason(spec) is not None)
+            and not (runnable_only and self._reason(spec, tenant) is not None)
         ]
 
     def find(self, principal: Principal, model_id: str) -> ModelSpec:
@@ -40,6 +42,13 @@ class ModelDirectory:
         self._tenants.check_model(self._tenants.get(principal.tenant_id), spec)
         return spec
 
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        """Why the model cannot run here now, or None when it can."""
-        return self._providers.unavailable_reason(spec)
+    def unavailable_reason(self, principal: Principal, spec: ModelSpec) -> str | None:
+        """Why the model cannot run here now for the caller's tenant, or None when it can: a
+        tenant's own key for a provider makes its models available to that tenant alone."""
+        return self._reason(spec, self._tenants.current(principal.tenant_id))
+
+    def _reason(self, spec: ModelSpec, tenant: Tenant) -> str | None:
+        plan = self._tenants.keys.plan(tenant, spec)
+        if plan.refusal is not None:
+            return plan.refusal
+        return self._providers.unavailable_reason(spec, own_key=plan.own_key)

@@ -18,6 +18,7 @@ from pixelgate.db import Database
 from pixelgate.db.tables import Tenant
 from pixelgate.errors import Conflict, ModelAccessDenied, NotFound, ValidationError
 from pixelgate.service.billing import to_micros
+from pixelgate.service.provider_keys import ProviderKeys
 from pixelgate.service.recent import ReadLately
 
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -39,6 +40,10 @@ class TenantChanges:
     cache_policy: Any = UNSET
     safety_threshold: Any = UNSET
     retention_days: Any = UNSET
+    provider_keys: Any = UNSET
+    """{provider: key (a `SecretStr`) or None to remove it}; None removes every one."""
+    own_keys_only: Any = UNSET
+    own_keys_billing: Any = UNSET
 
 
 class TenantService:
@@ -47,12 +52,15 @@ class TenantService:
         db: Database,
         clock: Clock,
         *,
+        keys: ProviderKeys,
         on_retention_change: Callable[[str], object] | None = None,
     ) -> None:
-        """`on_retention_change`: called with a tenant's id once a new retention of its is
-        recorded (`FileService.apply_retention`: its stored files expire by it)."""
+        """`keys`: where its own provider keys are kept. `on_retention_change`: called with a
+        tenant's id once a new retention of its is recorded (`FileService.apply_retention`: its
+        stored files expire by it)."""
         self._db = db
         self._clock = clock
+        self.keys = keys
         self._on_retention_change = on_retention_change
         self._recent: ReadLately[str, Tenant] = ReadLately(clock)
         """Tenants as read lately (see `recent.TRUSTED_FOR`); replaced whole, never changed."""
@@ -84,13 +92,24 @@ class TenantService:
                 f"Invalid tenant id {tenant_id!r}: lowercase letters, digits, '-' and '_'",
                 param="id",
             )
-        tenant = Tenant(id=tenant_id, name=name, created_at=self._clock.now(), cache_policy="free")
+        tenant = Tenant(
+            id=tenant_id,
+            name=name,
+            created_at=self._clock.now(),
+            cache_policy="free",
+            own_keys_only=False,
+            own_keys_billing="free",
+        )
         _apply(tenant, changes)
         with self._db.session() as session:
             if session.get(Tenant, tenant_id) is not None:
                 raise Conflict(f"Tenant {tenant_id!r} already exists", param="id")
             session.add(tenant)
+            if changes.provider_keys is not UNSET:
+                session.flush()  # the tenant's row before its keys'
+                self.keys.apply(session, tenant_id, changes.provider_keys)
         self._recent.forget(tenant_id)
+        self.keys.forget(tenant_id)
         return tenant
 
     def update(self, tenant_id: str, changes: TenantChanges) -> Tenant:
@@ -101,14 +120,18 @@ class TenantService:
             refuse_erased(tenant)
             retention = tenant.retention_days
             _apply(tenant, changes)
+            if changes.provider_keys is not UNSET:
+                self.keys.apply(session, tenant_id, changes.provider_keys)
         self._recent.forget(tenant_id)
+        self.keys.forget(tenant_id)
         if tenant.retention_days != retention and self._on_retention_change is not None:
             self._on_retention_change(tenant_id)
         return tenant
 
     def forget(self, tenant_id: str) -> None:
-        """The tenant changed in another unit of work: read it again next time."""
+        """The tenant changed in another unit of work: read it (and its keys) again next time."""
         self._recent.forget(tenant_id)
+        self.keys.forget(tenant_id)
 
     # -- model access ---------------------------------------------------------------------
 
@@ -167,6 +190,16 @@ def _apply(tenant: Tenant, changes: TenantChanges) -> None:
         tenant.safety_threshold = None if value is None else float(value)
     if changes.retention_days is not UNSET:
         tenant.retention_days = _retention_days(changes.retention_days)
+    if changes.own_keys_only is not UNSET:
+        if not isinstance(changes.own_keys_only, bool):
+            raise ValidationError("Invalid own_keys_only: true or false", param="own_keys_only")
+        tenant.own_keys_only = changes.own_keys_only
+    if changes.own_keys_billing is not UNSET:
+        if changes.own_keys_billing not in ("free", "charge"):
+            raise ValidationError(
+                "Invalid own_keys_billing: 'free' or 'charge'", param="own_keys_billing"
+            )
+        tenant.own_keys_billing = changes.own_keys_billing
 
 
 def _retention_days(value: Any) -> float | None:

@@ -84,3 +84,37 @@ def test_retention_and_erasure_from_the_command_line(server: Server) -> None:
     assert code == 3 and "UNAUTHORIZED" in err
     code, _, err = run(server, "tenants", "erase", "nobody", "--yes")
     assert code != 0 and "NOT_FOUND" in err
+
+
+def test_a_tenants_own_provider_key_from_standard_input_never_printed(server: Server) -> None:
+    secret = "sk-cli-own-key-0123456789wxyz"
+    code, out, _ = run(server, "tenants", "create", "cli-keys", "--own-keys-only")
+    assert code == 0, out
+
+    def set_key(*args: str, stdin: str | None = None) -> tuple[int, str]:
+        result = CliRunner().invoke(
+            main,
+            ["tenants", "set-key", "cli-keys", *args, "--url", server.url,
+             "--api-key", server.admin_key],
+            input=stdin,
+        )  # fmt: skip
+        return result.exit_code, result.output
+
+    code, out = set_key("openai", stdin=secret + "\n")  # piped: no prompt, not in the history
+    assert code == 0, out
+    assert "key openai" in out and "set, ending wxyz" in out and "own_keys_only" in out
+    assert secret not in out
+    code, out = set_key("stability", "sk-stability-key-0000abcd", "--json")
+    assert code == 0, out
+    assert json.loads(out)["provider_keys"] == {
+        "openai": {"set": True, "last4": "wxyz"},
+        "stability": {"set": True, "last4": "abcd"},
+    }
+    code, out = set_key("nope", "sk-0123456789")
+    assert code != 0 and "provider_keys.nope" in out and "openai" in out
+
+    code, out, _ = run(server, "tenants", "rotate-keys")
+    assert code == 0 and "provider keys encrypted under the first secret key" in out
+    code, out = set_key("openai", "--remove", "--json")
+    assert code == 0, out
+    assert list(json.loads(out)["provider_keys"]) == ["stability"]

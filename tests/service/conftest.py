@@ -33,6 +33,7 @@ from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStore
 from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.media import MediaLinks
+from pixelgate.service.provider_keys import KeyVault, ProviderKeys
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.tenants import TenantService
@@ -81,6 +82,8 @@ class FixtureProvider:
     """A provider whose behaviour each test chooses: one tiny fixture per failure mode."""
 
     name = "fixture"
+    takes_own_keys = True
+    """A tenant may bring its own key for it (`providers.keys.TakesOwnKeys`)."""
 
     def __init__(self) -> None:
         self.behaviour: Callable[[ImageTask, ProgressCallback, CancelToken], list[GeneratedImage]]
@@ -92,6 +95,9 @@ class FixtureProvider:
         self.tasks: list[ImageTask] = []
 
     def unavailable_reason(self, spec: ModelSpec) -> str | None:
+        return None
+
+    def own_key_problem(self, spec: ModelSpec) -> str | None:
         return None
 
     def run(
@@ -177,7 +183,9 @@ def services(
         retention=timedelta(days=1),
         retention_days_of=lambda tenant_id: tenants.current(tenant_id).retention_days,
     )
-    tenants = TenantService(db, clock, on_retention_change=files.apply_retention)
+    vault = KeyVault([], kept_in=tmp_path / "provider_keys_secret")
+    keys = ProviderKeys(db, clock, vault, providers)
+    tenants = TenantService(db, clock, keys=keys, on_retention_change=files.apply_retention)
     inputs = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
     queue = RecordingQueue()
     billing = Billing(db, clock)
@@ -198,6 +206,7 @@ def services(
         lease_seconds=30,
         max_attempts=2,
         requeue=queue.enqueue,
+        keys=keys,
         cache=cache,
     )
     jobs = JobService(

@@ -30,6 +30,7 @@ def executor(services: Services, worker_id: str, *, lease: float = 30.0) -> JobE
         lease_seconds=lease,
         max_attempts=3,
         requeue=services.queue.enqueue,
+        keys=services.tenants.keys,
     )
 
 

@@ -113,7 +113,8 @@ def test_a_tenant_changed_elsewhere_applies_once_the_trusted_time_passes(
 ) -> None:
     caller = tenant(services)
     services.jobs.submit(caller, command())
-    elsewhere = TenantService(services.db, services.clock)  # another replica
+    # another replica
+    elsewhere = TenantService(services.db, services.clock, keys=services.tenants.keys)
     elsewhere.update("acme", TenantChanges(deny_models=["test/*"]))
     services.jobs.submit(caller, command())  # read lately here: still as it was
     services.clock.advance(2)

@@ -58,6 +58,7 @@ def executor_with(services: Services, safety: Safety) -> JobExecutor:
         lease_seconds=30,
         max_attempts=1,
         requeue=services.queue.enqueue,
+        keys=services.tenants.keys,
         safety=safety,
     )
 

@@ -524,7 +524,8 @@ export interface paths {
         head?: never;
         /**
          * Update Tenant
-         * @description Change a tenant's model lists, prices, budgets, limits or cache policy.
+         * @description Change a tenant's model lists, prices, budgets, limits, cache policy or own provider
+         *     keys (`provider_keys`: set, or `null` to remove; they are never shown again).
          */
         patch: operations["admin_update_tenant"];
         trace?: never;
@@ -545,6 +546,28 @@ export interface paths {
          *     record. 409 while it has jobs queued or running, and for the default tenant.
          */
         post: operations["admin_erase_tenant"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/provider-keys/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Provider Keys
+         * @description Encrypt every tenant's own provider key again under the first key of
+         *     `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one kept after it);
+         *     then the old key can be dropped.
+         */
+        post: operations["admin_rotate_provider_keys"];
         delete?: never;
         options?: never;
         head?: never;
@@ -915,6 +938,16 @@ export interface components {
              */
             status: "ok";
             data: components["schemas"]["KeyPublic"];
+        };
+        /** Envelope[ProviderKeysRotated] */
+        Envelope_ProviderKeysRotated_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["ProviderKeysRotated"];
         };
         /** Envelope[TenantPublic] */
         Envelope_TenantPublic_: {
@@ -1542,6 +1575,34 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /** ProviderKeyPublic */
+        ProviderKeyPublic: {
+            /**
+             * Set
+             * @default true
+             * @constant
+             */
+            set: true;
+            /**
+             * Last4
+             * @description The key's last 4 characters; the key is never shown.
+             */
+            last4: string;
+        };
+        /** ProviderKeysRotated */
+        ProviderKeysRotated: {
+            /**
+             * Object
+             * @default provider_keys.rotation
+             * @constant
+             */
+            object: "provider_keys.rotation";
+            /**
+             * Rotated
+             * @description Stored keys encrypted again under the first secret key.
+             */
+            rotated: number;
+        };
         /** TenantCreate */
         TenantCreate: {
             /** Name */
@@ -1576,6 +1637,23 @@ export interface components {
              * @description How long its results and jobs are kept; null: the global retention.
              */
             retention_days?: number | null;
+            /**
+             * Provider Keys
+             * @description The tenant's own API keys by provider (openai, stability, bfl, fal, google (a Gemini API key)), used for its requests instead of the server's; `null` for one removes it, `null` for all removes every one. Stored encrypted, never shown again.
+             */
+            provider_keys?: {
+                [key: string]: string | null;
+            } | null;
+            /**
+             * Own Keys Only
+             * @description Only the models it runs with its own provider keys.
+             */
+            own_keys_only?: boolean | null;
+            /**
+             * Own Keys Billing
+             * @description A job run with its own provider key: `free` (default; its provider bills it) or `charge` (the model's price, as any job).
+             */
+            own_keys_billing?: ("free" | "charge") | null;
             /**
              * Id
              * @description Made up when not given.
@@ -1620,6 +1698,23 @@ export interface components {
              * @description How long its results and jobs are kept; null: the global retention.
              */
             retention_days?: number | null;
+            /**
+             * Provider Keys
+             * @description The tenant's own API keys by provider (openai, stability, bfl, fal, google (a Gemini API key)), used for its requests instead of the server's; `null` for one removes it, `null` for all removes every one. Stored encrypted, never shown again.
+             */
+            provider_keys?: {
+                [key: string]: string | null;
+            } | null;
+            /**
+             * Own Keys Only
+             * @description Only the models it runs with its own provider keys.
+             */
+            own_keys_only?: boolean | null;
+            /**
+             * Own Keys Billing
+             * @description A job run with its own provider key: `free` (default; its provider bills it) or `charge` (the model's price, as any job).
+             */
+            own_keys_billing?: ("free" | "charge") | null;
         };
         /** TenantPublic */
         TenantPublic: {
@@ -1659,6 +1754,17 @@ export interface components {
             safety_threshold: number | null;
             /** Retention Days */
             retention_days: number | null;
+            /**
+             * Provider Keys
+             * @description Providers it has its own key for, each with the key's last 4 characters.
+             */
+            provider_keys: {
+                [key: string]: components["schemas"]["ProviderKeyPublic"];
+            };
+            /** Own Keys Only */
+            own_keys_only: boolean;
+            /** Own Keys Billing */
+            own_keys_billing: string;
             /**
              * Erased At
              * @description Set once the tenant was erased.
@@ -3431,6 +3537,35 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Envelope_ErasurePublic_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    admin_rotate_provider_keys: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_ProviderKeysRotated_"];
                 };
             };
             /** @description Validation Error */

@@ -16,6 +16,7 @@ from pixelgate.api.admin_protocol import (
     KeyCreate,
     KeyCreated,
     KeyPublic,
+    ProviderKeysRotated,
     TenantCreate,
     TenantFields,
     TenantPublic,
@@ -70,7 +71,8 @@ def get_tenant(
 def update_tenant(
     tenant_id: str, body: TenantFields, runtime: RuntimeDep, _: GlobalAdmin
 ) -> Envelope[TenantPublic]:
-    """Change a tenant's model lists, prices, budgets, limits or cache policy."""
+    """Change a tenant's model lists, prices, budgets, limits, cache policy or own provider
+    keys (`provider_keys`: set, or `null` to remove; they are never shown again)."""
     tenant = runtime.tenants.update(tenant_id, _changes(body))
     return Envelope(data=tenant_public(runtime, tenant))
 
@@ -81,6 +83,14 @@ def erase_tenant(tenant_id: str, runtime: RuntimeDep, _: GlobalAdmin) -> Envelop
     idempotency keys, ledger entries, usage) but its budget accounts and a tombstone of its
     record. 409 while it has jobs queued or running, and for the default tenant."""
     return Envelope(data=erasure_public(runtime.eraser.erase(tenant_id)))
+
+
+@router.post("/provider-keys/rotate", response_model=Envelope[ProviderKeysRotated])
+def rotate_provider_keys(runtime: RuntimeDep, _: GlobalAdmin) -> Envelope[ProviderKeysRotated]:
+    """Encrypt every tenant's own provider key again under the first key of
+    `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one kept after it);
+    then the old key can be dropped."""
+    return Envelope(data=ProviderKeysRotated(rotated=runtime.tenants.keys.rotate()))
 
 
 @router.post("/keys", response_model=Envelope[KeyCreated], status_code=201)

@@ -25,12 +25,12 @@ def list_models(
 ) -> ModelList:
     """The models the caller may use, each saying whether it can run here now and why not."""
     specs = runtime.model_directory.visible_to(principal, modality=modality)
-    return ModelList(data=[views.model_public(runtime, spec) for spec in specs])
+    return ModelList(data=[views.model_public(runtime, principal, spec) for spec in specs])
 
 
 @router.get("/{model_id:path}", response_model=ModelEnvelope)
 def get_model(model_id: str, principal: CurrentPrincipal, runtime: RuntimeDep) -> ModelEnvelope:
     """One model by id or alias; OpenAI's fields beside the envelope serve the `openai` SDKs."""
     spec = runtime.model_directory.find(principal, model_id)
-    model = views.model_public(runtime, spec)
+    model = views.model_public(runtime, principal, spec)
     return ModelEnvelope(data=model, id=model.id, created=model.created, owned_by=model.owned_by)

@@ -33,15 +33,17 @@ def openai_error(
 
 
 class FakeOpenAI(FakeUpstream):
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, *more_keys: str) -> None:
+        """Accepts `key` and `more_keys` (tenants' own keys), and no other."""
         super().__init__()
         self.key = key
+        self.keys = {key, *more_keys}
         self.made: list[bytes] = []
         """Every image handed out, in order: what the caller must end up storing."""
         self._counter = itertools.count()
 
     def handle(self, request: Received) -> Reply:
-        if request.headers.get("authorization") != f"Bearer {self.key}":
+        if request.headers.get("authorization") not in {f"Bearer {key}" for key in self.keys}:
             return openai_error(
                 401,
                 "Incorrect API key provided. You can find your API key at "
