@@ -1,7 +1,7 @@
 """jobs record what they cost
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-07 15:00:00.000000
 
 - `jobs.cost`: the amount the job's settlement charged, in micro-units of the currency; 0 until
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
