@@ -69,6 +69,9 @@ class Limits(BaseModel):
     (and the result says so)."""
     upscale: UpscaleLimits | None = None
     """An upscaler's factors and input limits."""
+    transparency_as_mask: bool = False
+    """An edit without a mask repaints the input image's transparent pixels (Stability's
+    inpaint and erase), so an opaque image needs a mask: refused when the job is submitted."""
 
 
 class ModelSpec(BaseModel):

@@ -10,50 +10,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from pixelgate.errors import (
-    BackendError,
-    Canceled,
-    Error,
-    Forbidden,
-    ModelAccessDenied,
-    ModelUnavailable,
-    NotFound,
-    Timeout,
-    Unauthorized,
-    ValidationError,
-)
+from pixelgate.cli.group import EXIT_OK, describe, exit_code
+from pixelgate.errors import Error
 from pixelgate.sdk import Client, Page
 from pixelgate.sdk.types import to_jsonable
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-EXIT_OK = 0
-EXIT_OTHER = 1
-EXIT_CODES: tuple[tuple[type[Error], int], ...] = (
-    (ValidationError, 2),
-    (Unauthorized, 3),
-    (Forbidden, 3),
-    (ModelAccessDenied, 3),
-    (NotFound, 4),
-    (BackendError, 5),
-    (ModelUnavailable, 5),
-    (Timeout, 6),
-    (Canceled, 7),
-)
-"""Exit status per failure kind; 2 is also click's own for usage errors."""
-
-
-def exit_code(error: Error) -> int:
-    for kind, code in EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return EXIT_OTHER
-
-
-def describe(error: Error) -> str:
-    """`error [CODE] message (param: p)`, as printed on stderr."""
-    text = f"error [{error.code}] {error.message}"
-    return f"{text} (param: {error.param})" if error.param else text
 
 
 def connection_options(func: F) -> F:
@@ -84,18 +46,6 @@ def stderr_console() -> Console:
 def print_json(value: Any) -> None:
     """SDK objects (or plain data) as indented JSON on stdout."""
     click.echo(json.dumps(to_jsonable(value), indent=2))
-
-
-class ErrorReportingGroup(click.Group):
-    """A command group that turns `pixelgate.errors` exceptions into a line on stderr and
-    the exit status of their kind."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except Error as error:
-            click.echo(describe(error), err=True)
-            ctx.exit(exit_code(error))
 
 
 def delete_each(ids: tuple[str, ...], delete: Callable[[str], None]) -> None:

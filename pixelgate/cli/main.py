@@ -7,19 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from pixelgate.cli.admin import keys, tenants, usage
-from pixelgate.cli.background import remove_bg
-from pixelgate.cli.batch import batch
-from pixelgate.cli.catalog import models
-from pixelgate.cli.common import ErrorReportingGroup
-from pixelgate.cli.edit import edit
-from pixelgate.cli.files import files
-from pixelgate.cli.generate import generate
-from pixelgate.cli.jobs import jobs
-from pixelgate.cli.mcp import mcp
-from pixelgate.cli.pull import pull
-from pixelgate.cli.upscale import upscale
-from pixelgate.cli.worker import worker
+from pixelgate.cli.group import ErrorReportingGroup
 from pixelgate.extras import missing_extra
 from pixelgate.startup import no_collection_while_importing
 
@@ -29,7 +17,26 @@ if TYPE_CHECKING:
     from pixelgate.settings import Settings
 
 
-@click.group(cls=ErrorReportingGroup)
+COMMANDS = {
+    "generate": "pixelgate.cli.generate:generate",
+    "batch": "pixelgate.cli.batch:batch",
+    "models": "pixelgate.cli.catalog:models",
+    "jobs": "pixelgate.cli.jobs:jobs",
+    "files": "pixelgate.cli.files:files",
+    "tenants": "pixelgate.cli.admin:tenants",
+    "keys": "pixelgate.cli.admin:keys",
+    "usage": "pixelgate.cli.admin:usage",
+    "worker": "pixelgate.cli.worker:worker",
+    "remove-bg": "pixelgate.cli.background:remove_bg",
+    "upscale": "pixelgate.cli.upscale:upscale",
+    "edit": "pixelgate.cli.edit:edit",
+    "pull": "pixelgate.cli.pull:pull",
+    "mcp": "pixelgate.cli.mcp:mcp",
+}
+"""Every command but `serve`, imported when it runs (`serve` imports none of them)."""
+
+
+@click.group(cls=ErrorReportingGroup, lazy=COMMANDS)
 @click.version_option(package_name="pixelgate")
 def main() -> None:
     """pixelgate: one API for every image model, local or hosted."""
@@ -127,19 +134,3 @@ def _local_models(settings: Settings, head_start: HeadStart | None) -> ModelProc
     if head_start is not None:
         head_start.cancel()
     return local_models
-
-
-main.add_command(generate)
-main.add_command(batch)
-main.add_command(models)
-main.add_command(jobs)
-main.add_command(files)
-main.add_command(tenants)
-main.add_command(keys)
-main.add_command(usage)
-main.add_command(worker)
-main.add_command(remove_bg)
-main.add_command(upscale)
-main.add_command(edit)
-main.add_command(pull)
-main.add_command(mcp)

@@ -17,8 +17,9 @@ assumptions written down:
   `right`, `up`, `down`, `creativity`, `style_preset`, `seed`, `output_format`; unset ones left
   out). `inpaint` and `erase` take the file `mask` (white repaints, black keeps: pixelgate's
   convention too); without one they read the image's alpha channel, so an image with no
-  transparent pixel is refused before the call. `outpaint` and `search-and-replace` take no
-  mask. Outpainting answers an image larger than the input, read at its own size.
+  transparent pixel is refused when the job is submitted (the catalog's
+  `transparency_as_mask`). `outpaint` and `search-and-replace` take no mask. Outpainting
+  answers an image larger than the input, read at its own size.
 - `remove-background`: `/v2beta/stable-image/edit/remove-background`, file `image`, field
   `output_format` (`png` or `webp` only; anything else asks for `png`).
 - `upscale`: `/v2beta/stable-image/upscale/{source}` (`fast`, `conservative`, `creative` in the
@@ -43,13 +44,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import re
 import time
 from typing import Any, Literal
 
 import httpx
-from PIL import Image, UnidentifiedImageError
 from pydantic import Field, SecretStr
 
 from pixelgate.catalog import ModelSpec
@@ -71,7 +70,6 @@ from pixelgate.providers.base import (
     UpstreamTask,
 )
 from pixelgate.providers.keys import ProviderKey, key_refused
-from pixelgate.providers.masks import has_transparency
 from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import (
     FileField,
@@ -298,21 +296,9 @@ def _edit_request(
             )
     elif task.mask is not None:
         parts["mask"] = image_part("mask", task.mask)
-    elif not _has_transparent_pixels(image):
-        raise MustProvideFile(
-            f"Model {spec.id!r} edits what a mask covers: send a mask (white repaints, black "
-            "keeps), or an image whose transparent pixels mark the area",
-            param="mask",
-        )
+    # else: the image's transparent pixels are the mask (the catalog's `transparency_as_mask`:
+    # an opaque image without a mask is refused when the job is submitted)
     return EDIT_PATH.format(source=source), parts
-
-
-def _has_transparent_pixels(image: ImageInput) -> bool:
-    try:
-        with Image.open(io.BytesIO(image.data)) as decoded:
-            return has_transparency(decoded)
-    except (UnidentifiedImageError, OSError):
-        return False
 
 
 def read_result(response: UpstreamResponse) -> GeneratedImage:

@@ -16,7 +16,7 @@ from PIL import Image
 from pixelgate.db.job_records import StoredInput
 from pixelgate.errors import MustProvideFile, PayloadTooLarge, ValidationError
 from pixelgate.providers import ImageInput
-from pixelgate.providers.masks import read_mask
+from pixelgate.providers.masks import has_transparency, read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService, put_blob
 from pixelgate.storage import BlobStore
@@ -44,6 +44,16 @@ class InputImages:
 
     def accept(self, principal: Principal, upload: ImageUpload) -> StoredInput:
         """Check and store one input; returns the record kept with the job."""
+        image = self.read(principal, upload)
+        return StoredInput(
+            blob_key=put_blob(self._blobs, image.data, what=f"the {upload.field}"),
+            content_type=image.content_type,
+            width=image.width,
+            height=image.height,
+        )
+
+    def read(self, principal: Principal, upload: ImageUpload) -> ImageInput:
+        """One input's bytes (sent, or the caller's stored file), checked; nothing stored."""
         if upload.file_id is not None:
             record = self._files.get(principal.tenant_id, upload.file_id)
             data = self._files.read(record)
@@ -53,13 +63,14 @@ class InputImages:
             raise ValidationError(
                 f"Provide {upload.field} as bytes or a file id", param=upload.field
             )
-        image = self.inspect(data, upload.field)
-        return StoredInput(
-            blob_key=put_blob(self._blobs, data, what=f"the {upload.field}"),
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
-        )
+        return self.inspect(data, upload.field)
+
+    def transparent(self, principal: Principal, upload: ImageUpload) -> bool:
+        """Whether some pixel of an input is not fully opaque (checked first, as `accept`
+        checks it; nothing stored)."""
+        image = self.read(principal, upload)
+        with Image.open(io.BytesIO(image.data)) as decoded:
+            return has_transparency(decoded)
 
     def inspect(self, data: bytes, field: str) -> ImageInput:
         """The format and size of an image, refusing what is too big, corrupt or not an image."""

@@ -253,6 +253,7 @@ class JobService:
             )
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
+        self._check_mask_source(principal, spec, command)
         edit = _edit_kind(command)
         # a width and height the model takes otherwise: mapped, and the result says so
         family = OPTION_FAMILIES[spec.family]
@@ -267,6 +268,22 @@ class JobService:
         self._providers.for_model(spec, own_key=plan.own_key)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
         return spec, tenant, edit, raw_options, changes, options, plan.own_key
+
+    def _check_mask_source(
+        self, principal: Principal, spec: ModelSpec, command: ImageCommand
+    ) -> None:
+        """A model that reads an edit's mask from the image's transparency without a mask
+        (`transparency_as_mask`) gets a mask or an image with transparent pixels."""
+        if not spec.limits.transparency_as_mask or command.task != "edit":
+            return
+        if command.mask is not None or command.image is None:
+            return
+        if not self._inputs.transparent(principal, command.image):
+            raise MustProvideFile(
+                f"Model {spec.id!r} edits what a mask covers: send a mask (white repaints, black "
+                "keeps), or an image whose transparent pixels mark the area",
+                param="mask",
+            )
 
     def _create(
         self,

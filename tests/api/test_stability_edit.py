@@ -193,6 +193,41 @@ def test_erase_without_a_mask_on_an_opaque_image_is_a_400_naming_mask(
     assert upstream.received == []
 
 
+@pytest.mark.parametrize("model", ["stability/inpaint", "stability/erase"])
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_an_opaque_image_without_a_mask_is_refused_at_submit(
+    api: httpx.Client, upstream: FakeStability, model: str, asynchronous: bool
+) -> None:
+    """The rule is the service's (the catalog's `transparency_as_mask`): an asynchronous job is
+    refused when submitted, not accepted and then failed by the provider."""
+    jobs_before = api.get("/v1/jobs").json()["data"]
+
+    response = edit(api, model, prompt="a fox", **({"async": True} if asynchronous else {}))
+
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert (error["code"], error["param"]) == ("MUST_PROVIDE_FILE", "mask")
+    assert "transparent pixels" in error["message"]
+    assert api.get("/v1/jobs").json()["data"] == jobs_before
+    assert upstream.received == []
+
+
+def test_an_image_with_transparent_pixels_is_its_own_mask(
+    api: httpx.Client, upstream: FakeStability
+) -> None:
+    pixels = Image.new("RGBA", (96, 64), (200, 40, 40, 255))
+    pixels.putpixel((10, 10), (0, 0, 0, 0))
+    buffer = io.BytesIO()
+    pixels.save(buffer, format="PNG")
+
+    response = edit(api, "stability/inpaint", prompt="a fox", input_image=b64(buffer.getvalue()))
+
+    assert size_of_result(response) == (96, 64)
+    [request] = upstream.requests_to(INPAINT)
+    assert "image" in request.parts
+    assert "mask" not in request.parts
+
+
 def test_erase_through_the_openai_edits_route(api: httpx.Client, upstream: FakeStability) -> None:
     """OpenAI's edits require a prompt; erase takes none, so it is set aside."""
     response = api.post(

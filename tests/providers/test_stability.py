@@ -487,17 +487,17 @@ def test_without_a_mask_the_images_transparency_marks_the_area(
     assert set(request.parts) == {"image", "seed", "output_format", *options}
 
 
-@pytest.mark.parametrize("model", ["stability/inpaint", "stability/erase"])
-def test_without_a_mask_or_transparency_it_is_refused_before_any_call(
-    provider: StabilityProvider, upstream: FakeStability, catalog: Catalog, model: str
+def test_the_masked_edits_read_the_mask_from_transparency_by_the_catalog(
+    catalog: Catalog,
 ) -> None:
-    options: dict[str, Any] = {"prompt": "grass"} if model == "stability/inpaint" else {}
-    with pytest.raises(MustProvideFile) as caught:
-        edit(provider, catalog, model, image=photo(), **options)
+    """Without a mask, inpaint and erase repaint the image's transparent pixels: the catalog
+    says so, and the service refuses an opaque image at submit (tests/api/test_stability_edit)."""
+    reads_alpha = {
+        spec.id for spec in catalog if spec.provider == "stability" and
+        spec.limits.transparency_as_mask
+    }  # fmt: skip
 
-    assert caught.value.param == "mask"
-    assert "transparent pixels" in caught.value.message
-    assert upstream.received == []
+    assert reads_alpha == {"stability/inpaint", "stability/erase"}
 
 
 def test_outpaint_sends_the_sides_and_answers_a_larger_image(
