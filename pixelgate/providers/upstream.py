@@ -2,10 +2,10 @@
 
 One `UpstreamClient` per provider, all of them over one shared `httpx.Client` (`shared_http`:
 httpx's own transport and connection pool, keep-alive, and the environment's proxy settings):
-timeouts, at most `max_retries + 1` attempts, and
-retries with exponential backoff and full jitter on 429, 5xx and connection failures (a POST only
-when it never left: one that may have reached the provider may have been accepted and billed,
-and is never sent again; a timeout is a `ProviderTimeout`, which no job retries either). A
+timeouts, at most `max_retries + 1` attempts, and retries with exponential backoff and full
+jitter on 429, 5xx and connection failures (a POST only when it never left: one that may have
+reached the provider may have been accepted and billed, and is never sent again; a timeout is a
+`ProviderTimeout`, which no job retries either). A
 `Retry-After` header (seconds or an HTTP date) replaces the backoff, capped so that a provider
 cannot park a worker for long. The client returns the last response, good or bad, as an
 `UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
@@ -17,9 +17,8 @@ client's `EgressGuard` first and is connected to the address it checked (SSRF; s
 the request names that address in its URL, the host name in `Host`, and over TLS the host name
 is the name sent (SNI) and the one the certificate is checked against (httpcore's
 `sni_hostname` extension; see `pinned`). Where a proxy is configured, the proxy connects by
-name and nothing is pinned.
-`read_image` turns result bytes into a `GeneratedImage`. Keys never reach a log line: headers
-are logged redacted.
+name and nothing is pinned. `read_image` turns result bytes into a `GeneratedImage`. Keys never
+reach a log line: headers are logged redacted.
 """
 
 from __future__ import annotations
