@@ -1,9 +1,11 @@
 """The HTTP client every hosted provider calls its upstream with.
 
-One `UpstreamClient` per provider: httpx with timeouts, at most `max_retries + 1` attempts, and
-retries with exponential backoff and full jitter on 429, 5xx and connection failures (a POST only
-when it never left: one that may have reached the provider may have been accepted and billed,
-and is never sent again; a timeout is a `ProviderTimeout`, which no job retries either). A
+One `UpstreamClient` per provider, all of them over one shared `httpx.Client` (`shared_http`:
+httpx's own transport and connection pool, keep-alive, and the environment's proxy settings):
+timeouts, at most `max_retries + 1` attempts, and retries with exponential backoff and full
+jitter on 429, 5xx and connection failures (a POST only when it never left: one that may have
+reached the provider may have been accepted and billed, and is never sent again; a timeout is a
+`ProviderTimeout`, which no job retries either). A
 `Retry-After` header (seconds or an HTTP date) replaces the backoff, capped so that a provider
 cannot park a worker for long. The client returns the last response, good or bad, as an
 `UpstreamResponse`; the provider reads it, because only the provider knows its error shape.
@@ -11,9 +13,12 @@ cannot park a worker for long. The client returns the last response, good or bad
 `fetch_result` downloads a result URL a provider handed back, without the provider's key, so
 the caller can store the bytes (a provider's URL is never handed on). Every URL called on a
 provider's word (results, polling URLs, each redirect hop, followed here one by one) passes the
-client's `EgressGuard` first and is connected to the address it checked (SSRF; see `egress`).
-`read_image` turns result bytes into a `GeneratedImage`. Keys never reach a log line: headers
-are logged redacted.
+client's `EgressGuard` first and is connected to the address it checked (SSRF; see `egress`):
+the request names that address in its URL, the host name in `Host`, and over TLS the host name
+is the name sent (SNI) and the one the certificate is checked against (httpcore's
+`sni_hostname` extension; see `pinned`). Where a proxy is configured, the proxy connects by
+name and nothing is pinned. `read_image` turns result bytes into a `GeneratedImage`. Keys never
+reach a log line: headers are logged redacted.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import random
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import cache
 from typing import Any
 
 import httpx
@@ -34,7 +40,6 @@ from pixelgate.providers.base import CancelToken, ImageTask, UpstreamTask
 from pixelgate.providers.egress import EgressGuard
 from pixelgate.providers.results import FileField, malformed
 from pixelgate.providers.retries import RetryPolicy, retryable_status, wait
-from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,35 @@ MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 MAX_REDIRECTS = 5
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+POOL_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+"""No cap on connections (a job thread never waits for a free one); up to 64 kept alive, more
+than the API process runs jobs at once."""
+
+
+@cache
+def shared_http() -> httpx.Client:
+    """The one httpx client every provider's calls go through, made on first use."""
+    return httpx.Client(
+        follow_redirects=False,
+        # one client serves every tenant: a cookie an upstream sets must never be sent back
+        cookies=http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[])),
+        limits=POOL_LIMITS,
+    )
+
+
+def pinned(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL, headers and extensions that send a request for `url` to `address` (an address
+    the egress guard checked), whatever the host name resolves to by then: the address in the
+    URL, the host name in `Host` and, over TLS, as the name sent and verified (SNI).
+
+    The connection is closed after the answer: the pool knows a connection by its URL's host,
+    here the address, and a request for another name at that address must never go over a TLS
+    session checked for this one."""
+    return (
+        url.copy_with(host=address),
+        {"Host": url.netloc.decode("ascii"), "Connection": "close"},
+        {"sni_hostname": url.host} if url.scheme == "https" else {},
+    )
 
 
 def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -108,23 +142,21 @@ class UpstreamClient:
         retry: RetryPolicy,
         guard: EgressGuard | None = None,
         rng: random.Random | None = None,
+        http: httpx.Client | None = None,
     ) -> None:
+        """`http`: the httpx client to send with (tests give one that trusts their own
+        certificate authority); by default the shared one."""
         self.provider = provider
         self.timeout_seconds = timeout_seconds
         self.retry = retry
         self.guard = guard or EgressGuard.create(provider)
         """Checks URLs given on the provider's word; by default trusts none."""
         self._rng = rng or random.Random()
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0)),
-            follow_redirects=False,
-            # one client serves every tenant: a cookie an upstream sets must never be sent back
-            cookies=http.cookiejar.CookieJar(
-                http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-            ),
-            # httpx's own transport where a proxy is configured: it honours the environment's
-            transport=None if urllib.request.getproxies() else StdlibTransport(),
-        )
+        self._client = http or shared_http()
+        self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
+        self._pins = not urllib.request.getproxies()
+        """Whether a checked address is connected to; not through a proxy, which connects by
+        name."""
 
     @classmethod
     def from_settings(
@@ -143,9 +175,6 @@ class UpstreamClient:
                 max_delay_seconds=settings.provider_retry_max_delay_seconds,
             ),
         )
-
-    def close(self) -> None:
-        self._client.close()
 
     def send(
         self,
@@ -190,16 +219,23 @@ class UpstreamClient:
                     loggable_url(url),
                     redact_headers(sent_headers),
                 )
-            # checked again on each attempt: the address is pinned for this connection only
-            address = self.guard.check(url).address if on_providers_word else None
+            # checked again on each attempt: the address is pinned for this request only
+            target = httpx.URL(url)
+            pins: dict[str, str] = {}
+            extensions: dict[str, Any] = {}
+            if on_providers_word:
+                address = self.guard.check(target).address
+                if address is not None and self._pins:
+                    target, pins, extensions = pinned(target, address)
             request = self._client.build_request(
                 method,
-                url,
-                headers=sent_headers,
+                target,
+                headers={**sent_headers, **pins},
                 json=json_body,
                 data=form,
                 files=parts,
-                extensions={CONNECT_TO: address} if address else None,
+                timeout=self._timeout,
+                extensions=extensions,
             )
             try:
                 response = self._attempt(request)
