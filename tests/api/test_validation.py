@@ -33,7 +33,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     ({"model": "dall-e-3", "prompt": "x" * 4001}, "prompt", "Prompt is 4001 characters; this model accepts at most 4000"),
     # Stable Diffusion core
     ({"model": "stable-diffusion-core", "prompt": "x", "aspect_ratio": "7:3"}, "aspect_ratio", "Invalid aspect_ratio: '7:3'; allowed: '16:9', '1:1', '21:9', '2:3', '3:2', '4:5', '5:4', '9:16' or '9:21'"),
-    ({"model": "stable-diffusion-core", "prompt": "x", "style_preset": "cubism"}, "style_preset", "Invalid style_preset: 'cubism'; allowed: 'analog-film', 'anime', 'cinematic', 'comic-book', 'digital-art', 'enhance', 'fantasy-art', 'isometric', 'line-art', 'low-poly', 'modeling-compound', 'neon-punk', 'origami', 'photographic', 'pixel-art' or 'tile-texture'"),
+    ({"model": "stable-diffusion-core", "prompt": "x", "style_preset": "cubism"}, "style_preset", "Invalid style_preset: 'cubism'; allowed: '3d-model', 'analog-film', 'anime', 'cinematic', 'comic-book', 'digital-art', 'enhance', 'fantasy-art', 'isometric', 'line-art', 'low-poly', 'modeling-compound', 'neon-punk', 'origami', 'photographic', 'pixel-art' or 'tile-texture'"),
     ({"model": "stable-diffusion-core", "prompt": "x", "output_format": "gif"}, "output_format", "Invalid output_format: 'gif'; allowed: 'png', 'jpeg' or 'webp'"),
     # Flux
     ({"model": "bfl/flux-pro-1.1", "prompt": "x", "width": 1000}, "width", "Invalid width: 1000"),
