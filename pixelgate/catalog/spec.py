@@ -72,6 +72,9 @@ class Limits(BaseModel):
     transparency_as_mask: bool = False
     """An edit without a mask repaints the input image's transparent pixels (Stability's
     inpaint and erase), so an opaque image needs a mask: refused when the job is submitted."""
+    takes_mask: bool = True
+    """False where the model finds what to change itself (outpainting, search-and-replace, FLUX
+    Kontext): an edit with a mask is refused when the job is submitted, never silently dropped."""
 
 
 class ModelSpec(BaseModel):

@@ -63,7 +63,6 @@ from pixelgate.errors import (
     Error,
     MustProvideFile,
     ProviderTimeout,
-    ValidationError,
 )
 from pixelgate.providers.base import (
     CancelToken,
@@ -352,11 +351,6 @@ def request_body(task: ImageTask) -> dict[str, Any]:
         }
         if options.aspect_ratio is not None:
             body["aspect_ratio"] = options.aspect_ratio
-        if task.mask is not None:
-            raise ValidationError(
-                "FLUX Kontext edits as the prompt says and takes no mask; send the image alone",
-                param="mask",
-            )
         if task.kind == "edit":
             if task.image is None:
                 raise MustProvideFile("edit needs an input image", param="image")

@@ -288,13 +288,8 @@ def _edit_request(
         name: str(value) for name, value in sent.items() if value is not None
     }
     parts["image"] = image_part("image", image)
-    if source not in MASKED_EDITS:
-        if task.mask is not None:
-            raise ValidationError(
-                f"Model {spec.id!r} takes no mask: {source} finds what to change itself",
-                param="mask",
-            )
-    elif task.mask is not None:
+    # a mask for an edit that finds its own area is refused at submit (`takes_mask = false`)
+    if source in MASKED_EDITS and task.mask is not None:
         parts["mask"] = image_part("mask", task.mask)
     # else: the image's transparent pixels are the mask (the catalog's `transparency_as_mask`:
     # an opaque image without a mask is refused when the job is submitted)

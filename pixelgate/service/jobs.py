@@ -825,6 +825,12 @@ def _check_capability(spec: ModelSpec, command: ImageCommand) -> None:
         raise ValidationError("Text-to-image takes no input image", param="image")
     if command.mask is not None and command.task != "edit":
         raise ValidationError(f"{TASK_NAMES[command.task]} takes no mask", param="mask")
+    if command.mask is not None and not spec.limits.takes_mask:
+        raise ValidationError(
+            f"Model {spec.id!r} takes no mask: it finds what to change itself; send the image "
+            "alone",
+            param="mask",
+        )
     if command.task != "edit" and command.options.get("strength") is not None:
         raise ValidationError(
             f"strength applies to image editing only; {TASK_NAMES[command.task]} takes none",

@@ -3,6 +3,7 @@ run end to end against each fake on loopback, and a canceled job canceled upstre
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -82,6 +83,27 @@ def test_a_fal_request_runs_through_the_server_and_is_billed_by_megapixel(
     assert [image["seed"] for image in done["result"]["data"]] == [submitted.body["seed"]] * 2
     # 1440x1024 is 1.4 megapixels: 2 at $0.04 each, for each of 2 images
     assert usage["budgets"][0]["spent"] == "0.16"
+
+
+def test_a_mask_sent_to_fal_kontext_is_refused_at_submit(
+    make_server: Callable[..., Server], fal: FakeFal
+) -> None:
+    server = fal_server(make_server, fal)
+    picture = base64.b64encode(image_bytes(40, 24, "png")).decode()
+
+    with server.client() as client:
+        response = client.post(
+            "/v1/inference/images/edit",
+            json={"model": "fal/flux-pro-kontext", "prompt": "make it blue", "async": True,
+                  "input_image": picture, "mask_image": picture},
+        )  # fmt: skip
+        jobs = client.get("/v1/jobs").json()["data"]
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("VALIDATION_ERROR", "mask")
+    assert jobs == []
+    assert fal.requests == {}
 
 
 def test_canceling_a_fal_job_cancels_its_request_upstream(

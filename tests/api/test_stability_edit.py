@@ -212,6 +212,33 @@ def test_an_opaque_image_without_a_mask_is_refused_at_submit(
     assert upstream.received == []
 
 
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("stability/outpaint", {"left": 10}), ("stability/search-and-replace", {"prompt": "a",
+     "search_prompt": "b"})],
+)  # fmt: skip
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_the_edits_that_find_their_area_refuse_a_mask_at_submit(
+    api: httpx.Client,
+    upstream: FakeStability,
+    model: str,
+    options: dict[str, Any],
+    asynchronous: bool,
+) -> None:
+    """The catalog's `takes_mask = false`: refused before a job exists, never dropped silently."""
+    jobs_before = api.get("/v1/jobs").json()["data"]
+    extra = {"async": True} if asynchronous else {}
+
+    response = edit(api, model, mask_image=b64(white_mask()), **options, **extra)
+
+    assert response.status_code == 400, response.text
+    error = error_of(response)
+    assert (error["code"], error["param"]) == ("VALIDATION_ERROR", "mask")
+    assert "takes no mask" in error["message"]
+    assert api.get("/v1/jobs").json()["data"] == jobs_before
+    assert upstream.received == []
+
+
 def test_an_image_with_transparent_pixels_is_its_own_mask(
     api: httpx.Client, upstream: FakeStability
 ) -> None:

@@ -194,20 +194,6 @@ def test_kontext_edits_an_image_sent_inline_as_a_data_uri(
     assert "aspect_ratio" not in submit.json  # the input image's
 
 
-def test_kontext_refuses_a_mask_rather_than_ignore_it(
-    provider: FalProvider, upstream: FakeFal, catalog: Catalog
-) -> None:
-    source = ImageInput(image_bytes(40, 24, "png"), "image/png", 40, 24)
-    spec = catalog.resolve("fal/flux-pro-kontext")
-    task = ImageTask(kind="edit", options=options_for(catalog, spec), image=source, mask=source)
-
-    with pytest.raises(ValidationError) as caught:
-        provider.run(spec, task, progress=Progress(), cancel=CancelToken())
-
-    assert caught.value.param == "mask"
-    assert upstream.received == []
-
-
 def test_kontext_without_an_image_goes_to_text_to_image(
     provider: FalProvider, upstream: FakeFal, catalog: Catalog
 ) -> None:

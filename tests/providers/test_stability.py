@@ -568,25 +568,6 @@ def test_erase_sends_the_mask_and_no_prompt(
     assert fields_of(upstream) == {"grow_mask": "0", "seed": "1", "output_format": "png"}
 
 
-@pytest.mark.parametrize(
-    ("model", "options"),
-    [("stability/outpaint", {"left": 10}), ("stability/search-and-replace", {"prompt": "a",
-     "search_prompt": "b"})],
-)  # fmt: skip
-def test_the_edits_that_find_their_area_refuse_a_mask(
-    provider: StabilityProvider,
-    upstream: FakeStability,
-    catalog: Catalog,
-    model: str,
-    options: dict[str, Any],
-) -> None:
-    with pytest.raises(ValidationError) as caught:
-        edit(provider, catalog, model, mask=a_mask(), **options)
-
-    assert caught.value.param == "mask"
-    assert upstream.received == []
-
-
 def test_n_edits_are_n_calls_with_consecutive_seeds(
     provider: StabilityProvider, upstream: FakeStability, catalog: Catalog
 ) -> None:
