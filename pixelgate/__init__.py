@@ -29,6 +29,7 @@ from pixelgate.errors import (
     Timeout,
     Unauthorized,
     ValidationError,
+    WebhookVerificationError,
     WorkerCrashed,
 )
 
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         JobEvent,
         Model,
         Page,
+        verify_webhook,
     )
 
 __version__ = "0.1.0"
@@ -83,8 +85,10 @@ __all__ = [
     "Timeout",
     "Unauthorized",
     "ValidationError",
+    "WebhookVerificationError",
     "WorkerCrashed",
     "__version__",
+    "verify_webhook",
 ]
 
 

@@ -26,6 +26,7 @@ from pixelgate.api.routes import (
     models,
     usage,
     web,
+    webhooks,
 )
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.runtime import Runtime
@@ -37,7 +38,19 @@ ROUTERS: tuple[APIRouter, ...] = (
     openai_routes.oai_router,
     *(
         m.router
-        for m in (health, images, batches, jobs, media, models, usage, admin, background, web)
+        for m in (
+            health,
+            images,
+            batches,
+            jobs,
+            webhooks,
+            media,
+            models,
+            usage,
+            admin,
+            background,
+            web,
+        )
     ),
 )
 

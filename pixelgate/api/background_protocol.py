@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from pixelgate.api.protocol import AliasedRequest, with_aliases
+from pixelgate.api.protocol import AliasedRequest, WebhookFields, with_aliases
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
@@ -19,7 +19,7 @@ MetadataValue = str | int | float | bool | None
 
 
 @with_aliases
-class RemoveBackgroundRequest(AliasedRequest):
+class RemoveBackgroundRequest(AliasedRequest, WebhookFields):
     """Background removal: one input image in, one transparent PNG (or WebP) out. The image comes
     as base64 (`image`, or `input_image` as in edits; a `data:` URL is fine) or as the id of a
     stored result (`image_file_id` / `input_image_file_id`). The same fields, with the image as
@@ -66,6 +66,7 @@ class RemoveBackgroundRequest(AliasedRequest):
             response_format=self.response_format,
             metadata=self.metadata,
             image=self._upload(image_file),
+            webhook=self.webhook_request(),
         )
 
     def _upload(self, image_file: bytes | None) -> ImageUpload | None:

@@ -13,6 +13,7 @@ from pixelgate.sdk.types import (
     Model,
     Page,
 )
+from pixelgate.webhook_signatures import verify_webhook
 
 __all__ = [
     "AsyncClient",
@@ -27,4 +28,5 @@ __all__ = [
     "JobEvent",
     "Model",
     "Page",
+    "verify_webhook",
 ]

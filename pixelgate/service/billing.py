@@ -245,6 +245,14 @@ class Billing:
             },
         )
 
+    def settled(self, job_id: str) -> int | None:
+        """What a job was charged once it ended (micro-units); None for a job that reserved
+        nothing (free) or has not settled."""
+        with self._db.session() as session:
+            entries = session.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
+        amounts = [entry.amount for entry in entries if entry.kind == "settle"]
+        return sum(amounts) if amounts else None
+
     def on_job_finished(
         self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
     ) -> None:
