@@ -18,6 +18,7 @@ from pixelgate.cli.generate import generate
 from pixelgate.cli.jobs import jobs
 from pixelgate.cli.mcp import mcp
 from pixelgate.cli.pull import pull
+from pixelgate.cli.webhooks import webhooks
 from pixelgate.cli.worker import worker
 from pixelgate.extras import missing_extra
 from pixelgate.startup import no_collection_while_importing
@@ -136,6 +137,7 @@ main.add_command(files)
 main.add_command(tenants)
 main.add_command(keys)
 main.add_command(usage)
+main.add_command(webhooks)
 main.add_command(worker)
 main.add_command(remove_bg)
 main.add_command(edit)
