@@ -252,11 +252,11 @@ class JobService:
         prompt = getattr(options, "prompt", None)  # optional for some families (outpaint)
         if rules.safety is not None and isinstance(prompt, str):
             rules.safety.check_prompt(prompt, principal.tenant_id)
-        self._providers.for_model(spec)
-        if command.webhook is not None:
+        if command.webhook is not None:  # a request's own mistake, before what the server lacks
             if rules.webhooks is None:
                 raise ValidationError("This server sends no webhooks", param="webhook")
             rules.webhooks.check(command.webhook)
+        self._providers.for_model(spec)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
         return spec, tenant, edit, raw_options, changes, options
 

@@ -253,3 +253,49 @@ def test_the_server_sends_a_delivery_it_could_not_send_before_a_restart(
             (after,) = admin.get(f"/v1/jobs/{job_id}/webhooks").json()["data"]
     assert after["state"] == "delivered"
     assert after["attempts"][-1]["status_code"] == 204 and len(after["attempts"]) >= 2
+
+
+def test_batch_items_carry_webhooks_of_their_own(
+    client: httpx.Client, receiver: WebhookReceiver
+) -> None:
+    requests = [
+        {**FAST, "prompt": "hooked", "webhook": receiver.url},
+        {**FAST, "prompt": "quiet"},
+        {**FAST, "prompt": "every step", "webhook": f"{receiver.url}?item=2",
+         "webhook_events": ["running", "succeeded"]},
+    ]  # fmt: skip
+    created = client.post("/v1/inference/images/batch", json={"requests": requests})
+    assert created.status_code == 202, created.text
+    taken = receiver.wait_for(3)
+    time.sleep(0.5)
+    assert len(receiver.received) == 3  # nothing for the item without a webhook
+    by_path = sorted((item.path, item.document["type"]) for item in taken)
+    assert by_path == [
+        ("/hooks", "job.succeeded"),
+        ("/hooks?item=2", "job.running"),
+        ("/hooks?item=2", "job.succeeded"),
+    ]
+
+    bad = [{**FAST, "prompt": "ok"}, {**FAST, "prompt": "x", "webhook": "http://10.0.0.1/x"}]
+    error = error_of(client.post("/v1/inference/images/batch", json={"requests": bad}))
+    assert error["param"] == "requests.1.webhook"
+    bad = [{**FAST, "prompt": "x", "webhook": receiver.url, "webhook_events": ["later"]}]
+    error = error_of(client.post("/v1/inference/images/batch", json={"requests": bad}))
+    assert error["param"] == "requests.0.webhook_events.0"
+
+
+def test_background_removal_checks_its_webhook_fields(client: httpx.Client) -> None:
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(picture, format="PNG")
+    response = client.post(
+        "/v1/inference/images/remove-background",
+        data={"webhook": "http://192.168.1.1/x"},
+        files={"image": ("in.png", picture.getvalue(), "image/png")},
+    )
+    assert error_of(response)["param"] == "webhook"
+    response = client.post(
+        "/v1/inference/images/remove-background",
+        data={"webhook": "http://127.0.0.1:9/x", "webhook_events": "succeeded,soon"},
+        files={"image": ("in.png", picture.getvalue(), "image/png")},
+    )
+    assert error_of(response)["param"] == "webhook_events.1"
