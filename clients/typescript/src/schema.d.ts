@@ -342,6 +342,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Webhook Secret
+         * @description The tenant's webhook signing secret (`whsec_...`), made on first read. Needs the
+         *     `generate` scope, as sending a webhook does.
+         */
+        get: operations["webhooks_get_secret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Webhook Secret
+         * @description A new signing secret for the tenant. For the next 24 hours deliveries carry two
+         *     signatures, by the new secret and the old one, so receivers can switch over without
+         *     refusing any.
+         */
+        post: operations["webhooks_rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{job_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Job Webhooks
+         * @description The job's webhook deliveries in order, each with its tries (when, the answer or the
+         *     error, how long).
+         */
+        get: operations["jobs_list_webhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/media/{token}": {
         parameters: {
             query?: never;
@@ -896,6 +960,16 @@ export interface components {
             status: "ok";
             data: components["schemas"]["UsagePublic"];
         };
+        /** Envelope[WebhookSecretPublic] */
+        Envelope_WebhookSecretPublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["WebhookSecretPublic"];
+        };
         /** Envelope[list[KeyPublic]] */
         Envelope_list_KeyPublic__: {
             /**
@@ -928,6 +1002,17 @@ export interface components {
             status: "ok";
             /** Data */
             data: components["schemas"]["UsagePublic"][];
+        };
+        /** Envelope[list[WebhookDeliveryPublic]] */
+        Envelope_list_WebhookDeliveryPublic__: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            /** Data */
+            data: components["schemas"]["WebhookDeliveryPublic"][];
         };
         /** Envelope[list[WorkerPublic]] */
         Envelope_list_WorkerPublic__: {
@@ -1678,6 +1763,78 @@ export interface components {
             /** Context */
             ctx?: Record<string, never>;
         };
+        /** WebhookAttemptPublic */
+        WebhookAttemptPublic: {
+            /**
+             * Attempted At
+             * Format: date-time
+             */
+            attempted_at: string;
+            /**
+             * Status Code
+             * @description The receiver's answer; null when none came.
+             */
+            status_code: number | null;
+            /**
+             * Error
+             * @description Why the try failed; null when it was delivered.
+             */
+            error: string | null;
+            /** Duration Ms */
+            duration_ms: number;
+        };
+        /** WebhookDeliveryPublic */
+        WebhookDeliveryPublic: {
+            /**
+             * Id
+             * @description The `webhook-id` header, the same on every try.
+             */
+            id: string;
+            /**
+             * Object
+             * @default webhook_delivery
+             * @constant
+             */
+            object: "webhook_delivery";
+            /**
+             * Event
+             * @enum {string}
+             */
+            event: "queued" | "running" | "progress" | "succeeded" | "failed" | "canceled";
+            /** Url */
+            url: string;
+            /**
+             * State
+             * @description `pending` (not yet sent, or to be tried again), `delivered` (a 2xx answer) or `failed` (given up once the retry window closed).
+             * @enum {string}
+             */
+            state: "pending" | "delivered" | "failed";
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Next Attempt At
+             * @description When it is tried next, if pending.
+             */
+            next_attempt_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Attempts
+             * @description Each try, oldest first.
+             */
+            attempts: components["schemas"]["WebhookAttemptPublic"][];
+        };
+        /** WebhookSecretPublic */
+        WebhookSecretPublic: {
+            /**
+             * Key
+             * @description The tenant's signing secret, `whsec_` and base64 (Standard Webhooks): verify deliveries with it (`pixelgate.verify_webhook`, or any Standard Webhooks library).
+             */
+            key: string;
+        };
         /** WorkerPublic */
         WorkerPublic: {
             /** Id */
@@ -2204,6 +2361,16 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
+                    /**
                      * Model
                      * @description A catalog model id or alias.
                      */
@@ -2350,6 +2517,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
                      * Model
                      * @description A catalog model id or alias.
@@ -2534,6 +2711,16 @@ export interface operations {
                 "application/json": {
                     /** Requests */
                     requests: ({
+                        /**
+                         * Webhook
+                         * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                         */
+                        webhook?: string | null;
+                        /**
+                         * Webhook Events
+                         * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                         */
+                        webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                         /**
                          * Model
                          * @description A catalog model id or alias.
@@ -2965,6 +3152,176 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    webhooks_get_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_WebhookSecretPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    webhooks_rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_WebhookSecretPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    jobs_list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_list_WebhookDeliveryPublic__"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -3571,6 +3928,16 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
+                    /**
                      * Model
                      * @description A background-removal model.
                      * @default rembg/u2netp
@@ -3626,6 +3993,16 @@ export interface operations {
                 "multipart/form-data": {
                     /** Format: binary */
                     image?: string;
+                    /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
                      * Model
                      * @description A background-removal model.

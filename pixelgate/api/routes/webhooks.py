@@ -11,15 +11,20 @@ from pixelgate.api.deps import GeneratePrincipal, ReadPrincipal, RuntimeDep
 from pixelgate.api.protocol import Envelope, ErrorEnvelope
 from pixelgate.api.webhook_protocol import WebhookDeliveryPublic, WebhookSecretPublic
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter()
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorEnvelope} for status in (401, 403, 404)
 }
 
 
-@router.get("/v1/webhooks/secret", response_model=Envelope[WebhookSecretPublic], responses=ERRORS)
-def webhook_secret(
+@router.get(
+    "/v1/webhooks/secret",
+    response_model=Envelope[WebhookSecretPublic],
+    responses=ERRORS,
+    tags=["webhooks"],
+)
+def get_webhook_secret(
     principal: GeneratePrincipal, runtime: RuntimeDep
 ) -> Envelope[WebhookSecretPublic]:
     """The tenant's webhook signing secret (`whsec_...`), made on first read. Needs the
@@ -29,7 +34,10 @@ def webhook_secret(
 
 
 @router.post(
-    "/v1/webhooks/secret/rotate", response_model=Envelope[WebhookSecretPublic], responses=ERRORS
+    "/v1/webhooks/secret/rotate",
+    response_model=Envelope[WebhookSecretPublic],
+    responses=ERRORS,
+    tags=["webhooks"],
 )
 def rotate_webhook_secret(
     principal: GeneratePrincipal, runtime: RuntimeDep
@@ -47,7 +55,7 @@ def rotate_webhook_secret(
     responses=ERRORS,
     tags=["jobs"],
 )
-def job_webhooks(
+def list_job_webhooks(
     job_id: str, principal: ReadPrincipal, runtime: RuntimeDep
 ) -> Envelope[list[WebhookDeliveryPublic]]:
     """The job's webhook deliveries in order, each with its tries (when, the answer or the
