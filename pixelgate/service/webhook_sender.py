@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import and_, exists, insert, or_, select, update
@@ -28,7 +29,6 @@ from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.tables import Job, JobWebhook, WebhookAttempt, WebhookDelivery
 from pixelgate.providers.egress import Refused
-from pixelgate.providers.transport import CONNECT_TO, StdlibTransport
 from pixelgate.service.webhook_outbox import DELIVERED, FAILED, PENDING
 from pixelgate.service.webhook_secrets import WebhookSecrets
 from pixelgate.service.webhook_targets import WebhookTargets
@@ -82,7 +82,6 @@ class WebhookSender:
         self._claim = timedelta(seconds=max(60.0, 3 * timeout_seconds))
         # one client for every delivery, its connections kept alive per receiver
         self._client = httpx.Client(
-            transport=StdlibTransport(),
             timeout=httpx.Timeout(timeout_seconds),
             follow_redirects=False,
             headers={"user-agent": USER_AGENT},
@@ -167,10 +166,11 @@ class WebhookSender:
         error: str | None = None
         try:
             destination = self._targets.destination(delivery.url)
-            extensions = {CONNECT_TO: destination.address} if destination.address else {}
-            response = self._client.post(
-                str(destination.url), content=body, headers=headers, extensions=extensions
-            )
+            url, extensions = destination.url, {}
+            if destination.address is not None:
+                url, pin, extensions = pinned(destination.url, destination.address)
+                headers |= pin
+            response = self._client.post(url, content=body, headers=headers, extensions=extensions)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}"
@@ -214,3 +214,16 @@ class WebhookSender:
                 .where(and_(WebhookDelivery.seq == delivery.seq, WebhookDelivery.state == PENDING))
                 .values(**values)
             )
+
+
+def pinned(url: httpx.URL, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, Any]]:
+    """The URL, headers and extensions that send a request for `url` to `address` (checked by
+    the egress guard), whatever the name resolves to by then: the address in the URL, the name
+    in `Host` and, over TLS, as the name sent and verified (SNI); the connection is closed
+    after the answer, as the pool knows it by the address. The same as main's
+    `providers.upstream.pinned` (issue 21), which replaces this one when the two meet."""
+    return (
+        url.copy_with(host=address),
+        {"Host": url.netloc.decode("ascii"), "Connection": "close"},
+        {"sni_hostname": url.host} if url.scheme == "https" else {},
+    )
