@@ -29,6 +29,7 @@ from pixelgate.errors import (
     Timeout,
     Unauthorized,
     ValidationError,
+    WebhookVerificationError,
     WorkerCrashed,
 )
 
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         JobEvent,
         Model,
         Page,
+        verify_webhook,
     )
 
 __version__ = "0.1.0"
@@ -85,8 +87,10 @@ __all__ = [
     "Timeout",
     "Unauthorized",
     "ValidationError",
+    "WebhookVerificationError",
     "WorkerCrashed",
     "__version__",
+    "verify_webhook",
 ]
 
 

@@ -4,6 +4,8 @@
     ├── ValidationError        VALIDATION_ERROR     400
     │   └── MustProvideFile    MUST_PROVIDE_FILE    400
     ├── Unauthorized           UNAUTHORIZED         401
+    ├── WebhookVerificationError  WEBHOOK_VERIFICATION_FAILED  400  (SDK: a delivery is not
+    │                                                                pixelgate's, or is stale)
     ├── BudgetExceeded         BUDGET_EXCEEDED      402
     ├── Forbidden              FORBIDDEN            403
     ├── ModelAccessDenied      MODEL_ACCESS_DENIED  403
@@ -51,6 +53,7 @@ __all__ = [
     "Timeout",
     "Unauthorized",
     "ValidationError",
+    "WebhookVerificationError",
     "WorkerCrashed",
     "error_from_code",
 ]
@@ -88,6 +91,15 @@ class MustProvideFile(ValidationError):
 class Unauthorized(Error):
     code = "UNAUTHORIZED"
     status = 401
+
+
+class WebhookVerificationError(Error):
+    """A webhook delivery failed verification (`pixelgate.verify_webhook`): a header is
+    missing, the signature does not match the body and secret, or the timestamp is too old
+    or too far ahead. A receiver answers it with 400 and drops the delivery."""
+
+    code = "WEBHOOK_VERIFICATION_FAILED"
+    status = 400
 
 
 class BudgetExceeded(Error):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from pixelgate.catalog import Catalog, ModelSpec
 from pixelgate.clock import Clock, SystemClock
 from pixelgate.db import Database, upgrade
+from pixelgate.db.tables import Job, WebhookDelivery
 from pixelgate.engine import CancelRegistry, EventBus, JobQueue, ThreadWorker
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.extras import installed
@@ -27,7 +28,7 @@ from pixelgate.paths import kept_secret
 from pixelgate.providers import ImageTask, ProviderRegistry
 from pixelgate.providers.registry import configured_models
 from pixelgate.service.access import ADMIN_KEY_FILE, AccessService
-from pixelgate.service.batches import BatchDispatcher, BatchService
+from pixelgate.service.batches import BatchService, batch_dispatcher
 from pixelgate.service.billing import Billing
 from pixelgate.service.cache import ResultCache
 from pixelgate.service.erasure import TenantEraser
@@ -41,11 +42,17 @@ from pixelgate.service.jobs import JobService, Policies
 from pixelgate.service.maintenance import Chore, Housekeeper, Maintenance, WorkerRegistry
 from pixelgate.service.media import MediaLinks
 from pixelgate.service.models import ModelDirectory
+from pixelgate.service.passes import PassLoop
 from pixelgate.service.provider_keys import KeyVault, ProviderKeys
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.safety import NsfwClassifier, Safety
 from pixelgate.service.tenants import TenantService
+from pixelgate.service.webhook_outbox import WebhookOutbox
+from pixelgate.service.webhook_payload import webhook_body
+from pixelgate.service.webhook_secrets import WebhookSecrets
+from pixelgate.service.webhook_sender import WebhookSender
+from pixelgate.service.webhook_targets import WebhookTargets
 from pixelgate.settings import Settings
 from pixelgate.storage import BlobStore, LocalBlobStore
 
@@ -129,11 +136,19 @@ class Runtime:
         )
         self.billing = Billing(self.db, self.clock)
         self.metrics = Metrics()
+        self.webhook_secrets = WebhookSecrets(self.db, self.clock)
+        self.webhooks = WebhookOutbox(
+            self.db,
+            self.clock,
+            targets=WebhookTargets(allowed_hosts=settings.webhook_allowed_hosts),
+        )
         store = JobStore(
             self.db,
             self.bus,
             self.clock,
             on_finish=[self.billing.on_job_finished, self.metrics.on_job_finished],
+            on_event=[self.webhooks.on_job_event],
+            on_progress=[self.webhooks.on_progress],
         )
         self.workers = WorkerRegistry(self.db, self.clock)
         self.worker_id = WorkerRegistry.new_id()
@@ -200,12 +215,26 @@ class Runtime:
                 cache=cache,
                 idempotency=IdempotencyKeys(self.db, self.clock),
                 safety=self.safety,
+                webhooks=self.webhooks,
             ),
             max_attempts=settings.max_attempts,
         )
         self.history = History(self.db, self.files, self.catalog, self.clock)
         self.batches = BatchService(self.db, self.jobs, self.access, self.clock)
-        self.batch_dispatcher = BatchDispatcher(self.batches) if role == "api" else None
+        self.batch_dispatcher = batch_dispatcher(self.batches) if role == "api" else None
+        self.webhook_sender = WebhookSender(
+            self.db,
+            self.clock,
+            secrets=self.webhook_secrets,
+            targets=self.webhooks.targets,
+            body=self._webhook_body,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            retry_window=timedelta(seconds=settings.webhook_retry_seconds),
+            backoff_seconds=settings.webhook_backoff_seconds,
+        )
+        # every process sends (API replicas and workers alike); claims keep each delivery to one
+        self.webhook_loop = PassLoop("webhooks", self.webhook_sender.send_due)
+        self.webhooks.on_added = self.webhook_loop.wake
         self.metrics.watch(
             jobs_by_state=store.counts_by_state,
             queue_depth=lambda: self.queue.depth,
@@ -235,6 +264,9 @@ class Runtime:
                 )
             )
         return chores
+
+    def _webhook_body(self, job: Job, delivery: WebhookDelivery, base_url: str) -> bytes:
+        return webhook_body(job, delivery, base_url=base_url, files=self.files)
 
     def _more_on_the_way(self, model: str) -> bool:
         """Whether another job for local `model` may reach the model worker within a batch
@@ -290,6 +322,7 @@ class Runtime:
         self.housekeeper.start()
         if self.batch_dispatcher is not None:
             self.batch_dispatcher.start()
+        self.webhook_loop.start()
 
     def _preloads(self, names: Sequence[str]) -> list[tuple[ModelSpec, ImageTask | None]]:
         """The local models among `names`, each with a one-step warm-up task where it makes
@@ -306,6 +339,8 @@ class Runtime:
         return ImageTask("generate", self.catalog.validate_options(spec, options, task="generate"))
 
     def stop(self) -> None:
+        self.webhook_loop.stop()
+        self.webhook_sender.close()
         if self.batch_dispatcher is not None:
             self.batch_dispatcher.stop()
         self.housekeeper.stop()

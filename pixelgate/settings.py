@@ -231,6 +231,20 @@ class Settings(BaseSettings):
     addresses, and each provider's configured base URL."""
     # --- end of hosted providers ---
 
+    # --- webhooks (issue 24) ---
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Hosts (names or addresses, comma-separated) a request's `webhook` may name even when
+    they resolve to a loopback, private or link-local address. Empty: public addresses only."""
+    webhook_retry_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long a delivery is tried after its event before it is marked failed (a day)."""
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    """The wait before the first retry; it doubles with each try (capped at an hour), less a
+    random part of up to a half (jitter), so receivers that failed together are not retried
+    together."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """How long one delivery may take (connecting, sending, the answer)."""
+    # --- end of webhooks ---
+
     # --- safety and background removal (issue 5) ---
     rembg_home: Path | None = None
     """rembg's model folder (its `U2NET_HOME`): `<name>.onnx` per model; `<models_dir>/rembg`
@@ -293,7 +307,9 @@ class Settings(BaseSettings):
         """Backend `name`'s own settings (see `providers.registry.Backend.settings_of`)."""
         return self.providers[name]
 
-    @field_validator("provider_allowed_hosts", "provider_keys_secret", mode="before")
+    @field_validator(
+        "provider_allowed_hosts", "provider_keys_secret", "webhook_allowed_hosts", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -27,6 +27,7 @@ from pixelgate.api.routes import (
     upscale,
     usage,
     web,
+    webhooks,
 )
 from pixelgate.engine.model_process import ModelProcess
 from pixelgate.runtime import Runtime
@@ -43,6 +44,7 @@ ROUTERS: tuple[APIRouter, ...] = (
             images,
             batches,
             jobs,
+            webhooks,
             media,
             models,
             usage,

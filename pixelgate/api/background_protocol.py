@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from pixelgate.api.protocol import with_aliases
+from pixelgate.api.protocol import WebhookFields, with_aliases
 from pixelgate.api.single_image_protocol import SingleImageRequest
 from pixelgate.service.jobs import ImageCommand
 
@@ -15,7 +15,7 @@ DEFAULT_MODEL = "rembg/u2netp"
 
 
 @with_aliases
-class RemoveBackgroundRequest(SingleImageRequest):
+class RemoveBackgroundRequest(SingleImageRequest, WebhookFields):
     """Background removal: one input image in, one transparent PNG (or WebP) out. The image comes
     as base64 (`image`, or `input_image` as in edits; a `data:` URL is fine) or as the id of a
     stored result (`image_file_id` / `input_image_file_id`). The same fields, with the image as
@@ -49,4 +49,5 @@ class RemoveBackgroundRequest(SingleImageRequest):
             response_format=self.response_format,
             metadata=self.metadata,
             image=self.upload(image_file),
+            webhook=self.webhook_request(),
         )

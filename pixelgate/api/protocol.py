@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from pixelgate.catalog.options import name_aliases, option_names
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
+from pixelgate.service.webhook_targets import Webhook, WebhookEvent, webhook_of
 
 T = TypeVar("T")
 
@@ -60,6 +61,35 @@ class AliasedRequest(BaseModel):
 Aliased = TypeVar("Aliased", bound=AliasedRequest)
 
 
+class WebhookFields(BaseModel):
+    """The webhook fields every request that makes a job takes (generate, edit, remove
+    background, upscale, and each item of a batch): pixelgate POSTs the job's
+    events there, signed with the tenant's secret (`GET /v1/webhooks/secret`)."""
+
+    webhook: str | None = Field(
+        default=None,
+        description="An http(s) URL to POST the job's events to (Standard Webhooks, signed). "
+        "Private and loopback addresses are refused unless the operator allows the host.",
+    )
+    webhook_events: list[WebhookEvent] | None = Field(
+        default=None,
+        description="Which events to send: any of queued, running, progress, succeeded, failed, "
+        "canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, "
+        "canceled.",
+    )
+
+    @field_validator("webhook_events", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):  # a form field: `succeeded,failed`
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def webhook_request(self) -> Webhook | None:
+        """The webhook asked for, its event names checked (its URL is checked on submit)."""
+        return webhook_of(self.webhook, self.webhook_events)
+
+
 def with_aliases(model: type[Aliased]) -> type[Aliased]:
     """Give `model` the aliases of its fields (by their wire names) and of every option."""
     fields = {field.alias or name for name, field in model.model_fields.items()}
@@ -68,7 +98,7 @@ def with_aliases(model: type[Aliased]) -> type[Aliased]:
 
 
 @with_aliases
-class GenerateRequest(AliasedRequest):
+class GenerateRequest(AliasedRequest, WebhookFields):
     """Text-to-image. Besides the fields below, send the model's own options at the top level
     (`width`, `height`, `num_steps`, `seed`, ...); `GET /v1/models` lists each model's options
     with their limits and defaults. Every model also takes `size` (`WxH`, fitted to its limits)
@@ -115,11 +145,12 @@ class GenerateRequest(AliasedRequest):
             response_format=self.response_format,
             metadata=self.metadata,
             use_cache=self.cache,
+            webhook=self.webhook_request(),
         )
 
 
 @with_aliases
-class EditRequest(AliasedRequest):
+class EditRequest(AliasedRequest, WebhookFields):
     """Image-to-image or inpainting. The input image and the optional mask (white repaints,
     black keeps) come as base64 (`input_image`, `mask_image`) or as ids of stored results
     (`input_image_file_id`, `mask_image_file_id`). Send the model's own options at the top
@@ -183,6 +214,7 @@ class EditRequest(AliasedRequest):
             image=_upload("image", image_file, self.input_image, self.input_image_file_id),
             mask=_upload("mask", mask_file, self.mask_image, self.mask_image_file_id),
             use_cache=self.cache,
+            webhook=self.webhook_request(),
         )
 
 

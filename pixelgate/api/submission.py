@@ -51,6 +51,15 @@ async def submit_headers(
 SubmitHeadersDep = Annotated[SubmitHeaders, Depends(submit_headers)]
 
 
+def with_link_base(command: ImageCommand, base_url: str) -> ImageCommand:
+    """The command, its webhook's deliveries to carry links to `base_url`."""
+    if command.webhook is None:
+        return command
+    return dataclasses.replace(
+        command, webhook=dataclasses.replace(command.webhook, base_url=base_url)
+    )
+
+
 async def submit_and_respond(
     command: ImageCommand,
     *,
@@ -61,6 +70,7 @@ async def submit_and_respond(
     base_url: str,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Submit; then 202 with the job, or wait and answer with its images."""
+    command = with_link_base(command, base_url)
     if not respond_async:
         result = await runtime.jobs.run(
             principal,

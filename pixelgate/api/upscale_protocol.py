@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field
 
-from pixelgate.api.protocol import with_aliases
+from pixelgate.api.protocol import WebhookFields, with_aliases
 from pixelgate.api.single_image_protocol import SingleImageRequest
 from pixelgate.service.jobs import ImageCommand
 
@@ -15,7 +15,7 @@ DEFAULT_MODEL = "pixelgate/lanczos"
 
 
 @with_aliases
-class UpscaleRequest(SingleImageRequest):
+class UpscaleRequest(SingleImageRequest, WebhookFields):
     """Upscaling: one input image in, the same picture `factor` times wider and taller out. The
     image comes as base64 (`image` / `input_image`), as a stored result's id (`image_file_id` /
     `input_image_file_id`), or as the multipart file `image`. Send the model's own options at
@@ -68,4 +68,5 @@ class UpscaleRequest(SingleImageRequest):
             metadata=self.metadata,
             image=self.upload(image_file),
             use_cache=self.cache,
+            webhook=self.webhook_request(),
         )

@@ -26,6 +26,7 @@ from pixelgate.api.protocol import (
     JobPublic,
     ModelPublic,
 )
+from pixelgate.api.webhook_protocol import WebhookAttemptPublic, WebhookDeliveryPublic
 from pixelgate.catalog import ModelSpec
 from pixelgate.catalog.titles import options_schema
 from pixelgate.clock import as_utc
@@ -36,6 +37,7 @@ from pixelgate.service.batches import BatchView
 from pixelgate.service.billing import BudgetStatus, UsageReport, format_money, job_cost
 from pixelgate.service.erasure import KEPT, Erasure
 from pixelgate.service.history import FileEntry
+from pixelgate.service.webhook_outbox import PENDING, DeliveryRecord
 
 
 class _HasId(Protocol):
@@ -287,4 +289,26 @@ def batch_public(runtime: Runtime, view: BatchView, base_url: str) -> BatchPubli
         counts=BatchCounts(**view.counts),
         metadata=batch.metadata_,
         items=items,
+    )
+
+
+def webhook_delivery_public(record: DeliveryRecord) -> WebhookDeliveryPublic:
+    delivery = record.delivery
+    return WebhookDeliveryPublic(
+        id=delivery.id,
+        event=delivery.event,  # type: ignore[arg-type]
+        url=delivery.url,
+        state=delivery.state,  # type: ignore[arg-type]
+        created_at=as_utc(delivery.created_at),
+        next_attempt_at=(as_utc(delivery.next_attempt_at) if delivery.state == PENDING else None),
+        finished_at=as_utc(delivery.finished_at) if delivery.finished_at else None,
+        attempts=[
+            WebhookAttemptPublic(
+                attempted_at=as_utc(attempt.attempted_at),
+                status_code=attempt.status_code,
+                error=attempt.error,
+                duration_ms=attempt.duration_ms,
+            )
+            for attempt in record.attempts
+        ],
     )

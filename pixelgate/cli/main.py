@@ -32,6 +32,7 @@ COMMANDS = {
     "edit": "pixelgate.cli.edit:edit",
     "pull": "pixelgate.cli.pull:pull",
     "mcp": "pixelgate.cli.mcp:mcp",
+    "webhooks": "pixelgate.cli.webhooks:webhooks",
 }
 """Every command but `serve`, imported when it runs (`serve` imports none of them)."""
 

@@ -314,3 +314,80 @@ class WorkerRecord(Base):
     last_seen_at: Mapped[datetime] = mapped_column(index=True)
     running: Mapped[list[Any]]
     """Ids of the jobs it runs now."""
+
+
+class WebhookSecret(Base):
+    """A tenant's webhook signing secret (`whsec_...`), made on first read. After a rotation
+    the previous one still signs beside it for a while (`service.webhook_secrets`)."""
+
+    __tablename__ = "webhook_secrets"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(100))
+    previous_key: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+
+
+class JobWebhook(Base):
+    """Where a job's events go, as its request asked (`webhook`, `webhook_events`)."""
+
+    __tablename__ = "job_webhooks"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    """The job's tenant, whose secret signs the deliveries."""
+    url: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]]
+    base_url: Mapped[str] = mapped_column(Text)
+    """Where the links in its deliveries point (the public URL, or the request's own)."""
+
+
+class WebhookDelivery(Base):
+    """One event of a job to POST to its webhook: the outbox. Sent in order per job (`seq`),
+    tried until a 2xx answer or the retry window closes, under the same `id` every time."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        # the sender's probe: pending deliveries whose time has come
+        Index("ix_webhook_deliveries_state_next", "state", "next_attempt_at"),
+        # a job's deliveries in order (the ordering check, `GET /v1/jobs/{id}/webhooks`)
+        Index("ix_webhook_deliveries_job_seq", "job_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    """The `webhook-id` header: `msg_...`, the same on every try."""
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    event: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]]
+    """The event's own details (a progress step, a reason)."""
+    state: Mapped[str] = mapped_column(String(16))
+    """`pending`, `delivered` or `failed` (given up)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    claimed_until: Mapped[datetime | None]
+    """A sender is trying it; another may take it over after this time."""
+    finished_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One try of a delivery: when, what came back (a status code or an error), how long."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    delivery_seq: Mapped[int] = mapped_column(
+        ForeignKey("webhook_deliveries.seq", ondelete="CASCADE"), index=True
+    )
+    attempted_at: Mapped[datetime]
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float] = mapped_column(Float)

@@ -94,6 +94,8 @@ class EgressGuard:
     allowed_hosts: frozenset[str] = frozenset()
     """Host names or addresses the operator allows whatever they resolve to."""
     resolver: Resolver = field(default=resolve, compare=False)
+    allow_setting: str = "PIXELGATE_PROVIDER_ALLOWED_HOSTS"
+    """The setting that allows a host, named in the log when one is refused."""
 
     @classmethod
     def create(
@@ -103,6 +105,7 @@ class EgressGuard:
         base_url: str | None = None,
         allowed_hosts: Iterable[str] = (),
         resolver: Resolver = resolve,
+        allow_setting: str = "PIXELGATE_PROVIDER_ALLOWED_HOSTS",
     ) -> EgressGuard:
         trusted = frozenset({origin_of(httpx.URL(base_url))}) if base_url else frozenset()
         return cls(
@@ -110,42 +113,56 @@ class EgressGuard:
             trusted_origins=trusted,
             allowed_hosts=frozenset(host.strip().lower().strip("[]") for host in allowed_hosts),
             resolver=resolver,
+            allow_setting=allow_setting,
         )
 
     def check(self, url: str | httpx.URL) -> Destination:
         """Where a URL given on the provider's word may be called; raises `BackendError` when it
         may not (not http(s), or resolving to an address that is not public)."""
         try:
+            return self.examine(url)
+        except Refused as exc:
+            raise BackendError(
+                f"The {self.provider} provider returned {exc.what}; refused"
+            ) from exc
+
+    def examine(self, url: str | httpx.URL) -> Destination:
+        """`check`'s work, for any caller: raises `Refused` saying what the URL is."""
+        try:
             target = httpx.URL(url)
         except httpx.InvalidURL:
-            raise self._refused("a URL that cannot be read") from None
+            raise Refused("a URL that cannot be read") from None
         if target.scheme not in ("http", "https") or not target.host:
-            raise self._refused("a URL that is not http(s)")
+            raise Refused("a URL that is not http(s)")
         if target.userinfo:
-            raise self._refused("a URL with credentials in it")
+            raise Refused("a URL with credentials in it")
         origin = origin_of(target)
         if origin in self.trusted_origins or origin[1] in self.allowed_hosts:
             return Destination(target, None)
         try:
             addresses = self.resolver(origin[1], origin[2])
-        except OSError as exc:
-            raise BackendError(
-                f"The {self.provider} provider returned a URL whose host does not resolve"
-            ) from exc
+        except OSError:
+            addresses = []
         if not addresses:
-            raise BackendError(
-                f"The {self.provider} provider returned a URL whose host does not resolve"
-            )
+            raise Refused("a URL whose host does not resolve")
         for address in addresses:
             reason = why_not_public(address)
             if reason is not None:
                 log.warning(
                     "%s: refused %s://%s:%d, which resolves to %s (%s); allow the host with "
-                    "PIXELGATE_PROVIDER_ALLOWED_HOSTS if it is meant",
+                    "%s if it is meant",
                     self.provider, origin[0], origin[1], origin[2], address, reason,
+                    self.allow_setting,
                 )  # fmt: skip
-                raise self._refused("a URL to an address that is not public")
+                raise Refused("a URL to an address that is not public", reason=reason)
         return Destination(target, addresses[0])
 
-    def _refused(self, what: str) -> BackendError:
-        return BackendError(f"The {self.provider} provider returned {what}; refused")
+
+class Refused(Exception):
+    """A URL the guard does not let pixelgate call; `what` says what it is."""
+
+    def __init__(self, what: str, *, reason: str | None = None) -> None:
+        super().__init__(what)
+        self.what = what
+        self.reason = reason
+        """Why an address is not public (`loopback`, `private`, ...), where that was it."""

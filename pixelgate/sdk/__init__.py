@@ -14,6 +14,7 @@ from pixelgate.sdk.types import (
     Model,
     Page,
 )
+from pixelgate.webhook_signatures import verify_webhook
 
 __all__ = [
     "AsyncClient",
@@ -29,4 +30,5 @@ __all__ = [
     "JobEvent",
     "Model",
     "Page",
+    "verify_webhook",
 ]

@@ -10,6 +10,7 @@ from pixelgate.sdk.batches import AsyncBatches, Batches
 from pixelgate.sdk.config import ClientConfig
 from pixelgate.sdk.resources import Files, Images, Jobs, Models
 from pixelgate.sdk.transport import AsyncTransport, SyncTransport
+from pixelgate.sdk.webhooks import AsyncWebhooks, Webhooks
 
 
 class Client:
@@ -42,6 +43,7 @@ class Client:
         self.jobs = Jobs(self._transport)
         self.models = Models(self._transport)
         self.files = Files(self._transport)
+        self.webhooks = Webhooks(self._transport)
         self.admin = Admin(self._transport)
 
     @property
@@ -92,6 +94,7 @@ class AsyncClient:
         self.jobs = AsyncJobs(self._transport)
         self.models = AsyncModels(self._transport)
         self.files = AsyncFiles(self._transport)
+        self.webhooks = AsyncWebhooks(self._transport)
         self.admin = AsyncAdmin(self._transport)
 
     @property

@@ -15,9 +15,7 @@ and recording the job leaves a retry that finds the same job instead of making a
 from __future__ import annotations
 
 import contextlib
-import logging
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -39,8 +37,8 @@ from pixelgate.errors import (
 from pixelgate.service.access import AccessService, Principal
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand, JobService
-
-log = logging.getLogger(__name__)
+from pixelgate.service.passes import PassLoop
+from pixelgate.service.webhook_targets import Webhook
 
 MAX_ITEMS = 100
 CLAIM_SECONDS = 60.0
@@ -292,36 +290,12 @@ class BatchService:
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
 
-class BatchDispatcher:
+def batch_dispatcher(batches: BatchService) -> PassLoop:
     """Submits batch items in the background: a pass every second, and at once when a batch
     arrives. Each API process runs one; their claims keep them from submitting an item twice."""
-
-    def __init__(self, batches: BatchService, *, every_seconds: float = 1.0) -> None:
-        self._batches = batches
-        self._every = every_seconds
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pixelgate-batches", daemon=True)
-        batches.on_created = self._wake.set
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                while self._batches.dispatch() and not self._stopping.is_set():
-                    pass  # more may be waiting behind a full pass
-            except Exception:
-                log.exception("dispatching batch items failed; trying again")
-            self._wake.wait(self._every)
+    loop = PassLoop("batches", batches.dispatch)
+    batches.on_created = loop.wake
+    return loop
 
 
 def _stored(command: ImageCommand) -> dict[str, Any]:
@@ -332,11 +306,17 @@ def _stored(command: ImageCommand) -> dict[str, Any]:
         "response_format": command.response_format,
         "metadata": command.metadata,
         "use_cache": command.use_cache,
-    }
+        "webhook": None if command.webhook is None else {
+            "url": command.webhook.url,
+            "events": list(command.webhook.events),
+            "base_url": command.webhook.base_url,
+        },
+    }  # fmt: skip
 
 
 def command_of(stored: dict[str, Any]) -> ImageCommand:
     """An item's command, as `_stored` kept it."""
+    webhook = stored.get("webhook")  # items stored before webhooks came have none
     return ImageCommand(
         task="generate",
         model=stored["model"],
@@ -344,7 +324,10 @@ def command_of(stored: dict[str, Any]) -> ImageCommand:
         response_format=stored["response_format"],
         metadata=stored["metadata"],
         use_cache=stored["use_cache"],
-    )
+        webhook=None if webhook is None else Webhook(
+            webhook["url"], tuple(webhook["events"]), webhook["base_url"]
+        ),
+    )  # fmt: skip
 
 
 def item_param(position: int, param: str | None) -> str:

@@ -1,10 +1,10 @@
 """Erasing a tenant: everything it made or sent goes, but the money it spent stays accounted.
 
-Removed: every job and job event, every file (record and blob), every input image its jobs
-used, its idempotency keys, its API keys and its own provider keys, its ledger entries (they
-name its jobs) and its usage by day. A blob goes only when no remaining file or job input uses
-it: blobs are content-addressed, so another tenant's file (a shared cache hit, the same upload)
-may hold the same bytes.
+Removed: every job and job event (with its webhook deliveries), every file (record and blob),
+every input image its jobs used, its idempotency keys, its API keys, its own provider keys, its
+webhook signing secret, its ledger entries (they name its jobs) and its usage by day. A blob goes
+only when no remaining file or job input uses it: blobs are content-addressed, so another
+tenant's file (a shared cache hit, the same upload) may hold the same bytes.
 
 Kept, because an operator must be able to account for money taken: the tenant's budget
 accounts (`budget_accounts`: what it spent in total and in each month, nothing reserved), and
@@ -37,6 +37,7 @@ from pixelgate.db.tables import (
     Tenant,
     TenantProviderKey,
     UsageDaily,
+    WebhookSecret,
 )
 from pixelgate.errors import Conflict, NotFound
 from pixelgate.service.access import AccessService
@@ -116,6 +117,7 @@ class TenantEraser:
         tenant.safety_threshold = tenant.retention_days = None
         tenant.erased_at = tenant.erased_at or self._clock.now()
         session.execute(delete(IdempotencyKey).where(IdempotencyKey.tenant_id == tenant_id))
+        session.execute(delete(WebhookSecret).where(WebhookSecret.tenant_id == tenant_id))
         # batches hold the tenant's prompts; their items not yet submitted go with them
         batches = select(Batch.id).where(Batch.tenant_id == tenant_id)
         session.execute(delete(BatchItem).where(BatchItem.batch_id.in_(batches)))

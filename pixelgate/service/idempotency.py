@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ MAX_KEY_LENGTH = 255
 
 def request_fingerprint(command: ImageCommand) -> str:
     """A digest of everything a request asked for, input images by their digests."""
-    fields = {
+    fields: dict[str, Any] = {
         "task": command.task,
         "model": command.model,
         "options": command.options,
@@ -32,6 +32,8 @@ def request_fingerprint(command: ImageCommand) -> str:
         "image": upload_digest(command.image),
         "mask": upload_digest(command.mask),
     }
+    if command.webhook is not None:  # only then: earlier fingerprints stay as they were
+        fields["webhook"] = [command.webhook.url, list(command.webhook.events)]
     canonical = json.dumps(fields, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -51,6 +51,11 @@ FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, 
 values are those set, plus the job's `model` and `started_at` where the database returned them.
 A hook that writes more to the job's row (billing, its cost) returns what it wrote, so that the
 ended job handed on is the job as stored."""
+EventHook = Callable[[Session, str, str, dict[str, Any], datetime], None]
+"""Called inside the transaction that records an event of a job: (session, job id, event type,
+its data, when); the webhook outbox adds its deliveries here."""
+ProgressHook = Callable[[str, int, int], None]
+"""Called when a job's progress is published: (job id, step, total)."""
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -98,11 +103,15 @@ class JobStore:
         clock: Clock,
         *,
         on_finish: Collection[FinishHook] = (),
+        on_event: Collection[EventHook] = (),
+        on_progress: Collection[ProgressHook] = (),
     ) -> None:
         self._db = db
         self._bus = bus
         self._clock = clock
         self._on_finish = tuple(on_finish)
+        self._on_event = tuple(on_event)
+        self._on_progress = tuple(on_progress)
         self._returning = bool(db.engine.dialect.update_returning)
         self._statements: dict[tuple[Any, ...], Executable] = {}
         """Conditional updates of `transition`, built once per shape of change."""
@@ -141,11 +150,20 @@ class JobStore:
             if within is not None:
                 within(session)
             recorded = [
-                (kind, details, _add_event(session, job.id, kind, details, now))
+                (kind, details, self._add_event(session, job.id, kind, details, now))
                 for kind, details in events
             ]
         for kind, details, event_id in recorded:
             self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
+
+    def _add_event(
+        self, session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime
+    ) -> int:
+        """Record an event of the job, and run the event hooks in its transaction."""
+        event_id = _add_event(session, job_id, kind, data, at)
+        for hook in self._on_event:
+            hook(session, job_id, kind, data, at)
+        return event_id
 
     def load(self, job_id: str) -> Job | None:
         with self._db.session() as session:
@@ -250,7 +268,7 @@ class JobStore:
                     if written and snapshot is not None:
                         for name, value in written.items():
                             setattr(snapshot, name, value)
-            event_id = _add_event(session, job_id, str(to), data, self._clock.now())
+            event_id = self._add_event(session, job_id, str(to), data, self._clock.now())
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True, snapshot
 
@@ -313,7 +331,7 @@ class JobStore:
             if job is None:
                 return None
             data = {"attempt": job.attempts}
-            event_id = _add_event(session, job_id, job.status, data, now)
+            event_id = self._add_event(session, job_id, job.status, data, now)
         self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
         return job
 
@@ -408,6 +426,8 @@ class JobStore:
         if preview is not None:
             data["preview"] = preview
         self._bus.publish(JobEventMessage(job_id, "progress", data))
+        for hook in self._on_progress:
+            hook(job_id, step, total)
 
     def events_after(self, job_id: str, after_id: int | None) -> list[JobEventMessage]:
         query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)

@@ -65,6 +65,8 @@ from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.service.upscale_sizes import upscale_input_size
+from pixelgate.service.webhook_outbox import WebhookOutbox
+from pixelgate.service.webhook_targets import Webhook
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,8 @@ class ImageCommand:
     use_cache: bool = True
     """False bypasses the result cache (`"cache": false`, `Cache-Control: no-cache`)."""
     idempotency_key: str | None = None
+    webhook: Webhook | None = None
+    """Where the job's events go (`"webhook"`, `"webhook_events"`)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,8 @@ class Policies:
     idempotency: IdempotencyKeys
     safety: Safety | None = None
     """The prompt block-list, when one is set."""
+    webhooks: WebhookOutbox | None = None
+    """Where a request's webhook is checked and recorded; None refuses every webhook."""
 
 
 @dataclass(frozen=True)
@@ -265,6 +271,10 @@ class JobService:
         prompt = getattr(options, "prompt", None)  # optional for some families (outpaint)
         if rules.safety is not None and isinstance(prompt, str):
             rules.safety.check_prompt(prompt, principal.tenant_id)
+        if command.webhook is not None:  # a request's own mistake, before what the server lacks
+            if rules.webhooks is None:
+                raise ValidationError("This server sends no webhooks", param="webhook")
+            rules.webhooks.check(command.webhook)
         self._providers.for_model(spec, own_key=plan.own_key)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
         return spec, tenant, edit, raw_options, changes, options, plan.own_key
@@ -326,6 +336,7 @@ class JobService:
                     images=options.n,
                 )  # fmt: skip
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
+            self._subscribe(session, job, command)
 
         holder = self._executor.worker_id if claim else None
         lease_until = self._clock.now() + self._executor.lease if claim else None
@@ -435,6 +446,7 @@ class JobService:
         def within(session: Session) -> None:
             job.cost = served.record(session)  # written to the row too, by the settlement
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
+            self._subscribe(session, job, command)
 
         try:
             self._store.create(job, event_data={"cached": True}, within=within)
@@ -485,6 +497,11 @@ class JobService:
                 fingerprint=fingerprint,
                 job_id=job_id,
             )
+
+    def _subscribe(self, session: Session, job: Job, command: ImageCommand) -> None:
+        """Record the request's webhook with its new job, before the job's first event."""
+        if command.webhook is not None and self._policies.webhooks is not None:
+            self._policies.webhooks.subscribe(session, job.id, job.tenant_id, command.webhook)
 
     def _idempotency_winner(
         self, tenant_id: str, command: ImageCommand, fingerprint: str

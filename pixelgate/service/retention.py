@@ -6,6 +6,10 @@ caller sent, which are the caller's data, so it goes too. The ledger stays: its 
 amounts, counts, the model and the job's id, and are what money is accounted by (an erased
 tenant's go, see `service.erasure`).
 
+A job's webhook and its deliveries (with their tries) go with it (the database cascades them).
+A batch goes once it is past its tenant's retention too and none of its items is pending or has
+a job left: its requests hold the tenant's prompts.
+
 A job is past retention when it ended and was created longer ago than its tenant's retention
 (`tenants.retention_days`, else the global one), read at each sweep: one range of
 `ix_jobs_tenant_created` per tenant, so a changed retention applies to old jobs with nothing
@@ -17,12 +21,22 @@ import logging
 from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, exists, or_, select
 from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
-from pixelgate.db.tables import IdempotencyKey, Job, JobEvent, JobInputBlob, StoredFile, Tenant
+from pixelgate.db.tables import (
+    Batch,
+    BatchItem,
+    IdempotencyKey,
+    Job,
+    JobEvent,
+    JobInputBlob,
+    StoredFile,
+    Tenant,
+)
+from pixelgate.service.batches import PENDING
 from pixelgate.service.files import SWEEP_BATCH, FileService
 from pixelgate.service.job_store import JobStatus
 
@@ -111,4 +125,30 @@ class Retention:
             .order_by(Job.created_at)
         )
         removed, _, _ = delete_selected_jobs(self._db, self._files, query, batch=batch)
+        self._sweep_batches(tenant_id, cutoff, batch)
         return removed
+
+    def _sweep_batches(self, tenant_id: str, cutoff: datetime, batch: int) -> int:
+        """The tenant's batches created before `cutoff` with no item pending or still holding
+        a job (theirs went with retention, or were deleted); returns how many went."""
+        busy_item = (
+            exists()
+            .where(BatchItem.batch_id == Batch.id)
+            .where(or_(BatchItem.state == PENDING, exists().where(Job.id == BatchItem.job_id)))
+        )
+        query = (
+            select(Batch.id)
+            .where(Batch.tenant_id == tenant_id, Batch.created_at < cutoff, ~busy_item)
+            .order_by(Batch.created_at)
+            .limit(batch)
+        )
+        removed = 0
+        while True:
+            with self._db.session() as session:
+                ids = list(session.scalars(query))
+                if ids:
+                    session.execute(delete(BatchItem).where(BatchItem.batch_id.in_(ids)))
+                    session.execute(delete(Batch).where(Batch.id.in_(ids)))
+            removed += len(ids)
+            if len(ids) < batch:
+                return removed

@@ -84,6 +84,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
         "PIXELGATE_REQUEUE_AFTER_SECONDS": "3",
         "PIXELGATE_WORKER_HEARTBEAT_SECONDS": "1",
         "PIXELGATE_TORCH_THREADS": "1",
+        # webhooks to the tests' receivers on loopback, retried quickly
+        "PIXELGATE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
+        "PIXELGATE_WEBHOOK_BACKOFF_SECONDS": "0.2",
     }
     cluster = Cluster(database, redis, s3_url, env, root, models_dir)
     try:

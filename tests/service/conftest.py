@@ -37,6 +37,9 @@ from pixelgate.service.provider_keys import KeyVault, ProviderKeys
 from pixelgate.service.rate_limits import LimitValues, RateLimits
 from pixelgate.service.retention import Retention
 from pixelgate.service.tenants import TenantService
+from pixelgate.service.webhook_outbox import WebhookOutbox
+from pixelgate.service.webhook_secrets import WebhookSecrets
+from pixelgate.service.webhook_targets import WebhookTargets
 from pixelgate.storage import BlobStore, LocalBlobStore
 from tests.databases import ENGINES, open_database
 
@@ -144,6 +147,8 @@ class Services:
     retention: Retention
     eraser: TenantEraser
     collaborators: JobCollaborators
+    webhooks: WebhookOutbox
+    webhook_secrets: WebhookSecrets
 
 
 @pytest.fixture
@@ -189,7 +194,11 @@ def services(
     inputs = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
     queue = RecordingQueue()
     billing = Billing(db, clock)
-    store = JobStore(db, bus, clock, on_finish=[billing.on_job_finished])
+    # webhooks to `hooks.test` are allowed as named (nothing resolves it; nothing sends here)
+    webhooks = WebhookOutbox(db, clock, targets=WebhookTargets(allowed_hosts=["hooks.test"]))
+    store = JobStore(
+        db, bus, clock, on_finish=[billing.on_job_finished], on_event=[webhooks.on_job_event]
+    )
     cache = ResultCache(db, files, billing, clock, shared=False)
     policies = Policies(
         tenants=tenants,
@@ -198,6 +207,7 @@ def services(
         default_limits=LimitValues(),
         cache=cache,
         idempotency=IdempotencyKeys(db, clock),
+        webhooks=webhooks,
     )
     collaborators = JobCollaborators(store, catalog, providers, files, inputs, cancels, clock)
     executor = JobExecutor(
@@ -235,5 +245,7 @@ def services(
         Retention(db, files, clock, retention=timedelta(days=1)),
         TenantEraser(db, files, tenants, access, clock),
         collaborators,
+        webhooks,
+        WebhookSecrets(db, clock),
     )
     db.dispose()

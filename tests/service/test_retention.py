@@ -17,13 +17,26 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy import select
 
 from pixelgate.clock import as_utc
-from pixelgate.db.tables import Base, BudgetAccount, Job, StoredFile, Tenant
+from pixelgate.db.tables import (
+    Base,
+    Batch,
+    BatchItem,
+    BudgetAccount,
+    Job,
+    JobWebhook,
+    StoredFile,
+    Tenant,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from pixelgate.errors import Conflict, NotFound, Unauthorized, ValidationError
 from pixelgate.providers import CancelToken, GeneratedImage, ImageTask, ProgressCallback
 from pixelgate.service.access import Principal
+from pixelgate.service.batches import BatchService
 from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.jobs import ImageCommand
 from pixelgate.service.tenants import TenantChanges
+from pixelgate.service.webhook_targets import Webhook
 from pixelgate.storage import BlobNotFound, BlobStore, LocalBlobStore
 from pixelgate.storage.s3 import S3BlobStore
 from tests.conftest import free_port
@@ -83,9 +96,22 @@ def make_tenant(services: Services, tenant_id: str, **changes: Any) -> Principal
     return Principal(f"key_{tenant_id}", tenant_id, frozenset({"generate", "read"}))
 
 
-def run(services: Services, caller: Principal, prompt: str, **options: Any) -> Job:
+HOOK = Webhook("http://hooks.test/in", ("queued", "succeeded"), "http://pixelgate.test")
+
+
+def run(
+    services: Services,
+    caller: Principal,
+    prompt: str,
+    *,
+    webhook: Webhook | None = None,
+    **options: Any,
+) -> Job:
     command = ImageCommand(
-        task="generate", model="test/fixture", options={"prompt": prompt, **options}
+        task="generate",
+        model="test/fixture",
+        options={"prompt": prompt, **options},
+        webhook=webhook,
     )
     job = services.jobs.submit(caller, command)
     services.executor.run(job.id)
@@ -134,6 +160,54 @@ def test_a_new_retention_applies_to_files_already_stored(services: Services) -> 
     assert services.retention.sweep() == (1, 1)
     with pytest.raises(NotFound):
         services.files.get("acme", file_id)
+
+
+def test_a_job_s_webhook_deliveries_go_with_it(services: Services) -> None:
+    caller = make_tenant(services, "hooked")
+    old, kept = run(services, caller, "old", webhook=HOOK), run(services, caller, "new")
+    with services.db.session() as session:  # a try of each, as the sender records them
+        for record in services.webhooks.deliveries(old.id):
+            session.add(
+                WebhookAttempt(
+                    delivery_seq=record.delivery.seq, attempted_at=services.clock.now(),
+                    status_code=204, error=None, duration_ms=1.0,
+                )
+            )  # fmt: skip
+    services.clock.advance(86400 + 1)
+    newer = run(services, caller, "newer", webhook=HOOK)
+
+    assert [len(r.attempts) for r in services.webhooks.deliveries(old.id)] == [1, 1]
+    assert services.retention.sweep_jobs() == 2
+    assert services.webhooks.deliveries(old.id) == []
+    with services.db.session() as session:
+        assert session.scalars(select(WebhookAttempt)).all() == []
+        assert {row.job_id for row in session.scalars(select(JobWebhook))} == {newer.id}
+        assert {row.job_id for row in session.scalars(select(WebhookDelivery))} == {newer.id}
+    assert kept.id
+
+
+def test_batches_go_once_every_item_is_past_retention(services: Services) -> None:
+    caller = make_tenant(services, "batcher")
+    batches = BatchService(services.db, services.jobs, services.access, services.clock)
+    command = ImageCommand(task="generate", model="test/fixture", options={"prompt": "b"})
+    done = batches.create(caller, [command, command])
+    with services.db.session() as session:  # its items as the dispatcher leaves them
+        for position in (0, 1):
+            job = services.jobs.submit(caller, command)
+            services.executor.run(job.id)
+            item = session.get(BatchItem, (done.batch.id, position))
+            assert item is not None
+            item.state, item.job_id = "submitted", job.id
+    waiting = batches.create(caller, [command])  # an item never submitted: still pending
+    services.clock.advance(86400 + 1)
+    fresh = batches.create(caller, [command])
+
+    services.retention.sweep()
+
+    with services.db.session() as session:
+        left = set(session.scalars(select(Batch.id)))
+        items = set(session.scalars(select(BatchItem.batch_id)))
+    assert left == items == {waiting.batch.id, fresh.batch.id}
 
 
 def test_the_sweep_deletes_in_batches_and_keeps_blobs_still_used(services: Services) -> None:
@@ -190,7 +264,9 @@ def test_erasing_a_tenant_leaves_only_its_accounts_and_a_tombstone(services: Ser
     services.access.create_key(
         tenant_id="victim", name="app", scopes=frozenset({"generate"}), expires_at=None, limits=None
     )
-    jobs = [run(services, victim, f"p{n}", n=2, seed=n) for n in range(3)]
+    jobs = [run(services, victim, f"p{n}", n=2, seed=n, webhook=HOOK) for n in range(3)]
+    assert len(services.webhooks.deliveries(jobs[0].id)) == 2  # queued, succeeded
+    services.webhook_secrets.current("victim")
     shared = run(services, other, "p0", n=2, seed=0)  # the same bytes as the victim's first
     upload = picture()
     edit = services.jobs.submit(

@@ -342,6 +342,70 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Webhook Secret
+         * @description The tenant's webhook signing secret (`whsec_...`), made on first read. Needs the
+         *     `generate` scope, as sending a webhook does.
+         */
+        get: operations["webhooks_get_secret"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate Webhook Secret
+         * @description A new signing secret for the tenant. For the next 24 hours deliveries carry two
+         *     signatures, by the new secret and the old one, so receivers can switch over without
+         *     refusing any.
+         */
+        post: operations["webhooks_rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{job_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Job Webhooks
+         * @description The job's webhook deliveries in order, each with its tries (when, the answer or the
+         *     error, how long).
+         */
+        get: operations["jobs_list_webhooks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/media/{token}": {
         parameters: {
             query?: never;
@@ -969,6 +1033,16 @@ export interface components {
             status: "ok";
             data: components["schemas"]["UsagePublic"];
         };
+        /** Envelope[WebhookSecretPublic] */
+        Envelope_WebhookSecretPublic_: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            data: components["schemas"]["WebhookSecretPublic"];
+        };
         /** Envelope[list[KeyPublic]] */
         Envelope_list_KeyPublic__: {
             /**
@@ -1001,6 +1075,17 @@ export interface components {
             status: "ok";
             /** Data */
             data: components["schemas"]["UsagePublic"][];
+        };
+        /** Envelope[list[WebhookDeliveryPublic]] */
+        Envelope_list_WebhookDeliveryPublic__: {
+            /**
+             * Status
+             * @default ok
+             * @constant
+             */
+            status: "ok";
+            /** Data */
+            data: components["schemas"]["WebhookDeliveryPublic"][];
         };
         /** Envelope[list[WorkerPublic]] */
         Envelope_list_WorkerPublic__: {
@@ -1830,6 +1915,78 @@ export interface components {
             /** Context */
             ctx?: Record<string, never>;
         };
+        /** WebhookAttemptPublic */
+        WebhookAttemptPublic: {
+            /**
+             * Attempted At
+             * Format: date-time
+             */
+            attempted_at: string;
+            /**
+             * Status Code
+             * @description The receiver's answer; null when none came.
+             */
+            status_code: number | null;
+            /**
+             * Error
+             * @description Why the try failed; null when it was delivered.
+             */
+            error: string | null;
+            /** Duration Ms */
+            duration_ms: number;
+        };
+        /** WebhookDeliveryPublic */
+        WebhookDeliveryPublic: {
+            /**
+             * Id
+             * @description The `webhook-id` header, the same on every try.
+             */
+            id: string;
+            /**
+             * Object
+             * @default webhook_delivery
+             * @constant
+             */
+            object: "webhook_delivery";
+            /**
+             * Event
+             * @enum {string}
+             */
+            event: "queued" | "running" | "progress" | "succeeded" | "failed" | "canceled";
+            /** Url */
+            url: string;
+            /**
+             * State
+             * @description `pending` (not yet sent, or to be tried again), `delivered` (a 2xx answer) or `failed` (given up once the retry window closed).
+             * @enum {string}
+             */
+            state: "pending" | "delivered" | "failed";
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Next Attempt At
+             * @description When it is tried next, if pending.
+             */
+            next_attempt_at: string | null;
+            /** Finished At */
+            finished_at: string | null;
+            /**
+             * Attempts
+             * @description Each try, oldest first.
+             */
+            attempts: components["schemas"]["WebhookAttemptPublic"][];
+        };
+        /** WebhookSecretPublic */
+        WebhookSecretPublic: {
+            /**
+             * Key
+             * @description The tenant's signing secret, `whsec_` and base64 (Standard Webhooks): verify deliveries with it (`pixelgate.verify_webhook`, or any Standard Webhooks library).
+             */
+            key: string;
+        };
         /** WorkerPublic */
         WorkerPublic: {
             /** Id */
@@ -2356,6 +2513,16 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
+                    /**
                      * Model
                      * @description A catalog model id or alias.
                      */
@@ -2502,6 +2669,16 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
+                    /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
                      * Model
                      * @description A catalog model id or alias.
@@ -2686,6 +2863,16 @@ export interface operations {
                 "application/json": {
                     /** Requests */
                     requests: ({
+                        /**
+                         * Webhook
+                         * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                         */
+                        webhook?: string | null;
+                        /**
+                         * Webhook Events
+                         * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                         */
+                        webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                         /**
                          * Model
                          * @description A catalog model id or alias.
@@ -3117,6 +3304,176 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    webhooks_get_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_WebhookSecretPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    webhooks_rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_WebhookSecretPublic_"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    jobs_list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Envelope_list_WebhookDeliveryPublic__"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -3752,6 +4109,16 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
+                    /**
                      * Image
                      * @description The picture, base64.
                      */
@@ -3807,6 +4174,16 @@ export interface operations {
                 "multipart/form-data": {
                     /** Format: binary */
                     image?: string;
+                    /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
                      * Input Image
                      * @description Same as `image`.
@@ -3972,6 +4349,16 @@ export interface operations {
             content: {
                 "application/json": {
                     /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
+                    /**
                      * Image
                      * @description The picture, base64.
                      */
@@ -4038,6 +4425,16 @@ export interface operations {
                 "multipart/form-data": {
                     /** Format: binary */
                     image?: string;
+                    /**
+                     * Webhook
+                     * @description An http(s) URL to POST the job's events to (Standard Webhooks, signed). Private and loopback addresses are refused unless the operator allows the host.
+                     */
+                    webhook?: string | null;
+                    /**
+                     * Webhook Events
+                     * @description Which events to send: any of queued, running, progress, succeeded, failed, canceled (a JSON list, or comma-separated in a form); default: succeeded, failed, canceled.
+                     */
+                    webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
                      * Input Image
                      * @description Same as `image`.

@@ -19,6 +19,7 @@ from pixelgate.api.deps import (
     RuntimeDep,
 )
 from pixelgate.api.protocol import Envelope, ErrorEnvelope, GenerateRequest, ListEnvelope
+from pixelgate.api.submission import with_link_base
 from pixelgate.service.history import Filters
 
 router = APIRouter(tags=["batches"])
@@ -59,7 +60,7 @@ async def create_batch(
     limits: one held back by a limit waits for it; one refused (the budget spent) fails with
     that error while the rest go on."""
     body = validate(BatchCreate, (await read_body(request, BodyRules())).fields)
-    commands = [item.to_command() for item in body.requests]
+    commands = [with_link_base(item.to_command(), base_url) for item in body.requests]
     view = await run_in_threadpool(
         runtime.batches.create, principal, commands, metadata=body.metadata
     )

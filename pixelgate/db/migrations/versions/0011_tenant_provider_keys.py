@@ -1,7 +1,7 @@
 """tenants' own provider keys
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-07 15:00:00.000000
 
 - `tenant_provider_keys`: a tenant's own API key per hosted provider, encrypted (Fernet);
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,178 @@
+"""The webhook outbox: a job's events become deliveries in the database, in the transaction
+that records the event, so none is lost to a crash and none is made for an event that did not
+happen. `webhook_sender` sends them.
+
+A job's webhook (`job_webhooks`) is recorded with the job. Each recorded event the webhook
+asked for (queued, running, succeeded, failed, canceled) adds a delivery (`webhook_deliveries`)
+with an id of its own, its `webhook-id` on every try. Progress is not recorded as an event (it
+is live only), so a progress delivery is added when progress is published, at most one per job
+per `PROGRESS_EVERY` seconds, and only where the webhook asked for `progress`."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, event, insert, select
+from sqlalchemy.orm import Session
+
+from pixelgate.clock import Clock
+from pixelgate.db import Database
+from pixelgate.db.rows import table
+from pixelgate.db.tables import JobWebhook, WebhookAttempt, WebhookDelivery
+from pixelgate.service.webhook_targets import Webhook, WebhookTargets
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+PROGRESS_EVERY = 1.0
+"""Seconds between two progress deliveries of one job."""
+_REMEMBERED = 1024
+"""Jobs whose webhook this process remembers for progress (the most recent ones)."""
+
+DELIVERIES = table(WebhookDelivery)
+INSERT_DELIVERY = insert(DELIVERIES)
+WEBHOOKS = table(JobWebhook)
+WEBHOOK_OF_JOB = select(WEBHOOKS.c.url, WEBHOOKS.c.tenant_id, WEBHOOKS.c.events).where(
+    WEBHOOKS.c.job_id == bindparam("job_id")
+)
+"""Every recorded event of every job asks this (one probe of the primary key), built once: a
+Core statement costs about a third of the ORM's `session.get` (46 against 134 µs on SQLite)."""
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: str
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery with its tries, oldest first (`GET /v1/jobs/{id}/webhooks`)."""
+
+    delivery: WebhookDelivery
+    attempts: list[WebhookAttempt]
+
+
+class WebhookOutbox:
+    def __init__(self, db: Database, clock: Clock, *, targets: WebhookTargets) -> None:
+        self._db = db
+        self._clock = clock
+        self.targets = targets
+        self.on_added: Callable[[], None] = lambda: None
+        """Called once a delivery is committed (the sender wakes up)."""
+        self._lock = threading.Lock()
+        self._progress: OrderedDict[str, tuple[_Target | None, float]] = OrderedDict()
+        """Job → its webhook (None: none, or no progress wanted) and when progress was last
+        added."""
+
+    # -- recording ------------------------------------------------------------------------
+
+    def check(self, webhook: Webhook) -> None:
+        """Refuse a request's webhook that pixelgate may not send to (400 naming `webhook`)."""
+        self.targets.check(webhook.url)
+
+    def subscribe(self, session: Session, job_id: str, tenant_id: str, webhook: Webhook) -> None:
+        """Record a new job's webhook, in the job's own transaction (before its first event)."""
+        session.add(
+            JobWebhook(
+                job_id=job_id, tenant_id=tenant_id, url=webhook.url,
+                events=list(webhook.events), base_url=webhook.base_url,
+            )
+        )  # fmt: skip
+        session.flush()
+
+    def on_job_event(
+        self, session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime
+    ) -> None:
+        """The job store's event hook: add a delivery when the job's webhook wants `kind`."""
+        webhook = session.execute(WEBHOOK_OF_JOB, {"job_id": job_id}).first()
+        if webhook is None or kind not in webhook.events:
+            return
+        self._add(session, _Target(webhook.url, webhook.tenant_id), job_id, kind, data, at)
+
+    def on_progress(self, job_id: str, step: int, total: int) -> None:
+        """The job store's progress hook: a progress delivery now and then, when wanted. A
+        failure here is logged: it must not stop the job that reported the step."""
+        try:
+            self._add_progress(job_id, step, total)
+        except Exception as exc:
+            log.warning("no progress delivery for job %s: %s", job_id, exc)
+
+    def _add_progress(self, job_id: str, step: int, total: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            known = self._progress.get(job_id)
+        if known is not None and (known[0] is None or now - known[1] < PROGRESS_EVERY):
+            return
+        with self._db.session(writes=True) as session:
+            target = known[0] if known is not None else None
+            if known is None:
+                record = session.get(JobWebhook, job_id)
+                if record is not None and "progress" in record.events:
+                    target = _Target(record.url, record.tenant_id)
+            if target is not None:
+                data = {"step": step, "total": total}
+                self._add(session, target, job_id, "progress", data, self._clock.now())
+        with self._lock:
+            self._progress[job_id] = (target, now)
+            self._progress.move_to_end(job_id)
+            while len(self._progress) > _REMEMBERED:
+                self._progress.popitem(last=False)
+
+    def _add(
+        self,
+        session: Session,
+        target: _Target,
+        job_id: str,
+        kind: str,
+        data: dict[str, Any],
+        at: datetime,
+    ) -> None:
+        session.execute(
+            INSERT_DELIVERY,
+            {
+                "id": "msg_" + secrets.token_hex(12),
+                "job_id": job_id,
+                "tenant_id": target.tenant_id,
+                "url": target.url,
+                "event": kind,
+                "data": data,
+                "state": PENDING,
+                "attempts": 0,
+                "created_at": at,
+                "next_attempt_at": at,
+                "claimed_until": None,
+                "finished_at": None,
+            },
+        )
+        event.listen(session, "after_commit", lambda _: self.on_added(), once=True)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def deliveries(self, job_id: str) -> list[DeliveryRecord]:
+        """A job's deliveries in order, each with its tries."""
+        with self._db.session() as session:
+            deliveries = list(
+                session.scalars(
+                    select(WebhookDelivery)
+                    .where(WebhookDelivery.job_id == job_id)
+                    .order_by(WebhookDelivery.seq)
+                )
+            )
+            tries: dict[int, list[WebhookAttempt]] = {d.seq: [] for d in deliveries}
+            if tries:
+                for attempt in session.scalars(
+                    select(WebhookAttempt)
+                    .where(WebhookAttempt.delivery_seq.in_(tries))
+                    .order_by(WebhookAttempt.id)
+                ):
+                    tries[attempt.delivery_seq].append(attempt)
+        return [DeliveryRecord(delivery, tries[delivery.seq]) for delivery in deliveries]
