@@ -289,3 +289,22 @@ def test_a_multipart_edit_takes_repeated_fallbacks(admin: httpx.Client) -> None:
     assert (result["model"], result["requested_model"]) == ("local/tiny", "openai/dall-e-2")
     job = client.get(f"/v1/jobs/{result['job_id']}").json()["data"]
     assert job["fallbacks"] == ["bfl/flux-kontext-pro"]
+
+
+def test_the_openai_surface_takes_fallbacks_as_an_extra_body_field(admin: httpx.Client) -> None:
+    client = make_tenant(admin, "openai-caller", prices=PRICES)
+
+    answer = client.post(
+        "/v1/images/generations",
+        json={"model": "dall-e-3", "prompt": "a red circle", "fallbacks": ["local/tiny"]},
+    )
+    refused = client.post(
+        "/v1/images/generations",
+        json={"model": "dall-e-3", "prompt": "a red circle", "fallbacks": ["no/such"]},
+    )
+
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["data"]) == 1
+    assert answer.json()["cost"] == {"amount": "0.02", "currency": "USD"}  # the tiny model's
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["param"] == "fallbacks.0"
