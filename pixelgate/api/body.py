@@ -36,6 +36,9 @@ class BodyRules:
     """Form fields sent as files (`image`, `mask`, ...); any other file is refused."""
     text_fields: Collection[str] = ()
     """Form fields kept as text; the others are read as JSON when they are JSON (`4`, `true`)."""
+    lists: Collection[str] = ()
+    """Form fields that may be repeated, read as one list (`fallbacks`); each value may also be
+    a JSON list."""
     json: bool = True
     """Whether a JSON body is accepted (the OpenAI edits and variations take forms only)."""
     empty: Mapping[str, Any] | None = None
@@ -149,6 +152,10 @@ async def _read_form(request: Request, rules: BodyRules) -> Body:
                     sent = " and ".join(names) or "no files"
                     raise ValidationError(f"Unknown file field {name!r}; send {sent}", param=name)
                 body.files.setdefault(name, []).append(await value.read())
+            elif name in rules.lists:
+                value_read = _form_value(value)
+                items = body.fields.setdefault(name, [])
+                items.extend(value_read if isinstance(value_read, list) else [value])
             elif name in rules.text_fields:
                 body.fields[name] = value
             else:

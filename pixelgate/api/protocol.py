@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -19,6 +19,17 @@ from pixelgate.service.webhook_targets import Webhook, WebhookEvent, webhook_of
 T = TypeVar("T")
 
 MetadataValue = str | int | float | bool | None
+
+Fallbacks = Annotated[
+    list[str] | None,
+    Field(
+        description="Models (ids or aliases, at most 3) to serve the request, in order, when "
+        "`model` cannot run here, is rate-limited upstream or fails before its provider billed "
+        "anything; each must do the same task and be allowed to the key. Unset: the catalog's "
+        "default route for the model, if any; `[]`: none. Options a fallback does not take pass "
+        "it over (a `skipped` try on the job).",
+    ),
+]
 
 
 class AliasedRequest(BaseModel):
@@ -133,6 +144,7 @@ class GenerateRequest(AliasedRequest, WebhookFields):
         default=True,
         description="False skips the result cache; same as the header Cache-Control: no-cache.",
     )
+    fallbacks: Fallbacks = None
 
     def to_command(self) -> ImageCommand:
         options: dict[str, Any] = dict(self.model_extra or {})
@@ -146,6 +158,7 @@ class GenerateRequest(AliasedRequest, WebhookFields):
             metadata=self.metadata,
             use_cache=self.cache,
             webhook=self.webhook_request(),
+            fallbacks=None if self.fallbacks is None else tuple(self.fallbacks),
         )
 
 
@@ -197,6 +210,7 @@ class EditRequest(AliasedRequest, WebhookFields):
         default=True,
         description="False skips the result cache; same as the header Cache-Control: no-cache.",
     )
+    fallbacks: Fallbacks = None
 
     def to_command(
         self, *, image_file: bytes | None = None, mask_file: bytes | None = None
@@ -215,6 +229,7 @@ class EditRequest(AliasedRequest, WebhookFields):
             mask=_upload("mask", mask_file, self.mask_image, self.mask_image_file_id),
             use_cache=self.cache,
             webhook=self.webhook_request(),
+            fallbacks=None if self.fallbacks is None else tuple(self.fallbacks),
         )
 
 
@@ -319,11 +334,28 @@ class Adjustment(BaseModel):
     reason: str
 
 
+class RouteTryPublic(BaseModel):
+    """One model a job with fallbacks tried, or passed over."""
+
+    model: str
+    outcome: Literal["skipped", "unavailable", "failed", "succeeded"] = Field(
+        description="`skipped`: it does not take the request's options; `unavailable`: it "
+        "cannot run here; `failed`: it failed having billed nothing, so the next model was "
+        "tried; `succeeded`: it served the job."
+    )
+    error_code: str | None = None
+    message: str | None = None
+
+
 class GenerateResult(BaseModel):
     created: int
     data: list[ImageData]
     job_id: str
-    model: str
+    model: str = Field(description="The model that made the images (a fallback, maybe).")
+    requested_model: str | None = Field(
+        default=None,
+        description="The model the request asked for, when a fallback route was in play.",
+    )
     metadata: dict[str, MetadataValue] | None = None
     cached: bool = Field(default=False, description="Served from the result cache.")
     adjustments: list[Adjustment] | None = Field(
@@ -337,7 +369,10 @@ class JobPublic(BaseModel):
     id: str
     object: Literal["job"] = "job"
     task: str
-    model: str
+    model: str = Field(
+        description="The model that serves the job: the one asked for, or the fallback it moved to."
+    )
+    requested_model: str = Field(description="The model the request asked for.")
     status: Literal["queued", "running", "succeeded", "failed", "canceled"]
     created_at: datetime
     started_at: datetime | None = None
@@ -353,6 +388,14 @@ class JobPublic(BaseModel):
         default=None,
         description="What the job cost, once it ended (settled; `0.00` when it paid nothing); "
         "null while it is queued or running.",
+    )
+    fallbacks: list[str] | None = Field(
+        default=None,
+        description="The fallbacks still left to try, in order; null for a job with none.",
+    )
+    tries: list[RouteTryPublic] | None = Field(
+        default=None,
+        description="Each model tried or passed over, in order; null for a job with no fallbacks.",
     )
 
 

@@ -25,6 +25,7 @@ from pixelgate.api.protocol import (
     ImageData,
     JobPublic,
     ModelPublic,
+    RouteTryPublic,
 )
 from pixelgate.api.webhook_protocol import WebhookAttemptPublic, WebhookDeliveryPublic
 from pixelgate.catalog import ModelSpec
@@ -69,6 +70,7 @@ def generate_result(runtime: Runtime, job: Job, base_url: str) -> GenerateResult
         data=images,
         job_id=job.id,
         model=job.model,
+        requested_model=job.route.requested if job.route is not None else None,
         metadata=job.metadata_,
         adjustments=adjustments or None,
         cached=job.cached,
@@ -91,6 +93,7 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         id=job.id,
         task=job.task,
         model=job.model,
+        requested_model=job.route.requested if job.route is not None else job.model,
         status=job.status,  # type: ignore[arg-type]
         created_at=as_utc(job.created_at),
         started_at=as_utc(job.started_at) if job.started_at else None,
@@ -103,6 +106,10 @@ def job_public(runtime: Runtime, job: Job, base_url: str) -> JobPublic:
         result=generate_result(runtime, job, base_url) if job.status == "succeeded" else None,
         error=error,
         cost=cost_public(job),
+        fallbacks=None if job.route is None else [c.model for c in job.route.candidates],
+        tries=None
+        if job.route is None
+        else [RouteTryPublic.model_validate(t, from_attributes=True) for t in job.route.tries],
     )
 
 

@@ -32,6 +32,10 @@ class Catalog:
         for spec in self._by_id.values():
             for name in (spec.id, *spec.aliases):
                 self._by_name[name] = spec
+        for spec in self._by_id.values():
+            unknown = [name for name in spec.fallbacks if name not in self._by_name]
+            if unknown:
+                raise ValueError(f"model {spec.id!r}: unknown fallbacks {unknown}")
 
     @classmethod
     def load(

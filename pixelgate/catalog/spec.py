@@ -98,6 +98,11 @@ class ModelSpec(BaseModel):
     """Price per image; key `default`, or `<size>` / `<quality> <size>` for finer prices, or
     `per_megapixel` for a price by the image's size."""
 
+    fallbacks: tuple[str, ...] = ()
+    """The operator's default route: models (ids or aliases) that serve a request for this
+    one, in order, when it cannot run here, is rate-limited upstream or fails before its
+    provider billed anything; used when the request names no `fallbacks` of its own."""
+
     def supports(self, kind: TaskKind, *, masked: bool = False) -> bool:
         """Whether the model does a task (`masked`: an edit that comes with a mask)."""
         return bool(capabilities_for(kind, masked=masked) & set(self.capabilities))

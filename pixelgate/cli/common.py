@@ -69,3 +69,21 @@ def print_page(table: Table, page: Page[Any]) -> None:
     Console(highlight=False).print(table)
     if page.has_more:
         stderr_console().print(f"more: --after {page.last_id}")
+
+
+fallback_option = click.option(
+    "--fallback",
+    "fallbacks",
+    multiple=True,
+    metavar="MODEL",
+    help="A model to serve the request when --model cannot (unavailable, rate-limited "
+    "upstream, or failed before its provider billed anything). Repeatable, tried in order; "
+    "at most 3. Unset: the catalog's default route, if any.",
+)
+"""`--fallback MODEL` of the commands that make images (`generate`, `edit`)."""
+
+
+def say_who_served(model: str, requested: str | None) -> None:
+    """Tell the user when a fallback, not the model they asked for, made the images."""
+    if requested is not None and requested != model:
+        click.echo(f"served by {model} (fallback for {requested})")

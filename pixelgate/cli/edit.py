@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from pixelgate.cli.common import connection_options, open_client, print_json
+from pixelgate.cli.common import (
+    connection_options,
+    fallback_option,
+    open_client,
+    print_json,
+    say_who_served,
+)
 from pixelgate.cli.generate import parse_option
 from pixelgate.cli.results import await_result, output_paths
 
@@ -43,6 +49,7 @@ from pixelgate.cli.results import await_result, output_paths
     metavar="KEY=VALUE",
     help="Any other model option; the value is read as JSON when it is JSON. Repeatable.",
 )
+@fallback_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, no progress bar.")
 @connection_options
 def edit(
@@ -57,6 +64,7 @@ def edit(
     guidance: float | None,
     count: int | None,
     extra_options: tuple[str, ...],
+    fallbacks: tuple[str, ...],
     as_json: bool,
     url: str | None,
     api_key: str | None,
@@ -72,8 +80,12 @@ def edit(
     }
     options.update({name: value for name, value in flags.items() if value is not None})
     with open_client(url, api_key) as client:
-        job = client.images.submit_edit(image, model=model, prompt=prompt, mask=mask, **options)
+        job = client.images.submit_edit(
+            image, model=model, prompt=prompt, mask=mask, fallbacks=fallbacks or None, **options
+        )
         result = await_result(client, job, show_progress=not as_json)
+        if not as_json:
+            say_who_served(result.model, result.requested_model)
         paths = output_paths(output, len(result.data), job_id=job.id, extension="png")
         for item, path in zip(result.data, paths, strict=True):
             item.save(path)

@@ -8,7 +8,13 @@ from typing import Any
 
 import click
 
-from pixelgate.cli.common import connection_options, open_client, print_json
+from pixelgate.cli.common import (
+    connection_options,
+    fallback_option,
+    open_client,
+    print_json,
+    say_who_served,
+)
 from pixelgate.cli.results import await_result, output_paths
 
 
@@ -56,6 +62,7 @@ def parse_option(text: str) -> tuple[str, Any]:
     metavar="KEY=VALUE",
     help="Any other model option; the value is read as JSON when it is JSON. Repeatable.",
 )
+@fallback_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON, no progress bar.")
 @connection_options
 def generate(
@@ -71,6 +78,7 @@ def generate(
     count: int | None,
     output_format: str | None,
     extra_options: tuple[str, ...],
+    fallbacks: tuple[str, ...],
     as_json: bool,
     url: str | None,
     api_key: str | None,
@@ -90,8 +98,12 @@ def generate(
     options.update({name: value for name, value in flags.items() if value is not None})
 
     with open_client(url, api_key) as client:
-        job = client.images.submit(model=model, prompt=prompt, **options)
+        job = client.images.submit(
+            model=model, prompt=prompt, fallbacks=fallbacks or None, **options
+        )
         result = await_result(client, job, show_progress=not as_json)
+        if not as_json:
+            say_who_served(result.model, result.requested_model)
         paths = output_paths(
             output, len(result.data), job_id=job.id, extension=output_format or "png"
         )

@@ -222,6 +222,105 @@ class JobResult:
         )
 
 
+@dataclass(frozen=True)
+class RouteCandidate:
+    """A model the job may fall back to: its id, the request's options validated for it (as
+    `JobOptions` holds them), its price per image for the tenant, in micro-units, and whether
+    it runs with the tenant's own key for its provider."""
+
+    model: str
+    options: Mapping[str, Any]
+    price: int
+    own_key: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "options": dict(self.options),
+            "price": self.price,
+            "own_key": self.own_key,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            str(data["model"]),
+            dict(data.get("options") or {}),
+            int(data.get("price") or 0),
+            bool(data.get("own_key", False)),
+        )
+
+
+@dataclass(frozen=True)
+class RouteTry:
+    """One model the job tried, or passed over: `outcome` is `skipped` (it does not take the
+    request's options), `unavailable` (it cannot run here), `failed` (it failed having billed
+    nothing, so the next model served) or `succeeded`; with the error's code and message."""
+
+    model: str
+    outcome: str
+    error_code: str | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "outcome": self.outcome,
+            "error_code": self.error_code,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        code, message = data.get("error_code"), data.get("message")
+        return cls(
+            model=str(data["model"]),
+            outcome=str(data["outcome"]),
+            error_code=str(code) if code is not None else None,
+            message=str(message) if message is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class JobRoute:
+    """The models a job may run on, for a request that named fallbacks (or whose model has a
+    default route in the catalog): the model asked for, the price per image of the model the
+    job is on now (`jobs.model`), the candidates left in order, and every try so far."""
+
+    requested: str
+    price: int
+    candidates: tuple[RouteCandidate, ...] = ()
+    tries: tuple[RouteTry, ...] = ()
+
+    def tried(self, attempt: RouteTry) -> JobRoute:
+        return JobRoute(self.requested, self.price, self.candidates, (*self.tries, attempt))
+
+    def next_candidate(self) -> tuple[RouteCandidate, JobRoute] | None:
+        """The next model to try and the route once the job moves to it; None when none is
+        left."""
+        if not self.candidates:
+            return None
+        first, *rest = self.candidates
+        return first, JobRoute(self.requested, first.price, tuple(rest), self.tries)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "price": self.price,
+            "candidates": [candidate.to_json() for candidate in self.candidates],
+            "tries": [attempt.to_json() for attempt in self.tries],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        return cls(
+            requested=str(data["requested"]),
+            price=int(data.get("price") or 0),
+            candidates=tuple(RouteCandidate.from_json(c) for c in data.get("candidates") or ()),
+            tries=tuple(RouteTry.from_json(t) for t in data.get("tries") or ()),
+        )
+
+
 class _Record(Protocol):
     def to_json(self) -> dict[str, Any]: ...
 

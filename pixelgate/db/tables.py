@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pixelgate.catalog.spec import TaskKind
-from pixelgate.db.job_records import JobInputs, JobOptions, JobResult, RecordJSON
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult, JobRoute, RecordJSON
 
 
 class Base(DeclarativeBase):
@@ -141,6 +141,9 @@ class Job(Base):
     """What the job's settlement charged, in micro-units of the currency: 0 until it settles,
     and for a job that pays nothing (a free model, a failure, a free cache hit). Written with
     the settlement (`Billing.finish`), so reading a job's cost is reading its row."""
+    route: Mapped[JobRoute | None] = mapped_column(RecordJSON(JobRoute))
+    """The fallbacks of a request that named them (or of its model's default route): the model
+    asked for, the models left to try and every try; None for a job with no fallback."""
     cache_bypassed: Mapped[bool] = mapped_column(Boolean, default=False)
     """The request skipped the result cache (`"cache": false`): the job computes its images,
     neither served from the cache nor waiting for an identical job in flight. Its result still

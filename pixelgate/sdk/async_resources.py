@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Unpack
@@ -64,15 +64,18 @@ class AsyncImages:
         prompt: str,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> ImagesResponse:
-        """Generate and wait for the images; `options` are the model's own."""
+        """Generate and wait for the images; `options` are the model's own, `fallbacks` as for
+        `Client.images.generate`."""
         body = generate_body(
             model=model,
             prompt=prompt,
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=False,
         )
         response = await self._transport.request("POST", GENERATE_PATH, json=body)
@@ -98,6 +101,7 @@ class AsyncImages:
         prompt: str,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> Job:
         """Queue a generation and return its job at once."""
@@ -107,6 +111,7 @@ class AsyncImages:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=True,
         )
         response = await self._transport.request("POST", GENERATE_PATH, json=body)
@@ -121,6 +126,7 @@ class AsyncImages:
         mask: str | Path | bytes | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> ImagesResponse:
         """Image-to-image, or inpainting with a `mask` (white repaints, black keeps), and wait
@@ -136,6 +142,7 @@ class AsyncImages:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=False,
         )
         response = await self._transport.request("POST", EDIT_PATH, json=body)
@@ -150,6 +157,7 @@ class AsyncImages:
         mask: str | Path | bytes | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> Job:
         """Queue an edit and return its job at once; follow it with `client.jobs`."""
@@ -161,6 +169,7 @@ class AsyncImages:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=True,
         )
         response = await self._transport.request("POST", EDIT_PATH, json=body)

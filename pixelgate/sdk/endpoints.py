@@ -6,7 +6,7 @@ import base64
 import json
 import mimetypes
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict
@@ -27,12 +27,15 @@ def generate_body(
     metadata: dict[str, MetadataValue] | None,
     options: dict[str, Any],
     run_async: bool,
+    fallbacks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The JSON of `POST /v1/inference/images/generate`: model options sit at the top level."""
     body: dict[str, Any] = {**options, "model": model, "prompt": prompt}
     body["response_format"] = response_format
     if metadata is not None:
         body["metadata"] = metadata
+    if fallbacks is not None:
+        body["fallbacks"] = list(fallbacks)
     body["async"] = run_async
     return body
 
@@ -100,6 +103,7 @@ def edit_body(
     metadata: dict[str, MetadataValue] | None,
     options: dict[str, Any],
     run_async: bool,
+    fallbacks: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The JSON of `POST /v1/inference/images/edit`: the image (and mask) in base64, model
     options at the top level."""
@@ -110,6 +114,8 @@ def edit_body(
     body["response_format"] = response_format
     if metadata is not None:
         body["metadata"] = metadata
+    if fallbacks is not None:
+        body["fallbacks"] = list(fallbacks)
     body["async"] = run_async
     return body
 

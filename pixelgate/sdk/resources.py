@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Unpack
@@ -65,17 +65,21 @@ class Images:
         prompt: str,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> ImagesResponse:
         """Generate and wait for the images. `options` are the model's own (`width`, `height`,
         `num_steps`, `guidance_scale`, `negative_prompt`, `seed`, `n`, `output_format`,
-        `size`, `quality`, `style`, ...)."""
+        `size`, `quality`, `style`, ...). `fallbacks`: models to serve the request, in order,
+        when `model` cannot (unavailable, rate-limited upstream, or failed before its provider
+        billed anything); `result.model` says which one did."""
         body = generate_body(
             model=model,
             prompt=prompt,
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=False,
         )
         response = self._transport.request("POST", GENERATE_PATH, json=body)
@@ -101,6 +105,7 @@ class Images:
         prompt: str,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> Job:
         """Queue a generation and return its job at once; follow it with `client.jobs`."""
@@ -110,6 +115,7 @@ class Images:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=True,
         )
         response = self._transport.request("POST", GENERATE_PATH, json=body)
@@ -124,6 +130,7 @@ class Images:
         mask: str | Path | bytes | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> ImagesResponse:
         """Image-to-image, or inpainting with a `mask` (white repaints, black keeps), and wait
@@ -142,6 +149,7 @@ class Images:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=False,
         )
         response = self._transport.request("POST", EDIT_PATH, json=body)
@@ -156,6 +164,7 @@ class Images:
         mask: str | Path | bytes | None = None,
         response_format: ResponseFormat = "url",
         metadata: dict[str, MetadataValue] | None = None,
+        fallbacks: Sequence[str] | None = None,
         **options: Any,
     ) -> Job:
         """Queue an edit and return its job at once; follow it with `client.jobs`."""
@@ -167,6 +176,7 @@ class Images:
             response_format=response_format,
             metadata=metadata,
             options=options,
+            fallbacks=fallbacks,
             run_async=True,
         )
         response = self._transport.request("POST", EDIT_PATH, json=body)

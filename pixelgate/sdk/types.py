@@ -159,6 +159,8 @@ class ImagesResponse:
     """The images were served from the result cache (an identical earlier request's)."""
     cost: Cost | None = None
     """What the request cost (zero for a free model or a free cache hit)."""
+    requested_model: str | None = None
+    """The model asked for, when the request had fallbacks: `model` is the one that served."""
 
     @classmethod
     def from_dict(
@@ -173,6 +175,24 @@ class ImagesResponse:
             adjustments=body.get("adjustments"),
             cached=bool(body.get("cached", False)),
             cost=Cost.from_dict(body.get("cost")),
+            requested_model=body.get("requested_model"),
+        )
+
+
+@dataclass(frozen=True)
+class RouteTry:
+    """One model a job with fallbacks tried or passed over: `outcome` is `skipped`,
+    `unavailable`, `failed` or `succeeded`."""
+
+    model: str
+    outcome: str
+    error_code: str | None = None
+    message: str | None = None
+
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> RouteTry:
+        return cls(
+            str(body["model"]), str(body["outcome"]), body.get("error_code"), body.get("message")
         )
 
 
@@ -213,6 +233,12 @@ class Job:
     error: JobError | None = None
     cost: Cost | None = None
     """What the job cost once it ended (zero when it paid nothing); None while it runs."""
+    requested_model: str | None = None
+    """The model the request asked for; `model` is the one serving it (a fallback, maybe)."""
+    fallbacks: list[str] | None = None
+    """The fallbacks left to try; None for a job with none."""
+    tries: list[RouteTry] | None = None
+    """Each model tried or passed over, in order; None for a job with no fallbacks."""
 
     @property
     def is_terminal(self) -> bool:
@@ -231,6 +257,7 @@ class Job:
     def from_dict(cls, body: Mapping[str, Any], source: ImageSource | None = None) -> Job:
         result = body.get("result")
         error = body.get("error")
+        tries = body.get("tries")
         return cls(
             id=str(body["id"]),
             task=str(body["task"]),
@@ -245,6 +272,9 @@ class Job:
             result=ImagesResponse.from_dict(result, source) if result else None,
             error=JobError(error["code"], error["message"], error.get("param")) if error else None,
             cost=Cost.from_dict(body.get("cost")),
+            requested_model=body.get("requested_model"),
+            fallbacks=body.get("fallbacks"),
+            tries=None if tries is None else [RouteTry.from_dict(item) for item in tries],
         )
 
 

@@ -23,7 +23,7 @@ from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.spec import find_price, lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
-from pixelgate.db.job_records import JobResult
+from pixelgate.db.job_records import JobResult, JobRoute
 from pixelgate.db.rows import table
 from pixelgate.db.tables import BudgetAccount, Job, LedgerEntry, Tenant, UsageDaily
 from pixelgate.errors import BudgetExceeded, ValidationError
@@ -230,10 +230,21 @@ class Billing:
             )
         session.execute(INSERT_ENTRY, entry)
 
-    def finish(self, session: Session, job_id: str, *, produced: int) -> int:
+    def finish(
+        self,
+        session: Session,
+        job_id: str,
+        *,
+        produced: int,
+        served_by: tuple[str, int] | None = None,
+    ) -> int:
         """Settle what a job made and refund the rest of its reservation, once per job, and
         record the amount settled on the job (`jobs.cost`). Returns the job's settled amount
-        (this settlement's or an earlier one's); 0 for a job that reserved nothing."""
+        (this settlement's or an earlier one's); 0 for a job that reserved nothing.
+
+        `served_by`: the model that made the images and its price per image, for a job that
+        reserved for the dearest of several (a fallback route): it pays that model's price for
+        what it made, never more than it reserved, and the settlement and usage name it."""
         entries = session.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
         reservation = next((entry for entry in entries if entry.kind == "reserve"), None)
         settled = next((entry for entry in entries if entry.kind == "settle"), None)
@@ -243,6 +254,10 @@ class Billing:
             return 0
         produced = min(produced, reservation.images)
         spent = int(reservation.amount * produced // max(reservation.images, 1))
+        model = reservation.model
+        if served_by is not None:
+            model, price = served_by
+            spent = min(price * produced, reservation.amount)
         session.execute(  # the total account and the month's, alike
             SETTLE,
             {
@@ -254,7 +269,7 @@ class Billing:
         )
         args = (reservation.tenant_id, job_id)
         tail = (reservation.model, reservation.period)
-        rows = [self._row(*args, "settle", spent, produced, *tail)]
+        rows = [self._row(*args, "settle", spent, produced, model, reservation.period)]
         if spent < reservation.amount:
             refund = reservation.amount - spent
             rows.append(self._row(*args, "refund", refund, reservation.images - produced, *tail))
@@ -264,7 +279,7 @@ class Billing:
             {
                 "tenant_id": reservation.tenant_id,
                 "day": day_of(self._clock.now()),
-                "model": reservation.model,
+                "model": model,
                 "spent": spent,
                 "images": produced,
                 "jobs": 1,
@@ -279,11 +294,14 @@ class Billing:
     ) -> dict[str, Any]:
         """The job store's finish hook: a success pays for what it made, anything else for
         nothing. Returns the cost recorded on the job, for the ended job handed on."""
-        result = values.get("result")
+        result, route = values.get("result"), values.get("route")
         produced = 0
         if status == JobStatus.SUCCEEDED and isinstance(result, JobResult):
             produced = len(result.images)
-        return {"cost": self.finish(session, job_id, produced=produced)}
+        served_by = None
+        if status == JobStatus.SUCCEEDED and isinstance(route, JobRoute) and route.tries:
+            served_by = (route.tries[-1].model, route.price)  # the try that served it
+        return {"cost": self.finish(session, job_id, produced=produced, served_by=served_by)}
 
     # -- reports --------------------------------------------------------------------------
 

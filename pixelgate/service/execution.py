@@ -20,10 +20,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from pixelgate.catalog import Catalog
 from pixelgate.clock import Clock
-from pixelgate.db.job_records import JobInputs, JobResult, ResultImage
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult, ResultImage
 from pixelgate.db.tables import Job
 from pixelgate.engine import CancelRegistry
 from pixelgate.errors import Canceled, Error
@@ -40,6 +41,7 @@ from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
 from pixelgate.service.job_store import JobStatus, JobStore
 from pixelgate.service.provider_keys import ProviderKeys
+from pixelgate.service.routes import FALLBACK_CODES, served, try_of
 from pixelgate.service.safety import Safety
 
 log = logging.getLogger(__name__)
@@ -152,6 +154,8 @@ class JobExecutor:
     def _work(self, job: Job, token: CancelToken) -> Job | None:
         """Run a claimed job to its end; the ended job, or None when it did not end here."""
         job_id = job.id
+        upstream = self._upstream_of(job)
+        ran = False
         try:
             # 2. the model and its options, checked again against today's catalog
             spec = self._catalog.resolve(job.model)
@@ -173,9 +177,10 @@ class JobExecutor:
                 options=options,
                 image=self._inputs.load(inputs.image) if inputs.image else None,
                 mask=self._inputs.load(inputs.mask) if inputs.mask else None,
-                upstream=self._upstream_of(job),
+                upstream=upstream,
                 own_key=own_key,
             )
+            ran = True
             images = provider.run(
                 spec,
                 task,
@@ -205,12 +210,16 @@ class JobExecutor:
                     for record, image in zip(stored, images, strict=True)
                 ),
             )
+            routed: dict[str, Any] = {}
+            if job.route is not None:
+                routed["route"] = job.route.tried(served(job.model))
             succeeded = self._store.end(
                 job_id,
                 to=JobStatus.SUCCEEDED,
                 held_by=self.worker_id,
                 within=lambda session: self._files.record(session, stored),
                 result=result,
+                **routed,
             )
             if succeeded is not None:
                 self._files.saved(stored)
@@ -227,6 +236,8 @@ class JobExecutor:
                 event_data={"reason": "canceled by request"},
             )
         except Error as exc:
+            if self._may_fall_back(job, exc, upstream, ran=ran) and self._fall_back(job, exc):
+                return None
             return self._fail_or_retry(job, exc, retry=exc.retryable)
         except TRANSIENT as exc:
             log.warning("job %s hit %s; it may be tried again", job_id, type(exc).__name__)
@@ -319,6 +330,51 @@ class JobExecutor:
 
         return UpstreamState(earlier, keep, attempt=job.attempts)
 
+    def _may_fall_back(self, job: Job, error: Error, upstream: UpstreamState, *, ran: bool) -> bool:
+        """Whether the next model of the job's route may serve it after `error`: one is left,
+        the error is one a fallback answers (`FALLBACK_CODES`), and the provider billed nothing
+        for the job. Before this attempt ran its provider, only earlier attempts' requests
+        count (the claim's note of the request this attempt would send was never sent)."""
+        if job.route is None or not job.route.candidates or error.code not in FALLBACK_CODES:
+            return False
+        if ran:
+            return upstream.billed_nothing
+        earlier = UpstreamState.records_from(job.result.upstream if job.result else None)
+        sent = {i: task for i, task in earlier.items() if task.by_attempt != job.attempts}
+        return UpstreamState(sent).billed_nothing
+
+    def _fall_back(self, job: Job, error: Error) -> bool:
+        """Move the job back to the queue on its route's next model, with that model's options,
+        the failed try recorded; False when it was not moved (canceled or taken back)."""
+        assert job.route is not None
+        step = job.route.tried(try_of(job.model, error)).next_candidate()
+        assert step is not None
+        candidate, route = step
+        log.info("job %s: %s failed (%s); falling back to %s",
+                 job.id, job.model, error.code, candidate.model)  # fmt: skip
+        moved = self._store.transition(
+            job.id,
+            to=JobStatus.QUEUED,
+            allowed_from=RUNNING,
+            held_by=self.worker_id,
+            event_data={
+                "fallback": {"from": job.model, "to": candidate.model},
+                "error": error.to_dict(),
+            },
+            worker_id=None,
+            enqueued_at=self._clock.now(),
+            model=candidate.model,
+            options=JobOptions(candidate.options),
+            own_key=candidate.own_key,
+            route=route,
+            result=None,
+            cache_key=None,
+            attempts=0,
+        )
+        if moved:
+            self._requeue(job.id, candidate.model)
+        return moved
+
     def _fail_or_retry(self, job: Job, error: Error, *, retry: bool) -> Job | None:
         """A transient failure queues the job again while it has attempts left; otherwise
         the job fails. The failed job, or None when it was queued again (or taken back)."""
@@ -335,11 +391,15 @@ class JobExecutor:
             if requeued:
                 self._requeue(job.id, job.model)
             return None
+        routed: dict[str, Any] = {}
+        if job.route is not None:
+            routed["route"] = job.route.tried(try_of(job.model, error))
         return self._store.end(
             job.id,
             to=JobStatus.FAILED,
             held_by=self.worker_id,
             event_data={"error": error.to_dict()},
+            **routed,
             error_code=error.code,
             error_message=error.message,
             error_param=error.param,

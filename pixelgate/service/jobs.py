@@ -28,7 +28,7 @@ from pixelgate.catalog import (
     TaskKind,
 )
 from pixelgate.catalog.options import EditKind
-from pixelgate.db.job_records import Adjustment, JobInputs, JobOptions, JobResult
+from pixelgate.db.job_records import JobInputs, JobOptions, JobResult
 from pixelgate.db.tables import Job, Tenant
 from pixelgate.engine import EventBus, JobEventMessage, JobQueue
 from pixelgate.errors import (
@@ -62,6 +62,7 @@ from pixelgate.service.inputs import ImageUpload
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.portable_options import portable_options
 from pixelgate.service.rate_limits import LimitValues, RateLimits, Subject
+from pixelgate.service.routes import Fitted, RoutePlan, fallback_specs, plan_route
 from pixelgate.service.safety import Safety
 from pixelgate.service.tenants import TenantService
 from pixelgate.service.upscale_sizes import upscale_input_size
@@ -94,6 +95,9 @@ class ImageCommand:
     idempotency_key: str | None = None
     webhook: Webhook | None = None
     """Where the job's events go (`"webhook"`, `"webhook_events"`)."""
+    fallbacks: tuple[str, ...] | None = None
+    """Models to try, in order, when `model` cannot serve the request (see `service.routes`);
+    None takes the catalog's default route for the model, an empty tuple asks for none."""
 
 
 @dataclass(frozen=True)
@@ -173,8 +177,9 @@ class JobService:
         then is served from the cache under the tenant's cache policy, instead of computing
         (and paying for) the same images again. Raises `Timeout` past the deadline."""
         rules = self._policies
-        checked = self._checked(principal, command)
-        spec, tenant, edit, raw_options, option_changes, options, own_key = checked
+        tenant, edit, plan = self._checked(principal, command)
+        spec, raw_options, options = plan.chosen.spec, plan.chosen.raw_options, plan.chosen.options
+        option_changes = plan.chosen.changes
         # only an Idempotency-Key needs the request's digest (input images included)
         fingerprint = request_fingerprint(command) if command.idempotency_key is not None else ""
         if command.idempotency_key is not None:
@@ -194,6 +199,7 @@ class JobService:
             # local models edit at a size they accept; the resize is recorded with the inputs
             sized, inputs = plan_edit(spec, raw_options, inputs)
             options = self._catalog.validate_options(spec, sized, task=command.task, edit=edit)
+            plan = replace(plan, chosen=replace(plan.chosen, options=options))
         elif inputs.mask is not None and inputs.image is not None:
             inputs = self._mask_to_image_size(inputs)
         elif command.task == "upscale" and inputs.image is not None:
@@ -208,8 +214,8 @@ class JobService:
             dump = options.model_dump(mode="json")
             key = cache_key(task=command.task, model=spec.id, options=dump, inputs=inputs)
         if key is None or not command.use_cache:
-            return self._create(principal, command, spec, tenant, options, inputs, key,
-                                fingerprint, subjects, claim=claim, own_key=own_key)  # fmt: skip
+            return self._create(principal, command, plan, tenant, inputs, key,
+                                fingerprint, subjects, claim=claim)  # fmt: skip
         while True:
             with self._flights.one_at_a_time(rules.cache.scope(tenant.id, key)):
                 # identical requests of this process look and record one after the other, so
@@ -220,9 +226,8 @@ class JobService:
                     return cached, False
                 leader = rules.cache.in_flight(tenant.id, key) if follow_until else None
                 if leader is None:
-                    return self._create(principal, command, spec, tenant, options, inputs, key,
-                                        fingerprint, subjects, claim=claim,
-                                        own_key=own_key)  # fmt: skip
+                    return self._create(principal, command, plan, tenant, inputs, key,
+                                        fingerprint, subjects, claim=claim)  # fmt: skip
             assert follow_until is not None
             self._await_end(leader.id, follow_until)
 
@@ -234,50 +239,72 @@ class JobService:
 
     def _checked(
         self, principal: Principal, command: ImageCommand
-    ) -> tuple[
-        ModelSpec,
-        Tenant,
-        EditKind | None,
-        dict[str, Any],
-        tuple[Adjustment, ...],
-        ImageOptions,
-        bool,
-    ]:
-        """Steps 1 and 2 of `_submit`: the model, the tenant, the edit kind, the options as
-        sent (mapped to the model) with the mapping made, the validated options, and whether
-        the job runs with the tenant's own key for the model's provider."""
+    ) -> tuple[Tenant, EditKind | None, RoutePlan]:
+        """Steps 1 and 2 of `_submit`: the tenant, the edit kind, and the models that may serve
+        the request (the model asked for, or its first fallback that can run here when it
+        cannot, and the fallbacks after it), each with the request's options fitted to it."""
         rules = self._policies
         principal.require("generate")
         # 1. who may use what, and with whose provider key
         spec = self._catalog.resolve(command.model)
         tenant = rules.tenants.current(principal.tenant_id)
         rules.tenants.check_model(tenant, spec)
-        plan = rules.tenants.keys.plan(tenant, spec)
-        if plan.refusal is not None:
+        refusal = rules.tenants.keys.plan(tenant, spec).refusal
+        if refusal is not None:
             raise ModelAccessDenied(
-                f"Model {spec.id!r} is unavailable to this tenant: {plan.refusal}", param="model"
+                f"Model {spec.id!r} is unavailable to this tenant: {refusal}", param="model"
             )
         # 2. the request itself, before anything is spent
         _check_capability(spec, command)
         self._check_mask_source(principal, spec, command)
         edit = _edit_kind(command)
-        # a width and height the model takes otherwise: mapped, and the result says so
-        family = OPTION_FAMILIES[spec.family]
-        portable = portable_options(spec, family, command.options, task=command.task)
-        raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
-        if command.task == "edit" and option_change is None:
-            raw_options, option_change = plan_requested_size(spec, family, raw_options)
-        options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
-        prompt = getattr(options, "prompt", None)  # optional for some families (outpaint)
+        first = self._fit(spec, command, edit, tenant)
+        prompt = getattr(first.options, "prompt", None)  # optional for some families (outpaint)
         if rules.safety is not None and isinstance(prompt, str):
             rules.safety.check_prompt(prompt, principal.tenant_id)
         if command.webhook is not None:  # a request's own mistake, before what the server lacks
             if rules.webhooks is None:
                 raise ValidationError("This server sends no webhooks", param="webhook")
             rules.webhooks.check(command.webhook)
-        self._providers.for_model(spec, own_key=plan.own_key)
+
+        def may_use(fallback: ModelSpec) -> bool:
+            allowed = rules.tenants.may_use(tenant, fallback)
+            return allowed and rules.tenants.keys.plan(tenant, fallback).refusal is None
+
+        fallbacks, named = fallback_specs(
+            command.fallbacks,
+            requested=spec,
+            resolve=self._catalog.resolve,
+            may_use=may_use,
+            task=command.task,
+            masked=command.mask is not None,
+        )
+        plan = plan_route(
+            first,
+            fallbacks,
+            routed=named,
+            fit=partial(self._fit, command=command, edit=edit, tenant=tenant),
+            check_available=lambda fitted: self._providers.for_model(
+                fitted.spec, own_key=fitted.own_key
+            ),
+        )
+        return tenant, edit, plan
+
+    def _fit(
+        self, spec: ModelSpec, command: ImageCommand, edit: EditKind | None, tenant: Tenant
+    ) -> Fitted:
+        """The request's options fitted to `spec`: mapped to it (a width and height the model
+        takes otherwise, with the mapping recorded), then validated; and whether it runs with
+        the tenant's own key for the model's provider."""
+        family = OPTION_FAMILIES[spec.family]
+        portable = portable_options(spec, family, command.options, task=command.task)
+        raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
+        if command.task == "edit" and option_change is None:
+            raw_options, option_change = plan_requested_size(spec, family, raw_options)
+        options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
-        return spec, tenant, edit, raw_options, changes, options, plan.own_key
+        own_key = self._policies.tenants.keys.plan(tenant, spec).own_key
+        return Fitted(spec, raw_options, changes, options, own_key=own_key)
 
     def _check_mask_source(
         self, principal: Principal, spec: ModelSpec, command: ImageCommand
@@ -299,35 +326,42 @@ class JobService:
         self,
         principal: Principal,
         command: ImageCommand,
-        spec: ModelSpec,
+        plan: RoutePlan,
         tenant: Tenant,
-        options: ImageOptions,
         inputs: JobInputs,
         key: str | None,
         fingerprint: str,
         subjects: list[Subject],
         *,
         claim: bool,
-        own_key: bool,
     ) -> tuple[Job, bool]:
-        """Record (and, unless claimed, queue) a new job for an accepted request; `own_key`:
-        it runs with the tenant's own key for the model's provider."""
+        """Record (and, unless claimed, queue) a new job for an accepted request, on the model
+        its route chose (with the tenant's own key for its provider where `plan` says so)."""
         rules = self._policies
+        spec, options = plan.chosen.spec, plan.chosen.options
         if "seed" in type(options).model_fields and options.seed_value is None:
             # fixed now, so a resumed job draws the same images and the caller can reproduce them
             options = options.with_seed(secrets.randbelow(2**32))
+        plan = plan.with_seed(options.seed_value)
         job = self._new_job(
             principal, command, spec.id, JobOptions(options.model_dump(mode="json"))
         )
         job.inputs = inputs if inputs != JobInputs() else None
         job.cache_key = key
         job.cache_bypassed = not command.use_cache
+        own_key = plan.chosen.own_key
         job.own_key = own_key
-        # 5. money, reserved in the job's own transaction; a job on the tenant's own provider
-        # key is free unless the tenant's policy charges (it still counts in the usage report)
-        cost = rules.billing.image_price(tenant, spec, options) * options.n
-        if own_key and tenant.own_keys_billing != "charge":
-            cost = 0
+
+        def price(fitted: Fitted) -> int:
+            # a job on the tenant's own provider key is free unless the tenant's policy charges
+            # (it still counts in the usage report)
+            if fitted.own_key and tenant.own_keys_billing != "charge":
+                return 0
+            return rules.billing.image_price(tenant, fitted.spec, fitted.options)
+
+        job.route = plan.route(price)
+        # 5. money, reserved in the job's own transaction: for the dearest model that may serve
+        cost = plan.reservation(price)
 
         def within(session: Session) -> None:
             if cost > 0 or own_key:
@@ -338,6 +372,8 @@ class JobService:
             self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
             self._subscribe(session, job, command)
 
+        # the model that serves may not be the one asked for: is it this process's to run?
+        claim = claim and self._queue.runs_here(spec.id)
         holder = self._executor.worker_id if claim else None
         lease_until = self._clock.now() + self._executor.lease if claim else None
         if claim and sends_one_request(self._providers.for_model(spec, own_key=own_key)):

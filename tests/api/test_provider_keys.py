@@ -319,3 +319,32 @@ def test_no_key_is_ever_in_an_answer_or_a_log_line(
     for secret in SECRETS:
         assert not [text for text in answers.texts if secret in text]
         assert secret not in logs
+
+
+def test_a_fallback_runs_on_the_tenants_own_key_for_its_provider(
+    keyless: Server, upstream: FakeOpenAI, answers: Answers
+) -> None:
+    """Which key serves is decided per model of a job's route: a fallback to a provider the
+    tenant has its own key for runs on that key (free under the default billing), and a tenant
+    limited to its own keys may not name a fallback it has no key for."""
+    with admin(keyless, answers) as client:
+        f, f_key = new_tenant(client, "F")
+        assert set_keys(client, f, {"openai": KEY_A}).status_code == 200
+        d, d_key = new_tenant(client, "D", own_keys_only=True)
+        assert set_keys(client, d, {"openai": KEY_C}).status_code == 200
+
+    with keyless.client(f_key, event_hooks={"response": [answers.hook]}) as caller:
+        # imagen4 has no key on this server and none of the tenant's: the fallback serves
+        answer = generate(caller, model="imagen4", prompt="a fallback fox", fallbacks=[DALLE])
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["data"]
+    assert (result["model"], result["requested_model"]) == (DALLE, "google/imagen-4")
+    assert result["cost"] == {"amount": "0.00", "currency": "USD"}
+    assert key_sent_for(upstream, "a fallback fox") == KEY_A
+
+    with keyless.client(d_key, event_hooks={"response": [answers.hook]}) as caller:
+        refused = generate(caller, model=DALLE, prompt="a limited fox", fallbacks=["local/tiny"])
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["param"]) == ("MODEL_ACCESS_DENIED", "fallbacks.0")
+    assert not [r for r in upstream.requests_to(GENERATIONS) if r.json["prompt"] == "a limited fox"]

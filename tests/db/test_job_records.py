@@ -17,7 +17,10 @@ from pixelgate.db.job_records import (
     JobInputs,
     JobOptions,
     JobResult,
+    JobRoute,
     ResultImage,
+    RouteCandidate,
+    RouteTry,
     StoredInput,
 )
 from pixelgate.db.rows import values_of
@@ -146,3 +149,36 @@ def test_records_are_written_in_the_shape_older_versions_read(database: Database
     }
     with database.session() as session:
         assert session.scalar(select(Job.result).where(Job.id == "job_new")) == job.result
+
+
+def test_a_route_reads_back_as_written_and_moves_to_its_next_model(database: Database) -> None:
+    route = JobRoute(
+        requested="openai/dall-e-3",
+        price=40_000,
+        candidates=(
+            RouteCandidate("bfl/flux-pro-1.1", {"prompt": "a boat", "seed": 7}, 40_000),
+            RouteCandidate("local/tiny", {"prompt": "a boat", "width": 64}, 0),
+        ),
+        tries=(RouteTry("fal/flux-dev", "skipped", "VALIDATION_ERROR", "Unknown option"),),
+    )
+    job = Job(
+        id="job_r", tenant_id="t", task="generate", model="openai/dall-e-3", status="queued",
+        options=JobOptions({"prompt": "a boat"}), response_format="url", attempts=0,
+        cancel_requested=False, cached=False, cache_bypassed=False, created_at=NOW, route=route,
+    )  # fmt: skip
+    with database.session() as session:
+        session.add(job)
+
+    with database.session() as session:
+        loaded = session.get(Job, "job_r")
+        assert loaded is not None and loaded.route == route
+    failed = RouteTry("openai/dall-e-3", "failed", "RATE_LIMITED", "429")
+    step = route.tried(failed).next_candidate()
+    assert step is not None
+    candidate, moved = step
+    assert candidate.model == "bfl/flux-pro-1.1"
+    assert (moved.requested, moved.price) == ("openai/dall-e-3", 40_000)
+    assert [c.model for c in moved.candidates] == ["local/tiny"]
+    assert moved.tries == (*route.tries, failed)
+    last = moved.next_candidate()
+    assert last is not None and last[1].next_candidate() is None

@@ -1221,8 +1221,16 @@ export interface components {
             data: components["schemas"]["ImageData"][];
             /** Job Id */
             job_id: string;
-            /** Model */
+            /**
+             * Model
+             * @description The model that made the images (a fallback, maybe).
+             */
             model: string;
+            /**
+             * Requested Model
+             * @description The model the request asked for, when a fallback route was in play.
+             */
+            requested_model?: string | null;
             /** Metadata */
             metadata?: {
                 [key: string]: string | number | boolean | null;
@@ -1317,8 +1325,16 @@ export interface components {
             object: "job";
             /** Task */
             task: string;
-            /** Model */
+            /**
+             * Model
+             * @description The model that serves the job: the one asked for, or the fallback it moved to.
+             */
             model: string;
+            /**
+             * Requested Model
+             * @description The model the request asked for.
+             */
+            requested_model: string;
             /**
              * Status
              * @enum {string}
@@ -1355,6 +1371,16 @@ export interface components {
             error?: components["schemas"]["ErrorBody"] | null;
             /** @description What the job cost, once it ended (settled; `0.00` when it paid nothing); null while it is queued or running. */
             cost?: components["schemas"]["CostPublic"] | null;
+            /**
+             * Fallbacks
+             * @description The fallbacks still left to try, in order; null for a job with none.
+             */
+            fallbacks?: string[] | null;
+            /**
+             * Tries
+             * @description Each model tried or passed over, in order; null for a job with no fallbacks.
+             */
+            tries?: components["schemas"]["RouteTryPublic"][] | null;
         };
         /**
          * JobStatus
@@ -1687,6 +1713,24 @@ export interface components {
              * @description Stored keys encrypted again under the first secret key.
              */
             rotated: number;
+        };
+        /**
+         * RouteTryPublic
+         * @description One model a job with fallbacks tried, or passed over.
+         */
+        RouteTryPublic: {
+            /** Model */
+            model: string;
+            /**
+             * Outcome
+             * @description `skipped`: it does not take the request's options; `unavailable`: it cannot run here; `failed`: it failed having billed nothing, so the next model was tried; `succeeded`: it served the job.
+             * @enum {string}
+             */
+            outcome: "skipped" | "unavailable" | "failed" | "succeeded";
+            /** Error Code */
+            error_code?: string | null;
+            /** Message */
+            message?: string | null;
         };
         /** TenantCreate */
         TenantCreate: {
@@ -2072,6 +2116,11 @@ export interface operations {
                     metadata?: {
                         [key: string]: string | number | boolean | null;
                     } | null;
+                    /**
+                     * Fallbacks
+                     * @description pixelgate's own: models to serve the request when `model` cannot (see the native generate); unset: the catalog's default route.
+                     */
+                    fallbacks?: string[] | null;
                     /** Prompt */
                     prompt: string;
                     /** Quality */
@@ -2557,6 +2606,11 @@ export interface operations {
                      * @default true
                      */
                     cache?: boolean;
+                    /**
+                     * Fallbacks
+                     * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
+                     */
+                    fallbacks?: string[] | null;
                 } & {
                     [key: string]: unknown;
                 };
@@ -2734,6 +2788,11 @@ export interface operations {
                      * @default true
                      */
                     cache?: boolean;
+                    /**
+                     * Fallbacks
+                     * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
+                     */
+                    fallbacks?: string[] | null;
                 } & {
                     [key: string]: unknown;
                 };
@@ -2744,6 +2803,7 @@ export interface operations {
                     mask?: string;
                     model: string;
                     prompt?: string;
+                    fallbacks?: string[];
                 } & {
                     [key: string]: unknown;
                 };
@@ -2908,6 +2968,11 @@ export interface operations {
                          * @default true
                          */
                         cache?: boolean;
+                        /**
+                         * Fallbacks
+                         * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
+                         */
+                        fallbacks?: string[] | null;
                     } & {
                         [key: string]: unknown;
                     })[];

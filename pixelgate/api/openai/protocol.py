@@ -49,6 +49,11 @@ class ImageRequest(BaseModel):
         max_length=32,
         description="pixelgate's own: stored with the job (see the native `GET /v1/jobs/{id}`).",
     )
+    fallbacks: list[str] | None = Field(
+        default=None,
+        description="pixelgate's own: models to serve the request when `model` cannot (see the "
+        "native generate); unset: the catalog's default route.",
+    )
 
 
 class ImageGenerationRequest(ImageRequest):

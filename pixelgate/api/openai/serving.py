@@ -60,7 +60,7 @@ ALWAYS_OPTIONS = frozenset({"prompt", "n", "size", "quality"})
 """Fields every family takes (a family without a prompt is refused by the task check; the
 service translates `size` and `quality` for each model)."""
 
-NOT_OPTIONS = frozenset({"model", "response_format", "metadata"})
+NOT_OPTIONS = frozenset({"model", "response_format", "metadata", "fallbacks"})
 
 NEUTRAL: dict[str, frozenset[object]] = {
     "background": frozenset({"auto", "opaque"}),
@@ -161,6 +161,7 @@ class OpenAIServing:
                 metadata=body.metadata,
                 image=image,
                 mask=mask,
+                fallbacks=None if body.fallbacks is None else tuple(body.fallbacks),
             ),
             async_in_body=False,
         )
@@ -198,8 +199,17 @@ class OpenAIServing:
         `image` or `image[]`, as the SDK sends a list) and, for edits, `mask`. Declared fields
         stay text (pydantic coerces them); the model's own options are read as JSON when they
         are JSON (`7`, `0.6`, `true`)."""
-        rules = BodyRules(files=files, text_fields={*model.model_fields, *TEXT_FIELDS}, json=False)
+        rules = BodyRules(
+            files=files,
+            text_fields={*model.model_fields, *TEXT_FIELDS} - {"fallbacks"},
+            lists=("fallbacks",),
+            json=False,
+        )
         sent = await read_body(self._request, rules)
+        if "fallbacks[]" in sent.fields:
+            sent.fields["fallbacks"] = sent.fields.get("fallbacks", []) + sent.fields.pop(
+                "fallbacks[]"
+            )
         if "image[]" in sent.files:
             sent.files["image"] = sent.files.get("image", []) + sent.files.pop("image[]")
         for name in files:

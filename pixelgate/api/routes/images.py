@@ -72,9 +72,11 @@ EDIT_TEXT_FIELDS = ("model", "prompt", "negative_prompt", "response_format")
 EDIT_RULES = BodyRules(
     files=("image", "mask"),
     text_fields={*EDIT_TEXT_FIELDS, *name_aliases(EDIT_TEXT_FIELDS)},
+    lists=("fallbacks",),
 )
 """Multipart edits: the files `image` and `mask`; the text fields (under any of their names)
-stay text, the others are read as JSON when they are JSON (`4`, `true`)."""
+stay text, `fallbacks` may be repeated, the others are read as JSON when they are JSON (`4`,
+`true`)."""
 
 EDIT_BODY = {
     "requestBody": {
@@ -90,6 +92,7 @@ EDIT_BODY = {
                         "mask": {"type": "string", "format": "binary"},
                         "model": {"type": "string"},
                         "prompt": {"type": "string"},
+                        "fallbacks": {"type": "array", "items": {"type": "string"}},
                     },
                     "additionalProperties": True,
                 }
