@@ -112,13 +112,10 @@ class WebhookOutbox:
             known = self._progress.get(job_id)
         if known is not None and (known[0] is None or now - known[1] < PROGRESS_EVERY):
             return
-        with self._db.session(writes=True) as session:
-            target = known[0] if known is not None else None
-            if known is None:
-                record = session.get(JobWebhook, job_id)
-                if record is not None and "progress" in record.events:
-                    target = _Target(record.url, record.tenant_id)
-            if target is not None:
+        target = known[0] if known is not None else self._progress_target(job_id)
+        if target is not None:
+            # the writer's turn only for a job whose webhook wants progress: most jobs have none
+            with self._db.session(writes=True) as session:
                 data = {"step": step, "total": total}
                 self._add(session, target, job_id, "progress", data, self._clock.now())
         with self._lock:
@@ -126,6 +123,14 @@ class WebhookOutbox:
             self._progress.move_to_end(job_id)
             while len(self._progress) > _REMEMBERED:
                 self._progress.popitem(last=False)
+
+    def _progress_target(self, job_id: str) -> _Target | None:
+        """Where the job's progress goes: its webhook, when it asked for progress."""
+        with self._db.session() as session:
+            record = session.execute(WEBHOOK_OF_JOB, {"job_id": job_id}).first()
+        if record is None or "progress" not in record.events:
+            return None
+        return _Target(record.url, record.tenant_id)
 
     def _add(
         self,
