@@ -157,6 +157,9 @@ def test_a_comfyui_workflow_runs_through_the_server_with_step_progress(
     make_server: Callable[..., Server], comfy: FakeComfyUI
 ) -> None:
     server = comfy_server(make_server, comfy)
+    # steps that take a moment: progress is live-only, and an instant run ends before the
+    # event stream below is open
+    comfy.plan = ComfyPlan(step_seconds=0.25)
     with server.client() as client:
         job = submit(
             client, model="comfyui/flux", prompt="a lighthouse", num_steps=4, width=512, height=256
