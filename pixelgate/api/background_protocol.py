@@ -3,11 +3,11 @@ itself into the service's command)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from pixelgate.api.protocol import WebhookFields, with_aliases
+from pixelgate.api.protocol import NO_UPLOADS, Uploads, with_aliases
 from pixelgate.api.single_image_protocol import SingleImageRequest
 from pixelgate.service.jobs import ImageCommand
 
@@ -15,7 +15,7 @@ DEFAULT_MODEL = "rembg/u2netp"
 
 
 @with_aliases
-class RemoveBackgroundRequest(SingleImageRequest, WebhookFields):
+class RemoveBackgroundRequest(SingleImageRequest):
     """Background removal: one input image in, one transparent PNG (or WebP) out. The image comes
     as base64 (`image`, or `input_image` as in edits; a `data:` URL is fine) or as the id of a
     stored result (`image_file_id` / `input_image_file_id`). The same fields, with the image as
@@ -37,17 +37,9 @@ class RemoveBackgroundRequest(SingleImageRequest, WebhookFields):
         default=None, description="`png` (default) or `webp`; both keep transparency."
     )
 
-    def to_command(self, *, image_file: bytes | None = None) -> ImageCommand:
-        """The service command; `image_file` is a multipart upload."""
-        options: dict[str, Any] = dict(self.model_extra or {})
-        if self.output_format is not None:
-            options["output_format"] = self.output_format
-        return ImageCommand(
-            task="remove-background",
-            model=self.model,
-            options=options,
-            response_format=self.response_format,
-            metadata=self.metadata,
-            image=self.upload(image_file),
-            webhook=self.webhook_request(),
+    def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
+        return self.command(
+            "remove-background",
+            {"output_format": self.output_format},
+            image=self.upload(files.get("image")),
         )

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from pixelgate.catalog import TaskKind
 from pixelgate.catalog.options import name_aliases, option_names
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
@@ -108,8 +110,70 @@ def with_aliases(model: type[Aliased]) -> type[Aliased]:
     return model
 
 
+Uploads = Mapping[str, bytes]
+"""Files sent with a multipart body, by form field (`image`, `mask`)."""
+
+NO_UPLOADS: Uploads = MappingProxyType({})
+
+
+class JobRequest(AliasedRequest, WebhookFields):
+    """The fields every request that makes a job shares (generate, edit, remove background,
+    upscale), and the one way each turns itself into the service's command (`to_command`)."""
+
+    model: str = Field(description="A catalog model id or alias.")
+    response_format: Literal["url", "b64_json"] = "url"
+    metadata: dict[str, MetadataValue] | None = Field(
+        default=None, max_length=32, description="Stored with the job and echoed back."
+    )
+    async_: bool = Field(
+        default=False,
+        alias="async",
+        description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
+    )
+
+    def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
+        """The service command; `files` are the multipart uploads the route takes."""
+        raise NotImplementedError
+
+    def command(
+        self,
+        task: TaskKind,
+        options: Mapping[str, Any],
+        *,
+        image: ImageUpload | None = None,
+        mask: ImageUpload | None = None,
+        use_cache: bool = True,
+        fallbacks: list[str] | None = None,
+    ) -> ImageCommand:
+        """The command for `task` with the shared fields: the model's options are the extra
+        fields sent at the top level, then the request's own `options` that are set."""
+        sent = {name: value for name, value in options.items() if value is not None}
+        return ImageCommand(
+            task=task,
+            model=self.model,
+            options={**(self.model_extra or {}), **sent},
+            response_format=self.response_format,
+            metadata=self.metadata,
+            image=image,
+            mask=mask,
+            use_cache=use_cache,
+            webhook=self.webhook_request(),
+            fallbacks=None if fallbacks is None else tuple(fallbacks),
+        )
+
+
+class CachedJobRequest(JobRequest):
+    """A request whose result can be cached (a model's with a fixed seed): generate, edit and
+    upscale; the field `cache` opts out."""
+
+    cache: bool = Field(
+        default=True,
+        description="False skips the result cache; same as the header Cache-Control: no-cache.",
+    )
+
+
 @with_aliases
-class GenerateRequest(AliasedRequest, WebhookFields):
+class GenerateRequest(CachedJobRequest):
     """Text-to-image. Besides the fields below, send the model's own options at the top level
     (`width`, `height`, `num_steps`, `seed`, ...); `GET /v1/models` lists each model's options
     with their limits and defaults. Every model also takes `size` (`WxH`, fitted to its limits)
@@ -129,41 +193,20 @@ class GenerateRequest(AliasedRequest, WebhookFields):
         },
     )
 
-    model: str = Field(description="A catalog model id or alias.")
     prompt: str | None = Field(default=None, description="What to draw.")
-    response_format: Literal["url", "b64_json"] = "url"
-    metadata: dict[str, MetadataValue] | None = Field(
-        default=None, max_length=32, description="Stored with the job and echoed back."
-    )
-    async_: bool = Field(
-        default=False,
-        alias="async",
-        description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
-    )
-    cache: bool = Field(
-        default=True,
-        description="False skips the result cache; same as the header Cache-Control: no-cache.",
-    )
     fallbacks: Fallbacks = None
 
-    def to_command(self) -> ImageCommand:
-        options: dict[str, Any] = dict(self.model_extra or {})
-        if self.prompt is not None:
-            options["prompt"] = self.prompt
-        return ImageCommand(
-            task="generate",
-            model=self.model,
-            options=options,
-            response_format=self.response_format,
-            metadata=self.metadata,
+    def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
+        return self.command(
+            "generate",
+            {"prompt": self.prompt},
             use_cache=self.cache,
-            webhook=self.webhook_request(),
-            fallbacks=None if self.fallbacks is None else tuple(self.fallbacks),
+            fallbacks=self.fallbacks,
         )
 
 
 @with_aliases
-class EditRequest(AliasedRequest, WebhookFields):
+class EditRequest(CachedJobRequest):
     """Image-to-image or inpainting. The input image and the optional mask (white repaints,
     black keeps) come as base64 (`input_image`, `mask_image`) or as ids of stored results
     (`input_image_file_id`, `mask_image_file_id`). Send the model's own options at the top
@@ -187,7 +230,6 @@ class EditRequest(AliasedRequest, WebhookFields):
         },
     )
 
-    model: str = Field(description="A catalog model id or alias.")
     prompt: str | None = Field(default=None, description="What to draw.")
     input_image: str | None = Field(default=None, description="The image to edit, base64.")
     input_image_file_id: str | None = Field(
@@ -197,39 +239,16 @@ class EditRequest(AliasedRequest, WebhookFields):
         default=None, description="Inpainting mask, base64: white repaints, black keeps."
     )
     mask_image_file_id: str | None = Field(default=None, description="Or a stored mask's id.")
-    response_format: Literal["url", "b64_json"] = "url"
-    metadata: dict[str, MetadataValue] | None = Field(
-        default=None, max_length=32, description="Stored with the job and echoed back."
-    )
-    async_: bool = Field(
-        default=False,
-        alias="async",
-        description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
-    )
-    cache: bool = Field(
-        default=True,
-        description="False skips the result cache; same as the header Cache-Control: no-cache.",
-    )
     fallbacks: Fallbacks = None
 
-    def to_command(
-        self, *, image_file: bytes | None = None, mask_file: bytes | None = None
-    ) -> ImageCommand:
-        """The service command; `image_file` / `mask_file` are multipart uploads."""
-        options: dict[str, Any] = dict(self.model_extra or {})
-        if self.prompt is not None:
-            options["prompt"] = self.prompt
-        return ImageCommand(
-            task="edit",
-            model=self.model,
-            options=options,
-            response_format=self.response_format,
-            metadata=self.metadata,
-            image=_upload("image", image_file, self.input_image, self.input_image_file_id),
-            mask=_upload("mask", mask_file, self.mask_image, self.mask_image_file_id),
+    def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
+        return self.command(
+            "edit",
+            {"prompt": self.prompt},
+            image=_upload("image", files.get("image"), self.input_image, self.input_image_file_id),
+            mask=_upload("mask", files.get("mask"), self.mask_image, self.mask_image_file_id),
             use_cache=self.cache,
-            webhook=self.webhook_request(),
-            fallbacks=None if self.fallbacks is None else tuple(self.fallbacks),
+            fallbacks=self.fallbacks,
         )
 
 

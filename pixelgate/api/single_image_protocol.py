@@ -7,34 +7,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from pixelgate.api.protocol import AliasedRequest
+from pixelgate.api.protocol import JobRequest
 from pixelgate.errors import ValidationError
 from pixelgate.service.inputs import ImageUpload
 
-MetadataValue = str | int | float | bool | None
 IMAGE_FIELDS = ("image", "input_image", "image_file_id", "input_image_file_id")
 
 
-class SingleImageRequest(AliasedRequest):
-    """The fields every one-image request shares."""
+class SingleImageRequest(JobRequest):
+    """The fields every one-image request shares: the image, in one of its forms."""
 
     image: str | None = Field(default=None, description="The picture, base64.")
     input_image: str | None = Field(default=None, description="Same as `image`.")
     image_file_id: str | None = Field(default=None, description="Or a stored result's id.")
     input_image_file_id: str | None = Field(default=None, description="Same as `image_file_id`.")
-    response_format: Literal["url", "b64_json"] = "url"
-    metadata: dict[str, MetadataValue] | None = Field(
-        default=None, max_length=32, description="Stored with the job and echoed back."
-    )
-    async_: bool = Field(
-        default=False,
-        alias="async",
-        description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
-    )
 
     def upload(self, image_file: bytes | None) -> ImageUpload | None:
         """The one input, from whichever form was sent (`image_file`: a multipart upload);

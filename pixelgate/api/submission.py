@@ -1,5 +1,6 @@
-"""What every inference route does with a command: submit it, then answer 202 with the job or
-wait for its images. Also the request headers that shape a submission."""
+"""What every inference route of the native API does with its request: read and validate the
+body, apply the request headers that shape a submission, submit the command, then answer 202
+with the job or wait for its images (`Submission.respond`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from pixelgate.api import views
-from pixelgate.api.protocol import Envelope, GenerateResult
+from pixelgate.api.body import BodyRules, read_body, validate
+from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
+from pixelgate.api.protocol import Envelope, GenerateResult, JobRequest
 from pixelgate.runtime import Runtime
 from pixelgate.service.access import Principal
 from pixelgate.service.jobs import ImageCommand
@@ -60,30 +63,56 @@ def with_link_base(command: ImageCommand, base_url: str) -> ImageCommand:
     )
 
 
-async def submit_and_respond(
-    command: ImageCommand,
-    *,
-    respond_async: bool,
-    request: Request,
-    principal: Principal,
-    runtime: Runtime,
-    base_url: str,
-) -> Envelope[GenerateResult] | JSONResponse:
-    """Submit; then 202 with the job, or wait and answer with its images."""
-    command = with_link_base(command, base_url)
-    if not respond_async:
-        result = await runtime.jobs.run(
-            principal,
-            command,
-            timeout=runtime.settings.sync_timeout_seconds,
-            disconnected=request.is_disconnected,
-            answer=lambda job: views.generate_result(runtime, job, base_url),
+@dataclass(frozen=True)
+class Submission:
+    """What an inference route turns into a job: its request, caller and headers."""
+
+    request: Request
+    principal: Principal
+    runtime: Runtime
+    base_url: str
+    headers: SubmitHeaders
+
+    async def respond(
+        self, model: type[JobRequest], rules: BodyRules
+    ) -> Envelope[GenerateResult] | JSONResponse:
+        """The one path of a request that makes a job: read the body (`rules`), validate it as
+        `model`, apply the headers, submit; then 202 with the job, or wait and answer with its
+        images."""
+        sent = await read_body(self.request, rules)
+        body = validate(model, sent.fields)
+        files = {name: data for name in rules.files if (data := sent.file(name)) is not None}
+        command, respond_async = self.headers.apply(
+            body.to_command(files), async_in_body=body.async_
         )
-        return Envelope(data=result)
-    job = await run_in_threadpool(runtime.jobs.submit, principal, command)
-    public = await run_in_threadpool(views.job_public, runtime, job, base_url)
-    return JSONResponse(
-        Envelope(data=public).model_dump(mode="json"),
-        status_code=202,
-        headers={"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"},
-    )
+        command = with_link_base(command, self.base_url)
+        runtime, base_url = self.runtime, self.base_url
+        if not respond_async:
+            result = await runtime.jobs.run(
+                self.principal,
+                command,
+                timeout=runtime.settings.sync_timeout_seconds,
+                disconnected=self.request.is_disconnected,
+                answer=lambda job: views.generate_result(runtime, job, base_url),
+            )
+            return Envelope(data=result)
+        job = await run_in_threadpool(runtime.jobs.submit, self.principal, command)
+        public = await run_in_threadpool(views.job_public, runtime, job, base_url)
+        return JSONResponse(
+            Envelope(data=public).model_dump(mode="json"),
+            status_code=202,
+            headers={"Location": f"/v1/jobs/{job.id}", "Preference-Applied": "respond-async"},
+        )
+
+
+async def submission(
+    request: Request,
+    principal: CurrentPrincipal,
+    runtime: RuntimeDep,
+    base_url: BaseUrl,
+    headers: SubmitHeadersDep,
+) -> Submission:
+    return Submission(request, principal, runtime, base_url, headers)
+
+
+SubmissionDep = Annotated[Submission, Depends(submission)]

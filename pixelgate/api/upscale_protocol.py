@@ -3,11 +3,9 @@ the service's command)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ConfigDict, Field
 
-from pixelgate.api.protocol import WebhookFields, with_aliases
+from pixelgate.api.protocol import NO_UPLOADS, CachedJobRequest, Uploads, with_aliases
 from pixelgate.api.single_image_protocol import SingleImageRequest
 from pixelgate.service.jobs import ImageCommand
 
@@ -15,7 +13,7 @@ DEFAULT_MODEL = "pixelgate/lanczos"
 
 
 @with_aliases
-class UpscaleRequest(SingleImageRequest, WebhookFields):
+class UpscaleRequest(SingleImageRequest, CachedJobRequest):
     """Upscaling: one input image in, the same picture `factor` times wider and taller out. The
     image comes as base64 (`image` / `input_image`), as a stored result's id (`image_file_id` /
     `input_image_file_id`), or as the multipart file `image`. Send the model's own options at
@@ -48,25 +46,11 @@ class UpscaleRequest(SingleImageRequest, WebhookFields):
     prompt: str | None = Field(
         default=None, description="What the picture shows, for upscalers that take a prompt."
     )
-    cache: bool = Field(
-        default=True,
-        description="False skips the result cache; same as the header Cache-Control: no-cache.",
-    )
 
-    def to_command(self, *, image_file: bytes | None = None) -> ImageCommand:
-        """The service command; `image_file` is a multipart upload."""
-        options: dict[str, Any] = dict(self.model_extra or {})
-        if self.factor is not None:
-            options["factor"] = self.factor
-        if self.prompt is not None:
-            options["prompt"] = self.prompt
-        return ImageCommand(
-            task="upscale",
-            model=self.model,
-            options=options,
-            response_format=self.response_format,
-            metadata=self.metadata,
-            image=self.upload(image_file),
+    def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
+        return self.command(
+            "upscale",
+            {"factor": self.factor, "prompt": self.prompt},
+            image=self.upload(files.get("image")),
             use_cache=self.cache,
-            webhook=self.webhook_request(),
         )

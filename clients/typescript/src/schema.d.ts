@@ -2577,11 +2577,6 @@ export interface operations {
                      */
                     model: string;
                     /**
-                     * Prompt
-                     * @description What to draw.
-                     */
-                    prompt?: string | null;
-                    /**
                      * Response Format
                      * @default url
                      * @enum {string}
@@ -2606,6 +2601,11 @@ export interface operations {
                      * @default true
                      */
                     cache?: boolean;
+                    /**
+                     * Prompt
+                     * @description What to draw.
+                     */
+                    prompt?: string | null;
                     /**
                      * Fallbacks
                      * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
@@ -2739,31 +2739,6 @@ export interface operations {
                      */
                     model: string;
                     /**
-                     * Prompt
-                     * @description What to draw.
-                     */
-                    prompt?: string | null;
-                    /**
-                     * Input Image
-                     * @description The image to edit, base64.
-                     */
-                    input_image?: string | null;
-                    /**
-                     * Input Image File Id
-                     * @description Or the id of a stored result to edit.
-                     */
-                    input_image_file_id?: string | null;
-                    /**
-                     * Mask Image
-                     * @description Inpainting mask, base64: white repaints, black keeps.
-                     */
-                    mask_image?: string | null;
-                    /**
-                     * Mask Image File Id
-                     * @description Or a stored mask's id.
-                     */
-                    mask_image_file_id?: string | null;
-                    /**
                      * Response Format
                      * @default url
                      * @enum {string}
@@ -2788,6 +2763,31 @@ export interface operations {
                      * @default true
                      */
                     cache?: boolean;
+                    /**
+                     * Prompt
+                     * @description What to draw.
+                     */
+                    prompt?: string | null;
+                    /**
+                     * Input Image
+                     * @description The image to edit, base64.
+                     */
+                    input_image?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Or the id of a stored result to edit.
+                     */
+                    input_image_file_id?: string | null;
+                    /**
+                     * Mask Image
+                     * @description Inpainting mask, base64: white repaints, black keeps.
+                     */
+                    mask_image?: string | null;
+                    /**
+                     * Mask Image File Id
+                     * @description Or a stored mask's id.
+                     */
+                    mask_image_file_id?: string | null;
                     /**
                      * Fallbacks
                      * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
@@ -2939,11 +2939,6 @@ export interface operations {
                          */
                         model: string;
                         /**
-                         * Prompt
-                         * @description What to draw.
-                         */
-                        prompt?: string | null;
-                        /**
                          * Response Format
                          * @default url
                          * @enum {string}
@@ -2968,6 +2963,11 @@ export interface operations {
                          * @default true
                          */
                         cache?: boolean;
+                        /**
+                         * Prompt
+                         * @description What to draw.
+                         */
+                        prompt?: string | null;
                         /**
                          * Fallbacks
                          * @description Models (ids or aliases, at most 3) to serve the request, in order, when `model` cannot run here, is rate-limited upstream or fails before its provider billed anything; each must do the same task and be allowed to the key. Unset: the catalog's default route for the model, if any; `[]`: none. Options a fallback does not take pass it over (a `skipped` try on the job).
@@ -4184,25 +4184,11 @@ export interface operations {
                      */
                     webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
-                     * Image
-                     * @description The picture, base64.
+                     * Model
+                     * @description A background-removal model.
+                     * @default rembg/u2netp
                      */
-                    image?: string | null;
-                    /**
-                     * Input Image
-                     * @description Same as `image`.
-                     */
-                    input_image?: string | null;
-                    /**
-                     * Image File Id
-                     * @description Or a stored result's id.
-                     */
-                    image_file_id?: string | null;
-                    /**
-                     * Input Image File Id
-                     * @description Same as `image_file_id`.
-                     */
-                    input_image_file_id?: string | null;
+                    model?: string;
                     /**
                      * Response Format
                      * @default url
@@ -4223,11 +4209,25 @@ export interface operations {
                      */
                     async?: boolean;
                     /**
-                     * Model
-                     * @description A background-removal model.
-                     * @default rembg/u2netp
+                     * Image
+                     * @description The picture, base64.
                      */
-                    model?: string;
+                    image?: string | null;
+                    /**
+                     * Input Image
+                     * @description Same as `image`.
+                     */
+                    input_image?: string | null;
+                    /**
+                     * Image File Id
+                     * @description Or a stored result's id.
+                     */
+                    image_file_id?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Same as `image_file_id`.
+                     */
+                    input_image_file_id?: string | null;
                     /**
                      * Output Format
                      * @description `png` (default) or `webp`; both keep transparency.
@@ -4250,20 +4250,11 @@ export interface operations {
                      */
                     webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
-                     * Input Image
-                     * @description Same as `image`.
+                     * Model
+                     * @description A background-removal model.
+                     * @default rembg/u2netp
                      */
-                    input_image?: string | null;
-                    /**
-                     * Image File Id
-                     * @description Or a stored result's id.
-                     */
-                    image_file_id?: string | null;
-                    /**
-                     * Input Image File Id
-                     * @description Same as `image_file_id`.
-                     */
-                    input_image_file_id?: string | null;
+                    model?: string;
                     /**
                      * Response Format
                      * @default url
@@ -4284,11 +4275,20 @@ export interface operations {
                      */
                     async?: boolean;
                     /**
-                     * Model
-                     * @description A background-removal model.
-                     * @default rembg/u2netp
+                     * Input Image
+                     * @description Same as `image`.
                      */
-                    model?: string;
+                    input_image?: string | null;
+                    /**
+                     * Image File Id
+                     * @description Or a stored result's id.
+                     */
+                    image_file_id?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Same as `image_file_id`.
+                     */
+                    input_image_file_id?: string | null;
                     /**
                      * Output Format
                      * @description `png` (default) or `webp`; both keep transparency.
@@ -4424,6 +4424,37 @@ export interface operations {
                      */
                     webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
+                     * Model
+                     * @description An upscaler (`pixelgate/lanczos` when unset).
+                     * @default pixelgate/lanczos
+                     */
+                    model?: string;
+                    /**
+                     * Response Format
+                     * @default url
+                     * @enum {string}
+                     */
+                    response_format?: "url" | "b64_json";
+                    /**
+                     * Metadata
+                     * @description Stored with the job and echoed back.
+                     */
+                    metadata?: {
+                        [key: string]: string | number | boolean | null;
+                    } | null;
+                    /**
+                     * Async
+                     * @description Answer 202 at once with the job; same as the header Prefer: respond-async.
+                     * @default false
+                     */
+                    async?: boolean;
+                    /**
+                     * Cache
+                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
+                     * @default true
+                     */
+                    cache?: boolean;
+                    /**
                      * Image
                      * @description The picture, base64.
                      */
@@ -4444,31 +4475,6 @@ export interface operations {
                      */
                     input_image_file_id?: string | null;
                     /**
-                     * Response Format
-                     * @default url
-                     * @enum {string}
-                     */
-                    response_format?: "url" | "b64_json";
-                    /**
-                     * Metadata
-                     * @description Stored with the job and echoed back.
-                     */
-                    metadata?: {
-                        [key: string]: string | number | boolean | null;
-                    } | null;
-                    /**
-                     * Async
-                     * @description Answer 202 at once with the job; same as the header Prefer: respond-async.
-                     * @default false
-                     */
-                    async?: boolean;
-                    /**
-                     * Model
-                     * @description An upscaler (`pixelgate/lanczos` when unset).
-                     * @default pixelgate/lanczos
-                     */
-                    model?: string;
-                    /**
                      * Factor
                      * @description How many times wider and taller: 2 or 4, as the model allows (its first when unset; none for a model that picks the output size itself).
                      */
@@ -4478,12 +4484,6 @@ export interface operations {
                      * @description What the picture shows, for upscalers that take a prompt.
                      */
                     prompt?: string | null;
-                    /**
-                     * Cache
-                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
-                     * @default true
-                     */
-                    cache?: boolean;
                 } & {
                     [key: string]: unknown;
                 };
@@ -4501,20 +4501,11 @@ export interface operations {
                      */
                     webhook_events?: ("queued" | "running" | "progress" | "succeeded" | "failed" | "canceled")[] | null;
                     /**
-                     * Input Image
-                     * @description Same as `image`.
+                     * Model
+                     * @description An upscaler (`pixelgate/lanczos` when unset).
+                     * @default pixelgate/lanczos
                      */
-                    input_image?: string | null;
-                    /**
-                     * Image File Id
-                     * @description Or a stored result's id.
-                     */
-                    image_file_id?: string | null;
-                    /**
-                     * Input Image File Id
-                     * @description Same as `image_file_id`.
-                     */
-                    input_image_file_id?: string | null;
+                    model?: string;
                     /**
                      * Response Format
                      * @default url
@@ -4535,11 +4526,26 @@ export interface operations {
                      */
                     async?: boolean;
                     /**
-                     * Model
-                     * @description An upscaler (`pixelgate/lanczos` when unset).
-                     * @default pixelgate/lanczos
+                     * Cache
+                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
+                     * @default true
                      */
-                    model?: string;
+                    cache?: boolean;
+                    /**
+                     * Input Image
+                     * @description Same as `image`.
+                     */
+                    input_image?: string | null;
+                    /**
+                     * Image File Id
+                     * @description Or a stored result's id.
+                     */
+                    image_file_id?: string | null;
+                    /**
+                     * Input Image File Id
+                     * @description Same as `image_file_id`.
+                     */
+                    input_image_file_id?: string | null;
                     /**
                      * Factor
                      * @description How many times wider and taller: 2 or 4, as the model allows (its first when unset; none for a model that picks the output size itself).
@@ -4550,12 +4556,6 @@ export interface operations {
                      * @description What the picture shows, for upscalers that take a prompt.
                      */
                     prompt?: string | null;
-                    /**
-                     * Cache
-                     * @description False skips the result cache; same as the header Cache-Control: no-cache.
-                     * @default true
-                     */
-                    cache?: boolean;
                 };
             };
         };

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from pixelgate.api.background_protocol import RemoveBackgroundRequest
-from pixelgate.api.body import BodyRules, read_body, validate
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
+from pixelgate.api.body import BodyRules
 from pixelgate.api.protocol import Envelope, ErrorEnvelope, GenerateResult, JobPublic
 from pixelgate.api.single_image_protocol import IMAGE_FIELDS, single_image_openapi
-from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
+from pixelgate.api.submission import SubmissionDep
 from pixelgate.catalog.options import name_aliases
 
 router = APIRouter(prefix="/v1/inference/images", tags=["images"])
@@ -41,25 +40,9 @@ OPENAPI_BODY = single_image_openapi(RemoveBackgroundRequest)
     openapi_extra=OPENAPI_BODY,
 )
 async def remove_background(
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    base_url: BaseUrl,
-    headers: SubmitHeadersDep,
+    submission: SubmissionDep,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Cut the subject out of a picture: a transparent PNG, stored and linked like any result.
     Waits for it, or answers 202 with the job when asked to (`"async": true` or
     `Prefer: respond-async`)."""
-    sent = await read_body(request, RULES)
-    body, image_file = validate(RemoveBackgroundRequest, sent.fields), sent.file("image")
-    command, respond_async = headers.apply(
-        body.to_command(image_file=image_file), async_in_body=body.async_
-    )
-    return await submit_and_respond(
-        command,
-        respond_async=respond_async,
-        request=request,
-        principal=principal,
-        runtime=runtime,
-        base_url=base_url,
-    )
+    return await submission.respond(RemoveBackgroundRequest, RULES)

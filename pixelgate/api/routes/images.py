@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from pixelgate.api.body import BodyRules, read_body, validate
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
+from pixelgate.api.body import BodyRules
 from pixelgate.api.protocol import (
     EditRequest,
     Envelope,
@@ -17,7 +16,7 @@ from pixelgate.api.protocol import (
     GenerateResult,
     JobPublic,
 )
-from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
+from pixelgate.api.submission import SubmissionDep
 from pixelgate.catalog.options import name_aliases
 
 GENERATE_RULES = BodyRules()
@@ -47,25 +46,12 @@ GENERATE_BODY = {
     openapi_extra=GENERATE_BODY,
 )
 async def generate(
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    base_url: BaseUrl,
-    headers: SubmitHeadersDep,
+    submission: SubmissionDep,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Text-to-image. Waits for the images, or answers 202 with the job when asked to
     (`"async": true` or `Prefer: respond-async`). `Idempotency-Key` replays the first job;
     `"cache": false` or `Cache-Control: no-cache` skips the result cache."""
-    body = validate(GenerateRequest, (await read_body(request, GENERATE_RULES)).fields)
-    command, respond_async = headers.apply(body.to_command(), async_in_body=body.async_)
-    return await submit_and_respond(
-        command,
-        respond_async=respond_async,
-        request=request,
-        principal=principal,
-        runtime=runtime,
-        base_url=base_url,
-    )
+    return await submission.respond(GenerateRequest, GENERATE_RULES)
 
 
 EDIT_TEXT_FIELDS = ("model", "prompt", "negative_prompt", "response_format")
@@ -109,23 +95,8 @@ EDIT_BODY = {
     openapi_extra=EDIT_BODY,
 )
 async def edit(
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    base_url: BaseUrl,
-    headers: SubmitHeadersDep,
+    submission: SubmissionDep,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Image-to-image or inpainting, from JSON (base64 or stored file ids) or multipart.
     Waits for the images, or answers 202 with the job when asked to."""
-    sent = await read_body(request, EDIT_RULES)
-    body = validate(EditRequest, sent.fields)
-    command = body.to_command(image_file=sent.file("image"), mask_file=sent.file("mask"))
-    command, respond_async = headers.apply(command, async_in_body=body.async_)
-    return await submit_and_respond(
-        command,
-        respond_async=respond_async,
-        request=request,
-        principal=principal,
-        runtime=runtime,
-        base_url=base_url,
-    )
+    return await submission.respond(EditRequest, EDIT_RULES)

@@ -3,15 +3,14 @@ with the file `image`. Sync or async like generate."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from pixelgate.api.body import BodyRules, read_body, validate
-from pixelgate.api.deps import BaseUrl, CurrentPrincipal, RuntimeDep
+from pixelgate.api.body import BodyRules
 from pixelgate.api.protocol import Envelope, GenerateResult, JobPublic
 from pixelgate.api.routes.background import ERRORS
 from pixelgate.api.single_image_protocol import IMAGE_FIELDS, single_image_openapi
-from pixelgate.api.submission import SubmitHeadersDep, submit_and_respond
+from pixelgate.api.submission import SubmissionDep
 from pixelgate.api.upscale_protocol import UpscaleRequest
 from pixelgate.catalog.options import name_aliases
 
@@ -35,25 +34,9 @@ without a picture is answered MUST_PROVIDE_FILE."""
     openapi_extra=single_image_openapi(UpscaleRequest),
 )
 async def upscale(
-    request: Request,
-    principal: CurrentPrincipal,
-    runtime: RuntimeDep,
-    base_url: BaseUrl,
-    headers: SubmitHeadersDep,
+    submission: SubmissionDep,
 ) -> Envelope[GenerateResult] | JSONResponse:
     """Enlarge a picture 2 or 4 times (`factor`), stored and linked like any result. Waits for
     it, or answers 202 with the job when asked to (`"async": true` or `Prefer: respond-async`);
     a local diffusion upscaler reports its steps over `GET /v1/jobs/{id}/events`."""
-    sent = await read_body(request, RULES)
-    body, image_file = validate(UpscaleRequest, sent.fields), sent.file("image")
-    command, respond_async = headers.apply(
-        body.to_command(image_file=image_file), async_in_body=body.async_
-    )
-    return await submit_and_respond(
-        command,
-        respond_async=respond_async,
-        request=request,
-        principal=principal,
-        runtime=runtime,
-        base_url=base_url,
-    )
+    return await submission.respond(UpscaleRequest, RULES)
