@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 from pydantic import SecretStr
 
 from pixelgate.catalog import ModelSpec
-from pixelgate.errors import BackendError, ModelUnavailable
+from pixelgate.errors import BackendError, Error, ModelUnavailable
 
 
 @dataclass(frozen=True)
@@ -57,9 +57,38 @@ def takes_own_keys(provider: object) -> bool:
     return isinstance(provider, TakesOwnKeys) and provider.takes_own_keys
 
 
+class KeyRefused(BackendError):
+    """401/403 from a provider: the key sent was refused. The provider's error mapping sees only
+    the answer, so it names the operator's key; the service, which knows whether the job ran on
+    the tenant's own key (`Job.own_key`), names that one instead (`whose_key_refused`)."""
+
+    def __init__(self, provider: str, http_status: int, *, own_key: bool = False) -> None:
+        if own_key:
+            message = (
+                f"The tenant's own {provider} key was refused by the {provider} provider "
+                f"(HTTP {http_status}); the tenant's administrator should set a valid one "
+                f"(provider_keys.{provider})"
+            )
+        else:
+            message = (
+                f"The {provider} provider refused pixelgate's API key for it (HTTP "
+                f"{http_status}); the operator should check the configured key"
+            )
+        super().__init__(message)
+        self.provider = provider
+        self.http_status = http_status
+        self.own_key = own_key
+
+
 def key_refused(provider: str, status: int) -> BackendError:
-    """401/403 from a provider: our configured key was refused; the caller's key is fine."""
-    return BackendError(
-        f"The {provider} provider refused pixelgate's API key for it (HTTP {status}); "
-        "the operator should check the configured key"
-    )
+    """401/403 from a provider, told as the configured key's refusal (the service names the
+    tenant's own key instead when the job ran on it: `whose_key_refused`)."""
+    return KeyRefused(provider, status)
+
+
+def whose_key_refused(error: Error, *, own_key: bool) -> Error:
+    """`error`, its message naming the tenant's own key when the job ran on it (`own_key`) and
+    the provider refused that key; any other error as it is."""
+    if own_key and isinstance(error, KeyRefused) and not error.own_key:
+        return KeyRefused(error.provider, error.http_status, own_key=True)
+    return error

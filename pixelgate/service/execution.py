@@ -36,6 +36,7 @@ from pixelgate.providers import (
     UpstreamTask,
 )
 from pixelgate.providers.base import ProgressCallback, ProgressWithPreviews, StepPreview
+from pixelgate.providers.keys import whose_key_refused
 from pixelgate.service.cache import ResultCache, follow_pauses
 from pixelgate.service.files import FileService
 from pixelgate.service.inputs import InputImages
@@ -235,7 +236,8 @@ class JobExecutor:
                 held_by=self.worker_id,
                 event_data={"reason": "canceled by request"},
             )
-        except Error as exc:
+        except Error as raised:
+            exc = whose_key_refused(raised, own_key=job.own_key)  # the tenant's key, or ours
             if self._may_fall_back(job, exc, upstream, ran=ran) and self._fall_back(job, exc):
                 return None
             return self._fail_or_retry(job, exc, retry=exc.retryable)

@@ -26,7 +26,8 @@ KEY_C = "sk-tenant-c-own-key-3333333333cccc"
 ROTATED_KEY = "sk-tenant-r-own-key-7777777777rrrr"
 REFUSED_KEY = "sk-tenant-x-refused-9999999999xxxx"
 GEMINI_KEY = "AIza-tenant-g-own-key-5555555555gggg"
-SECRETS = (KEY_A, KEY_C, ROTATED_KEY, REFUSED_KEY, GEMINI_KEY)
+REFUSED_SERVER_KEY = "sk-server-refused-8888888888ssss"
+SECRETS = (KEY_A, KEY_C, ROTATED_KEY, REFUSED_KEY, GEMINI_KEY, REFUSED_SERVER_KEY)
 DALLE = "openai/dall-e-3"
 DALLE_PRICE = "0.04"
 
@@ -256,15 +257,37 @@ def test_an_unknown_provider_or_a_bad_key_is_refused_naming_it_and_nothing_is_st
         assert shown["provider_keys"] == {}
 
 
-def test_a_key_the_provider_refuses_fails_the_job_without_showing_the_key(
-    keyed: Server, answers: Answers
+def test_a_key_the_provider_refuses_fails_the_job_naming_whose_key_it_was(
+    keyed: Server,
+    make_server: Callable[..., Server],
+    upstream: FakeOpenAI,
+    answers: Answers,
 ) -> None:
+    """The fake answers 401 to a key it was not given. A tenant's own key it refuses is named as
+    the tenant's, so that nobody checks the operator's key for it; the operator's key refused
+    is named as the operator's."""
     with admin(keyed, answers) as client:
         tenant_id, key = new_tenant(client, "X")
         assert set_keys(client, tenant_id, {"openai": REFUSED_KEY}).status_code == 200
     failed = draw(keyed, key, answers, "refused key")
     assert failed.status_code == 502, failed.text
-    assert failed.json()["error"]["code"] == "BACKEND_ERROR"
+    error = failed.json()["error"]
+    assert error["code"] == "BACKEND_ERROR"
+    assert "The tenant's own openai key was refused" in error["message"]
+    assert "HTTP 401" in error["message"] and "provider_keys.openai" in error["message"]
+    assert "pixelgate's" not in error["message"]
+
+    operator = make_server(
+        PIXELGATE_OPENAI_BASE_URL=upstream.url, PIXELGATE_OPENAI_API_KEY=REFUSED_SERVER_KEY
+    ).start()
+    with admin(operator, answers) as client:
+        _, key = new_tenant(client, "Y")
+    failed = draw(operator, key, answers, "refused server key")
+    assert failed.status_code == 502, failed.text
+    error = failed.json()["error"]
+    assert error["code"] == "BACKEND_ERROR"
+    assert "refused pixelgate's API key" in error["message"] and "HTTP 401" in error["message"]
+    assert "tenant's own" not in error["message"]
 
 
 def test_keys_are_encrypted_at_rest_under_a_secret_kept_in_the_data_directory(
