@@ -30,7 +30,6 @@ The protocol as this module speaks it (docs.bfl.ai), with the assumptions writte
 from __future__ import annotations
 
 import base64
-import time
 from typing import Any
 
 import httpx
@@ -42,7 +41,6 @@ from pixelgate.errors import (
     BackendError,
     Error,
     MustProvideFile,
-    ProviderTimeout,
     ValidationError,
 )
 from pixelgate.providers.base import (
@@ -53,12 +51,11 @@ from pixelgate.providers.base import (
     UpstreamTask,
 )
 from pixelgate.providers.egress import key_may_go_to
-from pixelgate.providers.keys import ProviderKey
+from pixelgate.providers.polling import PollingProvider
 from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import detail_error, fan_out, malformed, read_image, seed_for
-from pixelgate.providers.retries import wait
-from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import ProviderSettings, Settings
+from pixelgate.providers.upstream import UpstreamResponse
+from pixelgate.settings import ProviderSettings
 
 PROVIDER = "bfl"
 PROVIDER_DOMAINS = ("bfl.ai", "bfl.ml")
@@ -76,42 +73,15 @@ class BlackForestLabsSettings(ProviderSettings):
     """Give up on a task that is not ready after this long."""
 
 
-class BlackForestLabsProvider:
-    name = PROVIDER
-    takes_own_keys = True
-    """A tenant's own Black Forest Labs key may replace the operator's (see `TakesOwnKeys`)."""
+class BlackForestLabsProvider(PollingProvider):
+    """Black Forest Labs' FLUX API; a tenant's own Black Forest Labs key may replace the
+    operator's."""
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | None,
-        base_url: str,
-        http: UpstreamClient,
-        poll_interval_seconds: float,
-        poll_timeout_seconds: float,
-    ) -> None:
-        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
-        self._base_url = base_url.rstrip("/")
-        self._http = http
-        self._poll_interval = poll_interval_seconds
-        self._poll_timeout = poll_timeout_seconds
+    name = PROVIDER
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BlackForestLabsProvider:
-        own = BACKEND.settings_of(settings)
-        return cls(
-            api_key=own.api_key,
-            base_url=own.base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=own.base_url),
-            poll_interval_seconds=own.poll_interval_seconds,
-            poll_timeout_seconds=own.poll_timeout_seconds,
-        )
-
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        return self._key.missing()
-
-    def own_key_problem(self, spec: ModelSpec) -> str | None:
-        return None  # a key is all a request needs
+    def backend(cls) -> Backend[Any]:
+        return BACKEND
 
     def run(
         self,
@@ -145,37 +115,20 @@ class BlackForestLabsProvider:
         the job as request `index`."""
         body = request_body(task, index)
         # 2. submit, once per job: a task an earlier attempt submitted is polled again
-        earlier = task.upstream.earlier_of(index)
-        if earlier is not None and earlier.polling_url is not None:
-            polling_url, deadline = earlier.polling_url, earlier.deadline or time.time()
-        else:
-            submitted = send_once(
-                PROVIDER,
-                task,
-                lambda: self._http.send(
-                    "POST",
-                    f"{self._base_url}/v1/{source}",
-                    cancel=cancel,
-                    headers=headers,
-                    json_body=body,
-                ),
-                index=index,
-            )
-            answer = _answer(submitted)
-            polling_url = self._polling_url(answer)
-            deadline = time.time() + self._poll_timeout
-            task_id = answer.get("id")
-            task.upstream.note(
-                UpstreamTask(
-                    PROVIDER,
-                    task_id=task_id if isinstance(task_id, str) else None,
-                    polling_url=polling_url,
-                    deadline=deadline,
-                ),
-                index=index,
-            )
+        polling_url, deadline = self._submit_json(
+            task,
+            f"{self._base_url}/v1/{source}",
+            body,
+            headers=headers,
+            cancel=cancel,
+            accept=self._accepted,
+            resume=lambda earlier: earlier.polling_url,
+            index=index,
+        )
         # 3. poll until the task is finished, canceled, or its window closes
-        result = self._poll(polling_url, headers, cancel, deadline)
+        result = self._polling.until(
+            lambda: self._result(polling_url, headers, cancel), deadline=deadline, cancel=cancel
+        )
         # 4. the image, fetched without the key
         sample = result.get("sample")
         if not isinstance(sample, str):
@@ -185,6 +138,15 @@ class BlackForestLabsProvider:
         if not isinstance(seed, int) or isinstance(seed, bool):
             seed = body.get("seed")
         return read_image(data, provider=PROVIDER, seed=seed)
+
+    def _accepted(self, submitted: UpstreamResponse) -> tuple[str, UpstreamTask]:
+        """The submitted task's polling URL, and its note."""
+        answer = _answer(submitted)
+        polling_url = self._polling_url(answer)
+        task_id = answer.get("id")
+        return polling_url, UpstreamTask(
+            PROVIDER, task_id=task_id if isinstance(task_id, str) else None, polling_url=polling_url
+        )
 
     def _polling_url(self, answer: dict[str, Any]) -> str:
         polling_url, task_id = answer.get("polling_url"), answer.get("id")
@@ -198,37 +160,30 @@ class BlackForestLabsProvider:
             return str(httpx.URL(f"{self._base_url}/v1/get_result", params={"id": task_id}))
         raise malformed(PROVIDER, "no `polling_url` or `id` in the submit answer")
 
-    def _poll(
-        self, url: str, headers: dict[str, str], cancel: CancelToken, deadline: float
-    ) -> dict[str, Any]:
-        """The `result` of the task once it is `Ready`; `deadline` (seconds since the epoch)
-        is when the window that began at its submission closes."""
-        while True:
-            polled = self._http.send(
-                "GET", url, cancel=cancel, headers=headers, on_providers_word=True
-            )
-            answer = _answer(polled)
-            status = answer.get("status")
-            if not isinstance(status, str):
-                raise malformed(PROVIDER, "a poll answer without `status`")
-            if status == READY:
-                result = answer.get("result")
-                if not isinstance(result, dict):
-                    raise malformed(PROVIDER, "a ready task without `result`")
-                return result
-            details = _details(answer.get("details"))
-            if status in MODERATED:
-                raise BackendError(f"Black Forest Labs moderated the request: {status}{details}")
-            if status in FAILED:
-                raise BackendError(f"Black Forest Labs failed the task: {status}{details}")
-            if status == NOT_FOUND:
-                raise BackendError("Black Forest Labs lost the task: Task not found")
-            # anything else (Pending, ...) is not finished yet: wait, unless the window closed
-            left = deadline - time.time()
-            if left <= 0:
-                # the task is Black Forest Labs' now (and billed): waited for, never resubmitted
-                raise ProviderTimeout("Image generation timed out")
-            wait(min(self._poll_interval, left), cancel)
+    def _result(
+        self, url: str, headers: dict[str, str], cancel: CancelToken
+    ) -> dict[str, Any] | None:
+        """One poll: the task's `result` once it is `Ready`, None while it is not finished;
+        a failed, moderated or lost task raised."""
+        answer = _answer(
+            self._http.send("GET", url, cancel=cancel, headers=headers, on_providers_word=True)
+        )
+        status = answer.get("status")
+        if not isinstance(status, str):
+            raise malformed(PROVIDER, "a poll answer without `status`")
+        if status == READY:
+            result = answer.get("result")
+            if not isinstance(result, dict):
+                raise malformed(PROVIDER, "a ready task without `result`")
+            return result
+        details = _details(answer.get("details"))
+        if status in MODERATED:
+            raise BackendError(f"Black Forest Labs moderated the request: {status}{details}")
+        if status in FAILED:
+            raise BackendError(f"Black Forest Labs failed the task: {status}{details}")
+        if status == NOT_FOUND:
+            raise BackendError("Black Forest Labs lost the task: Task not found")
+        return None  # anything else (Pending, ...) is not finished yet
 
 
 def request_body(task: ImageTask, index: int = 0) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +71,11 @@ from pixelgate.providers.base import (
     UpstreamTask,
 )
 from pixelgate.providers.egress import key_may_go_to
-from pixelgate.providers.keys import ProviderKey
+from pixelgate.providers.polling import PollingProvider
 from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import detail_error, malformed, read_image
-from pixelgate.providers.retries import wait
-from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import ProviderSettings, Settings
+from pixelgate.providers.upstream import UpstreamResponse
+from pixelgate.settings import ProviderSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,44 +110,16 @@ class QueuedRequest:
         return cls(request_id, response_url, f"{response_url}/status", f"{response_url}/cancel")
 
 
-class FalProvider:
+class FalProvider(PollingProvider):
+    """fal.ai's queue API; a tenant's own fal.ai key may replace the operator's."""
+
     name = PROVIDER
-    takes_own_keys = True
-    """A tenant's own fal.ai key may replace the operator's (see `TakesOwnKeys`)."""
     sends_one_request = True
     """A job's `n` images come from one request (see `providers.base.sends_one_request`)."""
 
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | None,
-        base_url: str,
-        http: UpstreamClient,
-        poll_interval_seconds: float,
-        poll_timeout_seconds: float,
-    ) -> None:
-        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
-        self._base_url = base_url.rstrip("/")
-        self._http = http
-        self._poll_interval = poll_interval_seconds
-        self._poll_timeout = poll_timeout_seconds
-
     @classmethod
-    def from_settings(cls, settings: Settings) -> FalProvider:
-        own = BACKEND.settings_of(settings)
-        return cls(
-            api_key=own.api_key,
-            base_url=own.base_url,
-            http=UpstreamClient.from_settings(PROVIDER, settings, base_url=own.base_url),
-            poll_interval_seconds=own.poll_interval_seconds,
-            poll_timeout_seconds=own.poll_timeout_seconds,
-        )
-
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        return self._key.missing()
-
-    def own_key_problem(self, spec: ModelSpec) -> str | None:
-        return None  # a key is all a request needs
+    def backend(cls) -> Backend[Any]:
+        return BACKEND
 
     def run(
         self,
@@ -166,32 +136,15 @@ class FalProvider:
         endpoint = endpoint_of(spec, task)
         progress(0, STAGES)
         # 2. submit, once per job: a request an earlier attempt submitted is followed again
-        earlier = task.upstream.earlier
-        if earlier is not None and earlier.polling_url is not None:
-            request = QueuedRequest.at(earlier.polling_url, earlier.task_id)
-            deadline = earlier.deadline or time.time()
-        else:
-            submitted = send_once(
-                PROVIDER,
-                task,
-                lambda: self._http.send(
-                    "POST",
-                    f"{self._base_url}/{endpoint}",
-                    cancel=cancel,
-                    headers=headers,
-                    json_body=body,
-                ),
-            )
-            request = self._queued(_answer(submitted), endpoint)
-            deadline = time.time() + self._poll_timeout
-            task.upstream.note(
-                UpstreamTask(
-                    PROVIDER,
-                    task_id=request.request_id,
-                    polling_url=request.response_url,
-                    deadline=deadline,
-                )
-            )
+        request, deadline = self._submit_json(
+            task,
+            f"{self._base_url}/{endpoint}",
+            body,
+            headers=headers,
+            cancel=cancel,
+            accept=lambda submitted: self._accepted(submitted, endpoint),
+            resume=_resumed,
+        )
         # 3. follow it until it completes; a cancel or the window's end cancels it upstream
         try:
             self._follow(request, headers, progress, cancel, deadline)
@@ -207,6 +160,15 @@ class FalProvider:
         images = self._images(result, cancel)
         progress(STAGES, STAGES)
         return images
+
+    def _accepted(
+        self, submitted: UpstreamResponse, endpoint: str
+    ) -> tuple[QueuedRequest, UpstreamTask]:
+        """The submitted request, and its note."""
+        request = self._queued(_answer(submitted), endpoint)
+        return request, UpstreamTask(
+            PROVIDER, task_id=request.request_id, polling_url=request.response_url
+        )
 
     def _queued(self, answer: dict[str, Any], endpoint: str) -> QueuedRequest:
         """The submitted request's URLs, from the answer, each checked before the key goes
@@ -240,8 +202,10 @@ class FalProvider:
         """Poll the request's status until it is completed; `deadline` (seconds since the
         epoch) is when the window that began at its submission closes."""
         status_url = str(httpx.URL(request.status_url).copy_merge_params({"logs": "1"}))
-        stage = 0
-        while True:
+        running = False
+
+        def completed() -> bool | None:
+            nonlocal running
             answer = _answer(
                 self._http.send(
                     "GET", status_url, cancel=cancel, headers=headers, on_providers_word=True
@@ -255,17 +219,15 @@ class FalProvider:
                     raise BackendError(
                         f"fal failed the request: {error}" + (f" ({kind})" if kind else "")
                     )
-                return
+                return True
             if status not in (QUEUED, RUNNING):
                 raise BackendError(f"fal answered an unknown request status: {status!r}")
-            if status == RUNNING and stage == 0:
-                stage = 1
-                progress(stage, STAGES)
-            left = deadline - time.time()
-            if left <= 0:
-                # the request is fal's now: canceled (by the caller) and never sent again
-                raise ProviderTimeout("Image generation timed out")
-            wait(min(self._poll_interval, left), cancel)
+            if status == RUNNING and not running:
+                running = True
+                progress(1, STAGES)
+            return None
+
+        self._polling.until(completed, deadline=deadline, cancel=cancel)
 
     def _cancel_upstream(self, request: QueuedRequest, headers: dict[str, str]) -> None:
         """Ask fal to drop the request; the job ends either way, so a failure is only logged."""
@@ -305,6 +267,13 @@ class FalProvider:
         if not images:
             raise BackendError("fal's safety checker withheld every image of the request")
         return images
+
+
+def _resumed(earlier: UpstreamTask) -> QueuedRequest | None:
+    """The request an earlier attempt of the job submitted, once fal had answered it."""
+    if earlier.polling_url is None:
+        return None
+    return QueuedRequest.at(earlier.polling_url, earlier.task_id)
 
 
 def endpoint_of(spec: ModelSpec, task: ImageTask) -> str:

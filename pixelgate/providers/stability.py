@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import time
 from typing import Any, Literal
 
 import httpx
@@ -58,7 +57,6 @@ from pixelgate.errors import (
     Error,
     MustProvideFile,
     PayloadTooLarge,
-    ProviderTimeout,
     ValidationError,
 )
 from pixelgate.providers.base import (
@@ -69,7 +67,8 @@ from pixelgate.providers.base import (
     ProgressCallback,
     UpstreamTask,
 )
-from pixelgate.providers.keys import ProviderKey, key_refused
+from pixelgate.providers.keys import key_refused
+from pixelgate.providers.polling import PollingProvider
 from pixelgate.providers.registry import Backend
 from pixelgate.providers.results import (
     FileField,
@@ -79,9 +78,8 @@ from pixelgate.providers.results import (
     read_image,
     seed_for,
 )
-from pixelgate.providers.retries import wait
 from pixelgate.providers.upstream import UpstreamClient, UpstreamResponse, send_once
-from pixelgate.settings import ProviderSettings, Settings
+from pixelgate.settings import ProviderSettings
 
 PROVIDER = "stability"
 GENERATE_PATH = "/v2beta/stable-image/generate/{source}"
@@ -109,10 +107,11 @@ class StabilitySettings(ProviderSettings):
     """How long one is waited for after it was started."""
 
 
-class StabilityProvider:
+class StabilityProvider(PollingProvider):
+    """Stability AI's Stable Image API; a tenant's own Stability AI key may replace the
+    operator's."""
+
     name = PROVIDER
-    takes_own_keys = True
-    """A tenant's own Stability AI key may replace the operator's (see `TakesOwnKeys`)."""
 
     def __init__(
         self,
@@ -124,29 +123,18 @@ class StabilityProvider:
         poll_interval_seconds: float = 5.0,
         poll_timeout_seconds: float = 600.0,
     ) -> None:
-        self._key = ProviderKey(self.name, api_key, BACKEND.variable("api_key"))
-        self._base_url = base_url.rstrip("/")
-        self._http = http
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            http=http,
+            poll_interval_seconds=poll_interval_seconds,
+            poll_timeout_seconds=poll_timeout_seconds,
+        )
         self._accept = accept
-        self._poll_interval = poll_interval_seconds
-        self._poll_timeout = poll_timeout_seconds
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StabilityProvider:
-        own = BACKEND.settings_of(settings)
-        return cls(
-            api_key=own.api_key,
-            base_url=own.base_url,
-            http=UpstreamClient.from_settings(cls.name, settings, base_url=own.base_url),
-            poll_interval_seconds=own.poll_interval_seconds,
-            poll_timeout_seconds=own.poll_timeout_seconds,
-        )
-
-    def unavailable_reason(self, spec: ModelSpec) -> str | None:
-        return self._key.missing()
-
-    def own_key_problem(self, spec: ModelSpec) -> str | None:
-        return None  # a key is all a request needs
+    def backend(cls) -> Backend[Any]:
+        return BACKEND
 
     def run(
         self,
@@ -222,35 +210,41 @@ class StabilityProvider:
     ) -> GeneratedImage:
         """An asynchronous upscale: started once per job (its id noted with the job), then
         polled until its image is ready, the job is canceled, or the window closes."""
-        earlier = task.upstream.earlier
-        if earlier is not None and earlier.task_id is not None:
-            result_id, deadline = earlier.task_id, earlier.deadline or time.time()
-        else:
+
+        def start() -> UpstreamResponse:
             path, parts = self._request(spec, task, 0)
-            started = send_once(
-                PROVIDER,
-                task,
-                lambda: self._http.send(
-                    "POST",
-                    self._base_url + path,
-                    cancel=cancel,
-                    headers={**headers, "accept": "application/json"},
-                    multipart=parts,
-                ),
+            return self._http.send(
+                "POST",
+                self._base_url + path,
+                cancel=cancel,
+                headers={**headers, "accept": "application/json"},
+                multipart=parts,
             )
-            result_id = _result_id(started)
-            deadline = time.time() + self._poll_timeout
-            task.upstream.note(UpstreamTask(PROVIDER, task_id=result_id, deadline=deadline))
+
+        result_id, deadline = self._polling.start(
+            PROVIDER,
+            task,
+            send=start,
+            accept=_accepted,
+            resume=lambda earlier: earlier.task_id,
+        )
         url = self._base_url + RESULTS_PATH.format(id=result_id)
-        while True:
+
+        def ready() -> UpstreamResponse | None:
             polled = self._http.send("GET", url, cancel=cancel, headers=headers)
-            if polled.status != 202:
-                return read_result(polled)
-            left = deadline - time.time()
-            if left <= 0:
-                # the upscale is Stability's now (and billed): waited for, never started again
-                raise ProviderTimeout("Upscaling timed out")
-            wait(min(self._poll_interval, left), cancel)
+            return None if polled.status == 202 else polled
+
+        # the upscale is Stability's once started (and billed): waited for, never started again
+        done = self._polling.until(
+            ready, deadline=deadline, cancel=cancel, timeout_message="Upscaling timed out"
+        )
+        return read_result(done)
+
+
+def _accepted(response: UpstreamResponse) -> tuple[str, UpstreamTask]:
+    """The started upscale's result id, and its note."""
+    result_id = _result_id(response)
+    return result_id, UpstreamTask(PROVIDER, task_id=result_id)
 
 
 def _result_id(response: UpstreamResponse) -> str:
