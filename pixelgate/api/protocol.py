@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from abc import abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -131,9 +132,9 @@ class JobRequest(AliasedRequest, WebhookFields):
         description="Answer 202 at once with the job; same as the header Prefer: respond-async.",
     )
 
+    @abstractmethod
     def to_command(self, files: Uploads = NO_UPLOADS) -> ImageCommand:
         """The service command; `files` are the multipart uploads the route takes."""
-        raise NotImplementedError
 
     def command(
         self,

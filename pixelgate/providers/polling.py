@@ -15,6 +15,7 @@ what those three providers are built from (a key, a base URL, an upstream client
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Self, TypeVar
@@ -88,7 +89,7 @@ class Polling:
             wait(min(self.interval, left), cancel)
 
 
-class PollingProvider:
+class PollingProvider(ABC):
     """A hosted provider that submits tasks and polls them, on the operator's key or a tenant's
     own: its key, base URL, upstream client and `Polling`, made from its backend's settings
     (`api_key`, `base_url`, `poll_interval_seconds`, `poll_timeout_seconds`)."""
@@ -112,9 +113,9 @@ class PollingProvider:
         self._polling = Polling(interval=poll_interval_seconds, timeout=poll_timeout_seconds)
 
     @classmethod
+    @abstractmethod
     def backend(cls) -> Backend[Any]:
         """The provider's backend (its module's `BACKEND`)."""
-        raise NotImplementedError
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
