@@ -151,6 +151,9 @@ class Job(Base):
     own_key: Mapped[bool] = mapped_column(Boolean, default=False)
     """The job runs with its tenant's own key for its provider, as decided when it was accepted
     (and billed so); never the operator's instead."""
+    has_webhook: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Its request named a webhook (`JobWebhook`), recorded with the job: the webhook outbox
+    looks for a webhook only on the events and progress of a job that has one."""
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

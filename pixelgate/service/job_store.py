@@ -10,6 +10,7 @@ one transaction, published after commit; so a job moves only along the allowed e
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -51,11 +52,26 @@ FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, 
 values are those set, plus the job's `model` and `started_at` where the database returned them.
 A hook that writes more to the job's row (billing, its cost) returns what it wrote, so that the
 ended job handed on is the job as stored."""
-EventHook = Callable[[Session, str, str, dict[str, Any], datetime], None]
-"""Called inside the transaction that records an event of a job: (session, job id, event type,
-its data, when); the webhook outbox adds its deliveries here."""
-ProgressHook = Callable[[str, int, int], None]
-"""Called when a job's progress is published: (job id, step, total)."""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event of a job, as it is recorded."""
+
+    job_id: str
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+    job: Job | None
+    """The job's record where the store holds it (it was just made, claimed or ended); None:
+    a hook reads what it needs."""
+
+
+EventHook = Callable[[Session, RecordedEvent], None]
+"""Called inside the transaction that records an event of a job; the webhook outbox adds its
+deliveries here."""
+ProgressHook = Callable[["Job", int, int], None]
+"""Called when a job's progress is published: (the job, step, total)."""
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -150,19 +166,21 @@ class JobStore:
             if within is not None:
                 within(session)
             recorded = [
-                (kind, details, self._add_event(session, job.id, kind, details, now))
+                (
+                    kind,
+                    details,
+                    self._add_event(session, RecordedEvent(job.id, kind, details, now, job)),
+                )
                 for kind, details in events
             ]
         for kind, details, event_id in recorded:
             self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
 
-    def _add_event(
-        self, session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime
-    ) -> int:
+    def _add_event(self, session: Session, event: RecordedEvent) -> int:
         """Record an event of the job, and run the event hooks in its transaction."""
-        event_id = _add_event(session, job_id, kind, data, at)
+        event_id = _add_event(session, event.job_id, event.kind, event.data, event.at)
         for hook in self._on_event:
-            hook(session, job_id, kind, data, at)
+            hook(session, event)
         return event_id
 
     def load(self, job_id: str) -> Job | None:
@@ -268,7 +286,8 @@ class JobStore:
                     if written and snapshot is not None:
                         for name, value in written.items():
                             setattr(snapshot, name, value)
-            event_id = self._add_event(session, job_id, str(to), data, self._clock.now())
+            recorded = RecordedEvent(job_id, str(to), data, self._clock.now(), snapshot)
+            event_id = self._add_event(session, recorded)
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True, snapshot
 
@@ -331,7 +350,7 @@ class JobStore:
             if job is None:
                 return None
             data = {"attempt": job.attempts}
-            event_id = self._add_event(session, job_id, job.status, data, now)
+            event_id = self._add_event(session, RecordedEvent(job_id, job.status, data, now, job))
         self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
         return job
 
@@ -418,16 +437,16 @@ class JobStore:
             return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     def publish_progress(
-        self, job_id: str, step: int, total: int, *, preview: str | None = None
+        self, job: Job, step: int, total: int, *, preview: str | None = None
     ) -> None:
         """Live only, never recorded: a `preview` (a data URI of a few kilobytes) passes
         through the event bus (Redis pub/sub in a cluster) to whoever follows the job now."""
         data: dict[str, Any] = {"step": step, "total": total}
         if preview is not None:
             data["preview"] = preview
-        self._bus.publish(JobEventMessage(job_id, "progress", data))
+        self._bus.publish(JobEventMessage(job.id, "progress", data))
         for hook in self._on_progress:
-            hook(job_id, step, total)
+            hook(job, step, total)
 
     def events_after(self, job_id: str, after_id: int | None) -> list[JobEventMessage]:
         query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)

@@ -513,6 +513,7 @@ class JobService:
             cached=False,
             cache_bypassed=False,
             own_key=False,
+            has_webhook=command.webhook is not None,
             created_at=self._clock.now(),
             enqueued_at=self._clock.now(),
         )
