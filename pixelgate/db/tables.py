@@ -140,7 +140,8 @@ class Job(Base):
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     """What the job's settlement charged, in micro-units of the currency: 0 until it settles,
     and for a job that pays nothing (a free model, a failure, a free cache hit). Written with
-    the settlement (`Billing.finish`), so reading a job's cost is reading its row."""
+    the settlement, by the update that ends the job (`Billing.on_job_ending`), so reading a
+    job's cost is reading its row."""
     route: Mapped[JobRoute | None] = mapped_column(RecordJSON(JobRoute))
     """The fallbacks of a request that named them (or of its model's default route): the model
     asked for, the models left to try and every try; None for a job with no fallback."""

@@ -47,11 +47,15 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
-FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
-"""Called inside the transaction that ends a job: (session, job id, final status, values); the
-values are those set, plus the job's `model` and `started_at` where the database returned them.
-A hook that writes more to the job's row (billing, its cost) returns what it wrote, so that the
-ended job handed on is the job as stored."""
+EndHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
+"""Called inside the transaction that ends a job, before the update that ends it: (session, job
+id, final status, the values it sets). What it returns is set by the same update (billing: the
+job's cost), so one statement writes the job's row; what it writes stands or falls with the
+ending (the transaction is rolled back when the job does not move)."""
+FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
+"""Called inside the transaction that ends a job, once it has ended: (session, job id, final
+status, values); the values are those set, plus the job's `model` and `started_at` where the
+database returned them."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,10 @@ CLAIM = (
 CLAIM_RETURNING = CLAIM.returning(*JOBS.c)
 
 
+class _NotMoved(Exception):
+    """The job is not in a state to move: what its transaction wrote is rolled back."""
+
+
 def _add_event(session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime) -> int:
     """Record an event of the job; returns its id."""
     result = session.execute(
@@ -118,6 +126,7 @@ class JobStore:
         bus: EventBus,
         clock: Clock,
         *,
+        on_end: Collection[EndHook] = (),
         on_finish: Collection[FinishHook] = (),
         on_event: Collection[EventHook] = (),
         on_progress: Collection[ProgressHook] = (),
@@ -125,6 +134,7 @@ class JobStore:
         self._db = db
         self._bus = bus
         self._clock = clock
+        self._on_end = tuple(on_end)
         self._on_finish = tuple(on_finish)
         self._on_event = tuple(on_event)
         self._on_progress = tuple(on_progress)
@@ -201,8 +211,8 @@ class JobStore:
     ) -> bool:
         """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
         leased to that worker; and meets `conditions`); False if it was not. `within` runs in
-        the same transaction once the move is made (the ended job's stored files, say), so it
-        stands or falls with it."""
+        the same transaction, before the move (the ended job's stored files, say), and stands
+        or falls with it."""
         moved, _ = self._move(
             job_id,
             to,
@@ -261,33 +271,42 @@ class JobStore:
         if to != JobStatus.RUNNING:
             values.setdefault("lease_expires_at", None)
         returning = to.is_terminal and self._returning
-        statement, params = self._transition_statement(
-            job_id, to, allowed_from, held_by, conditions, values, returning=returning
-        )
         snapshot: Job | None = None
-        with self._db.session(writes=True) as session:
-            if returning:
-                # the ended job comes back with the update: the finish hooks and whoever
-                # waits in this process read it from here, not from another query
-                row = session.execute(statement, params).one_or_none()
-                if row is None:
-                    return False, None
-                snapshot = from_row(Job, row)
-            elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
-                return False, None
-            if within is not None:
-                within(session)
-            if to.is_terminal:
-                ended = values
-                if snapshot is not None:
-                    ended = {**values, "model": snapshot.model, "started_at": snapshot.started_at}
-                for hook in self._on_finish:
-                    written = hook(session, job_id, to, ended)
-                    if written and snapshot is not None:
-                        for name, value in written.items():
-                            setattr(snapshot, name, value)
-            recorded = RecordedEvent(job_id, str(to), data, self._clock.now(), snapshot)
-            event_id = self._add_event(session, recorded)
+        try:
+            with self._db.session(writes=True) as session:
+                # what comes with the move is written first, and the update that moves the job
+                # sets what the end hooks add: one statement on the job's row
+                if within is not None:
+                    within(session)
+                if to.is_terminal:
+                    for hook in self._on_end:
+                        values.update(hook(session, job_id, to, values) or {})
+                statement, params = self._transition_statement(
+                    job_id, to, allowed_from, held_by, conditions, values, returning=returning
+                )
+                if returning:
+                    # the ended job comes back with the update: the finish hooks and whoever
+                    # waits in this process read it from here, not from another query
+                    row = session.execute(statement, params).one_or_none()
+                    if row is None:
+                        raise _NotMoved
+                    snapshot = from_row(Job, row)
+                elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
+                    raise _NotMoved
+                if to.is_terminal:
+                    ended = values
+                    if snapshot is not None:
+                        ended = {
+                            **values,
+                            "model": snapshot.model,
+                            "started_at": snapshot.started_at,
+                        }
+                    for hook in self._on_finish:
+                        hook(session, job_id, to, ended)
+                recorded = RecordedEvent(job_id, str(to), data, self._clock.now(), snapshot)
+                event_id = self._add_event(session, recorded)
+        except _NotMoved:
+            return False, None
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True, snapshot
 

@@ -200,7 +200,7 @@ def services(
         db,
         bus,
         clock,
-        on_finish=[billing.on_job_finished],
+        on_end=[billing.on_job_ending],
         on_event=[webhooks.on_job_event],
         on_progress=[webhooks.on_progress],
     )
