@@ -146,7 +146,8 @@ class Runtime:
             self.db,
             self.bus,
             self.clock,
-            on_finish=[self.billing.on_job_finished, self.metrics.on_job_finished],
+            on_end=[self.billing.on_job_ending],
+            on_finish=[self.metrics.on_job_finished],
             on_event=[self.webhooks.on_job_event],
             on_progress=[self.webhooks.on_progress],
         )

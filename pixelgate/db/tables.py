@@ -140,7 +140,8 @@ class Job(Base):
     cost: Mapped[int] = mapped_column(BigInteger, default=0)
     """What the job's settlement charged, in micro-units of the currency: 0 until it settles,
     and for a job that pays nothing (a free model, a failure, a free cache hit). Written with
-    the settlement (`Billing.finish`), so reading a job's cost is reading its row."""
+    the settlement, by the update that ends the job (`Billing.on_job_ending`), so reading a
+    job's cost is reading its row."""
     route: Mapped[JobRoute | None] = mapped_column(RecordJSON(JobRoute))
     """The fallbacks of a request that named them (or of its model's default route): the model
     asked for, the models left to try and every try; None for a job with no fallback."""
@@ -151,6 +152,9 @@ class Job(Base):
     own_key: Mapped[bool] = mapped_column(Boolean, default=False)
     """The job runs with its tenant's own key for its provider, as decided when it was accepted
     (and billed so); never the operator's instead."""
+    has_webhook: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Its request named a webhook (`JobWebhook`), recorded with the job: the webhook outbox
+    looks for a webhook only on the events and progress of a job that has one."""
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -238,9 +238,10 @@ class Billing:
         produced: int,
         served_by: tuple[str, int] | None = None,
     ) -> int:
-        """Settle what a job made and refund the rest of its reservation, once per job, and
-        record the amount settled on the job (`jobs.cost`). Returns the job's settled amount
-        (this settlement's or an earlier one's); 0 for a job that reserved nothing.
+        """Settle what a job made and refund the rest of its reservation, once per job. Returns
+        the job's settled amount (this settlement's or an earlier one's), for its row
+        (`jobs.cost`): the job store's ending update writes it there (`on_job_ending`); 0 for a
+        job that reserved nothing.
 
         `served_by`: the model that made the images and its price per image, for a job that
         reserved for the dearest of several (a fallback route): it pays that model's price for
@@ -285,15 +286,27 @@ class Billing:
                 "jobs": 1,
             },
         )
+        return spent
+
+    def charge(
+        self, session: Session, *, tenant: Tenant, job_id: str, model: str, amount: int, images: int
+    ) -> int:
+        """Reserve `amount` for `images` and settle them at once, for a job recorded as already
+        ended (a cache hit served as it is accepted), whose row no ending update will write:
+        the cost is written to it here. Returns the cost."""
+        self.reserve(
+            session, tenant=tenant, job_id=job_id, model=model, amount=amount, images=images
+        )
+        spent = self.finish(session, job_id, produced=images)
         if spent:
             session.execute(SET_JOB_COST, {"b_job": job_id, "b_cost": spent})
         return spent
 
-    def on_job_finished(
+    def on_job_ending(
         self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
     ) -> dict[str, Any]:
-        """The job store's finish hook: a success pays for what it made, anything else for
-        nothing. Returns the cost recorded on the job, for the ended job handed on."""
+        """The job store's end hook: a success pays for what it made, anything else for
+        nothing. Returns the job's cost, which the update that ends the job writes."""
         result, route = values.get("result"), values.get("route")
         produced = 0
         if status == JobStatus.SUCCEEDED and isinstance(result, JobResult):

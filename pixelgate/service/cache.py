@@ -189,11 +189,10 @@ class ResultCache:
                 return self._billing.finish(session, job_id, produced=images if charged else 0)
             if charged and price * images > 0:
                 assert tenant is not None
-                self._billing.reserve(
+                return self._billing.charge(
                     session, tenant=tenant, job_id=job_id, model=hit.model,
                     amount=price * images, images=images,
                 )  # fmt: skip
-                return self._billing.finish(session, job_id, produced=images)
             return 0
 
         return ServedHit(result, record)

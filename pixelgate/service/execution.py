@@ -185,7 +185,7 @@ class JobExecutor:
             images = provider.run(
                 spec,
                 task,
-                progress=self._progress_of(job_id),
+                progress=self._progress_of(job),
                 cancel=token,
             )
             if len(images) > options.n:
@@ -250,17 +250,17 @@ class JobExecutor:
             error = Error(f"Internal error while running the job: {type(exc).__name__}")
             return self._fail_or_retry(job, error, retry=False)
 
-    def _progress_of(self, job_id: str) -> ProgressCallback:
+    def _progress_of(self, job: Job) -> ProgressCallback:
         """How a job's provider reports its steps: to the job's event subscribers."""
 
         def progress(step: int, total: int) -> None:
-            self._store.publish_progress(job_id, step, total)
+            self._store.publish_progress(job, step, total)
 
         if not self._previews:
             return progress
 
         def preview(step: int, total: int, picture: StepPreview) -> None:
-            self._store.publish_progress(job_id, step, total, preview=picture.data_uri())
+            self._store.publish_progress(job, step, total, preview=picture.data_uri())
 
         return ProgressWithPreviews(progress, preview)
 

@@ -10,6 +10,7 @@ one transaction, published after commit; so a job moves only along the allowed e
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -46,16 +47,35 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
-FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
-"""Called inside the transaction that ends a job: (session, job id, final status, values); the
-values are those set, plus the job's `model` and `started_at` where the database returned them.
-A hook that writes more to the job's row (billing, its cost) returns what it wrote, so that the
-ended job handed on is the job as stored."""
-EventHook = Callable[[Session, str, str, dict[str, Any], datetime], None]
-"""Called inside the transaction that records an event of a job: (session, job id, event type,
-its data, when); the webhook outbox adds its deliveries here."""
-ProgressHook = Callable[[str, int, int], None]
-"""Called when a job's progress is published: (job id, step, total)."""
+EndHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
+"""Called inside the transaction that ends a job, before the update that ends it: (session, job
+id, final status, the values it sets). What it returns is set by the same update (billing: the
+job's cost), so one statement writes the job's row; what it writes stands or falls with the
+ending (the transaction is rolled back when the job does not move)."""
+FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
+"""Called inside the transaction that ends a job, once it has ended: (session, job id, final
+status, values); the values are those set, plus the job's `model` and `started_at` where the
+database returned them."""
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event of a job, as it is recorded."""
+
+    job_id: str
+    kind: str
+    data: dict[str, Any]
+    at: datetime
+    job: Job | None
+    """The job's record where the store holds it (it was just made, claimed or ended); None:
+    a hook reads what it needs."""
+
+
+EventHook = Callable[[Session, RecordedEvent], None]
+"""Called inside the transaction that records an event of a job; the webhook outbox adds its
+deliveries here."""
+ProgressHook = Callable[["Job", int, int], None]
+"""Called when a job's progress is published: (the job, step, total)."""
 
 
 ACTIVE = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -86,6 +106,10 @@ CLAIM = (
 CLAIM_RETURNING = CLAIM.returning(*JOBS.c)
 
 
+class _NotMoved(Exception):
+    """The job is not in a state to move: what its transaction wrote is rolled back."""
+
+
 def _add_event(session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime) -> int:
     """Record an event of the job; returns its id."""
     result = session.execute(
@@ -102,6 +126,7 @@ class JobStore:
         bus: EventBus,
         clock: Clock,
         *,
+        on_end: Collection[EndHook] = (),
         on_finish: Collection[FinishHook] = (),
         on_event: Collection[EventHook] = (),
         on_progress: Collection[ProgressHook] = (),
@@ -109,6 +134,7 @@ class JobStore:
         self._db = db
         self._bus = bus
         self._clock = clock
+        self._on_end = tuple(on_end)
         self._on_finish = tuple(on_finish)
         self._on_event = tuple(on_event)
         self._on_progress = tuple(on_progress)
@@ -150,19 +176,21 @@ class JobStore:
             if within is not None:
                 within(session)
             recorded = [
-                (kind, details, self._add_event(session, job.id, kind, details, now))
+                (
+                    kind,
+                    details,
+                    self._add_event(session, RecordedEvent(job.id, kind, details, now, job)),
+                )
                 for kind, details in events
             ]
         for kind, details, event_id in recorded:
             self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
 
-    def _add_event(
-        self, session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime
-    ) -> int:
+    def _add_event(self, session: Session, event: RecordedEvent) -> int:
         """Record an event of the job, and run the event hooks in its transaction."""
-        event_id = _add_event(session, job_id, kind, data, at)
+        event_id = _add_event(session, event.job_id, event.kind, event.data, event.at)
         for hook in self._on_event:
-            hook(session, job_id, kind, data, at)
+            hook(session, event)
         return event_id
 
     def load(self, job_id: str) -> Job | None:
@@ -183,8 +211,8 @@ class JobStore:
     ) -> bool:
         """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
         leased to that worker; and meets `conditions`); False if it was not. `within` runs in
-        the same transaction once the move is made (the ended job's stored files, say), so it
-        stands or falls with it."""
+        the same transaction, before the move (the ended job's stored files, say), and stands
+        or falls with it."""
         moved, _ = self._move(
             job_id,
             to,
@@ -243,32 +271,42 @@ class JobStore:
         if to != JobStatus.RUNNING:
             values.setdefault("lease_expires_at", None)
         returning = to.is_terminal and self._returning
-        statement, params = self._transition_statement(
-            job_id, to, allowed_from, held_by, conditions, values, returning=returning
-        )
         snapshot: Job | None = None
-        with self._db.session(writes=True) as session:
-            if returning:
-                # the ended job comes back with the update: the finish hooks and whoever
-                # waits in this process read it from here, not from another query
-                row = session.execute(statement, params).one_or_none()
-                if row is None:
-                    return False, None
-                snapshot = from_row(Job, row)
-            elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
-                return False, None
-            if within is not None:
-                within(session)
-            if to.is_terminal:
-                ended = values
-                if snapshot is not None:
-                    ended = {**values, "model": snapshot.model, "started_at": snapshot.started_at}
-                for hook in self._on_finish:
-                    written = hook(session, job_id, to, ended)
-                    if written and snapshot is not None:
-                        for name, value in written.items():
-                            setattr(snapshot, name, value)
-            event_id = self._add_event(session, job_id, str(to), data, self._clock.now())
+        try:
+            with self._db.session(writes=True) as session:
+                # what comes with the move is written first, and the update that moves the job
+                # sets what the end hooks add: one statement on the job's row
+                if within is not None:
+                    within(session)
+                if to.is_terminal:
+                    for hook in self._on_end:
+                        values.update(hook(session, job_id, to, values) or {})
+                statement, params = self._transition_statement(
+                    job_id, to, allowed_from, held_by, conditions, values, returning=returning
+                )
+                if returning:
+                    # the ended job comes back with the update: the finish hooks and whoever
+                    # waits in this process read it from here, not from another query
+                    row = session.execute(statement, params).one_or_none()
+                    if row is None:
+                        raise _NotMoved
+                    snapshot = from_row(Job, row)
+                elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
+                    raise _NotMoved
+                if to.is_terminal:
+                    ended = values
+                    if snapshot is not None:
+                        ended = {
+                            **values,
+                            "model": snapshot.model,
+                            "started_at": snapshot.started_at,
+                        }
+                    for hook in self._on_finish:
+                        hook(session, job_id, to, ended)
+                recorded = RecordedEvent(job_id, str(to), data, self._clock.now(), snapshot)
+                event_id = self._add_event(session, recorded)
+        except _NotMoved:
+            return False, None
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
         return True, snapshot
 
@@ -331,7 +369,7 @@ class JobStore:
             if job is None:
                 return None
             data = {"attempt": job.attempts}
-            event_id = self._add_event(session, job_id, job.status, data, now)
+            event_id = self._add_event(session, RecordedEvent(job_id, job.status, data, now, job))
         self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
         return job
 
@@ -418,16 +456,16 @@ class JobStore:
             return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     def publish_progress(
-        self, job_id: str, step: int, total: int, *, preview: str | None = None
+        self, job: Job, step: int, total: int, *, preview: str | None = None
     ) -> None:
         """Live only, never recorded: a `preview` (a data URI of a few kilobytes) passes
         through the event bus (Redis pub/sub in a cluster) to whoever follows the job now."""
         data: dict[str, Any] = {"step": step, "total": total}
         if preview is not None:
             data["preview"] = preview
-        self._bus.publish(JobEventMessage(job_id, "progress", data))
+        self._bus.publish(JobEventMessage(job.id, "progress", data))
         for hook in self._on_progress:
-            hook(job_id, step, total)
+            hook(job, step, total)
 
     def events_after(self, job_id: str, after_id: int | None) -> list[JobEventMessage]:
         query = select(JobEvent).where(JobEvent.job_id == job_id).order_by(JobEvent.id)

@@ -249,7 +249,9 @@ class JobService:
         spec = self._catalog.resolve(command.model)
         tenant = rules.tenants.current(principal.tenant_id)
         rules.tenants.check_model(tenant, spec)
-        refusal = rules.tenants.keys.plan(tenant, spec).refusal
+        # which key each model would run with, decided once per model and carried in `Fitted`
+        keys = {spec.id: rules.tenants.keys.plan(tenant, spec)}
+        refusal = keys[spec.id].refusal
         if refusal is not None:
             raise ModelAccessDenied(
                 f"Model {spec.id!r} is unavailable to this tenant: {refusal}", param="model"
@@ -258,7 +260,7 @@ class JobService:
         _check_capability(spec, command)
         self._check_mask_source(principal, spec, command)
         edit = _edit_kind(command)
-        first = self._fit(spec, command, edit, tenant)
+        first = self._fit(spec, command, edit, own_key=keys[spec.id].own_key)
         prompt = getattr(first.options, "prompt", None)  # optional for some families (outpaint)
         if rules.safety is not None and isinstance(prompt, str):
             rules.safety.check_prompt(prompt, principal.tenant_id)
@@ -268,8 +270,13 @@ class JobService:
             rules.webhooks.check(command.webhook)
 
         def may_use(fallback: ModelSpec) -> bool:
-            allowed = rules.tenants.may_use(tenant, fallback)
-            return allowed and rules.tenants.keys.plan(tenant, fallback).refusal is None
+            if not rules.tenants.may_use(tenant, fallback):
+                return False
+            keys[fallback.id] = rules.tenants.keys.plan(tenant, fallback)
+            return keys[fallback.id].refusal is None
+
+        def fit(fallback: ModelSpec) -> Fitted:  # a fallback that `may_use` allowed
+            return self._fit(fallback, command, edit, own_key=keys[fallback.id].own_key)
 
         fallbacks, named = fallback_specs(
             command.fallbacks,
@@ -283,7 +290,7 @@ class JobService:
             first,
             fallbacks,
             routed=named,
-            fit=partial(self._fit, command=command, edit=edit, tenant=tenant),
+            fit=fit,
             check_available=lambda fitted: self._providers.for_model(
                 fitted.spec, own_key=fitted.own_key
             ),
@@ -291,11 +298,11 @@ class JobService:
         return tenant, edit, plan
 
     def _fit(
-        self, spec: ModelSpec, command: ImageCommand, edit: EditKind | None, tenant: Tenant
+        self, spec: ModelSpec, command: ImageCommand, edit: EditKind | None, *, own_key: bool
     ) -> Fitted:
         """The request's options fitted to `spec`: mapped to it (a width and height the model
-        takes otherwise, with the mapping recorded), then validated; and whether it runs with
-        the tenant's own key for the model's provider."""
+        takes otherwise, with the mapping recorded), then validated; with whether it runs with
+        the tenant's own key for the model's provider (`ProviderKeys.plan`)."""
         family = OPTION_FAMILIES[spec.family]
         portable = portable_options(spec, family, command.options, task=command.task)
         raw_options, option_change = plan_aspect_ratio(spec, family, portable.options)
@@ -303,7 +310,6 @@ class JobService:
             raw_options, option_change = plan_requested_size(spec, family, raw_options)
         options = self._catalog.validate_options(spec, raw_options, task=command.task, edit=edit)
         changes = (*portable.adjustments, *([option_change] if option_change else []))
-        own_key = self._policies.tenants.keys.plan(tenant, spec).own_key
         return Fitted(spec, raw_options, changes, options, own_key=own_key)
 
     def _check_mask_source(
@@ -513,6 +519,7 @@ class JobService:
             cached=False,
             cache_bypassed=False,
             own_key=False,
+            has_webhook=command.webhook is not None,
             created_at=self._clock.now(),
             enqueued_at=self._clock.now(),
         )

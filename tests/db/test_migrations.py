@@ -4,7 +4,7 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 from pixelgate.db import Database, upgrade
 from pixelgate.db.tables import Base
@@ -135,30 +135,36 @@ def test_0008_fills_usage_by_day_from_the_ledger_and_input_blobs_from_jobs(
     assert [row[0] for row in refs] == ["a" * 64, "b" * 64]
 
 
-def test_0012_gives_settled_jobs_their_cost_from_the_ledger(blank_database: Database) -> None:
-    from sqlalchemy import text
+AT = "2026-03-04 10:00:00"
 
-    database = blank_database
-    upgrade(database, "0009")
-    at = {"at": "2026-03-04 10:00:00"}
-    with database.engine.begin() as connection:
+
+def tenant_and_jobs(connection: Connection, *job_ids: str) -> None:
+    """Tenant `t1` and its succeeded jobs, as rows of any revision from 0009 on."""
+    connection.execute(
+        text(
+            "INSERT INTO tenants (id, name, created_at, cache_policy)"
+            " VALUES ('t1', 'T', :at, 'free')"
+        ),
+        {"at": AT},
+    )
+    for job_id in job_ids:
         connection.execute(
             text(
-                "INSERT INTO tenants (id, name, created_at, cache_policy)"
-                " VALUES ('t1', 'T', :at, 'free')"
+                "INSERT INTO jobs (id, tenant_id, task, model, status, options,"
+                " response_format, attempts, cancel_requested, cached, cache_bypassed,"
+                " created_at) VALUES (:id, 't1', 'generate', 'm', 'succeeded', '{}', 'url',"
+                " 1, false, false, false, :at)"
             ),
-            at,
+            {"id": job_id, "at": AT},
         )
-        for job_id in ("job_paid", "job_free", "job_refunded"):
-            connection.execute(
-                text(
-                    "INSERT INTO jobs (id, tenant_id, task, model, status, options,"
-                    " response_format, attempts, cancel_requested, cached, cache_bypassed,"
-                    " created_at) VALUES (:id, 't1', 'generate', 'm', 'succeeded', '{}', 'url',"
-                    " 1, false, false, false, :at)"
-                ),
-                {"id": job_id, **at},
-            )
+
+
+def test_0012_gives_settled_jobs_their_cost_from_the_ledger(blank_database: Database) -> None:
+    database = blank_database
+    upgrade(database, "0009")
+    at = {"at": AT}
+    with database.engine.begin() as connection:
+        tenant_and_jobs(connection, "job_paid", "job_free", "job_refunded")
         for job_id, kind, amount in [
             ("job_paid", "reserve", 80_000),
             ("job_paid", "settle", 40_000),
@@ -185,3 +191,22 @@ def test_0012_gives_settled_jobs_their_cost_from_the_ledger(blank_database: Data
         ("job_paid", 40_000),
         ("job_refunded", 0),
     ]
+
+
+def test_0014_marks_the_jobs_that_have_a_webhook(blank_database: Database) -> None:
+    database = blank_database
+    upgrade(database, "0013")
+    with database.engine.begin() as connection:
+        tenant_and_jobs(connection, "job_hooked", "job_plain")
+        connection.execute(
+            text(
+                "INSERT INTO job_webhooks (job_id, tenant_id, url, events, base_url)"
+                " VALUES ('job_hooked', 't1', 'https://hooks.test/in', '[\"succeeded\"]', '')"
+            )
+        )
+
+    upgrade(database)
+
+    with database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, has_webhook FROM jobs ORDER BY id")).all()
+    assert [tuple(row) for row in rows] == [("job_hooked", True), ("job_plain", False)]

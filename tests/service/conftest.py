@@ -197,7 +197,12 @@ def services(
     # webhooks to `hooks.test` are allowed as named (nothing resolves it; nothing sends here)
     webhooks = WebhookOutbox(db, clock, targets=WebhookTargets(allowed_hosts=["hooks.test"]))
     store = JobStore(
-        db, bus, clock, on_finish=[billing.on_job_finished], on_event=[webhooks.on_job_event]
+        db,
+        bus,
+        clock,
+        on_end=[billing.on_job_ending],
+        on_event=[webhooks.on_job_event],
+        on_progress=[webhooks.on_progress],
     )
     cache = ResultCache(db, files, billing, clock, shared=False)
     policies = Policies(

@@ -11,12 +11,13 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from pixelgate.db.tables import TenantProviderKey
+from pixelgate.catalog import ModelSpec
+from pixelgate.db.tables import Tenant, TenantProviderKey
 from pixelgate.errors import Error, ModelAccessDenied, ValidationError
 from pixelgate.service.access import Principal
 from pixelgate.service.job_store import JobStatus
 from pixelgate.service.jobs import ImageCommand
-from pixelgate.service.provider_keys import SECRET_FILE, KeyVault
+from pixelgate.service.provider_keys import SECRET_FILE, KeyPlan, KeyVault
 from pixelgate.service.tenants import TenantChanges
 from tests.service.conftest import Services
 
@@ -110,3 +111,30 @@ def test_erasing_a_tenant_deletes_its_keys(services: Services) -> None:
     assert services.tenants.keys.summary("acme") == {}
     with services.db.session() as session:
         assert session.scalars(select(TenantProviderKey)).all() == []
+
+
+def test_a_request_decides_each_model_s_key_once(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    changes = TenantChanges(provider_keys={"fixture": SecretStr(KEY)})
+    services.tenants.create(tenant_id="acme", name="Acme", changes=changes)
+    keys, decided = services.tenants.keys, list[str]()
+    plan = keys.plan
+
+    def counted(tenant: Tenant, spec: ModelSpec) -> KeyPlan:
+        decided.append(spec.id)
+        return plan(tenant, spec)
+
+    monkeypatch.setattr(keys, "plan", counted)
+    command = ImageCommand(
+        task="generate",
+        model="test/fixture",
+        options={"prompt": "x"},
+        fallbacks=("test/kontext", "test/hosted-edit"),
+    )
+
+    job = services.jobs.get(ACME, services.jobs.submit(ACME, command).id)
+
+    assert sorted(decided) == ["test/fixture", "test/hosted-edit", "test/kontext"]
+    assert job.own_key and job.route is not None
+    assert [candidate.own_key for candidate in job.route.candidates] == [True, True]

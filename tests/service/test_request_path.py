@@ -5,9 +5,10 @@ late waiter still hears a job that ended."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from pixelgate.clock import ManualClock
 from pixelgate.db.tables import ApiKey, BudgetAccount
@@ -18,7 +19,7 @@ from pixelgate.service.job_store import JobStatus
 from pixelgate.service.recent import ReadLately
 from pixelgate.service.tenants import TenantChanges, TenantService
 from tests.service.conftest import Services
-from tests.service.test_policies import PRICED, command, tenant
+from tests.service.test_policies import PRICED, command, ledger, tenant
 
 
 def accounts(services: Services, tenant_id: str) -> dict[str, tuple[int, int]]:
@@ -62,6 +63,45 @@ def test_the_end_of_a_job_carries_the_ended_record(services: Services) -> None:
     record = ended.snapshot
     assert record is not None and getattr(record, "status", None) == JobStatus.SUCCEEDED
     assert record.result == services.jobs.get(caller, job.id).result  # type: ignore[attr-defined]
+
+
+def test_a_job_s_end_writes_its_row_once_with_its_cost(services: Services) -> None:
+    caller = tenant(services, **PRICED)
+    job = services.jobs.submit(caller, command())
+    updates: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE JOBS"):
+            updates.append(statement)
+
+    event.listen(services.db.engine, "before_cursor_execute", before)
+    try:
+        services.executor.run(job.id)
+    finally:
+        event.remove(services.db.engine, "before_cursor_execute", before)
+
+    assert len(updates) == 2  # the claim; the end, with the settled cost
+    ended = services.jobs.get(caller, job.id)
+    assert (ended.status, ended.cost) == ("succeeded", 250_000)
+
+
+def test_an_end_that_does_not_move_the_job_writes_nothing(services: Services) -> None:
+    caller = tenant(services, **PRICED)
+    job = services.jobs.submit(caller, command())
+    now = services.clock.now()
+    services.store.claim(job.id, worker_id="w", now=now, lease_until=now)
+
+    ended = services.store.end(
+        job.id, to=JobStatus.FAILED, held_by="not-w", error_code="INTERNAL_ERROR"
+    )
+
+    assert ended is None
+    assert ledger(services, "acme") == {"reserve": 250_000}  # nothing settled, nothing refunded
+    assert services.jobs.get(caller, job.id).status == JobStatus.RUNNING
+    assert [event.type for event in services.store.events_after(job.id, None)] == [
+        "queued",
+        "running",
+    ]
 
 
 def test_a_new_month_reserves_against_both_accounts_once(services: Services) -> None:
