@@ -8,6 +8,7 @@ any pixel is decoded, so a decompression bomb is refused cheaply.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import warnings
 from collections import Counter
@@ -25,6 +26,8 @@ from pixelgate.providers.masks import has_transparency, read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService, put_blob
 from pixelgate.storage import BlobStore, blob_key
+
+log = logging.getLogger(__name__)
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
@@ -84,8 +87,12 @@ class InputImages:
                 self._held[key] -= 1
                 if self._held[key] <= 0:
                     del self._held[key]
-            if delete:
+            if not delete:
+                return
+            try:
                 self._files.delete_unused_blobs(set(stored) - set(self._held))
+            except Exception as exc:  # the refusal is the caller's answer, not this
+                log.warning("could not delete a refused request's inputs: %s", exc)
 
     def _put(self, data: bytes, *, what: str) -> str:
         """Store one input's bytes, held by the request being accepted (`kept_if_accepted`)."""
