@@ -187,7 +187,7 @@ def test_0012_gives_settled_jobs_their_cost_from_the_ledger(blank_database: Data
     ]
 
 
-def test_0014_encrypts_the_webhook_secrets_it_finds_in_clear(
+def test_0015_encrypts_the_webhook_secrets_it_finds_in_clear(
     blank_database: Database, tmp_path: Path
 ) -> None:
     import pytest

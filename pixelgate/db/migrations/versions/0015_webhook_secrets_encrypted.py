@@ -1,7 +1,7 @@
 """webhook signing secrets kept encrypted
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07 18:00:00.000000
 
 - `webhook_secrets.key`, `.previous_key` (in clear) become `ciphertext`,
@@ -16,8 +16,8 @@ from alembic import op
 
 from pixelgate.db.migrate import CIPHER, Cipher
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
@@ -35,7 +35,7 @@ def _cipher() -> Cipher:
     cipher: Cipher | None = op.get_context().config.attributes.get(CIPHER)  # type: ignore[union-attr]
     if cipher is None:
         raise RuntimeError(
-            "Migration 0014 encrypts the stored webhook signing secrets: run it through "
+            "Migration 0015 encrypts the stored webhook signing secrets: run it through "
             "pixelgate (`pixelgate serve` or `pixelgate worker`), which has their key"
         )
     return cipher
