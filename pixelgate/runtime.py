@@ -118,12 +118,12 @@ class Runtime:
             max_pixels=settings.max_input_pixels,
         )
         self.access = AccessService(self.db, self.clock)
+        self.vault = KeyVault.from_settings(settings)
+        """Encrypts what is kept secret: tenants' own provider keys, webhook signing secrets."""
         self.tenants = TenantService(
             self.db,
             self.clock,
-            keys=ProviderKeys(
-                self.db, self.clock, KeyVault.from_settings(settings), self.providers
-            ),
+            keys=ProviderKeys(self.db, self.clock, self.vault, self.providers),
             on_retention_change=self.files.apply_retention,
         )
         self.eraser = TenantEraser(self.db, self.files, self.tenants, self.access, self.clock)
@@ -136,7 +136,7 @@ class Runtime:
         )
         self.billing = Billing(self.db, self.clock)
         self.metrics = Metrics()
-        self.webhook_secrets = WebhookSecrets(self.db, self.clock)
+        self.webhook_secrets = WebhookSecrets(self.db, self.clock, self.vault)
         self.webhooks = WebhookOutbox(
             self.db,
             self.clock,
@@ -291,7 +291,7 @@ class Runtime:
         self.queue.enqueue(job_id, model)
 
     def start(self) -> None:
-        upgrade(self.db)
+        upgrade(self.db, cipher=self.vault)
         if self.role == "api":
             configured = self.settings.admin_key
             new_key = self.access.bootstrap_admin(

@@ -16,6 +16,7 @@ from PIL import Image
 from tests.conftest import Server
 
 GENERATE = "/v1/inference/images/generate"
+EDIT = "/v1/inference/images/edit"
 SLOW = {"model": "local/tiny", "num_steps": 200, "width": 128, "height": 128}
 """A local/tiny request that runs for many seconds on 2 CPU cores: for tests that cancel it."""
 MEDIUM = {"model": "local/tiny", "num_steps": 60, "width": 64, "height": 64}

@@ -84,6 +84,9 @@ class ProviderKeyPublic(BaseModel):
 class ProviderKeysRotated(BaseModel):
     object: Literal["provider_keys.rotation"] = "provider_keys.rotation"
     rotated: int = Field(description="Stored keys encrypted again under the first secret key.")
+    webhook_secrets: int = Field(
+        description="Tenants' webhook signing secrets encrypted again under the first secret key."
+    )
 
 
 class TenantPublic(BaseModel):

@@ -4,6 +4,8 @@ progress bar, into the models folder the server loads them from."""
 from __future__ import annotations
 
 import io
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,8 +24,29 @@ from pixelgate.cli.common import stderr_console
 from pixelgate.errors import ModelUnavailable, ValidationError
 from pixelgate.extras import missing_extra
 
-WEIGHT_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "tokenizer*/*"]
-"""What a diffusers folder needs; `.bin` / `.ckpt` duplicates of safetensors weights are skipped."""
+MODEL_INDEX = "model_index.json"
+COMPONENT_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
+"""Of a component's folder: configurations, vocabularies, sentencepiece models and weights
+(`.bin` / `.ckpt` / `.msgpack` duplicates of safetensors weights are skipped)."""
+VARIANT_WEIGHTS = "*.*.safetensors"
+"""`x.fp16.safetensors`, `x.non_ema.safetensors`, `x.fp16-00001-of-00002.safetensors`: the
+loader reads a component's plain weights (`x.safetensors` or its shards), never these."""
+
+
+def diffusers_patterns(model_index: Mapping[str, Any]) -> list[str]:
+    """What a diffusers folder needs of a Hub repository, as `snapshot_download` patterns:
+    `model_index.json` and the folders of the components it names, nothing at the repository's
+    root (such repositories often keep a multi-GB single-file checkpoint there too). Variant
+    weights are left out by `VARIANT_WEIGHTS`."""
+    patterns = [MODEL_INDEX]
+    for name, value in model_index.items():
+        if name.startswith("_") or not isinstance(value, list) or None in value:
+            continue  # an attribute (`_class_name`, `max_noise_level`) or an absent component
+        if name.startswith("tokenizer"):
+            patterns.append(f"{name}/*")
+        else:
+            patterns.extend(f"{name}/{files}" for files in COMPONENT_FILES)
+    return patterns
 
 
 class _RichBar:
@@ -92,10 +115,13 @@ def pull_model(model: str, *, models_dir: Path, catalog_file: Path | None, show:
     with Progress(*columns, console=stderr_console(), disable=not show) as progress:
         _RichBar.progress = progress
         try:
+            snapshot_download(source, local_dir=target, allow_patterns=[MODEL_INDEX])
+            model_index = json.loads((target / MODEL_INDEX).read_text())
             snapshot_download(
                 source,
                 local_dir=target,
-                allow_patterns=WEIGHT_PATTERNS,
+                allow_patterns=diffusers_patterns(model_index),
+                ignore_patterns=[VARIANT_WEIGHTS],
                 tqdm_class=_RichBar.bar_class(),
             )
         except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from importlib import resources
+from typing import Protocol
 
 from alembic import command
 from alembic.config import Config
 
 from pixelgate.db.database import Database
+
+CIPHER = "cipher"
+"""The `Config.attributes` entry a data migration that encrypts finds its `Cipher` under."""
+
+
+class Cipher(Protocol):
+    """What encrypts stored secrets (`service.provider_keys.KeyVault`), for migrations that
+    encrypt rows written in clear before."""
+
+    def encrypt(self, key: str) -> str: ...
+
+    def decrypt(self, token: str, *, what: str) -> str: ...
 
 
 def alembic_config(database: Database) -> Config:
@@ -17,9 +30,11 @@ def alembic_config(database: Database) -> Config:
     return config
 
 
-def upgrade(database: Database, revision: str = "head") -> None:
-    """Bring the database to `revision`; safe to run at every start."""
+def upgrade(database: Database, revision: str = "head", *, cipher: Cipher | None = None) -> None:
+    """Bring the database to `revision`; safe to run at every start. `cipher`: what encrypts
+    the secrets a migration finds in clear (none: a migration that finds some refuses)."""
     config = alembic_config(database)
+    config.attributes[CIPHER] = cipher
     with database.engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:

@@ -324,14 +324,15 @@ class WorkerRecord(Base):
 
 
 class WebhookSecret(Base):
-    """A tenant's webhook signing secret (`whsec_...`), made on first read. After a rotation
-    the previous one still signs beside it for a while (`service.webhook_secrets`)."""
+    """A tenant's webhook signing secret (`whsec_...`), made on first read, kept encrypted
+    (Fernet, by the vault of tenants' provider keys). After a rotation the previous one still
+    signs beside it for a while (`service.webhook_secrets`)."""
 
     __tablename__ = "webhook_secrets"
 
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
-    key: Mapped[str] = mapped_column(String(100))
-    previous_key: Mapped[str | None] = mapped_column(String(100))
+    ciphertext: Mapped[str] = mapped_column(Text)
+    previous_ciphertext: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
 

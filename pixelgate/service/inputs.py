@@ -8,7 +8,13 @@ any pixel is decoded, so a decompression bomb is refused cheaply.
 from __future__ import annotations
 
 import io
+import logging
+import threading
 import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from PIL import Image
@@ -19,9 +25,14 @@ from pixelgate.providers import ImageInput
 from pixelgate.providers.masks import has_transparency, read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService, put_blob
-from pixelgate.storage import BlobStore
+from pixelgate.storage import BlobStore, blob_key
+
+log = logging.getLogger(__name__)
 
 FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+_REQUEST: ContextVar[list[str] | None] = ContextVar("pixelgate_request_inputs", default=None)
+"""The blob keys of the inputs stored for the request being accepted (`kept_if_accepted`)."""
 
 
 @dataclass(frozen=True)
@@ -41,12 +52,63 @@ class InputImages:
         self._files = files
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
+        self._held: Counter[str] = Counter()
+        """Blobs stored by requests of this process being accepted now, each with how many."""
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def kept_if_accepted(self) -> Iterator[None]:
+        """The inputs stored within the block are one request's: when it raises (the request
+        refused once they were stored: a budget, a concurrency limit, a resize it cannot
+        take), those that nothing else uses are deleted (`FileService.delete_unused_blobs`:
+        no file and no recorded job's inputs hold them; blobs are content-addressed, so
+        another request's may be the same bytes). A blob held by another request of this
+        process, between its store and its job's record, is kept too: a request holds a blob
+        before it stores it, and the deletion runs under the same lock.
+
+        Another process's request that stores the same bytes at the same moment is not seen
+        until its job is recorded: in a cluster two replicas' identical uploads, one refused
+        and one accepted within the same instant, can still lose the accepted one's blob."""
+        stored: list[str] = []
+        token = _REQUEST.set(stored)
+        refused = False
+        try:
+            yield
+        except BaseException:
+            refused = True
+            raise
+        finally:
+            _REQUEST.reset(token)
+            self._release(stored, delete=refused)
+
+    def _release(self, stored: list[str], *, delete: bool) -> None:
+        with self._lock:
+            for key in stored:
+                self._held[key] -= 1
+                if self._held[key] <= 0:
+                    del self._held[key]
+            if not delete:
+                return
+            try:
+                self._files.delete_unused_blobs(set(stored) - set(self._held))
+            except Exception as exc:  # the refusal is the caller's answer, not this
+                log.warning("could not delete a refused request's inputs: %s", exc)
+
+    def _put(self, data: bytes, *, what: str) -> str:
+        """Store one input's bytes, held by the request being accepted (`kept_if_accepted`)."""
+        stored = _REQUEST.get()
+        if stored is not None:
+            key = blob_key(data)
+            with self._lock:
+                self._held[key] += 1
+            stored.append(key)
+        return put_blob(self._blobs, data, what=what)
 
     def accept(self, principal: Principal, upload: ImageUpload) -> StoredInput:
         """Check and store one input; returns the record kept with the job."""
         image = self.read(principal, upload)
         return StoredInput(
-            blob_key=put_blob(self._blobs, image.data, what=f"the {upload.field}"),
+            blob_key=self._put(image.data, what=f"the {upload.field}"),
             content_type=image.content_type,
             width=image.width,
             height=image.height,
@@ -132,7 +194,7 @@ class InputImages:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return StoredInput(
-            blob_key=put_blob(self._blobs, buffer.getvalue(), what="an input image"),
+            blob_key=self._put(buffer.getvalue(), what="an input image"),
             content_type="image/png",
             width=image.width,
             height=image.height,

@@ -175,7 +175,20 @@ class JobService:
         `follow_until` (a `time.monotonic()` deadline): the caller waits for the result, so a
         cacheable request that finds an identical one in flight waits for that one to end,
         then is served from the cache under the tenant's cache policy, instead of computing
-        (and paying for) the same images again. Raises `Timeout` past the deadline."""
+        (and paying for) the same images again. Raises `Timeout` past the deadline.
+
+        A request refused once its inputs were stored leaves none behind that nothing uses."""
+        with self._inputs.kept_if_accepted():
+            return self._accept(principal, command, claim=claim, follow_until=follow_until)
+
+    def _accept(
+        self,
+        principal: Principal,
+        command: ImageCommand,
+        *,
+        claim: bool,
+        follow_until: float | None,
+    ) -> tuple[Job, bool]:
         rules = self._policies
         tenant, edit, plan = self._checked(principal, command)
         spec, raw_options, options = plan.chosen.spec, plan.chosen.raw_options, plan.chosen.options

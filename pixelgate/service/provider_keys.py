@@ -86,7 +86,8 @@ class KeyVault:
         if self._fernet is None:
             if self._clustered:
                 raise ValidationError(
-                    f"Tenants' own provider keys need {SECRET_VARIABLE} in a cluster, the same "
+                    "Tenants' own provider keys and webhook signing secrets need "
+                    f"{SECRET_VARIABLE} in a cluster, the same "
                     "on every replica and worker (a Fernet key: "
                     "`python -c 'from cryptography.fernet import Fernet; "
                     "print(Fernet.generate_key().decode())'`)",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from PIL import Image
 
 from tests.conftest import Server
 from tests.helpers import (
+    EDIT,
     GENERATE,
     SLOW,
     generate,
@@ -306,6 +308,47 @@ def test_prices_follow_the_catalog_and_tenant_overrides(admin: httpx.Client) -> 
     bad = admin.patch("/v1/admin/tenants/priced", json={"budget_total": "-1"})
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "budget_total"
+
+
+def test_an_edit_refused_for_its_budget_leaves_no_input_behind(
+    make_server: Callable[..., Server],
+) -> None:
+    """The inputs a refused request stored are deleted, but never one a recorded job uses."""
+    server = make_server().start()
+
+    def png(color: tuple[int, int, int]) -> str:
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 64), color).save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
+
+    def stored() -> tuple[set[str], int]:
+        blobs = {p.name for p in (server.data_dir / "blobs").rglob("*") if p.is_file()}
+        with sqlite3.connect(server.data_dir / "pixelgate.db") as db:
+            [(files,)] = db.execute("SELECT count(*) FROM files").fetchall()
+        return blobs, files
+
+    with server.client() as admin:
+        client = make_tenant(
+            admin, "frugal", prices={"local/tiny": {"default": "0.02"}}, budget_total="0.02"
+        )
+    edit = {"model": "local/tiny", "prompt": "x", "num_steps": 2}
+    kept = png((200, 10, 10))
+    accepted = client.post(EDIT, json={**edit, "input_image": kept})
+    assert accepted.status_code == 200, accepted.text
+    before = stored()
+
+    for body in (
+        {"input_image": png((10, 200, 10)), "mask_image": png((255, 255, 255))},
+        {"input_image": kept},  # the recorded job's input: still its own
+    ):
+        refused = client.post(EDIT, json={**edit, **body})
+        assert refused.status_code == 402, refused.text
+        assert refused.json()["error"]["code"] == "BUDGET_EXCEEDED"
+
+    assert stored() == before
+    job = client.get(f"/v1/jobs/{accepted.json()['data']['job_id']}").json()["data"]
+    assert job["status"] == "succeeded"
+    server.stop()
 
 
 # -- limits -------------------------------------------------------------------------------

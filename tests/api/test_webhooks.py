@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from PIL import Image
 from standardwebhooks import Webhook as StandardWebhook
 
@@ -201,6 +202,41 @@ def test_a_secret_rotation_signs_with_both_secrets_for_a_while(
     other = "whsec_" + base64.b64encode(b"x" * 32).decode()
     with pytest.raises(pixelgate.WebhookVerificationError, match="No webhook-signature"):
         pixelgate.verify_webhook(delivery.body, delivery.headers, other)
+
+
+def test_secrets_are_kept_encrypted_and_sign_after_the_vault_key_is_rotated(
+    make_server: Callable[..., Server], receiver: WebhookReceiver
+) -> None:
+    """Kept by the vault of tenants' provider keys: no `whsec_` in the database's files, and
+    `POST /v1/admin/provider-keys/rotate` encrypts them again, current and previous secret,
+    so they still sign once the old vault key is dropped."""
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    server = make_server(**LOOPBACK, PIXELGATE_PROVIDER_KEYS_SECRET=old).start()
+    with server.client() as admin:
+        key = tenant_key(admin)
+    with server.client(key) as client:
+        previous = secret_of(client)
+        current = client.post("/v1/webhooks/secret/rotate").json()["data"]["key"]
+    for path in server.data_dir.glob("pixelgate.db*"):  # the database, its journal and WAL
+        stored = path.read_bytes()
+        assert b"whsec_" not in stored and current.encode() not in stored
+    server.stop()
+    server.env["PIXELGATE_PROVIDER_KEYS_SECRET"] = f"{new}, {old}"
+    server.start()
+    with server.client() as admin:
+        rotated = admin.post("/v1/admin/provider-keys/rotate")
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["data"]["webhook_secrets"] >= 1
+    server.stop()
+    server.env["PIXELGATE_PROVIDER_KEYS_SECRET"] = new  # the old vault key dropped
+    server.start()
+    with server.client(key) as client:
+        assert secret_of(client) == current
+        assert client.post(GENERATE, json={**FAST, "webhook": receiver.url}).status_code == 200
+    (delivery,) = receiver.wait_for(1)
+    StandardWebhook(current).verify(delivery.body, delivery.headers)
+    StandardWebhook(previous).verify(delivery.body, delivery.headers)  # still in its overlap
+    server.stop()
 
 
 def test_invalid_webhook_fields_are_refused_naming_them(client: httpx.Client) -> None:

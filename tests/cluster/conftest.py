@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cryptography.fernet import Fernet
 from moto.server import ThreadedMotoServer
 
 from tests.cluster.services import (
@@ -79,6 +80,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Itera
         "PIXELGATE_STORAGE_URL": f"s3://{BUCKET}/results",
         "PIXELGATE_S3_ENDPOINT_URL": s3_url,
         "PIXELGATE_SECRET_KEY": "cluster-test-secret-0123456789",
+        # tenants' own provider keys and webhook secrets: the same Fernet key everywhere
+        "PIXELGATE_PROVIDER_KEYS_SECRET": Fernet.generate_key().decode(),
         "PIXELGATE_MODELS_DIR": str(models_dir),
         "PIXELGATE_LEASE_SECONDS": "3",
         "PIXELGATE_REQUEUE_AFTER_SECONDS": "3",

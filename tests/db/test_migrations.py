@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
@@ -210,3 +211,50 @@ def test_0014_marks_the_jobs_that_have_a_webhook(blank_database: Database) -> No
     with database.engine.connect() as connection:
         rows = connection.execute(text("SELECT id, has_webhook FROM jobs ORDER BY id")).all()
     assert [tuple(row) for row in rows] == [("job_hooked", True), ("job_plain", False)]
+
+
+def test_0015_encrypts_the_webhook_secrets_it_finds_in_clear(
+    blank_database: Database, tmp_path: Path
+) -> None:
+    from pixelgate.service.provider_keys import KeyVault
+
+    database = blank_database
+    upgrade(database, "0013")
+    current, previous = "whsec_" + "A" * 43 + "=", "whsec_" + "B" * 43 + "="
+    at = {"at": "2026-03-04 10:00:00"}
+    with database.engine.begin() as connection:
+        for tenant_id in ("t1", "t2"):
+            connection.execute(
+                text(
+                    "INSERT INTO tenants (id, name, created_at, cache_policy)"
+                    " VALUES (:id, 'T', :at, 'free')"
+                ),
+                {"id": tenant_id, **at},
+            )
+        connection.execute(
+            text(
+                "INSERT INTO webhook_secrets (tenant_id, key, previous_key, created_at,"
+                " rotated_at) VALUES ('t1', :key, :previous, :at, :at),"
+                " ('t2', :previous, NULL, :at, NULL)"
+            ),
+            {"key": current, "previous": previous, **at},
+        )
+    with pytest.raises(RuntimeError, match="encrypts the stored webhook signing secrets"):
+        upgrade(database)  # no cipher: refused, and nothing changed
+    vault = KeyVault([], kept_in=tmp_path / "provider_keys_secret")
+
+    upgrade(database, cipher=vault)
+
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT tenant_id, ciphertext, previous_ciphertext FROM webhook_secrets"
+                " ORDER BY tenant_id"
+            )
+        ).all()
+    assert [row[0] for row in rows] == ["t1", "t2"]
+    assert not any("whsec_" in str(value) for row in rows for value in row)
+    (_, t1, t1_previous), (_, t2, t2_previous) = rows
+    assert vault.decrypt(t1, what="t1") == current
+    assert vault.decrypt(t1_previous, what="t1") == previous
+    assert (vault.decrypt(t2, what="t2"), t2_previous) == (previous, None)

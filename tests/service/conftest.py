@@ -251,6 +251,6 @@ def services(
         TenantEraser(db, files, tenants, access, clock),
         collaborators,
         webhooks,
-        WebhookSecrets(db, clock),
+        WebhookSecrets(db, clock, vault),
     )
     db.dispose()

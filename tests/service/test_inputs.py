@@ -162,3 +162,23 @@ def test_tasks_need_the_right_inputs_and_capabilities(services: Services) -> Non
                 image=ImageUpload("image", data=picture()),
             ),
         )
+
+
+def test_a_refused_request_deletes_its_inputs_but_not_one_another_request_holds(
+    services: Services,
+) -> None:
+    shared, own = ImageUpload("image", picture()), ImageUpload("mask", picture(size=(8, 8)))
+    inputs, blobs = services.inputs, services.blobs
+    with pytest.raises(LookupError), inputs.kept_if_accepted():  # accepted later, say
+        held = inputs.accept(CALLER, shared).blob_key
+        with pytest.raises(LookupError), inputs.kept_if_accepted():  # refused meanwhile
+            assert inputs.accept(CALLER, shared).blob_key == held
+            only_its_own = inputs.accept(CALLER, own).blob_key
+            raise LookupError("over budget")
+        assert blobs.exists(held) and not blobs.exists(only_its_own)
+        raise LookupError("refused too")
+    assert not blobs.exists(held)
+
+    with inputs.kept_if_accepted():  # accepted: its inputs stay, for its job to record
+        accepted = inputs.accept(CALLER, shared).blob_key
+    assert blobs.exists(accepted)

@@ -627,9 +627,9 @@ export interface paths {
         put?: never;
         /**
          * Rotate Provider Keys
-         * @description Encrypt every tenant's own provider key again under the first key of
-         *     `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one kept after it);
-         *     then the old key can be dropped.
+         * @description Encrypt every tenant's own provider keys and webhook signing secrets again under the
+         *     first key of `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one
+         *     kept after it); then the old key can be dropped.
          */
         post: operations["admin_rotate_provider_keys"];
         delete?: never;
@@ -1713,6 +1713,11 @@ export interface components {
              * @description Stored keys encrypted again under the first secret key.
              */
             rotated: number;
+            /**
+             * Webhook Secrets
+             * @description Tenants' webhook signing secrets encrypted again under the first secret key.
+             */
+            webhook_secrets: number;
         };
         /**
          * RouteTryPublic

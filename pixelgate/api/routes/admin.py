@@ -87,10 +87,12 @@ def erase_tenant(tenant_id: str, runtime: RuntimeDep, _: GlobalAdmin) -> Envelop
 
 @router.post("/provider-keys/rotate", response_model=Envelope[ProviderKeysRotated])
 def rotate_provider_keys(runtime: RuntimeDep, _: GlobalAdmin) -> Envelope[ProviderKeysRotated]:
-    """Encrypt every tenant's own provider key again under the first key of
-    `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one kept after it);
-    then the old key can be dropped."""
-    return Envelope(data=ProviderKeysRotated(rotated=runtime.tenants.keys.rotate()))
+    """Encrypt every tenant's own provider keys and webhook signing secrets again under the
+    first key of `PIXELGATE_PROVIDER_KEYS_SECRET` (after a new key was put first, the old one
+    kept after it); then the old key can be dropped."""
+    rotated = runtime.tenants.keys.rotate()
+    webhook_secrets = runtime.webhook_secrets.reencrypt()
+    return Envelope(data=ProviderKeysRotated(rotated=rotated, webhook_secrets=webhook_secrets))
 
 
 @router.post("/keys", response_model=Envelope[KeyCreated], status_code=201)
