@@ -219,7 +219,7 @@ def test_0015_encrypts_the_webhook_secrets_it_finds_in_clear(
     from pixelgate.service.provider_keys import KeyVault
 
     database = blank_database
-    upgrade(database, "0013")
+    upgrade(database, "0014")  # SQLite does not roll back DDL: the refusal is 0015's own
     current, previous = "whsec_" + "A" * 43 + "=", "whsec_" + "B" * 43 + "="
     at = {"at": "2026-03-04 10:00:00"}
     with database.engine.begin() as connection:
