@@ -232,10 +232,12 @@ class Runtime:
             timeout_seconds=settings.webhook_timeout_seconds,
             retry_window=timedelta(seconds=settings.webhook_retry_seconds),
             backoff_seconds=settings.webhook_backoff_seconds,
+            concurrency=settings.webhook_concurrency,
         )
         # every process sends (API replicas and workers alike); claims keep each delivery to one
         self.webhook_loop = PassLoop("webhooks", self.webhook_sender.send_due)
         self.webhooks.on_added = self.webhook_loop.wake
+        self.webhook_sender.on_finished = self.webhook_loop.wake
         self.metrics.watch(
             jobs_by_state=store.counts_by_state,
             queue_depth=lambda: self.queue.depth,

@@ -243,6 +243,9 @@ class Settings(BaseSettings):
     together."""
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)
     """How long one delivery may take (connecting, sending, the answer)."""
+    webhook_concurrency: int = Field(default=8, ge=1)
+    """Tries each process sends at once (one job's deliveries still go one at a time, in
+    order), so a slow receiver holds one place rather than every other delivery."""
     # --- end of webhooks ---
 
     # --- safety and background removal (issue 5) ---

@@ -9,12 +9,20 @@ else (another status, no answer in time, a refused address) is recorded as a try
 after a backoff that doubles (capped at `MAX_BACKOFF`), with jitter, until the retry window
 (a day by default) is over: then it is marked failed, and the job's next delivery may go.
 A sender that dies mid-try leaves its claim to lapse: another sends the delivery again, under
-the same `webhook-id` (at least once)."""
+the same `webhook-id` (at least once).
+
+Tries run side by side, up to `concurrency` at once in each process, each in a thread of its
+own, so a receiver that takes its whole timeout holds one place, not every other tenant's
+deliveries behind it. A pass claims only as many as there are free places (a claim never waits
+for a place while its lease runs), and never one of a job that has a try in flight here. On
+`close`, the tries in flight finish (up to the timeout); one still running after that keeps its
+claim, which lapses for another sender to try again."""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,6 +80,7 @@ class WebhookSender:
         timeout_seconds: float,
         retry_window: timedelta,
         backoff_seconds: float,
+        concurrency: int,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -80,7 +89,15 @@ class WebhookSender:
         self._body = body
         self._retry_window = retry_window
         self._backoff = backoff_seconds
+        self._timeout = timeout_seconds
         self._claim = timedelta(seconds=max(60.0, 3 * timeout_seconds))
+        self._concurrency = concurrency
+        self._changed = threading.Condition()
+        self._in_flight: dict[int, str] = {}
+        """Delivery (seq) → its job, for each try running here."""
+        self._closing = False
+        self.on_finished: Callable[[], None] = lambda: None
+        """Called after each try (a place is free, and the job's next delivery may go)."""
         # one client for every delivery, its connections kept alive per receiver
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout_seconds),
@@ -89,10 +106,26 @@ class WebhookSender:
         )
 
     def close(self) -> None:
-        self._client.close()
+        """Take no more; let the tries in flight finish (up to the timeout and a second)."""
+        with self._changed:
+            self._closing = True
+            self._changed.wait_for(lambda: not self._in_flight, self._timeout + 1.0)
+            left = len(self._in_flight)
+        if left:
+            log.warning("%d webhook tries still in flight at shutdown: their claims lapse", left)
+        else:
+            self._client.close()
 
     def send_due(self) -> int:
-        """One pass: send the deliveries whose time has come. Returns how many were tried."""
+        """One pass: start the deliveries whose time has come, as many as there are free
+        places. Returns how many were started."""
+        with self._changed:
+            if self._closing:
+                return 0
+            free = self._concurrency - len(self._in_flight)
+            busy = set(self._in_flight.values())
+        if free <= 0:
+            return 0  # a finished try wakes the loop
         now = self._clock.now()
         earlier = aliased(WebhookDelivery)
         before_it = exists().where(
@@ -101,7 +134,7 @@ class WebhookSender:
             earlier.seq < WebhookDelivery.seq,
         )
         query = (
-            select(WebhookDelivery.seq)
+            select(WebhookDelivery.seq, WebhookDelivery.job_id)
             .where(
                 WebhookDelivery.state == PENDING,
                 WebhookDelivery.next_attempt_at <= now,
@@ -112,13 +145,38 @@ class WebhookSender:
             .limit(SEND_PASS)
         )
         with self._db.session() as session:
-            due = list(session.scalars(query))
-        tried = 0
-        for seq in due:
-            if self._claimed(seq):
-                self._try(seq)
-                tried += 1
-        return tried
+            due = session.execute(query).all()
+        started = 0
+        for seq, job_id in due:
+            if started == free:
+                break
+            # a try running here whose claim lapsed (a slow one) is not started twice
+            if job_id in busy or not self._claimed(seq):
+                continue
+            busy.add(job_id)
+            with self._changed:
+                self._in_flight[seq] = job_id
+            threading.Thread(
+                target=self._send, args=(seq,), name="pixelgate-webhook", daemon=True
+            ).start()
+            started += 1
+        return started
+
+    def _send(self, seq: int) -> None:
+        """One try in its own thread; its place is given back however it ends. A try that
+        fails unrecorded (the database went away) keeps its claim until it lapses."""
+        try:
+            self._try(seq)
+        except Exception:
+            log.exception("webhook delivery %d: the try failed unrecorded", seq)
+        finally:
+            with self._changed:
+                del self._in_flight[seq]
+                closed = self._closing and not self._in_flight
+                self._changed.notify_all()
+            if closed:
+                self._client.close()  # the last try that outlived `close`
+            self.on_finished()
 
     def _claimed(self, seq: int) -> bool:
         """Take the delivery for one try; False when another sender holds it or it is done."""

@@ -1,8 +1,10 @@
 """Signed webhooks end to end: a real server POSTs a job's events to a receiver on loopback
 (allowed by `PIXELGATE_WEBHOOK_ALLOWED_HOSTS`), signed as Standard Webhooks says (checked with
 the `standardwebhooks` library itself and with pixelgate's own `verify_webhook`), in order,
-retried under the same webhook-id, durable across a restart; and a webhook to a loopback
-address is refused where the operator has not allowed it."""
+retried under the same webhook-id, durable across a restart, several jobs' deliveries side by
+side (a slow receiver holds one place of `PIXELGATE_WEBHOOK_CONCURRENCY`, never another job's
+delivery); and a webhook to a loopback address is refused where the operator has not allowed
+it."""
 
 from __future__ import annotations
 
@@ -22,19 +24,29 @@ from standardwebhooks import Webhook as StandardWebhook
 import pixelgate
 from tests.conftest import Server, free_port
 from tests.helpers import GENERATE, error_of, png_size, tenant_key, wait_for
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import WebhookReceiver, hooked_batch, statuses_by_job
 
 FAST = {"model": "local/tiny", "prompt": "a red circle", "width": 64, "height": 64, "num_steps": 2}
 LOOPBACK = {
     "PIXELGATE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     "PIXELGATE_WEBHOOK_BACKOFF_SECONDS": "0.2",
 }
+AT_ONCE = 3
+"""The hooked server's `PIXELGATE_WEBHOOK_CONCURRENCY`."""
+EVENTS = ["queued", "running", "succeeded"]
 
 
 @pytest.fixture(scope="module")
 def hooked(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[Server]:
-    """A server that may send webhooks to 127.0.0.1, retrying quickly."""
-    server = Server(tmp_path_factory.mktemp("hooks") / "data", models_dir, **LOOPBACK).start()
+    """A server that may send webhooks to 127.0.0.1, retrying quickly, `AT_ONCE` at a time,
+    waiting 30 s for an answer."""
+    server = Server(
+        tmp_path_factory.mktemp("hooks") / "data",
+        models_dir,
+        **LOOPBACK,
+        PIXELGATE_WEBHOOK_CONCURRENCY=str(AT_ONCE),
+        PIXELGATE_WEBHOOK_TIMEOUT_SECONDS="30",  # no held try times out while a test holds it
+    ).start()
     yield server
     server.stop()
 
@@ -52,6 +64,15 @@ def client(hooked: Server) -> Iterator[httpx.Client]:
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as running:
         yield running
+
+
+def until(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def secret_of(client: httpx.Client) -> str:
@@ -339,3 +360,70 @@ def test_background_removal_checks_its_webhook_fields(client: httpx.Client) -> N
         files={"image": ("in.png", picture.getvalue(), "image/png")},
     )
     assert error_of(response)["param"] == "webhook_events.1"
+
+
+def test_a_receiver_that_hangs_does_not_hold_another_job_s_delivery(client: httpx.Client) -> None:
+    with WebhookReceiver(hold=8) as slow, WebhookReceiver() as fast:
+        client.post(GENERATE, json={**FAST, "webhook": slow.url})
+        assert until(lambda: slow.held == 1, 30), slow.received  # its try hangs
+        client.post(GENERATE, json={**FAST, "webhook": fast.url})
+        (delivery,) = fast.wait_for(1, timeout=6)  # one at a time: after the 8 s hang
+        assert slow.held == 1  # it came while the other still hung
+        assert delivery.document["type"] == "job.succeeded"
+        slow.release()
+        (held,) = slow.wait_for(1)
+    assert held.document["type"] == "job.succeeded"
+
+
+def test_no_more_tries_are_under_way_at_once_than_the_setting(client: httpx.Client) -> None:
+    with WebhookReceiver(hold=60) as slow:
+        requests = hooked_batch(FAST, slow.url, 5, label="bound")
+        created = client.post("/v1/inference/images/batch", json=requests)
+        assert created.status_code == 202, created.text
+        assert until(lambda: slow.held == AT_ONCE, 25), slow.received
+        time.sleep(1.0)  # time for another try to start, were one let through
+        assert slow.held == AT_ONCE and len(slow.received) == AT_ONCE
+        for item in slow.received:  # each the first try of its delivery, still under way
+            job_id = item.document["data"]["id"]
+            (record,) = client.get(f"/v1/jobs/{job_id}/webhooks").json()["data"]
+            assert record["id"] == item.webhook_id and record["attempts"] == []
+        slow.release()
+        taken = slow.wait_for(5)
+    assert slow.most_at_once == AT_ONCE
+    assert len({item.webhook_id for item in taken}) == 5
+
+
+def test_each_job_s_deliveries_keep_their_order_while_jobs_go_side_by_side(
+    client: httpx.Client,
+) -> None:
+    with WebhookReceiver(hold=0.3) as receiver:
+        requests = hooked_batch(FAST, receiver.url, 4, label="order", events=EVENTS)
+        created = client.post("/v1/inference/images/batch", json=requests)
+        assert created.status_code == 202, created.text
+        taken = receiver.wait_for(4 * len(EVENTS))
+    by_job = statuses_by_job(taken)
+    assert len(by_job) == 4 and all(events == EVENTS for events in by_job.values()), by_job
+    assert len(receiver.received) == 4 * len(EVENTS)
+    assert receiver.most_at_once > 1  # jobs went side by side
+    assert receiver.most_of_one_job == 1  # one job's never did
+
+
+def test_a_try_under_way_at_shutdown_finishes_and_is_not_sent_again(
+    make_server: Callable[..., Server],
+) -> None:
+    server = make_server(**LOOPBACK).start()
+    with WebhookReceiver(hold=2) as slow:
+        with server.client() as admin:
+            job_id = admin.post(GENERATE, json={**FAST, "webhook": slow.url}).json()["data"][
+                "job_id"
+            ]
+        assert until(lambda: slow.held == 1, 30), slow.received
+        server.stop()  # while the receiver holds the try
+        assert slow.held == 0  # answered before the process ended
+        server.start()
+        time.sleep(1.0)  # time for a second try, were the first one lost
+        with server.client() as admin:
+            (record,) = admin.get(f"/v1/jobs/{job_id}/webhooks").json()["data"]
+    assert record["state"] == "delivered"
+    assert [a["status_code"] for a in record["attempts"]] == [204]
+    assert len(slow.received) == 1

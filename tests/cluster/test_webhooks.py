@@ -5,14 +5,14 @@ whichever process sends it."""
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 
 import httpx
 from standardwebhooks import Webhook as StandardWebhook
 
 from tests.cluster.conftest import Cluster
 from tests.cluster.test_batches import FAST, tenant_key
-from tests.webhook_receiver import WebhookReceiver
+from tests.webhook_receiver import WebhookReceiver, hooked_batch, statuses_by_job
 
 EVENTS = ["queued", "running", "succeeded"]
 
@@ -27,11 +27,8 @@ def test_each_delivery_is_sent_once_in_order_across_processes(cluster: Cluster) 
     )
     secret = two.get("/v1/webhooks/secret").json()["data"]["key"]
     with WebhookReceiver(failures=1) as receiver:
-        requests = [
-            {**FAST, "prompt": f"hooked {index}", "webhook": receiver.url, "webhook_events": EVENTS}
-            for index in range(4)
-        ]
-        batch = one.post("/v1/inference/images/batch", json={"requests": requests})
+        requests = hooked_batch(FAST, receiver.url, 4, label="hooked", events=EVENTS)
+        batch = one.post("/v1/inference/images/batch", json=requests)
         assert batch.status_code == 202, batch.text
         single = two.post(
             "/v1/inference/images/generate",
@@ -46,10 +43,9 @@ def test_each_delivery_is_sent_once_in_order_across_processes(cluster: Cluster) 
     # every delivery tried exactly twice: the failed try and the one taken, never more
     tries = Counter(item.webhook_id for item in received)
     assert len(tries) == 5 * len(EVENTS) and set(tries.values()) == {2}, tries
-    by_job: dict[str, list[str]] = defaultdict(list)
     for item in taken:
         StandardWebhook(secret).verify(item.body, item.headers)
-        by_job[item.document["data"]["id"]].append(item.document["data"]["status"])
+    by_job = statuses_by_job(taken)
     assert len(by_job) == 5
     assert all(statuses == EVENTS for statuses in by_job.values()), by_job
     job_id = single.json()["data"]["id"]
