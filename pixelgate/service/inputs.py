@@ -82,6 +82,8 @@ class InputImages:
             self._release(stored, delete=refused)
 
     def _release(self, stored: list[str], *, delete: bool) -> None:
+        if not stored:  # most requests (every generate) store no input: no lock taken
+            return
         with self._lock:
             for key in stored:
                 self._held[key] -= 1
