@@ -13,13 +13,16 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select
 
 from pixelgate.clock import as_utc
 from pixelgate.db.tables import Job
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 JOB_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
+
+TIMES_OF_JOB = select(Job.model, Job.started_at, Job.finished_at).where(Job.id == bindparam("b_id"))
+"""What the finish hook reads of a job the store did not return (a database without RETURNING)."""
 
 
 class Metrics:
@@ -59,17 +62,17 @@ class Metrics:
         self.latency.labels(method, route).observe(seconds)
 
     def on_job_finished(
-        self, session: Session, job_id: str, status: str, values: dict[str, Any]
+        self, connection: Connection, job_id: str, status: str, values: dict[str, Any]
     ) -> None:
         """A job-store finish hook; reads the job only when the store did not return it."""
         model, started, finished = (
             values.get(name) for name in ("model", "started_at", "finished_at")
         )
         if model is None:
-            job = session.get(Job, job_id)
-            if job is None:
+            row = connection.execute(TIMES_OF_JOB, {"b_id": job_id}).first()
+            if row is None:
                 return
-            model, started, finished = job.model, job.started_at, finished or job.finished_at
+            model, started, finished = row.model, row.started_at, finished or row.finished_at
         if started is None or finished is None:
             return
         seconds = (as_utc(finished) - as_utc(started)).total_seconds()

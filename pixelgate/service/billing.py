@@ -14,10 +14,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Insert, Update, bindparam, insert, select, update
+from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from pixelgate.catalog import ImageOptions, ModelSpec
 from pixelgate.catalog.spec import find_price, lookup_price
@@ -41,6 +40,7 @@ _ACCOUNT = (
     ACCOUNTS.c.tenant_id == bindparam("b_tenant"),
     ACCOUNTS.c.period == bindparam("b_period"),
 )
+ACCOUNT = select(ACCOUNTS.c.spent, ACCOUNTS.c.reserved).where(*_ACCOUNT)
 RESERVE = (
     update(ACCOUNTS).where(*_ACCOUNT).values(reserved=ACCOUNTS.c.reserved + bindparam("b_amount"))
 )
@@ -191,7 +191,14 @@ class Billing:
     # -- inside a job's own transaction ---------------------------------------------------
 
     def reserve(
-        self, session: Session, *, tenant: Tenant, job_id: str, model: str, amount: int, images: int
+        self,
+        connection: Connection,
+        *,
+        tenant: Tenant,
+        job_id: str,
+        model: str,
+        amount: int,
+        images: int,
     ) -> None:
         """Hold `amount` against every budget of the tenant, or refuse the whole request."""
         month = month_of(self._clock.now())
@@ -199,13 +206,13 @@ class Billing:
         if tenant.budget_total is None and tenant.budget_monthly is None and self._returning:
             # no limit to keep: both accounts in one statement; one not made yet is made here
             both = {"b_tenant": tenant.id, "b_month": month, "b_amount": amount}
-            held = set(session.scalars(RESERVE_BOTH, both))
+            held = set(connection.scalars(RESERVE_BOTH, both))
             for period in {TOTAL, month} - held:
-                _ensure_account(session, tenant.id, period)
+                _ensure_account(connection, tenant.id, period)
                 one = {"b_tenant": tenant.id, "b_period": period, "b_amount": amount}
-                if not _changed(session, RESERVE, one):
+                if not _changed(connection, RESERVE, one):
                     raise RuntimeError(f"budget account {tenant.id}/{period} is missing")
-            session.execute(INSERT_ENTRY, entry)
+            connection.execute(INSERT_ENTRY, entry)
             return
         for period, limit in ((TOTAL, tenant.budget_total), (month, tenant.budget_monthly)):
             statement = RESERVE if limit is None else RESERVE_WITHIN
@@ -216,23 +223,24 @@ class Billing:
                 "b_limit": limit,
             }
             # the account usually exists: it is made (once per period) only when none matched
-            if _changed(session, statement, values) or (
-                _ensure_account(session, tenant.id, period) and _changed(session, statement, values)
+            if _changed(connection, statement, values) or (
+                _ensure_account(connection, tenant.id, period)
+                and _changed(connection, statement, values)
             ):
                 continue
-            account = session.get(BudgetAccount, (tenant.id, period))
-            assert account is not None and limit is not None
+            account = connection.execute(ACCOUNT, {"b_tenant": tenant.id, "b_period": period}).one()
+            assert limit is not None
             remaining = max(0, limit - account.spent - account.reserved)
             which = "total" if period == TOTAL else f"monthly ({period})"
             raise BudgetExceeded(
                 f"Budget exceeded: this request costs {format_money(amount)} and "
                 f"{format_money(remaining)} remains of the {which} budget"
             )
-        session.execute(INSERT_ENTRY, entry)
+        connection.execute(INSERT_ENTRY, entry)
 
     def finish(
         self,
-        session: Session,
+        connection: Connection,
         job_id: str,
         *,
         produced: int,
@@ -246,7 +254,7 @@ class Billing:
         `served_by`: the model that made the images and its price per image, for a job that
         reserved for the dearest of several (a fallback route): it pays that model's price for
         what it made, never more than it reserved, and the settlement and usage name it."""
-        entries = session.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
+        entries = connection.execute(ENTRIES_OF_JOB, {"job_id": job_id}).all()
         reservation = next((entry for entry in entries if entry.kind == "reserve"), None)
         settled = next((entry for entry in entries if entry.kind == "settle"), None)
         if settled is not None:
@@ -259,7 +267,7 @@ class Billing:
         if served_by is not None:
             model, price = served_by
             spent = min(price * produced, reservation.amount)
-        session.execute(  # the total account and the month's, alike
+        connection.execute(  # the total account and the month's, alike
             SETTLE,
             {
                 "b_tenant": reservation.tenant_id,
@@ -274,8 +282,8 @@ class Billing:
         if spent < reservation.amount:
             refund = reservation.amount - spent
             rows.append(self._row(*args, "refund", refund, reservation.images - produced, *tail))
-        session.execute(INSERT_ENTRY, rows)
-        session.execute(
+        connection.execute(INSERT_ENTRY, rows)
+        connection.execute(
             self._add_usage,
             {
                 "tenant_id": reservation.tenant_id,
@@ -289,21 +297,28 @@ class Billing:
         return spent
 
     def charge(
-        self, session: Session, *, tenant: Tenant, job_id: str, model: str, amount: int, images: int
+        self,
+        connection: Connection,
+        *,
+        tenant: Tenant,
+        job_id: str,
+        model: str,
+        amount: int,
+        images: int,
     ) -> int:
         """Reserve `amount` for `images` and settle them at once, for a job recorded as already
         ended (a cache hit served as it is accepted), whose row no ending update will write:
         the cost is written to it here. Returns the cost."""
         self.reserve(
-            session, tenant=tenant, job_id=job_id, model=model, amount=amount, images=images
+            connection, tenant=tenant, job_id=job_id, model=model, amount=amount, images=images
         )
-        spent = self.finish(session, job_id, produced=images)
+        spent = self.finish(connection, job_id, produced=images)
         if spent:
-            session.execute(SET_JOB_COST, {"b_job": job_id, "b_cost": spent})
+            connection.execute(SET_JOB_COST, {"b_job": job_id, "b_cost": spent})
         return spent
 
     def on_job_ending(
-        self, session: Session, job_id: str, status: JobStatus, values: dict[str, Any]
+        self, connection: Connection, job_id: str, status: JobStatus, values: dict[str, Any]
     ) -> dict[str, Any]:
         """The job store's end hook: a success pays for what it made, anything else for
         nothing. Returns the job's cost, which the update that ends the job writes."""
@@ -314,7 +329,7 @@ class Billing:
         served_by = None
         if status == JobStatus.SUCCEEDED and isinstance(route, JobRoute) and route.tries:
             served_by = (route.tries[-1].model, route.price)  # the try that served it
-        return {"cost": self.finish(session, job_id, produced=produced, served_by=served_by)}
+        return {"cost": self.finish(connection, job_id, produced=produced, served_by=served_by)}
 
     # -- reports --------------------------------------------------------------------------
 
@@ -387,18 +402,18 @@ class Billing:
         }
 
 
-def _changed(session: Session, statement: Update, values: dict[str, Any]) -> bool:
+def _changed(connection: Connection, statement: Update, values: dict[str, Any]) -> bool:
     """Run a conditional update of one row; whether it matched."""
-    return bool(session.execute(statement, values).rowcount == 1)  # type: ignore[attr-defined]
+    return connection.execute(statement, values).rowcount == 1
 
 
-def _ensure_account(session: Session, tenant_id: str, period: str) -> bool:
+def _ensure_account(connection: Connection, tenant_id: str, period: str) -> bool:
     """Make the account if it is missing; True when it was missing (the caller tries again)."""
-    if session.get(BudgetAccount, (tenant_id, period)) is not None:
+    if connection.execute(ACCOUNT, {"b_tenant": tenant_id, "b_period": period}).first():
         return False
     try:
-        with session.begin_nested():
-            session.execute(
+        with connection.begin_nested():
+            connection.execute(
                 insert(BudgetAccount).values(
                     tenant_id=tenant_id, period=period, spent=0, reserved=0
                 )

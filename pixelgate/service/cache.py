@@ -26,12 +26,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, and_, bindparam, or_, select
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.job_records import JobInputs, JobResult
+from pixelgate.db.rows import from_row, table
 from pixelgate.db.tables import Job, StoredFile, Tenant
 from pixelgate.errors import Conflict
 from pixelgate.service.billing import Billing
@@ -43,6 +43,9 @@ IN_FLIGHT = (JobStatus.QUEUED, JobStatus.RUNNING)
 FOLLOW_FIRST_PAUSE = 0.02
 FOLLOW_MAX_PAUSE = 0.5
 """How often a request that waits for an identical one in flight looks at it again."""
+
+TENANTS = table(Tenant)
+TENANT_BY_ID = select(TENANTS).where(TENANTS.c.id == bindparam("b_id"))
 
 
 def follow_pauses() -> Iterator[float]:
@@ -76,7 +79,7 @@ class ServedHit:
     result: JobResult
     """The job's result: the earlier job's, pointing at the job's own file records over the
     same stored bytes."""
-    record: Callable[[Session], int]
+    record: Callable[[Connection], int]
     """To run in the transaction that records the job's success: records those files and bills
     the hit under the tenant's cache policy; returns what the hit cost (micros)."""
 
@@ -171,26 +174,27 @@ class ResultCache:
             ),
         )
 
-        def record(session: Session) -> int:
+        def record(connection: Connection) -> int:
             # the images copied must still exist as this commits: a deletion of one (which
             # deletes its blob once no file uses it) is then either committed before, and
             # this fails, or waits for this (the rows are locked for share on PostgreSQL;
             # SQLite runs one writer at a time) and sees the copies
-            kept = session.scalars(
+            kept = connection.scalars(
                 select(StoredFile.id).where(StoredFile.id.in_(sources)).with_for_update(read=True)
             ).all()
             if len(set(kept)) < len(set(sources)):
                 raise _gone()
-            session.add_all(copies)
-            tenant = session.get(Tenant, tenant_id)
+            self._files.record(connection, copies)
+            row = connection.execute(TENANT_BY_ID, {"b_id": tenant_id}).first()
+            tenant = None if row is None else from_row(Tenant, row)
             charged = tenant is not None and tenant.cache_policy == "charge"
             images = len(copies)
             if price is None:
-                return self._billing.finish(session, job_id, produced=images if charged else 0)
+                return self._billing.finish(connection, job_id, produced=images if charged else 0)
             if charged and price * images > 0:
                 assert tenant is not None
                 return self._billing.charge(
-                    session, tenant=tenant, job_id=job_id, model=hit.model,
+                    connection, tenant=tenant, job_id=job_id, model=hit.model,
                     amount=price * images, images=images,
                 )  # fmt: skip
             return 0

@@ -218,7 +218,7 @@ class JobExecutor:
                 job_id,
                 to=JobStatus.SUCCEEDED,
                 held_by=self.worker_id,
-                within=lambda session: self._files.record(session, stored),
+                within=lambda connection: self._files.record(connection, stored),
                 result=result,
                 **routed,
             )

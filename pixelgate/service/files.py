@@ -9,8 +9,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from datetime import timedelta
 
-from sqlalchemy import Select, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
@@ -101,14 +100,14 @@ class FileService:
         return self._retention if days is None else timedelta(days=days)
 
     def save(self, records: list[StoredFile]) -> None:
-        with self._db.session() as session:
-            self.record(session, records)
+        with self._db.connection(writes=True) as connection:
+            self.record(connection, records)
         self.saved(records)
 
-    def record(self, session: Session, records: list[StoredFile]) -> None:
+    def record(self, connection: Connection, records: list[StoredFile]) -> None:
         """Insert the records in the caller's transaction (call `saved` once it commits)."""
         if records:
-            session.execute(INSERT_FILE, [values_of(record) for record in records])
+            connection.execute(INSERT_FILE, [values_of(record) for record in records])
 
     def saved(self, records: list[StoredFile]) -> None:
         """Records just committed (by `save` or in another's transaction): kept a while in

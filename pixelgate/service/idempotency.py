@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, insert
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pixelgate.service.jobs import ImageCommand
 
 MAX_KEY_LENGTH = 255
+INSERT_KEY = insert(IdempotencyKey)
 
 
 def request_fingerprint(command: ImageCommand) -> str:
@@ -69,15 +70,16 @@ class IdempotencyKeys:
         return record.job_id
 
     def record(
-        self, session: Session, *, tenant_id: str, key: str, fingerprint: str, job_id: str
+        self, connection: Connection, *, tenant_id: str, key: str, fingerprint: str, job_id: str
     ) -> None:
         """Within the job's own transaction: a concurrent duplicate fails the whole insert."""
-        session.add(
-            IdempotencyKey(
-                tenant_id=tenant_id,
-                key=key,
-                request_hash=fingerprint,
-                job_id=job_id,
-                created_at=self._clock.now(),
-            )
+        connection.execute(
+            INSERT_KEY,
+            {
+                "tenant_id": tenant_id,
+                "key": key,
+                "request_hash": fingerprint,
+                "job_id": job_id,
+                "created_at": self._clock.now(),
+            },
         )

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import (
     ClauseElement,
     ColumnElement,
+    Connection,
     Executable,
     bindparam,
     func,
@@ -25,7 +26,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
@@ -47,12 +47,12 @@ class JobStatus(StrEnum):
         return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
-EndHook = Callable[[Session, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
+EndHook = Callable[[Connection, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
 """Called inside the transaction that ends a job, before the update that ends it: (session, job
 id, final status, the values it sets). What it returns is set by the same update (billing: the
 job's cost), so one statement writes the job's row; what it writes stands or falls with the
 ending (the transaction is rolled back when the job does not move)."""
-FinishHook = Callable[[Session, str, "JobStatus", dict[str, Any]], None]
+FinishHook = Callable[[Connection, str, "JobStatus", dict[str, Any]], None]
 """Called inside the transaction that ends a job, once it has ended: (session, job id, final
 status, values); the values are those set, plus the job's `model` and `started_at` where the
 database returned them."""
@@ -71,9 +71,10 @@ class RecordedEvent:
     a hook reads what it needs."""
 
 
-EventHook = Callable[[Session, RecordedEvent], None]
-"""Called inside the transaction that records an event of a job; the webhook outbox adds its
-deliveries here."""
+EventHook = Callable[[Connection, RecordedEvent], Callable[[], None] | None]
+"""Called inside the transaction that records an event of a job; what it returns is called
+once that transaction has committed. The webhook outbox adds its deliveries here, and wakes its
+sender once they are committed."""
 ProgressHook = Callable[["Job", int, int], None]
 """Called when a job's progress is published: (the job, step, total)."""
 
@@ -104,19 +105,23 @@ CLAIM = (
     )
 )
 CLAIM_RETURNING = CLAIM.returning(*JOBS.c)
+JOB_BY_ID = select(JOBS).where(JOBS.c.id == bindparam("b_id"))
 
 
 class _NotMoved(Exception):
     """The job is not in a state to move: what its transaction wrote is rolled back."""
 
 
-def _add_event(session: Session, job_id: str, kind: str, data: dict[str, Any], at: datetime) -> int:
+def _add_event(
+    connection: Connection, job_id: str, kind: str, data: dict[str, Any], at: datetime
+) -> int:
     """Record an event of the job; returns its id."""
-    result = session.execute(
+    result = connection.execute(
         INSERT_EVENT, {"job_id": job_id, "type": kind, "data": data, "created_at": at}
     )
-    (event_id,) = result.inserted_primary_key  # type: ignore[attr-defined]
-    return int(event_id)
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 class JobStore:
@@ -147,7 +152,7 @@ class JobStore:
         job: Job,
         *,
         event_data: dict[str, Any] | None = None,
-        within: Callable[[Session], None] | None = None,
+        within: Callable[[Connection], None] | None = None,
         claimed_by: str | None = None,
         lease_until: datetime | None = None,
     ) -> None:
@@ -167,30 +172,40 @@ class JobStore:
             job.started_at = now
             job.attempts += 1
             events.append((str(job.status), {"attempt": job.attempts}))
-        with self._db.session(writes=True) as session:
-            session.execute(INSERT_JOB, values_of(job))
+        with self._db.connection(writes=True) as connection:
+            connection.execute(INSERT_JOB, values_of(job))
             keys = job.inputs.blob_keys if job.inputs is not None else set()
             if keys:  # which jobs need a blob (`service.erasure`)
                 rows = [{"job_id": job.id, "blob_key": key} for key in sorted(keys)]
-                session.execute(INSERT_INPUT_BLOB, rows)
+                connection.execute(INSERT_INPUT_BLOB, rows)
             if within is not None:
-                within(session)
+                within(connection)
+            committed: list[Callable[[], None]] = []
             recorded = [
                 (
                     kind,
                     details,
-                    self._add_event(session, RecordedEvent(job.id, kind, details, now, job)),
+                    self._add_event(
+                        connection, RecordedEvent(job.id, kind, details, now, job), committed
+                    ),
                 )
                 for kind, details in events
             ]
         for kind, details, event_id in recorded:
             self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
+        for then in committed:
+            then()
 
-    def _add_event(self, session: Session, event: RecordedEvent) -> int:
-        """Record an event of the job, and run the event hooks in its transaction."""
-        event_id = _add_event(session, event.job_id, event.kind, event.data, event.at)
+    def _add_event(
+        self, connection: Connection, event: RecordedEvent, committed: list[Callable[[], None]]
+    ) -> int:
+        """Record an event of the job, and run the event hooks in its transaction; what they
+        ask to be called once it commits is added to `committed`."""
+        event_id = _add_event(connection, event.job_id, event.kind, event.data, event.at)
         for hook in self._on_event:
-            hook(session, event)
+            then = hook(connection, event)
+            if then is not None:
+                committed.append(then)
         return event_id
 
     def load(self, job_id: str) -> Job | None:
@@ -206,7 +221,7 @@ class JobStore:
         event_data: dict[str, Any] | None = None,
         held_by: str | None = None,
         conditions: Collection[ColumnElement[bool]] = (),
-        within: Callable[[Session], object] | None = None,
+        within: Callable[[Connection], object] | None = None,
         **values: Any,
     ) -> bool:
         """Move the job to `to` if it is in one of `allowed_from` (and, with `held_by`, still
@@ -232,7 +247,7 @@ class JobStore:
         to: JobStatus,
         held_by: str,
         event_data: dict[str, Any] | None = None,
-        within: Callable[[Session], object] | None = None,
+        within: Callable[[Connection], object] | None = None,
         **values: Any,
     ) -> Job | None:
         """End a running job that `held_by` still holds (`transition` to a terminal state);
@@ -260,7 +275,7 @@ class JobStore:
         event_data: dict[str, Any] | None,
         held_by: str | None,
         conditions: Collection[ColumnElement[bool]] = (),
-        within: Callable[[Session], object] | None,
+        within: Callable[[Connection], object] | None,
         values: dict[str, Any],
     ) -> tuple[bool, Job | None]:
         """`transition`'s work: whether the job moved and, for a terminal move on a database
@@ -272,26 +287,27 @@ class JobStore:
             values.setdefault("lease_expires_at", None)
         returning = to.is_terminal and self._returning
         snapshot: Job | None = None
+        committed: list[Callable[[], None]] = []
         try:
-            with self._db.session(writes=True) as session:
+            with self._db.connection(writes=True) as connection:
                 # what comes with the move is written first, and the update that moves the job
                 # sets what the end hooks add: one statement on the job's row
                 if within is not None:
-                    within(session)
+                    within(connection)
                 if to.is_terminal:
                     for hook in self._on_end:
-                        values.update(hook(session, job_id, to, values) or {})
+                        values.update(hook(connection, job_id, to, values) or {})
                 statement, params = self._transition_statement(
                     job_id, to, allowed_from, held_by, conditions, values, returning=returning
                 )
                 if returning:
                     # the ended job comes back with the update: the finish hooks and whoever
                     # waits in this process read it from here, not from another query
-                    row = session.execute(statement, params).one_or_none()
+                    row = connection.execute(statement, params).one_or_none()
                     if row is None:
                         raise _NotMoved
                     snapshot = from_row(Job, row)
-                elif session.execute(statement, params).rowcount != 1:  # type: ignore[attr-defined]
+                elif connection.execute(statement, params).rowcount != 1:
                     raise _NotMoved
                 if to.is_terminal:
                     ended = values
@@ -302,12 +318,14 @@ class JobStore:
                             "started_at": snapshot.started_at,
                         }
                     for hook in self._on_finish:
-                        hook(session, job_id, to, ended)
+                        hook(connection, job_id, to, ended)
                 recorded = RecordedEvent(job_id, str(to), data, self._clock.now(), snapshot)
-                event_id = self._add_event(session, recorded)
+                event_id = self._add_event(connection, recorded, committed)
         except _NotMoved:
             return False, None
         self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
+        for then in committed:
+            then()
         return True, snapshot
 
     def _transition_statement(
@@ -359,18 +377,24 @@ class JobStore:
         """Move a queued job to running, leased to `worker_id`, and return it as claimed; None
         when it is not queued (already taken, finished or canceled: a duplicate delivery)."""
         values = {"b_id": job_id, "b_worker": worker_id, "b_now": now, "b_until": lease_until}
-        with self._db.session(writes=True) as session:
+        committed: list[Callable[[], None]] = []
+        with self._db.connection(writes=True) as connection:
             if self._returning:
-                row = session.execute(CLAIM_RETURNING, values).one_or_none()
-                job = None if row is None else from_row(Job, row)
+                row = connection.execute(CLAIM_RETURNING, values).one_or_none()
             else:
-                changed = session.execute(CLAIM, values)
-                job = session.get(Job, job_id) if changed.rowcount == 1 else None  # type: ignore[attr-defined]
-            if job is None:
+                changed = connection.execute(CLAIM, values)
+                row = None
+                if changed.rowcount == 1:
+                    row = connection.execute(JOB_BY_ID, {"b_id": job_id}).one()
+            if row is None:
                 return None
+            job = from_row(Job, row)
             data = {"attempt": job.attempts}
-            event_id = self._add_event(session, RecordedEvent(job_id, job.status, data, now, job))
+            recorded = RecordedEvent(job_id, job.status, data, now, job)
+            event_id = self._add_event(connection, recorded, committed)
         self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
+        for then in committed:
+            then()
         return job
 
     def renew_lease(self, job_id: str, worker_id: str, until: datetime) -> tuple[bool, bool]:

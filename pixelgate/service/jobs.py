@@ -17,8 +17,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from anyio import to_thread
 from PIL import Image
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from pixelgate.catalog import (
     OPTION_FAMILIES,
@@ -382,14 +382,14 @@ class JobService:
         # 5. money, reserved in the job's own transaction: for the dearest model that may serve
         cost = plan.reservation(price)
 
-        def within(session: Session) -> None:
+        def within(connection: Connection) -> None:
             if cost > 0 or own_key:
                 rules.billing.reserve(
-                    session, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
+                    connection, tenant=tenant, job_id=job.id, model=spec.id, amount=cost,
                     images=options.n,
                 )  # fmt: skip
-            self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
-            self._subscribe(session, job, command)
+            self._record_idempotency(connection, tenant.id, command, fingerprint, job.id)
+            self._subscribe(connection, job, command)
 
         # the model that serves may not be the one asked for: is it this process's to run?
         claim = claim and self._queue.runs_here(spec.id)
@@ -498,10 +498,10 @@ class JobService:
         job.started_at = job.finished_at = now
         job.result = served.result
 
-        def within(session: Session) -> None:
-            job.cost = served.record(session)  # written to the row too, by the settlement
-            self._record_idempotency(session, tenant.id, command, fingerprint, job.id)
-            self._subscribe(session, job, command)
+        def within(connection: Connection) -> None:
+            job.cost = served.record(connection)  # written to the row too, by the settlement
+            self._record_idempotency(connection, tenant.id, command, fingerprint, job.id)
+            self._subscribe(connection, job, command)
 
         try:
             self._store.create(job, event_data={"cached": True}, within=within)
@@ -539,7 +539,7 @@ class JobService:
 
     def _record_idempotency(
         self,
-        session: Session,
+        connection: Connection,
         tenant_id: str,
         command: ImageCommand,
         fingerprint: str,
@@ -547,17 +547,17 @@ class JobService:
     ) -> None:
         if command.idempotency_key is not None:
             self._policies.idempotency.record(
-                session,
+                connection,
                 tenant_id=tenant_id,
                 key=command.idempotency_key,
                 fingerprint=fingerprint,
                 job_id=job_id,
             )
 
-    def _subscribe(self, session: Session, job: Job, command: ImageCommand) -> None:
+    def _subscribe(self, connection: Connection, job: Job, command: ImageCommand) -> None:
         """Record the request's webhook with its new job, before the job's first event."""
         if command.webhook is not None and self._policies.webhooks is not None:
-            self._policies.webhooks.subscribe(session, job.id, job.tenant_id, command.webhook)
+            self._policies.webhooks.subscribe(connection, job.id, job.tenant_id, command.webhook)
 
     def _idempotency_winner(
         self, tenant_id: str, command: ImageCommand, fingerprint: str

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, insert, select
 
 from pixelgate.clock import Clock
 from pixelgate.db import Database
@@ -44,6 +43,7 @@ _REMEMBERED = 1024
 DELIVERIES = table(WebhookDelivery)
 INSERT_DELIVERY = insert(DELIVERIES)
 WEBHOOKS = table(JobWebhook)
+INSERT_WEBHOOK = insert(WEBHOOKS)
 WEBHOOK_OF_JOB = select(WEBHOOKS.c.url, WEBHOOKS.c.tenant_id, WEBHOOKS.c.events).where(
     WEBHOOKS.c.job_id == bindparam("job_id")
 )
@@ -84,26 +84,32 @@ class WebhookOutbox:
         """Refuse a request's webhook that pixelgate may not send to (400 naming `webhook`)."""
         self.targets.check(webhook.url)
 
-    def subscribe(self, session: Session, job_id: str, tenant_id: str, webhook: Webhook) -> None:
+    def subscribe(
+        self, connection: Connection, job_id: str, tenant_id: str, webhook: Webhook
+    ) -> None:
         """Record a new job's webhook, in the job's own transaction (before its first event)."""
-        session.add(
-            JobWebhook(
-                job_id=job_id, tenant_id=tenant_id, url=webhook.url,
-                events=list(webhook.events), base_url=webhook.base_url,
-            )
+        connection.execute(
+            INSERT_WEBHOOK,
+            {
+                "job_id": job_id, "tenant_id": tenant_id, "url": webhook.url,
+                "events": list(webhook.events), "base_url": webhook.base_url,
+            },
         )  # fmt: skip
-        session.flush()
 
-    def on_job_event(self, session: Session, event: RecordedEvent) -> None:
-        """The job store's event hook: add a delivery when the job's webhook wants the event.
-        With the job's record at hand, a job without a webhook costs nothing."""
+    def on_job_event(
+        self, connection: Connection, event: RecordedEvent
+    ) -> Callable[[], None] | None:
+        """The job store's event hook: add a delivery when the job's webhook wants the event;
+        returns what wakes the sender once the delivery is committed. With the job's record at
+        hand, a job without a webhook costs nothing."""
         if event.job is not None and not event.job.has_webhook:
-            return
-        webhook = session.execute(WEBHOOK_OF_JOB, {"job_id": event.job_id}).first()
+            return None
+        webhook = connection.execute(WEBHOOK_OF_JOB, {"job_id": event.job_id}).first()
         if webhook is None or event.kind not in webhook.events:
-            return
+            return None
         target = _Target(webhook.url, webhook.tenant_id)
-        self._add(session, target, event.job_id, event.kind, event.data, event.at)
+        self._add(connection, target, event.job_id, event.kind, event.data, event.at)
+        return self.on_added
 
     def on_progress(self, job: Job, step: int, total: int) -> None:
         """The job store's progress hook: a progress delivery now and then, when wanted. A
@@ -124,9 +130,10 @@ class WebhookOutbox:
         target = known[0] if known is not None else self._progress_target(job_id)
         if target is not None:
             # the writer's turn only for a job whose webhook wants progress: most jobs have none
-            with self._db.session(writes=True) as session:
+            with self._db.connection(writes=True) as connection:
                 data = {"step": step, "total": total}
-                self._add(session, target, job_id, "progress", data, self._clock.now())
+                self._add(connection, target, job_id, "progress", data, self._clock.now())
+            self.on_added()
         with self._lock:
             self._progress[job_id] = (target, now)
             self._progress.move_to_end(job_id)
@@ -143,14 +150,14 @@ class WebhookOutbox:
 
     def _add(
         self,
-        session: Session,
+        connection: Connection,
         target: _Target,
         job_id: str,
         kind: str,
         data: dict[str, Any],
         at: datetime,
     ) -> None:
-        session.execute(
+        connection.execute(
             INSERT_DELIVERY,
             {
                 "id": "msg_" + secrets.token_hex(12),
@@ -167,7 +174,6 @@ class WebhookOutbox:
                 "finished_at": None,
             },
         )
-        event.listen(session, "after_commit", lambda _: self.on_added(), once=True)
 
     # -- reading --------------------------------------------------------------------------
 

@@ -178,3 +178,38 @@ def test_readiness_notices_a_database_locked_by_another_process(
 def test_sqlite_is_in_wal_mode_so_readers_never_block_on_a_writer(database: Database) -> None:
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_units_of_work_that_write_run_on_one_connection(database: Database) -> None:
+    """SQLite: every unit of work that says it writes, Core or ORM, runs on the process's one
+    writer connection, whose page cache no other connection's commit makes stale."""
+    seen = []
+    for _ in range(3):
+        with database.connection(writes=True) as connection:
+            connection.execute(text("INSERT INTO t VALUES (4)"))
+            seen.append(connection.connection.driver_connection)
+        with database.session(writes=True) as session:
+            session.execute(text("INSERT INTO t VALUES (5)"))
+            seen.append(session.connection().connection.driver_connection)
+    assert len({id(driver) for driver in seen}) == 1
+    with database.connection() as connection:  # a read: a pooled connection of its own
+        assert connection.connection.driver_connection is not seen[0]
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 7
+
+
+@pytest.mark.parametrize("unit", ["connection", "session"])
+def test_a_unit_of_work_on_the_writer_that_raises_leaves_nothing_and_the_next_commits(
+    database: Database, unit: str
+) -> None:
+    def write(value: int, *, fail: bool) -> None:
+        work = database.connection if unit == "connection" else database.session
+        with work(writes=True) as connection:
+            connection.execute(text("INSERT INTO t VALUES (:value)"), {"value": value})
+            if fail:
+                raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError):
+        write(8, fail=True)
+    write(9, fail=False)
+    with database.connection() as connection:
+        assert connection.execute(text("SELECT x FROM t ORDER BY x")).scalars().all() == [1, 9]

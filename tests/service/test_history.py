@@ -253,8 +253,8 @@ def test_a_hit_whose_source_is_deleted_meanwhile_is_refused_not_half_made(
 
     history.delete_file("default", images_of(first)[0].file_id)
 
-    with pytest.raises(Conflict), services.db.session() as session:
-        served.record(session)
+    with pytest.raises(Conflict), services.db.connection(writes=True) as connection:
+        served.record(connection)
     with pytest.raises(Conflict):
         cache.serve(hit, tenant_id="default", job_id=first.id, price=None)
 

@@ -112,9 +112,9 @@ def test_settlements_of_one_day_and_model_at_once_all_count(services: Services) 
 
     def settle(job_id: str) -> None:
         try:
-            with services.db.session() as session:
+            with services.db.connection() as connection:
                 start.wait(5)
-                services.billing.finish(session, job_id, produced=1)
+                services.billing.finish(connection, job_id, produced=1)
         except BaseException as exc:
             errors.append(exc)
 
