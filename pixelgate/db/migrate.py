@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from importlib import resources
-from typing import Protocol
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -37,12 +37,22 @@ def upgrade(database: Database, revision: str = "head", *, cipher: Cipher | None
     config.attributes[CIPHER] = cipher
     with database.engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
+        driver: Any = connection.connection.driver_connection  # sqlite3's, on SQLite
+        isolation = driver.isolation_level if sqlite else None
         if sqlite:
-            # SQLite alters a table by rebuilding it; references to it must not block that
+            # Python's sqlite3 opens a transaction before DML only, so DDL would commit as it
+            # runs and a migration failing midway would leave a half-built schema (a rebuilt
+            # table's `_alembic_tmp_` copy) behind: it opens none, and the BEGIN below holds
+            # every statement of the upgrade, DDL included
+            driver.isolation_level = None
+            # SQLite alters a table by rebuilding it; references to it must not block that (a
+            # pragma that only takes effect outside a transaction)
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()  # the pragma only takes effect outside a transaction
+            connection.commit()  # SQLAlchemy's own transaction, begun by the pragma
         try:
             with connection.begin():
+                if sqlite:
+                    connection.exec_driver_sql("BEGIN")
                 if connection.dialect.name == "postgresql":
                     # replicas starting together migrate one at a time
                     connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7274283)")
@@ -52,3 +62,4 @@ def upgrade(database: Database, revision: str = "head", *, cipher: Cipher | None
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+                driver.isolation_level = isolation  # back to the pool as it came

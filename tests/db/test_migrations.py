@@ -219,7 +219,7 @@ def test_0015_encrypts_the_webhook_secrets_it_finds_in_clear(
     from pixelgate.service.provider_keys import KeyVault
 
     database = blank_database
-    upgrade(database, "0014")  # SQLite does not roll back DDL: the refusal is 0015's own
+    upgrade(database, "0014")
     current, previous = "whsec_" + "A" * 43 + "=", "whsec_" + "B" * 43 + "="
     at = {"at": "2026-03-04 10:00:00"}
     with database.engine.begin() as connection:
@@ -258,3 +258,42 @@ def test_0015_encrypts_the_webhook_secrets_it_finds_in_clear(
     assert vault.decrypt(t1, what="t1") == current
     assert vault.decrypt(t1_previous, what="t1") == previous
     assert (vault.decrypt(t2, what="t2"), t2_previous) == (previous, None)
+
+
+def test_an_upgrade_that_fails_midway_leaves_the_database_as_it_was(
+    blank_database: Database, tmp_path: Path
+) -> None:
+    """SQLite included, whose driver runs DDL outside a transaction unless told: 0014 (a table
+    rebuilt) then 0015 refusing must leave neither 0014's change nor a half-built table, and
+    the next start (with what 0015 needs) upgrades."""
+    from pixelgate.service.provider_keys import KeyVault
+
+    database = blank_database
+    upgrade(database, "0013")
+    with database.engine.begin() as connection:
+        tenant_and_jobs(connection, "job_one")
+        connection.execute(
+            text(
+                "INSERT INTO webhook_secrets (tenant_id, key, previous_key, created_at,"
+                " rotated_at) VALUES ('t1', :key, NULL, '2026-03-04 10:00:00', NULL)"
+            ),
+            {"key": "whsec_" + "A" * 43 + "="},
+        )
+    with pytest.raises(RuntimeError, match="encrypts the stored webhook signing secrets"):
+        upgrade(database)  # 0014 runs, then 0015 refuses: no cipher
+
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            ("0013",)
+        ]
+        tables = set(inspect(connection).get_table_names())
+        assert not [name for name in tables if name.startswith("_alembic_tmp")]
+        columns = {column["name"] for column in inspect(connection).get_columns("jobs")}
+        assert "has_webhook" not in columns  # 0014's change went with the failure
+        assert connection.execute(text("SELECT id FROM jobs")).all() == [("job_one",)]
+
+    upgrade(database, cipher=KeyVault([], kept_in=tmp_path / "provider_keys_secret"))
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            ("0015",)
+        ]

@@ -46,7 +46,7 @@ def upgrade() -> None:
     rows = connection.execute(
         sa.select(SECRETS.c.tenant_id, SECRETS.c.key, SECRETS.c.previous_key)
     ).all()
-    cipher = _cipher() if rows else None  # refused before any change (SQLite's DDL commits)
+    cipher = _cipher() if rows else None  # refused before any change
     with op.batch_alter_table("webhook_secrets", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ciphertext", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("previous_ciphertext", sa.Text(), nullable=True))
