@@ -231,8 +231,11 @@ def rotate_keys(url: str | None, api_key: str | None) -> None:
     new key first in PIXELGATE_PROVIDER_KEYS_SECRET, the old one after it, restart, run this,
     then drop the old one)."""
     with open_client(url, api_key) as client:
-        rotated = client.admin.rotate_provider_keys()
-    click.echo(f"{rotated} provider keys encrypted under the first secret key")
+        rotation = client.admin.rotate_provider_keys()
+    click.echo(
+        f"{rotation['rotated']} provider keys and {rotation['webhook_secrets']} webhook signing "
+        "secrets encrypted under the first secret key"
+    )
 
 
 @tenants.command("list")

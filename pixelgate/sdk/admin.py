@@ -83,11 +83,10 @@ class Admin:
         """Back to the server's key for `provider` (none, with `own_keys_only`)."""
         return self.update_tenant(tenant_id, provider_keys={provider: None})
 
-    def rotate_provider_keys(self) -> int:
-        """Encrypt every stored provider key again under the server's first secret key; how
-        many there are."""
-        answer = data_object(self._transport.request("POST", ROTATE_PROVIDER_KEYS))
-        return int(answer["rotated"])
+    def rotate_provider_keys(self) -> dict[str, Any]:
+        """Encrypt every stored provider key and webhook signing secret again under the
+        server's first secret key; how many of each (`rotated`, `webhook_secrets`)."""
+        return data_object(self._transport.request("POST", ROTATE_PROVIDER_KEYS))
 
     def create_key(
         self,
@@ -149,9 +148,8 @@ class AsyncAdmin:
     async def remove_provider_key(self, tenant_id: str, provider: str) -> dict[str, Any]:
         return await self.update_tenant(tenant_id, provider_keys={provider: None})
 
-    async def rotate_provider_keys(self) -> int:
-        answer = data_object(await self._transport.request("POST", ROTATE_PROVIDER_KEYS))
-        return int(answer["rotated"])
+    async def rotate_provider_keys(self) -> dict[str, Any]:
+        return data_object(await self._transport.request("POST", ROTATE_PROVIDER_KEYS))
 
     async def create_key(
         self,

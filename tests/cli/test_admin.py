@@ -113,8 +113,12 @@ def test_a_tenants_own_provider_key_from_standard_input_never_printed(server: Se
     code, out = set_key("nope", "sk-0123456789")
     assert code != 0 and "provider_keys.nope" in out and "openai" in out
 
+    code, out, _ = run(server, "webhooks", "secret")  # the default tenant's, made now
+    assert code == 0 and "whsec_" in out, out
     code, out, _ = run(server, "tenants", "rotate-keys")
-    assert code == 0 and "provider keys encrypted under the first secret key" in out
+    assert code == 0 and (
+        "2 provider keys and 1 webhook signing secrets encrypted under the first secret key" in out
+    ), out
     code, out = set_key("openai", "--remove", "--json")
     assert code == 0, out
     assert list(json.loads(out)["provider_keys"]) == ["stability"]
