@@ -233,6 +233,7 @@ class Runtime:
             retry_window=timedelta(seconds=settings.webhook_retry_seconds),
             backoff_seconds=settings.webhook_backoff_seconds,
             concurrency=settings.webhook_concurrency,
+            per_receiver=settings.webhook_concurrency_per_receiver,
         )
         # every process sends (API replicas and workers alike); claims keep each delivery to one
         self.webhook_loop = PassLoop("webhooks", self.webhook_sender.send_due)

@@ -246,6 +246,10 @@ class Settings(BaseSettings):
     webhook_concurrency: int = Field(default=8, ge=1)
     """Tries each process sends at once (one job's deliveries still go one at a time, in
     order), so a slow receiver holds one place rather than every other delivery."""
+    webhook_concurrency_per_receiver: int = Field(default=4, ge=1)
+    """Of those, the most that go to one receiver (a scheme, host and port) at once, so that
+    one tenant's slow receiver never holds every place and the other tenants' deliveries wait
+    behind it."""
     # --- end of webhooks ---
 
     # --- safety and background removal (issue 5) ---

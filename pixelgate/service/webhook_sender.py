@@ -12,7 +12,8 @@ A sender that dies mid-try leaves its claim to lapse: another sends the delivery
 the same `webhook-id` (at least once).
 
 Tries run side by side, up to `concurrency` at once in each process, each in a thread of its
-own, so a receiver that takes its whole timeout holds one place, not every other tenant's
+own, and at most `per_receiver` of them to one receiver (a scheme, host and port), so a
+receiver that takes its whole timeout holds a few places, never every other tenant's
 deliveries behind it. A pass claims only as many as there are free places (a claim never waits
 for a place while its lease runs), and never one of a job that has a try in flight here. On
 `close`, the tries in flight finish (up to the timeout); one still running after that keeps its
@@ -24,6 +25,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -68,6 +70,21 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    """A try running here: its delivery's job and where it goes."""
+
+    job_id: str
+    url: str
+    receiver: tuple[str, str, int | None]
+
+
+def receiver_of(url: str) -> tuple[str, str, int | None]:
+    """Who answers a webhook URL: its scheme, host and port (paths of one server are one)."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
 class WebhookSender:
     def __init__(
         self,
@@ -81,7 +98,9 @@ class WebhookSender:
         retry_window: timedelta,
         backoff_seconds: float,
         concurrency: int,
+        per_receiver: int | None = None,
     ) -> None:
+        """`per_receiver`: the most tries to one receiver at once (None: `concurrency`)."""
         self._db = db
         self._clock = clock
         self._secrets = secrets
@@ -92,9 +111,10 @@ class WebhookSender:
         self._timeout = timeout_seconds
         self._claim = timedelta(seconds=max(60.0, 3 * timeout_seconds))
         self._concurrency = concurrency
+        self._per_receiver = per_receiver or concurrency
         self._changed = threading.Condition()
-        self._in_flight: dict[int, str] = {}
-        """Delivery (seq) → its job, for each try running here."""
+        self._in_flight: dict[int, _InFlight] = {}
+        """Delivery (seq) → its try, for each try running here."""
         self._closing = False
         self.on_finished: Callable[[], None] = lambda: None
         """Called after each try (a place is free, and the job's next delivery may go)."""
@@ -123,7 +143,13 @@ class WebhookSender:
             if self._closing:
                 return 0
             free = self._concurrency - len(self._in_flight)
-            busy = set(self._in_flight.values())
+            busy = {flight.job_id for flight in self._in_flight.values()}
+            load = Counter(flight.receiver for flight in self._in_flight.values())
+            full = {
+                flight.url
+                for flight in self._in_flight.values()
+                if load[flight.receiver] >= self._per_receiver
+            }
         if free <= 0:
             return 0  # a finished try wakes the loop
         now = self._clock.now()
@@ -134,12 +160,14 @@ class WebhookSender:
             earlier.seq < WebhookDelivery.seq,
         )
         query = (
-            select(WebhookDelivery.seq, WebhookDelivery.job_id)
+            select(WebhookDelivery.seq, WebhookDelivery.job_id, WebhookDelivery.url)
             .where(
                 WebhookDelivery.state == PENDING,
                 WebhookDelivery.next_attempt_at <= now,
                 or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
                 ~before_it,
+                # a full receiver's usual URL: its deliveries must not fill the pass's window
+                WebhookDelivery.url.not_in(full),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.seq)
             .limit(SEND_PASS)
@@ -147,15 +175,19 @@ class WebhookSender:
         with self._db.session() as session:
             due = session.execute(query).all()
         started = 0
-        for seq, job_id in due:
+        for seq, job_id, url in due:
             if started == free:
                 break
+            receiver = receiver_of(url)
+            if load[receiver] >= self._per_receiver:
+                continue
             # a try running here whose claim lapsed (a slow one) is not started twice
             if job_id in busy or not self._claimed(seq):
                 continue
             busy.add(job_id)
+            load[receiver] += 1
             with self._changed:
-                self._in_flight[seq] = job_id
+                self._in_flight[seq] = _InFlight(job_id, url, receiver)
             threading.Thread(
                 target=self._send, args=(seq,), name="pixelgate-webhook", daemon=True
             ).start()

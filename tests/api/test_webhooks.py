@@ -3,8 +3,8 @@
 the `standardwebhooks` library itself and with pixelgate's own `verify_webhook`), in order,
 retried under the same webhook-id, durable across a restart, several jobs' deliveries side by
 side (a slow receiver holds one place of `PIXELGATE_WEBHOOK_CONCURRENCY`, never another job's
-delivery); and a webhook to a loopback address is refused where the operator has not allowed
-it."""
+delivery, and at most `PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER` places); and a webhook to a
+loopback address is refused where the operator has not allowed it."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ LOOPBACK = {
 }
 AT_ONCE = 3
 """The hooked server's `PIXELGATE_WEBHOOK_CONCURRENCY`."""
+ONE_RECEIVER = 2
+"""Its `PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER`."""
 EVENTS = ["queued", "running", "succeeded"]
 
 
@@ -45,6 +47,7 @@ def hooked(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterat
         models_dir,
         **LOOPBACK,
         PIXELGATE_WEBHOOK_CONCURRENCY=str(AT_ONCE),
+        PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER=str(ONE_RECEIVER),
         PIXELGATE_WEBHOOK_TIMEOUT_SECONDS="30",  # no held try times out while a test holds it
     ).start()
     yield server
@@ -375,22 +378,48 @@ def test_a_receiver_that_hangs_does_not_hold_another_job_s_delivery(client: http
     assert held.document["type"] == "job.succeeded"
 
 
-def test_no_more_tries_are_under_way_at_once_than_the_setting(client: httpx.Client) -> None:
-    with WebhookReceiver(hold=60) as slow:
+def test_no_more_tries_are_under_way_at_once_than_the_settings(client: httpx.Client) -> None:
+    """At most `ONE_RECEIVER` to one receiver, `AT_ONCE` in all."""
+    with WebhookReceiver(hold=60) as slow, WebhookReceiver(hold=60) as other:
         requests = hooked_batch(FAST, slow.url, 5, label="bound")
         created = client.post("/v1/inference/images/batch", json=requests)
         assert created.status_code == 202, created.text
-        assert until(lambda: slow.held == AT_ONCE, 25), slow.received
+        assert until(lambda: slow.held == ONE_RECEIVER, 25), slow.received
+        requests = hooked_batch(FAST, other.url, 3, label="other")
+        created = client.post("/v1/inference/images/batch", json=requests)
+        assert created.status_code == 202, created.text
+        assert until(lambda: other.held == AT_ONCE - ONE_RECEIVER, 25), other.received
         time.sleep(1.0)  # time for another try to start, were one let through
-        assert slow.held == AT_ONCE and len(slow.received) == AT_ONCE
+        assert slow.held == ONE_RECEIVER and len(slow.received) == ONE_RECEIVER
+        assert other.held == AT_ONCE - ONE_RECEIVER and len(other.received) == 1
         for item in slow.received:  # each the first try of its delivery, still under way
             job_id = item.document["data"]["id"]
             (record,) = client.get(f"/v1/jobs/{job_id}/webhooks").json()["data"]
             assert record["id"] == item.webhook_id and record["attempts"] == []
         slow.release()
+        other.release()
         taken = slow.wait_for(5)
-    assert slow.most_at_once == AT_ONCE
+        other.wait_for(3)
+    assert slow.most_at_once == ONE_RECEIVER
     assert len({item.webhook_id for item in taken}) == 5
+
+
+def test_a_receiver_that_hangs_for_many_jobs_holds_a_few_places_only(
+    client: httpx.Client,
+) -> None:
+    """A tenant's slow receiver with more jobs than the process has places: another
+    receiver's delivery still goes at once (all of them waited behind it before)."""
+    with WebhookReceiver(hold=60) as slow, WebhookReceiver() as fast:
+        requests = hooked_batch(FAST, slow.url, AT_ONCE + 2, label="hang")
+        created = client.post("/v1/inference/images/batch", json=requests)
+        assert created.status_code == 202, created.text
+        assert until(lambda: slow.held == ONE_RECEIVER, 25), slow.received
+        client.post(GENERATE, json={**FAST, "webhook": fast.url})
+        (delivery,) = fast.wait_for(1, timeout=15)
+        assert slow.held == ONE_RECEIVER  # it came while the slow receiver still hung
+        assert delivery.document["type"] == "job.succeeded"
+        slow.release()
+        slow.wait_for(AT_ONCE + 2)
 
 
 def test_each_job_s_deliveries_keep_their_order_while_jobs_go_side_by_side(
