@@ -16,22 +16,24 @@ ARG TORCH_INDEX
 ARG TORCH_SPEC
 ENV PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md LICENSE ./
+COPY pyproject.toml LICENSE ./
 COPY scripts/install-server scripts/fetch-weights scripts/
 # everything but pixelgate: install-server on a stand-in package of the same name and
-# requirements (a command line that does nothing), then uninstalled; its build files go too, or
-# setuptools would keep the stand-in's (newer) files when it builds the real package
+# requirements (a command line that does nothing, a README of one line: the real one changes
+# with every note and is copied below), then uninstalled; its build files go too, or setuptools
+# would keep the stand-in's (newer) files when it builds the real package
 RUN mkdir -p pixelgate/cli && touch pixelgate/__init__.py pixelgate/cli/__init__.py \
-    && echo 'def main() -> None: pass' > pixelgate/cli/main.py \
+    && echo 'def main() -> None: pass' > pixelgate/cli/main.py && echo pixelgate > README.md \
     && PIXELGATE_TORCH_INDEX="$TORCH_INDEX" PIXELGATE_TORCH_SPEC="$TORCH_SPEC" \
     scripts/install-server /opt/pixelgate/venv /opt/pixelgate/weights "$EXTRAS" \
     && /opt/pixelgate/venv/bin/python -m pip uninstall --quiet --yes pixelgate \
-    && rm -r pixelgate pixelgate.egg-info build
+    && rm -r pixelgate pixelgate.egg-info build README.md
 
 FROM dependencies AS build
 ARG EXTRAS
 ARG TORCH_INDEX
 ARG TORCH_SPEC
+COPY README.md ./
 COPY pixelgate pixelgate
 # pixelgate itself (its requirements are met), and a copy of just its installed files in /staged
 RUN PIXELGATE_TORCH_INDEX="$TORCH_INDEX" PIXELGATE_TORCH_SPEC="$TORCH_SPEC" \
