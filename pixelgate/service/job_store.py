@@ -48,12 +48,12 @@ class JobStatus(StrEnum):
 
 
 EndHook = Callable[[Connection, str, "JobStatus", dict[str, Any]], Mapping[str, Any] | None]
-"""Called inside the transaction that ends a job, before the update that ends it: (session, job
+"""Called inside the transaction that ends a job, before the update that ends it: (connection, job
 id, final status, the values it sets). What it returns is set by the same update (billing: the
 job's cost), so one statement writes the job's row; what it writes stands or falls with the
 ending (the transaction is rolled back when the job does not move)."""
 FinishHook = Callable[[Connection, str, "JobStatus", dict[str, Any]], None]
-"""Called inside the transaction that ends a job, once it has ended: (session, job id, final
+"""Called inside the transaction that ends a job, once it has ended: (connection, job id, final
 status, values); the values are those set, plus the job's `model` and `started_at` where the
 database returned them."""
 
