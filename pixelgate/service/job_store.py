@@ -191,10 +191,10 @@ class JobStore:
                 )
                 for kind, details in events
             ]
-        for kind, details, event_id in recorded:
-            self._bus.publish(JobEventMessage(job.id, kind, details, event_id))
-        for then in committed:
-            then()
+        messages = [
+            JobEventMessage(job.id, kind, details, event_id) for kind, details, event_id in recorded
+        ]
+        self._committed(messages, committed)
 
     def _add_event(
         self, connection: Connection, event: RecordedEvent, committed: list[Callable[[], None]]
@@ -207,6 +207,16 @@ class JobStore:
             if then is not None:
                 committed.append(then)
         return event_id
+
+    def _committed(
+        self, messages: list[JobEventMessage], committed: list[Callable[[], None]]
+    ) -> None:
+        """Once a transaction that recorded events has committed: publish them, then call what
+        the event hooks asked for (`EventHook`)."""
+        for message in messages:
+            self._bus.publish(message)
+        for then in committed:
+            then()
 
     def load(self, job_id: str) -> Job | None:
         with self._db.session() as session:
@@ -323,9 +333,8 @@ class JobStore:
                 event_id = self._add_event(connection, recorded, committed)
         except _NotMoved:
             return False, None
-        self._bus.publish(JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot))
-        for then in committed:
-            then()
+        message = JobEventMessage(job_id, str(to), data, event_id, snapshot=snapshot)
+        self._committed([message], committed)
         return True, snapshot
 
     def _transition_statement(
@@ -392,9 +401,7 @@ class JobStore:
             data = {"attempt": job.attempts}
             recorded = RecordedEvent(job_id, job.status, data, now, job)
             event_id = self._add_event(connection, recorded, committed)
-        self._bus.publish(JobEventMessage(job_id, job.status, data, event_id))
-        for then in committed:
-            then()
+        self._committed([JobEventMessage(job_id, job.status, data, event_id)], committed)
         return job
 
     def renew_lease(self, job_id: str, worker_id: str, until: datetime) -> tuple[bool, bool]:

@@ -79,7 +79,7 @@ class _InFlight:
     receiver: tuple[str, str, int | None]
 
 
-def receiver_of(url: str) -> tuple[str, str, int | None]:
+def _receiver_of(url: str) -> tuple[str, str, int | None]:
     """Who answers a webhook URL: its scheme, host and port (paths of one server are one)."""
     parsed = httpx.URL(url)
     return parsed.scheme, parsed.host, parsed.port
@@ -178,7 +178,7 @@ class WebhookSender:
         for seq, job_id, url in due:
             if started == free:
                 break
-            receiver = receiver_of(url)
+            receiver = _receiver_of(url)
             if load[receiver] >= self._per_receiver:
                 continue
             # a try running here whose claim lapsed (a slow one) is not started twice
