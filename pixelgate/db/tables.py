@@ -245,6 +245,17 @@ class JobInputBlob(Base):
     blob_key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
 
 
+class BlobDeletion(Base):
+    """A blob to delete once `due_at` has passed, if nothing uses it by then: the inputs of a
+    refused request (`InputImages.kept_if_accepted`). Not deleted at once, because another
+    replica's request may have stored the same bytes and not yet recorded its job."""
+
+    __tablename__ = "blob_deletions"
+
+    blob_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class UsageDaily(Base):
     """What a tenant spent and made with one model on one UTC day: the ledger's settlements
     summed as they are written (`Billing.finish`), so usage reports read this, not the ledger."""

@@ -4,7 +4,9 @@ Removed: every job and job event (with its webhook deliveries), every file (reco
 every input image its jobs used, its idempotency keys, its API keys, its own provider keys, its
 webhook signing secret, its ledger entries (they name its jobs) and its usage by day. A blob goes
 only when no remaining file or job input uses it: blobs are content-addressed, so another
-tenant's file (a shared cache hit, the same upload) may hold the same bytes.
+tenant's file (a shared cache hit, the same upload) may hold the same bytes. The inputs of its
+requests that were refused are not among them: they name no tenant, and housekeeping deletes
+them when they are due (`InputImages.kept_if_accepted`).
 
 Kept, because an operator must be able to account for money taken: the tenant's budget
 accounts (`budget_accounts`: what it spent in total and in each month, nothing reserved), and

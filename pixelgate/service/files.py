@@ -9,12 +9,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection
 from datetime import timedelta
 
-from sqlalchemy import Connection, Select, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Insert, Select, bindparam, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.rows import table, values_of
-from pixelgate.db.tables import JobInputBlob, StoredFile
+from pixelgate.db.tables import BlobDeletion, JobInputBlob, StoredFile
 from pixelgate.errors import NotFound, StorageError
 from pixelgate.providers import GeneratedImage
 from pixelgate.service.media import MediaLinks
@@ -28,6 +29,7 @@ INSERT_FILE = insert(FILES)
 SET_EXPIRY = (
     update(FILES).where(FILES.c.id == bindparam("b_id")).values(expires_at=bindparam("b_expires"))
 )
+DELETIONS = table(BlobDeletion)
 SWEEP_BATCH = 500
 """Rows deleted (or rewritten) per transaction by housekeeping and erasure: each transaction
 is short, so a request's write waits at most one batch behind it on SQLite's single writer."""
@@ -35,6 +37,15 @@ is short, so a request's write waits at most one batch behind it on SQLite's sin
 
 def no_override(tenant_id: str) -> float | None:
     return None
+
+
+def schedule_deletion_statement(dialect: str) -> Insert:
+    """Record a blob to delete when due, or move its due time when it is waiting already."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(DELETIONS)
+    return statement.on_conflict_do_update(
+        index_elements=[DELETIONS.c.blob_key], set_={"due_at": statement.excluded.due_at}
+    )
 
 
 def put_blob(blobs: BlobStore, data: bytes, *, what: str) -> str:
@@ -70,6 +81,7 @@ class FileService:
         """The latest records saved by this process, by id, oldest first. A record changes
         by its deletion (`forget`) or a new retention of its tenant (`forget_tenant`)."""
         self._recent_lock = threading.Lock()
+        self._schedule_deletion = schedule_deletion_statement(db.engine.dialect.name)
 
     def store(self, *, tenant_id: str, job_id: str | None, image: GeneratedImage) -> StoredFile:
         record = self.prepare(tenant_id=tenant_id, job_id=job_id, image=image)
@@ -232,6 +244,47 @@ class FileService:
         for key in keys - used:
             self._blobs.delete(key)
         return len(keys - used)
+
+    def delete_unused_blobs_later(self, keys: Collection[str], *, after: timedelta) -> None:
+        """Delete these blobs once `after` has passed, those that nothing uses by then
+        (`delete_due_blobs`, a housekeeping step); a blob waiting already waits from now."""
+        if not keys:
+            return
+        due = self._clock.now() + after
+        rows = [{"blob_key": key, "due_at": due} for key in sorted(keys)]
+        with self._db.connection(writes=True) as connection:
+            connection.execute(self._schedule_deletion, rows)
+
+    def delete_due_blobs(self, *, batch: int = SWEEP_BATCH) -> int:
+        """Delete the blobs whose deletion is due (`delete_unused_blobs_later`) and that nothing
+        uses, `batch` at a time; those in use are kept, and no longer waiting. Returns how many
+        blobs were deleted."""
+        deleted = 0
+        while True:
+            now = self._clock.now()
+            due = (
+                select(DELETIONS.c.blob_key)
+                .where(DELETIONS.c.due_at <= now)
+                .order_by(DELETIONS.c.due_at)
+                .limit(batch)
+            )
+            with self._db.session() as session:
+                keys = list(session.scalars(due))
+            if not keys:
+                break
+            deleted += self.delete_unused_blobs(keys)
+            # after the blobs: a process stopped in between leaves the rows, done again later
+            with self._db.connection(writes=True) as connection:
+                connection.execute(
+                    delete(DELETIONS).where(
+                        DELETIONS.c.blob_key.in_(keys), DELETIONS.c.due_at <= now
+                    )
+                )
+            if len(keys) < batch:
+                break
+        if deleted:
+            log.info("deleted %d blobs that waited for their deletion", deleted)
+        return deleted
 
     def delete(self, tenant_id: str, file_id: str) -> None:
         """Delete a tenant's file: its record, so its links answer 404 at once, then its

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import warnings
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import timedelta
 
 from PIL import Image
 
@@ -25,7 +24,7 @@ from pixelgate.providers import ImageInput
 from pixelgate.providers.masks import has_transparency, read_mask
 from pixelgate.service.access import Principal
 from pixelgate.service.files import FileService, put_blob
-from pixelgate.storage import BlobStore, blob_key
+from pixelgate.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,9 @@ FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 _REQUEST: ContextVar[list[str] | None] = ContextVar("pixelgate_request_inputs", default=None)
 """The blob keys of the inputs stored for the request being accepted (`kept_if_accepted`)."""
+REFUSED_INPUTS_KEPT = timedelta(minutes=10)
+"""How long the inputs of a refused request are kept, then deleted unless something uses them:
+far longer than any request takes from storing its inputs to recording its job."""
 
 
 @dataclass(frozen=True)
@@ -52,59 +54,39 @@ class InputImages:
         self._files = files
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
-        self._held: Counter[str] = Counter()
-        """Blobs stored by requests of this process being accepted now, each with how many."""
-        self._lock = threading.Lock()
 
     @contextmanager
     def kept_if_accepted(self) -> Iterator[None]:
         """The inputs stored within the block are one request's: when it raises (the request
-        refused once they were stored: a budget, a concurrency limit, a resize it cannot
-        take), those that nothing else uses are deleted (`FileService.delete_unused_blobs`:
-        no file and no recorded job's inputs hold them; blobs are content-addressed, so
-        another request's may be the same bytes). A blob held by another request of this
-        process, between its store and its job's record, is kept too: a request holds a blob
-        before it stores it, and the deletion runs under the same lock.
-
-        Another process's request that stores the same bytes at the same moment is not seen
-        until its job is recorded: in a cluster two replicas' identical uploads, one refused
-        and one accepted within the same instant, can still lose the accepted one's blob."""
+        refused once they were stored: a budget, a concurrency limit, a resize it cannot take),
+        they are deleted `REFUSED_INPUTS_KEPT` later, those that nothing uses by then
+        (`FileService.delete_unused_blobs_later`). Not at once: blobs are content-addressed,
+        and another request, of this process or of another replica, may have stored the same
+        bytes and not recorded the job that uses them yet."""
         stored: list[str] = []
         token = _REQUEST.set(stored)
-        refused = False
         try:
             yield
         except BaseException:
-            refused = True
+            if stored:
+                self._delete_later(stored)
             raise
         finally:
             _REQUEST.reset(token)
-            self._release(stored, delete=refused)
 
-    def _release(self, stored: list[str], *, delete: bool) -> None:
-        if not stored:  # most requests (every generate) store no input: no lock taken
-            return
-        with self._lock:
-            for key in stored:
-                self._held[key] -= 1
-                if self._held[key] <= 0:
-                    del self._held[key]
-            if not delete:
-                return
-            try:
-                self._files.delete_unused_blobs(set(stored) - set(self._held))
-            except Exception as exc:  # the refusal is the caller's answer, not this
-                log.warning("could not delete a refused request's inputs: %s", exc)
+    def _delete_later(self, stored: list[str]) -> None:
+        try:
+            self._files.delete_unused_blobs_later(set(stored), after=REFUSED_INPUTS_KEPT)
+        except Exception as exc:  # the refusal is the caller's answer, not this
+            log.warning("could not schedule the deletion of a refused request's inputs: %s", exc)
 
     def _put(self, data: bytes, *, what: str) -> str:
-        """Store one input's bytes, held by the request being accepted (`kept_if_accepted`)."""
+        """Store one input's bytes, as the request being accepted's (`kept_if_accepted`)."""
+        key = put_blob(self._blobs, data, what=what)
         stored = _REQUEST.get()
         if stored is not None:
-            key = blob_key(data)
-            with self._lock:
-                self._held[key] += 1
             stored.append(key)
-        return put_blob(self._blobs, data, what=what)
+        return key
 
     def accept(self, principal: Principal, upload: ImageUpload) -> StoredInput:
         """Check and store one input; returns the record kept with the job."""

@@ -103,9 +103,12 @@ class Retention:
         self._retention = retention
 
     def sweep(self, *, batch: int = SWEEP_BATCH) -> tuple[int, int]:
-        """Delete expired files and jobs, `batch` per transaction. Returns (files, jobs)."""
+        """Delete expired files and jobs, `batch` per transaction, and the blobs whose deletion
+        is due (`FileService.delete_due_blobs`). Returns (files, jobs)."""
         files = self._files.sweep_expired(batch=batch)
-        return files, self.sweep_jobs(batch=batch)
+        jobs = self.sweep_jobs(batch=batch)
+        self._files.delete_due_blobs(batch=batch)
+        return files, jobs
 
     def sweep_jobs(self, *, batch: int = SWEEP_BATCH) -> int:
         with self._db.session() as session:

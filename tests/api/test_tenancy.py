@@ -313,7 +313,8 @@ def test_prices_follow_the_catalog_and_tenant_overrides(admin: httpx.Client) -> 
 def test_an_edit_refused_for_its_budget_leaves_no_input_behind(
     make_server: Callable[..., Server],
 ) -> None:
-    """The inputs a refused request stored are deleted, but never one a recorded job uses."""
+    """The inputs a refused request stored are deleted once they are due (not at once: another
+    replica may be storing the same bytes), but never one a recorded job uses."""
     server = make_server().start()
 
     def png(color: tuple[int, int, int]) -> str:
@@ -321,9 +322,12 @@ def test_an_edit_refused_for_its_budget_leaves_no_input_behind(
         Image.new("RGB", (64, 64), color).save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode()
 
+    def database() -> sqlite3.Connection:
+        return sqlite3.connect(server.data_dir / "pixelgate.db")
+
     def stored() -> tuple[set[str], int]:
         blobs = {p.name for p in (server.data_dir / "blobs").rglob("*") if p.is_file()}
-        with sqlite3.connect(server.data_dir / "pixelgate.db") as db:
+        with database() as db:
             [(files,)] = db.execute("SELECT count(*) FROM files").fetchall()
         return blobs, files
 
@@ -345,9 +349,25 @@ def test_an_edit_refused_for_its_budget_leaves_no_input_behind(
         assert refused.status_code == 402, refused.text
         assert refused.json()["error"]["code"] == "BUDGET_EXCEEDED"
 
+    blobs, files = stored()
+    assert files == before[1] and blobs > before[0]  # nothing recorded, nothing deleted yet
+    with database() as db:
+        waiting = {key for (key,) in db.execute("SELECT blob_key FROM blob_deletions")}
+    # every input the refused requests stored waits, the recorded job's among them
+    assert blobs - before[0] <= waiting <= blobs and waiting & before[0]
+    server.stop()
+
+    with database() as db:  # their time comes: the next start's housekeeping deletes them
+        db.execute("UPDATE blob_deletions SET due_at = '2026-01-01 00:00:00.000000'")
+    server.start()
+    deadline = time.monotonic() + 30
+    while stored() != before and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert stored() == before
     job = client.get(f"/v1/jobs/{accepted.json()['data']['job_id']}").json()["data"]
     assert job["status"] == "succeeded"
+    with database() as db:
+        assert db.execute("SELECT count(*) FROM blob_deletions").fetchall() == [(0,)]
     server.stop()
 
 

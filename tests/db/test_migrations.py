@@ -292,7 +292,7 @@ def test_an_upgrade_that_fails_midway_leaves_the_database_as_it_was(
         assert "has_webhook" not in columns  # 0014's change went with the failure
         assert connection.execute(text("SELECT id FROM jobs")).all() == [("job_one",)]
 
-    upgrade(database, cipher=KeyVault([], kept_in=tmp_path / "provider_keys_secret"))
+    upgrade(database, "0015", cipher=KeyVault([], kept_in=tmp_path / "provider_keys_secret"))
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
             ("0015",)

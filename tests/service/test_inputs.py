@@ -8,10 +8,18 @@ import zlib
 
 import pytest
 from PIL import Image
+from sqlalchemy import select
 
-from pixelgate.errors import MustProvideFile, NotFound, PayloadTooLarge, ValidationError
+from pixelgate.db.tables import BlobDeletion
+from pixelgate.errors import (
+    BudgetExceeded,
+    MustProvideFile,
+    NotFound,
+    PayloadTooLarge,
+    ValidationError,
+)
 from pixelgate.service.access import Principal
-from pixelgate.service.inputs import ImageUpload
+from pixelgate.service.inputs import REFUSED_INPUTS_KEPT, ImageUpload, InputImages
 from pixelgate.service.jobs import ImageCommand
 from tests.service.conftest import Services, images_of
 
@@ -164,21 +172,59 @@ def test_tasks_need_the_right_inputs_and_capabilities(services: Services) -> Non
         )
 
 
-def test_a_refused_request_deletes_its_inputs_but_not_one_another_request_holds(
+def test_a_refused_request_s_inputs_are_deleted_later_unless_a_job_uses_them(
     services: Services,
 ) -> None:
-    shared, own = ImageUpload("image", picture()), ImageUpload("mask", picture(size=(8, 8)))
-    inputs, blobs = services.inputs, services.blobs
-    with pytest.raises(LookupError), inputs.kept_if_accepted():  # accepted later, say
-        held = inputs.accept(CALLER, shared).blob_key
-        with pytest.raises(LookupError), inputs.kept_if_accepted():  # refused meanwhile
-            assert inputs.accept(CALLER, shared).blob_key == held
-            only_its_own = inputs.accept(CALLER, own).blob_key
-            raise LookupError("over budget")
-        assert blobs.exists(held) and not blobs.exists(only_its_own)
-        raise LookupError("refused too")
-    assert not blobs.exists(held)
+    """Two replicas store the same bytes; the one whose request is refused must not delete
+    them while the other's job is not recorded yet."""
+    shared, own = picture(), picture(size=(8, 8))
+    blobs, files, clock = services.blobs, services.files, services.clock
+    replica_a = services.inputs
+    replica_b = InputImages(blobs, files, max_bytes=100_000, max_pixels=256 * 256)
 
-    with inputs.kept_if_accepted():  # accepted: its inputs stay, for its job to record
-        accepted = inputs.accept(CALLER, shared).blob_key
+    with replica_a.kept_if_accepted():  # stored, its job not recorded yet
+        held = replica_a.accept(CALLER, ImageUpload("image", shared)).blob_key
+        with pytest.raises(BudgetExceeded), replica_b.kept_if_accepted():
+            assert replica_b.accept(CALLER, ImageUpload("image", shared)).blob_key == held
+            only_its_own = replica_b.accept(CALLER, ImageUpload("mask", own)).blob_key
+            raise BudgetExceeded("over budget")
+        assert blobs.exists(held) and blobs.exists(only_its_own)  # nothing deleted at once
+    job = services.jobs.submit(  # replica A's job, recorded with the shared bytes
+        CALLER,
+        ImageCommand(
+            task="edit", model="test/fixture", options={"prompt": "x"},
+            image=ImageUpload("image", shared),
+        ),
+    )  # fmt: skip
+    assert job.inputs is not None and job.inputs.image is not None
+    assert job.inputs.image.blob_key == held
+
+    clock.advance(REFUSED_INPUTS_KEPT.total_seconds() - 1)
+    assert files.delete_due_blobs() == 0  # not due yet
+    assert blobs.exists(only_its_own)
+
+    clock.advance(1)
+    assert services.retention.sweep() == (0, 0)  # housekeeping's sweep deletes what is due
+    assert not blobs.exists(only_its_own)
+    assert blobs.exists(held)  # the recorded job's
+    with services.db.session() as session:
+        assert session.scalars(select(BlobDeletion)).all() == []  # nothing left waiting
+
+    with replica_a.kept_if_accepted():  # accepted: its inputs are not scheduled at all
+        accepted = replica_a.accept(CALLER, ImageUpload("image", own)).blob_key
+    clock.advance(REFUSED_INPUTS_KEPT.total_seconds())
+    assert files.delete_due_blobs() == 0
     assert blobs.exists(accepted)
+
+
+def test_a_blob_refused_again_waits_from_the_later_refusal(services: Services) -> None:
+    inputs, blobs, clock = services.inputs, services.blobs, services.clock
+    upload = ImageUpload("image", picture())
+    for _ in range(2):
+        with pytest.raises(BudgetExceeded), inputs.kept_if_accepted():
+            key = inputs.accept(CALLER, upload).blob_key
+            raise BudgetExceeded("over budget")
+        clock.advance(REFUSED_INPUTS_KEPT.total_seconds() / 2)
+    assert services.files.delete_due_blobs() == 0 and blobs.exists(key)
+    clock.advance(REFUSED_INPUTS_KEPT.total_seconds() / 2)
+    assert services.files.delete_due_blobs() == 1 and not blobs.exists(key)
