@@ -47,8 +47,10 @@ def test_the_gateway_body_with_dall_e_3(
 @pytest.mark.parametrize("path", [NATIVE, "/v1/images/generations", "/oai/v1/images/generations"])
 def test_the_gateway_body_with_a_local_model(admin: httpx.Client, path: str) -> None:
     """The same body, the model swapped: the size fitted to local/tiny's limits, `hd` as its
-    steps."""
-    response = admin.post(path, json=gateway_body("local/tiny"))
+    steps. The client waits longer than its default 60 s: 8 steps at 256x256 on one torch
+    thread, the first of them starting the shared server's model worker, took 50-60 s while
+    the suite's other workers loaded both cores."""
+    response = admin.post(path, json=gateway_body("local/tiny"), timeout=240)
 
     assert response.status_code == 200, response.text
     body = response.json()
