@@ -234,6 +234,7 @@ class Runtime:
             backoff_seconds=settings.webhook_backoff_seconds,
             concurrency=settings.webhook_concurrency,
             per_receiver=settings.webhook_concurrency_per_receiver,
+            per_tenant=settings.webhook_concurrency_per_tenant,
         )
         # every process sends (API replicas and workers alike); claims keep each delivery to one
         self.webhook_loop = PassLoop("webhooks", self.webhook_sender.send_due)

@@ -250,6 +250,10 @@ class Settings(BaseSettings):
     """Of those, the most that go to one receiver (a scheme, host and port) at once, so that
     one tenant's slow receiver never holds every place and the other tenants' deliveries wait
     behind it."""
+    webhook_concurrency_per_tenant: int = Field(default=4, ge=1)
+    """Of those, the most for one tenant's deliveries at once, whatever receivers they go to, so
+    that a tenant with several slow receivers never holds every place either. Where one tenant
+    sends most of the webhooks, raise it to `webhook_concurrency`."""
     # --- end of webhooks ---
 
     # --- safety and background removal (issue 5) ---

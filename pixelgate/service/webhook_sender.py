@@ -12,12 +12,13 @@ A sender that dies mid-try leaves its claim to lapse: another sends the delivery
 the same `webhook-id` (at least once).
 
 Tries run side by side, up to `concurrency` at once in each process, each in a thread of its
-own, and at most `per_receiver` of them to one receiver (a scheme, host and port), so a
-receiver that takes its whole timeout holds a few places, never every other tenant's
-deliveries behind it. A pass claims only as many as there are free places (a claim never waits
-for a place while its lease runs), and never one of a job that has a try in flight here. On
-`close`, the tries in flight finish (up to the timeout); one still running after that keeps its
-claim, which lapses for another sender to try again."""
+own, at most `per_receiver` of them to one receiver (a scheme, host and port) and at most
+`per_tenant` of them for one tenant, so a receiver that takes its whole timeout holds a few
+places, and a tenant with many such receivers no more than its share: never every other
+tenant's deliveries behind them. A pass claims only as many as there are free places (a claim
+never waits for a place while its lease runs), and never one of a job that has a try in flight
+here. On `close`, the tries in flight finish (up to the timeout); one still running after that
+keeps its claim, which lapses for another sender to try again."""
 
 from __future__ import annotations
 
@@ -72,9 +73,10 @@ class Outcome:
 
 @dataclass(frozen=True)
 class _InFlight:
-    """A try running here: its delivery's job and where it goes."""
+    """A try running here: its delivery's job and tenant, and where it goes."""
 
     job_id: str
+    tenant_id: str
     url: str
     receiver: tuple[str, str, int | None]
 
@@ -99,8 +101,10 @@ class WebhookSender:
         backoff_seconds: float,
         concurrency: int,
         per_receiver: int | None = None,
+        per_tenant: int | None = None,
     ) -> None:
-        """`per_receiver`: the most tries to one receiver at once (None: `concurrency`)."""
+        """`per_receiver`, `per_tenant`: the most tries to one receiver, and for one tenant's
+        deliveries, at once (None: `concurrency`)."""
         self._db = db
         self._clock = clock
         self._secrets = secrets
@@ -112,6 +116,7 @@ class WebhookSender:
         self._claim = timedelta(seconds=max(60.0, 3 * timeout_seconds))
         self._concurrency = concurrency
         self._per_receiver = per_receiver or concurrency
+        self._per_tenant = per_tenant or concurrency
         self._changed = threading.Condition()
         self._in_flight: dict[int, _InFlight] = {}
         """Delivery (seq) → its try, for each try running here."""
@@ -150,6 +155,8 @@ class WebhookSender:
                 for flight in self._in_flight.values()
                 if load[flight.receiver] >= self._per_receiver
             }
+            shares = Counter(flight.tenant_id for flight in self._in_flight.values())
+            full_tenants = {tenant for tenant, held in shares.items() if held >= self._per_tenant}
         if free <= 0:
             return 0  # a finished try wakes the loop
         now = self._clock.now()
@@ -160,14 +167,21 @@ class WebhookSender:
             earlier.seq < WebhookDelivery.seq,
         )
         query = (
-            select(WebhookDelivery.seq, WebhookDelivery.job_id, WebhookDelivery.url)
+            select(
+                WebhookDelivery.seq,
+                WebhookDelivery.job_id,
+                WebhookDelivery.tenant_id,
+                WebhookDelivery.url,
+            )
             .where(
                 WebhookDelivery.state == PENDING,
                 WebhookDelivery.next_attempt_at <= now,
                 or_(WebhookDelivery.claimed_until.is_(None), WebhookDelivery.claimed_until < now),
                 ~before_it,
-                # a full receiver's usual URL: its deliveries must not fill the pass's window
+                # a full receiver's usual URL, a tenant with its share: their deliveries must
+                # not fill the pass's window
                 WebhookDelivery.url.not_in(full),
+                WebhookDelivery.tenant_id.not_in(full_tenants),
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.seq)
             .limit(SEND_PASS)
@@ -175,19 +189,20 @@ class WebhookSender:
         with self._db.session() as session:
             due = session.execute(query).all()
         started = 0
-        for seq, job_id, url in due:
+        for seq, job_id, tenant_id, url in due:
             if started == free:
                 break
             receiver = _receiver_of(url)
-            if load[receiver] >= self._per_receiver:
+            if load[receiver] >= self._per_receiver or shares[tenant_id] >= self._per_tenant:
                 continue
             # a try running here whose claim lapsed (a slow one) is not started twice
             if job_id in busy or not self._claimed(seq):
                 continue
             busy.add(job_id)
             load[receiver] += 1
+            shares[tenant_id] += 1
             with self._changed:
-                self._in_flight[seq] = _InFlight(job_id, url, receiver)
+                self._in_flight[seq] = _InFlight(job_id, tenant_id, url, receiver)
             threading.Thread(
                 target=self._send, args=(seq,), name="pixelgate-webhook", daemon=True
             ).start()

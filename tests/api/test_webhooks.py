@@ -3,8 +3,9 @@
 the `standardwebhooks` library itself and with pixelgate's own `verify_webhook`), in order,
 retried under the same webhook-id, durable across a restart, several jobs' deliveries side by
 side (a slow receiver holds one place of `PIXELGATE_WEBHOOK_CONCURRENCY`, never another job's
-delivery, and at most `PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER` places); and a webhook to a
-loopback address is refused where the operator has not allowed it."""
+delivery, at most `PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER` places, and one tenant's
+receivers at most `PIXELGATE_WEBHOOK_CONCURRENCY_PER_TENANT`); and a webhook to a loopback
+address is refused where the operator has not allowed it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import base64
 import io
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +422,43 @@ def test_a_receiver_that_hangs_for_many_jobs_holds_a_few_places_only(
         assert delivery.document["type"] == "job.succeeded"
         slow.release()
         slow.wait_for(AT_ONCE + 2)
+
+
+def test_a_tenant_with_many_hanging_receivers_holds_its_share_of_places_only(
+    make_server: Callable[..., Server],
+) -> None:
+    """One receiver a place each, but a tenant's deliveries two of the three places at most:
+    its three hanging receivers leave a place for another tenant's delivery."""
+    server = make_server(
+        **LOOPBACK,
+        PIXELGATE_WEBHOOK_CONCURRENCY="3",
+        PIXELGATE_WEBHOOK_CONCURRENCY_PER_RECEIVER="1",
+        PIXELGATE_WEBHOOK_CONCURRENCY_PER_TENANT="2",
+        PIXELGATE_WEBHOOK_TIMEOUT_SECONDS="30",
+    ).start()
+    with server.client() as admin:
+        greedy, other = tenant_key(admin), tenant_key(admin)
+    with ExitStack() as stack:
+        slow = [stack.enter_context(WebhookReceiver(hold=60)) for _ in range(3)]
+        fast = stack.enter_context(WebhookReceiver())
+        first = stack.enter_context(server.client(greedy))
+        second = stack.enter_context(server.client(other))
+        for receiver in slow:
+            made = first.post(GENERATE, json={**FAST, "webhook": receiver.url})
+            assert made.status_code == 200, made.text
+
+        def held() -> int:
+            return sum(receiver.held for receiver in slow)
+
+        assert until(lambda: held() == 2, 25), [len(receiver.received) for receiver in slow]
+        time.sleep(1.0)  # time for the third to start, were it let through
+        assert held() == 2
+        made = second.post(GENERATE, json={**FAST, "webhook": fast.url})
+        assert made.status_code == 200, made.text
+        (delivery,) = fast.wait_for(1, timeout=15)
+        assert held() == 2  # it came while the first tenant's receivers still hung
+        assert delivery.document["type"] == "job.succeeded"
+    server.stop()
 
 
 def test_each_job_s_deliveries_keep_their_order_while_jobs_go_side_by_side(
