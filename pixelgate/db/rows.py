@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 
 from pixelgate.db.tables import Base
 
@@ -53,3 +54,9 @@ def from_row(kind: type[R], row: Row[Any]) -> R:
     """A record from a row of all its table's columns."""
     mapping = row._mapping
     return kind(**{name: mapping[key] for name, key in _columns(kind)})
+
+
+def conflict_insert(target: Table, dialect: str) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT into `target` that can say what a conflict does (`ON CONFLICT`), in the
+    dialect of the database: PostgreSQL's or SQLite's, the two pixelgate runs on."""
+    return postgresql.insert(target) if dialect == "postgresql" else sqlite.insert(target)

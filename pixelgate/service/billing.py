@@ -15,7 +15,6 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Update, bindparam, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from pixelgate.catalog import ImageOptions, ModelSpec
@@ -23,7 +22,7 @@ from pixelgate.catalog.spec import find_price, lookup_price
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
 from pixelgate.db.job_records import JobResult, JobRoute
-from pixelgate.db.rows import table
+from pixelgate.db.rows import conflict_insert, table
 from pixelgate.db.tables import BudgetAccount, Job, LedgerEntry, Tenant, UsageDaily
 from pixelgate.errors import BudgetExceeded, ValidationError
 from pixelgate.service.job_store import JobStatus
@@ -131,8 +130,7 @@ def add_usage_statement(dialect: str) -> Insert:
     it exists (`ON CONFLICT DO UPDATE`, on SQLite and PostgreSQL alike). One statement, so two
     settlements of the same day and model at once both count: the second waits for the first's
     row and adds to it."""
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = make(USAGE)
+    statement = conflict_insert(USAGE, dialect)
     return statement.on_conflict_do_update(
         index_elements=[USAGE.c.tenant_id, USAGE.c.day, USAGE.c.model],
         set_={

@@ -10,11 +10,10 @@ from collections.abc import Callable, Collection
 from datetime import timedelta
 
 from sqlalchemy import Connection, Insert, Select, bindparam, delete, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from pixelgate.clock import Clock, as_utc
 from pixelgate.db import Database
-from pixelgate.db.rows import table, values_of
+from pixelgate.db.rows import conflict_insert, table, values_of
 from pixelgate.db.tables import BlobDeletion, JobInputBlob, StoredFile
 from pixelgate.errors import NotFound, StorageError
 from pixelgate.providers import GeneratedImage
@@ -41,8 +40,7 @@ def no_override(tenant_id: str) -> float | None:
 
 def schedule_deletion_statement(dialect: str) -> Insert:
     """Record a blob to delete when due, or move its due time when it is waiting already."""
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = make(DELETIONS)
+    statement = conflict_insert(DELETIONS, dialect)
     return statement.on_conflict_do_update(
         index_elements=[DELETIONS.c.blob_key], set_={"due_at": statement.excluded.due_at}
     )
