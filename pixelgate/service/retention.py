@@ -92,7 +92,8 @@ def delete_selected_jobs(
 
 
 class Retention:
-    """Housekeeping's retention step: files past `expires_at`, then jobs past retention."""
+    """Housekeeping's retention step: files past `expires_at`, then jobs past retention, then
+    the blobs whose deletion is due (a refused request's inputs)."""
 
     def __init__(
         self, db: Database, files: FileService, clock: Clock, *, retention: timedelta
